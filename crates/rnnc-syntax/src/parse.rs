@@ -1,0 +1,482 @@
+//! pest pairs → AST, in one module, so that pest never escapes this crate.
+
+use crate::ast::*;
+use crate::diagnostic::Diagnostic;
+use crate::source::{FileId, Span};
+use pest::iterators::Pair;
+use pest::pratt_parser::{Assoc, Op, PrattParser};
+use pest::Parser;
+use std::sync::OnceLock;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../../grammar/rnn.pest"]
+struct RnnParser;
+
+/// Parses one source file into an AST, or returns the first syntax error.
+pub fn parse_file(text: &str, file: FileId) -> Result<File, Diagnostic> {
+    pest::set_error_detail(true);
+    let mut pairs = RnnParser::parse(Rule::file, text).map_err(|e| syntax_error(e, text, file))?;
+    let cx = Cx { file };
+    let file_pair = pairs.next().expect("pest returns the `file` rule on success");
+    let mut items = Vec::new();
+    for pair in file_pair.into_inner() {
+        match pair.as_rule() {
+            Rule::import => {
+                let span = cx.span(&pair);
+                let s = pair.into_inner().nth(1).expect("grammar: import has a string");
+                items.push(Item::Import(Import {
+                    path: string_value(s),
+                    span,
+                }))
+            }
+            Rule::cell_def | Rule::model_def => items.push(Item::Def(cx.def(pair))),
+            Rule::EOI => {}
+            r => unreachable!("grammar: unexpected item {r:?}"),
+        }
+    }
+    Ok(File { items })
+}
+
+struct Cx {
+    file: FileId,
+}
+
+fn pratt() -> &'static PrattParser<Rule> {
+    static P: OnceLock<PrattParser<Rule>> = OnceLock::new();
+    P.get_or_init(|| {
+        // Lowest precedence first. `@` binds tighter than `*`, as in papers' `W @ x * g`.
+        PrattParser::new()
+            .op(Op::infix(Rule::or, Assoc::Left))
+            .op(Op::infix(Rule::and, Assoc::Left))
+            .op(Op::prefix(Rule::not))
+            .op(Op::infix(Rule::eq, Assoc::Left)
+                | Op::infix(Rule::ne, Assoc::Left)
+                | Op::infix(Rule::lt, Assoc::Left)
+                | Op::infix(Rule::le, Assoc::Left)
+                | Op::infix(Rule::gt, Assoc::Left)
+                | Op::infix(Rule::ge, Assoc::Left))
+            .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
+            .op(Op::infix(Rule::mul, Assoc::Left) | Op::infix(Rule::div, Assoc::Left))
+            .op(Op::prefix(Rule::neg))
+            .op(Op::infix(Rule::matmul, Assoc::Left))
+            .op(Op::postfix(Rule::call) | Op::postfix(Rule::index))
+    })
+}
+
+impl Cx {
+    fn span(&self, pair: &Pair<Rule>) -> Span {
+        let s = pair.as_span();
+        Span::new(self.file, s.start(), s.end())
+    }
+
+    fn ident(&self, pair: Pair<Rule>) -> Ident {
+        debug_assert_eq!(pair.as_rule(), Rule::ident);
+        Ident {
+            name: pair.as_str().to_string(),
+            span: self.span(&pair),
+        }
+    }
+
+    fn def(&self, pair: Pair<Rule>) -> Def {
+        let kind = if pair.as_rule() == Rule::cell_def {
+            DefKind::Cell
+        } else {
+            DefKind::Model
+        };
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        inner.next(); // keyword
+        let name = self.ident(inner.next().expect("grammar: def name"));
+        let hparams = inner
+            .next()
+            .expect("grammar: hparams")
+            .into_inner()
+            .map(|p| self.hparam(p))
+            .collect();
+        let body = self.block(inner.next().expect("grammar: body"));
+        Def {
+            kind,
+            name,
+            hparams,
+            body,
+            span,
+        }
+    }
+
+    fn hparam(&self, pair: Pair<Rule>) -> HParam {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let name = self.ident(inner.next().expect("grammar: hparam name"));
+        let ty = match inner.next().expect("grammar: hparam type").as_str() {
+            "int" => HType::Int,
+            "float" => HType::Float,
+            "bool" => HType::Bool,
+            _ => HType::Str,
+        };
+        let default = inner.next().map(|p| self.expr(p));
+        HParam {
+            name,
+            ty,
+            default,
+            span,
+        }
+    }
+
+    fn block(&self, pair: Pair<Rule>) -> Vec<Stmt> {
+        pair.into_inner().map(|p| self.stmt(p)).collect()
+    }
+
+    fn stmt(&self, pair: Pair<Rule>) -> Stmt {
+        let span = self.span(&pair);
+        let rule = pair.as_rule();
+        let mut inner = pair.into_inner();
+        let kind = match rule {
+            Rule::input_decl | Rule::state_decl | Rule::param_decl => {
+                inner.next(); // keyword
+                let name = self.ident(inner.next().expect("grammar: decl name"));
+                let ty = self.tensor_type(inner.next().expect("grammar: decl type"));
+                match rule {
+                    Rule::input_decl => StmtKind::Input {
+                        name,
+                        ty,
+                        default_zeros: inner.next().is_some(),
+                    },
+                    Rule::state_decl => StmtKind::State { name, ty },
+                    _ => StmtKind::Param { name, ty },
+                }
+            }
+            Rule::layer_decl => {
+                inner.next();
+                let name = self.ident(inner.next().expect("grammar: layer name"));
+                let value = self.expr(inner.next().expect("grammar: layer value"));
+                StmtKind::Layer { name, value }
+            }
+            Rule::output_stmt => {
+                inner.next();
+                let name = self.ident(inner.next().expect("grammar: output name"));
+                let value = inner.next().map(|p| self.expr(p));
+                StmtKind::Output { name, value }
+            }
+            Rule::emit_stmt => {
+                inner.next();
+                StmtKind::Emit(self.expr(inner.next().expect("grammar: emit value")))
+            }
+            Rule::assert_stmt => {
+                inner.next();
+                let cond = self.expr(inner.next().expect("grammar: assert condition"));
+                let message = inner.next().map(string_value);
+                StmtKind::Assert { cond, message }
+            }
+            Rule::if_stmt => return self.if_stmt(span, inner),
+            Rule::assign => {
+                let targets = inner
+                    .next()
+                    .expect("grammar: targets")
+                    .into_inner()
+                    .map(|p| self.ident(p))
+                    .collect();
+                let value = self.expr(inner.next().expect("grammar: assigned value"));
+                StmtKind::Assign { targets, value }
+            }
+            r => unreachable!("grammar: unexpected statement {r:?}"),
+        };
+        Stmt { kind, span }
+    }
+
+    fn if_stmt(&self, span: Span, mut inner: pest::iterators::Pairs<Rule>) -> Stmt {
+        inner.next(); // `if`
+        let cond = self.expr(inner.next().expect("grammar: if condition"));
+        let then = self.block(inner.next().expect("grammar: if block"));
+        let els = match inner.nth(1) {
+            None => Vec::new(),
+            Some(p) if p.as_rule() == Rule::block => self.block(p),
+            Some(p) => vec![self.stmt(p)],
+        };
+        Stmt {
+            kind: StmtKind::If { cond, then, els },
+            span,
+        }
+    }
+
+    fn tensor_type(&self, pair: Pair<Rule>) -> TensorType {
+        let span = self.span(&pair);
+        let mut dtype = None;
+        let mut dims = Vec::new();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::dtype => {
+                    dtype = Some(if p.as_str() == "i64" {
+                        DType::I64
+                    } else {
+                        DType::F32
+                    })
+                }
+                Rule::dim => {
+                    let d = p.into_inner().next().expect("grammar: dim");
+                    dims.push(if d.as_rule() == Rule::ellipsis {
+                        DimExpr::Ellipsis(self.span(&d))
+                    } else {
+                        DimExpr::Expr(self.expr(d))
+                    });
+                }
+                r => unreachable!("grammar: unexpected in type {r:?}"),
+            }
+        }
+        TensorType { dtype, dims, span }
+    }
+
+    fn expr(&self, pair: Pair<Rule>) -> Expr {
+        debug_assert_eq!(pair.as_rule(), Rule::expr);
+        pratt()
+            .map_primary(|p| self.primary(p))
+            .map_prefix(|op, rhs| {
+                let span = self.span(&op).to(rhs.span);
+                let op = if op.as_rule() == Rule::neg {
+                    UnOp::Neg
+                } else {
+                    UnOp::Not
+                };
+                Expr {
+                    kind: ExprKind::Unary(op, Box::new(rhs)),
+                    span,
+                }
+            })
+            .map_postfix(|lhs, op| self.postfix(lhs, op))
+            .map_infix(|lhs, op, rhs| {
+                let span = lhs.span.to(rhs.span);
+                let op = match op.as_rule() {
+                    Rule::or => BinOp::Or,
+                    Rule::and => BinOp::And,
+                    Rule::eq => BinOp::Eq,
+                    Rule::ne => BinOp::Ne,
+                    Rule::lt => BinOp::Lt,
+                    Rule::le => BinOp::Le,
+                    Rule::gt => BinOp::Gt,
+                    Rule::ge => BinOp::Ge,
+                    Rule::add => BinOp::Add,
+                    Rule::sub => BinOp::Sub,
+                    Rule::mul => BinOp::Mul,
+                    Rule::div => BinOp::Div,
+                    Rule::matmul => BinOp::MatMul,
+                    r => unreachable!("grammar: unexpected infix {r:?}"),
+                };
+                Expr {
+                    kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
+                    span,
+                }
+            })
+            .parse(pair.into_inner())
+    }
+
+    fn postfix(&self, lhs: Expr, op: Pair<Rule>) -> Expr {
+        let span = lhs.span.to(self.span(&op));
+        let kind = if op.as_rule() == Rule::call {
+            let args = op
+                .into_inner()
+                .map(|a| {
+                    if a.as_rule() == Rule::named_arg {
+                        let mut i = a.into_inner();
+                        let name = self.ident(i.next().expect("grammar: arg name"));
+                        Arg {
+                            name: Some(name),
+                            value: self.expr(i.next().expect("grammar: arg value")),
+                        }
+                    } else {
+                        Arg {
+                            name: None,
+                            value: self.expr(a),
+                        }
+                    }
+                })
+                .collect();
+            ExprKind::Call {
+                callee: Box::new(lhs),
+                args,
+            }
+        } else {
+            let items = op
+                .into_inner()
+                .map(|it| {
+                    if it.as_rule() == Rule::range {
+                        let span = self.span(&it);
+                        let (mut start, mut end) = (None, None);
+                        for b in it.into_inner() {
+                            let e = self.expr(b.clone().into_inner().next().expect("grammar: bound"));
+                            if b.as_rule() == Rule::range_start {
+                                start = Some(e);
+                            } else {
+                                end = Some(e);
+                            }
+                        }
+                        IndexItem::Range { start, end, span }
+                    } else {
+                        IndexItem::Expr(self.expr(it))
+                    }
+                })
+                .collect();
+            ExprKind::Index {
+                base: Box::new(lhs),
+                items,
+            }
+        };
+        Expr { kind, span }
+    }
+
+    fn primary(&self, pair: Pair<Rule>) -> Expr {
+        let span = self.span(&pair);
+        let kind = match pair.as_rule() {
+            Rule::int => match pair.as_str().parse::<i64>() {
+                Ok(v) => ExprKind::Int(v),
+                // Too large for i64: keep it as a float so that lowering reports it in context.
+                Err(_) => ExprKind::Float(pair.as_str().parse().unwrap_or(f64::INFINITY)),
+            },
+            Rule::float => ExprKind::Float(pair.as_str().parse().unwrap_or(f64::NAN)),
+            Rule::string => ExprKind::Str(string_value(pair)),
+            Rule::boolean => ExprKind::Bool(pair.as_str() == "true"),
+            Rule::ident => ExprKind::Name(pair.as_str().to_string()),
+            Rule::if_expr => {
+                let mut i = pair.into_inner().filter(|p| p.as_rule() == Rule::expr);
+                let cond = self.expr(i.next().expect("grammar: if cond"));
+                let then = self.expr(i.next().expect("grammar: then"));
+                let els = self.expr(i.next().expect("grammar: else"));
+                ExprKind::If {
+                    cond: Box::new(cond),
+                    then: Box::new(then),
+                    els: Box::new(els),
+                }
+            }
+            Rule::tuple_or_paren => {
+                let text_has_comma = pair.as_str().trim_end_matches(')').trim_end().ends_with(',');
+                let mut elems: Vec<Expr> = pair.into_inner().map(|p| self.expr(p)).collect();
+                if elems.len() == 1 && !text_has_comma {
+                    return elems.pop().expect("one element");
+                }
+                ExprKind::Tuple(elems)
+            }
+            Rule::list => ExprKind::List(pair.into_inner().map(|p| self.expr(p)).collect()),
+            r => unreachable!("grammar: unexpected primary {r:?}"),
+        };
+        Expr { kind, span }
+    }
+}
+
+fn string_value(pair: Pair<Rule>) -> String {
+    pair.into_inner().next().map(|p| p.as_str().to_string()).unwrap_or_default()
+}
+
+/// Turns pest's error into a diagnostic naming what was expected in words.
+fn syntax_error(err: pest::error::Error<Rule>, text: &str, file: FileId) -> Diagnostic {
+    use pest::error::{ErrorVariant, InputLocation};
+    let pos = match err.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    };
+    let mut expected: Vec<String> = Vec::new();
+    if let ErrorVariant::ParsingError { positives, .. } = &err.variant {
+        for r in positives {
+            if let Some(name) = rule_name(*r) {
+                push_unique(&mut expected, name.to_string());
+            }
+        }
+    }
+    if let Some(attempts) = err.parse_attempts() {
+        for t in attempts.expected_tokens() {
+            let s = t.to_string();
+            // Literal tokens show as themselves; keep only the punctuation and keywords a person types.
+            if !s.is_empty() && s.len() <= 8 && !s.contains(char::is_whitespace) && !s.contains("//") && !s.contains("/*") {
+                push_unique(&mut expected, format!("`{}`", s.trim_matches('"')));
+            }
+        }
+    }
+    expected.truncate(8);
+    let found = found_token(text, pos);
+    let (message, label) = if pos >= text.len() {
+        ("unexpected end of file".to_string(), "the file ends here".to_string())
+    } else {
+        (format!("unexpected {found}"), format!("unexpected {found}"))
+    };
+    let end = (pos + found_len(text, pos)).min(text.len());
+    let mut d = Diagnostic::error(message).with_label(Span::new(file, pos, end.max(pos)), label);
+    if !expected.is_empty() {
+        d = d.with_note(format!("expected {}", join_or(&expected)));
+    }
+    if pos >= text.len() && text[..pos].matches('{').count() > text[..pos].matches('}').count() {
+        d = d.with_note("a `{` block is not closed: add the missing `}`");
+    }
+    d
+}
+
+fn push_unique(v: &mut Vec<String>, s: String) {
+    if !v.contains(&s) {
+        v.push(s);
+    }
+}
+
+fn join_or(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [a] => a.clone(),
+        [rest @ .., last] => format!("{} or {}", rest.join(", "), last),
+    }
+}
+
+fn found_len(text: &str, pos: usize) -> usize {
+    let rest = &text[pos.min(text.len())..];
+    let word: usize = rest
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .map(char::len_utf8)
+        .sum();
+    if word > 0 {
+        word
+    } else {
+        rest.chars().next().map(char::len_utf8).unwrap_or(0)
+    }
+}
+
+fn found_token(text: &str, pos: usize) -> String {
+    let len = found_len(text, pos);
+    let tok = &text[pos..pos + len];
+    match tok {
+        "\n" | "\r" => "end of line".into(),
+        t if t.chars().all(|c| c.is_alphanumeric() || c == '_') => format!("`{t}`"),
+        t => format!("`{}`", t.escape_debug()),
+    }
+}
+
+/// Words for the grammar rules a person would recognise; the rest stay unnamed.
+fn rule_name(rule: Rule) -> Option<&'static str> {
+    Some(match rule {
+        Rule::expr | Rule::dim => "an expression",
+        Rule::ident => "a name",
+        Rule::string => "a string",
+        Rule::import | Rule::kw_import => "`import`",
+        Rule::cell_def | Rule::kw_cell => "`cell`",
+        Rule::model_def | Rule::kw_model => "`model`",
+        Rule::hparams => "`(` with hyperparameters",
+        Rule::hparam => "a hyperparameter `name: type`",
+        Rule::htype => "a type (`int`, `float`, `bool` or `str`)",
+        Rule::block => "`{`",
+        Rule::input_decl => "`input`",
+        Rule::state_decl => "`state`",
+        Rule::param_decl => "`param`",
+        Rule::layer_decl => "`layer`",
+        Rule::output_stmt => "`output`",
+        Rule::emit_stmt => "`emit`",
+        Rule::assert_stmt => "`assert`",
+        Rule::if_stmt => "`if`",
+        Rule::assign | Rule::targets => "an assignment `name = …`",
+        Rule::tensor_type => "a tensor type such as `[B, T, n]`",
+        Rule::dtype => "a dtype (`f32` or `i64`)",
+        Rule::call => "`(`",
+        Rule::index => "`[`",
+        Rule::or | Rule::and => "`and`/`or`",
+        Rule::eq | Rule::ne | Rule::lt | Rule::le | Rule::gt | Rule::ge => "a comparison",
+        Rule::add | Rule::sub | Rule::mul | Rule::div | Rule::matmul => "an operator",
+        Rule::input_default => "`= zeros`",
+        Rule::kw_then => "`then`",
+        Rule::kw_else => "`else`",
+        Rule::EOI => "end of file",
+        _ => return None,
+    })
+}
