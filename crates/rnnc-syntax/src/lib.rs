@@ -7,8 +7,10 @@ pub mod ast;
 pub mod diagnostic;
 mod parse;
 mod print;
+pub mod program;
 mod source;
 
 pub use diagnostic::{Diagnostic, Label, Severity};
 pub use parse::parse_file;
+pub use program::{load_program, load_root, Program};
 pub use source::{FileId, SourceMap, Span};

@@ -1,0 +1,71 @@
+//! Command-line arguments, as DESIGN.md's command-line contract specifies them.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "rnnc", version, about = "A compiler for recurrent neural networks")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Hyperparameters: `--param k=v` (repeatable) over a `--config` YAML file.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// The model source file (`.rnn`).
+    pub model: PathBuf,
+    /// Set a hyperparameter of the model, e.g. `--param hidden_size=256`.
+    #[arg(long = "param", value_name = "K=V")]
+    pub params: Vec<String>,
+    /// A YAML file mapping hyperparameter names to values; `--param` wins over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Parse, lower and verify a model: exit 0, or print diagnostics and exit 1.
+    Check {
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Print the model's graph IR in its text form.
+    Ir {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long, value_enum, default_value = "text")]
+        format: IrFormat,
+    },
+    /// Run a model on .npy inputs with safetensors weights; write DIR/<output>.npy.
+    Run {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// The weights, a PyTorch `state_dict` saved with safetensors.
+        #[arg(long, value_name = "FILE")]
+        weights: PathBuf,
+        /// An input as NAME=FILE.npy (repeatable).
+        #[arg(long = "input", value_name = "NAME=FILE")]
+        inputs: Vec<String>,
+        /// Which backend runs the model.
+        #[arg(long, default_value = "interp")]
+        backend: String,
+        /// The directory to write the outputs to.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum IrFormat {
+    Text,
+}
+
+pub fn parse() -> Cli {
+    // clap exits with status 2 on a usage error; the contract is status 1 for bad input.
+    Cli::try_parse().unwrap_or_else(|e| {
+        let code = if e.use_stderr() { 1 } else { 0 };
+        let _ = e.print();
+        std::process::exit(code)
+    })
+}

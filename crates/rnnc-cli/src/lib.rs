@@ -1,0 +1,12 @@
+//! The rnnc driver as a library: loading models with their hyperparameters,
+//! safetensors weights and `.npy` tensors, and the subcommands. `main.rs` is a thin shell.
+
+pub mod args;
+pub mod commands;
+pub mod error;
+pub mod npy;
+pub mod params;
+pub mod weights;
+
+pub use commands::compile;
+pub use error::CliError;

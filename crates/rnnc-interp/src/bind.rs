@@ -1,0 +1,86 @@
+//! Binding a run: the sizes of `B` and `T` from the inputs given, and checks that
+//! every input and weight has the shape and dtype the graph declares.
+
+use crate::tensor::Tensor;
+use crate::{err, InterpError};
+use ndarray::ArrayD;
+use rnnc_ir::{DType, Dim, TensorTy};
+use std::collections::HashMap;
+
+/// Weight tensors by PyTorch `state_dict` key.
+pub type Weights = HashMap<String, ArrayD<f32>>;
+
+/// The largest tensor the interpreter will allocate, in elements (8 GiB of f32).
+pub(crate) const MAX_ELEMS: usize = 1 << 31;
+
+/// Sizes bound to the symbolic dims for one run.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Env {
+    pub batch: Option<usize>,
+    pub time: Option<usize>,
+}
+
+impl Env {
+    pub fn dim(&self, d: Dim) -> Result<usize, InterpError> {
+        match d {
+            Dim::Fixed(n) => Ok(n),
+            Dim::Batch => self.batch.ok_or_else(|| {
+                InterpError("the batch size B is unknown: no input that has it was given".into())
+            }),
+            Dim::Time => self.time.ok_or_else(|| {
+                InterpError("the sequence length T is unknown: no input that has it was given".into())
+            }),
+        }
+    }
+
+    pub fn shape(&self, ty: &TensorTy) -> Result<Vec<usize>, InterpError> {
+        let shape = ty.dims.iter().map(|d| self.dim(*d)).collect::<Result<Vec<_>, _>>()?;
+        let elems = shape.iter().try_fold(1usize, |acc, n| acc.checked_mul(*n));
+        match elems {
+            Some(n) if n <= MAX_ELEMS => Ok(shape),
+            _ => err(format!("a tensor of shape {shape:?} is too large to allocate")),
+        }
+    }
+
+    /// Binds `B`/`T` from one input, checking it against its declared type.
+    pub fn bind(&mut self, name: &str, ty: &TensorTy, t: &Tensor) -> Result<(), InterpError> {
+        let dtype_ok = matches!((ty.dtype, t), (DType::F32, Tensor::F32(_)) | (DType::I64, Tensor::I64(_)));
+        if !dtype_ok {
+            return err(format!(
+                "input `{name}` must be {}, but the array given is {}",
+                ty.dtype,
+                t.dtype_name()
+            ));
+        }
+        let shape = t.shape();
+        if shape.len() != ty.rank() {
+            return err(format!(
+                "input `{name}` must have shape {} ({} axes), but the array given has shape {shape:?}",
+                rnnc_ir::types::dims_str(&ty.dims),
+                ty.rank()
+            ));
+        }
+        for (axis, (d, n)) in ty.dims.iter().zip(shape).enumerate() {
+            let slot = match d {
+                Dim::Fixed(want) if want == n => continue,
+                Dim::Fixed(want) => {
+                    return err(format!(
+                        "input `{name}` must have shape {}, but axis {axis} is {n}, not {want} (array shape {shape:?})",
+                        rnnc_ir::types::dims_str(&ty.dims)
+                    ))
+                }
+                Dim::Batch => &mut self.batch,
+                Dim::Time => &mut self.time,
+            };
+            match slot {
+                Some(bound) if *bound != *n => {
+                    return err(format!(
+                        "input `{name}` has {d} = {n} on axis {axis}, but another input set {d} = {bound}"
+                    ))
+                }
+                _ => *slot = Some(*n),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,144 @@
+//! Graph evaluation in topological order; a scan steps its body over time.
+
+use crate::bind::{Env, Weights};
+use crate::kernels;
+use crate::tensor::Tensor;
+use crate::{err, InterpError};
+use ndarray::{ArrayD, Axis, IxDyn};
+use rnnc_ir::{ArgKind, Graph, Op, Scan, Value, Verified};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// Runs a verified graph on named inputs and weights; returns its named outputs.
+/// Inputs declared `= zeros` may be left out.
+pub fn run(
+    graph: &Verified<'_>,
+    inputs: &HashMap<String, Tensor>,
+    weights: &Weights,
+) -> Result<Vec<(String, Tensor)>, InterpError> {
+    let g = graph.graph();
+    let declared = g.inputs();
+    for name in inputs.keys() {
+        if !declared.iter().any(|(n, _, _)| n == name) {
+            let names: Vec<&str> = declared.iter().map(|(n, _, _)| n.as_str()).collect();
+            return err(format!("the model has no input `{name}`; its inputs are: {}", names.join(", ")));
+        }
+    }
+    let mut env = Env::default();
+    for (name, ty, zeros) in &declared {
+        match inputs.get(name) {
+            Some(t) => env.bind(name, ty, t)?,
+            None if *zeros => {}
+            None => return err(format!("missing input `{name}` ({ty}): pass it with --input {name}=FILE.npy")),
+        }
+    }
+    for (key, ty) in g.weights() {
+        let Some(w) = weights.get(&key) else {
+            return err(format!("missing weight `{key}` ({ty})"));
+        };
+        let want = env.shape(&ty)?;
+        if w.shape() != want.as_slice() {
+            return err(format!("weight `{key}` must have shape {want:?}, found {:?}", w.shape()));
+        }
+    }
+    let cx = Cx { env, inputs, weights };
+    let outs = cx.eval(g, &[])?;
+    Ok(g.outputs.iter().map(|(n, _)| n.clone()).zip(outs.into_iter().map(|t| (*t).clone())).collect())
+}
+
+struct Cx<'a> {
+    env: Env,
+    inputs: &'a HashMap<String, Tensor>,
+    weights: &'a Weights,
+}
+
+impl Cx<'_> {
+    /// Evaluates a graph; `args` feed its `seq`/`state` arguments (sequences first).
+    fn eval(&self, g: &Graph, args: &[Rc<Tensor>]) -> Result<Vec<Rc<Tensor>>, InterpError> {
+        let order = g.topo_order().expect("verified graphs are acyclic");
+        self.eval_in_order(g, &order, args, 0)
+    }
+
+    fn eval_in_order(
+        &self,
+        g: &Graph,
+        order: &[rnnc_ir::NodeId],
+        args: &[Rc<Tensor>],
+        n_seqs: usize,
+    ) -> Result<Vec<Rc<Tensor>>, InterpError> {
+        let mut vals: HashMap<Value, Rc<Tensor>> = HashMap::with_capacity(order.len());
+        for &id in order {
+            let node = g.node(id);
+            let operands: Vec<Rc<Tensor>> = g.operands(id).iter().map(|v| vals[v].clone()).collect();
+            let results: Vec<Rc<Tensor>> = match &node.op {
+                Op::Input { name, .. } => vec![Rc::new(match self.inputs.get(name) {
+                    Some(t) => t.clone(),
+                    None => self.zeros(&node.results[0])?,
+                })],
+                Op::Weight { key } => vec![Rc::new(Tensor::F32(self.weights[key].clone()))],
+                Op::Zeros => vec![Rc::new(self.zeros(&node.results[0])?)],
+                Op::Arg { kind, index } => {
+                    let i = match kind {
+                        ArgKind::Seq => *index,
+                        ArgKind::State => n_seqs + index,
+                    };
+                    vec![args[i].clone()]
+                }
+                Op::Scan(scan) => self.scan(scan, &operands)?.into_iter().map(Rc::new).collect(),
+                op => vec![Rc::new(kernels::apply(op, &operands)?)],
+            };
+            for (r, t) in results.into_iter().enumerate() {
+                vals.insert(Value::new(id, r as u32), t);
+            }
+        }
+        Ok(g.outputs.iter().map(|(_, v)| vals[v].clone()).collect())
+    }
+
+    fn zeros(&self, ty: &rnnc_ir::TensorTy) -> Result<Tensor, InterpError> {
+        let shape = self.env.shape(ty)?;
+        Ok(match ty.dtype {
+            rnnc_ir::DType::F32 => Tensor::F32(ArrayD::zeros(IxDyn(&shape))),
+            rnnc_ir::DType::I64 => Tensor::I64(ArrayD::zeros(IxDyn(&shape))),
+        })
+    }
+
+    /// Steps the body over time. Outputs at step t land at time index t, also when
+    /// the scan runs in reverse (as PyTorch aligns a backward direction's outputs).
+    fn scan(&self, scan: &Scan, operands: &[Rc<Tensor>]) -> Result<Vec<Tensor>, InterpError> {
+        let seqs: Vec<&ArrayD<f32>> = operands[..scan.n_seqs].iter().map(|t| t.f32()).collect();
+        let n_steps = seqs[0].shape()[1];
+        let body = &scan.body;
+        let order = body.topo_order().expect("verified graphs are acyclic");
+        let mut states: Vec<Rc<Tensor>> = operands[scan.n_seqs..].to_vec();
+        let batch = seqs[0].shape()[0];
+        let mut emits: Vec<ArrayD<f32>> = body.outputs[scan.n_states..]
+            .iter()
+            .map(|(_, v)| {
+                let mut shape = body.ty(*v).dims.iter().map(|d| self.env.dim(*d)).collect::<Result<Vec<_>, _>>()?;
+                shape[0] = batch;
+                shape.insert(1, n_steps);
+                Ok(ArrayD::zeros(IxDyn(&shape)))
+            })
+            .collect::<Result<_, InterpError>>()?;
+        for step in 0..n_steps {
+            let t = if scan.reverse { n_steps - 1 - step } else { step };
+            let mut args: Vec<Rc<Tensor>> = seqs
+                .iter()
+                .map(|s| Rc::new(Tensor::F32(s.index_axis(Axis(1), t).to_owned())))
+                .collect();
+            args.extend(states.iter().cloned());
+            let outs = self.eval_in_order(body, &order, &args, scan.n_seqs)?;
+            for (e, out) in emits.iter_mut().zip(&outs[scan.n_states..]) {
+                let out = out.f32();
+                if out.shape() != &e.shape()[..1].iter().chain(&e.shape()[2..]).copied().collect::<Vec<_>>()[..] {
+                    return err(format!("a scan step emitted shape {:?}, expected {:?}", out.shape(), e.shape()));
+                }
+                e.index_axis_mut(Axis(1), t).assign(out);
+            }
+            states = outs[..scan.n_states].to_vec();
+        }
+        let mut results: Vec<Tensor> = emits.into_iter().map(Tensor::F32).collect();
+        results.extend(states.into_iter().map(|s| (*s).clone()));
+        Ok(results)
+    }
+}

@@ -1,0 +1,207 @@
+//! The graph: a `petgraph::StableDiGraph` of ops behind the IR's own types.
+//! Edges run from producer to consumer and carry which result feeds which operand.
+
+use crate::infer::infer;
+use crate::op::Op;
+use crate::types::TensorTy;
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+use std::collections::BinaryHeap;
+
+/// A node handle. Never printed: the text form numbers values in topological order.
+pub type NodeId = NodeIndex<u32>;
+
+/// One result of one node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Value {
+    pub node: NodeId,
+    pub result: u32,
+}
+
+impl Value {
+    pub fn new(node: NodeId, result: u32) -> Self {
+        Value { node, result }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub op: Op,
+    pub results: Vec<TensorTy>,
+}
+
+/// Edge payload: result `result` of the source feeds operand `operand` of the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Use {
+    pub result: u32,
+    pub operand: u32,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    pub name: String,
+    nodes: StableDiGraph<Node, Use>,
+    /// Named results. In a scan body: the next states, then the emits.
+    pub outputs: Vec<(String, Value)>,
+}
+
+impl PartialEq for Graph {
+    /// Structural equality through the printed form, which is canonical.
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Graph {
+    pub fn new(name: impl Into<String>) -> Self {
+        Graph {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Adds a node with the result types given (the verifier checks them).
+    pub fn add_node(&mut self, op: Op, operands: &[Value], results: Vec<TensorTy>) -> NodeId {
+        let id = self.nodes.add_node(Node { op, results });
+        for (i, v) in operands.iter().enumerate() {
+            self.nodes.add_edge(
+                v.node,
+                id,
+                Use {
+                    result: v.result,
+                    operand: i as u32,
+                },
+            );
+        }
+        id
+    }
+
+    /// Adds a node whose result types are inferred from its operands.
+    pub fn add(&mut self, op: Op, operands: &[Value]) -> Result<Vec<Value>, String> {
+        let tys: Vec<&TensorTy> = operands.iter().map(|v| self.ty(*v)).collect();
+        let results = infer(&op, &tys)?;
+        let n = results.len();
+        let id = self.add_node(op, operands, results);
+        Ok((0..n as u32).map(|r| Value::new(id, r)).collect())
+    }
+
+    /// Like [`Graph::add`] for single-result ops.
+    pub fn add1(&mut self, op: Op, operands: &[Value]) -> Result<Value, String> {
+        Ok(self.add(op, operands)?[0])
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id]
+    }
+
+    pub fn node_mut(&mut self, id: NodeId) -> &mut Node {
+        &mut self.nodes[id]
+    }
+
+    pub fn ty(&self, v: Value) -> &TensorTy {
+        &self.nodes[v.node].results[v.result as usize]
+    }
+
+    pub fn contains(&self, v: Value) -> bool {
+        self.nodes
+            .node_weight(v.node)
+            .is_some_and(|n| (v.result as usize) < n.results.len())
+    }
+
+    pub fn node_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.nodes.node_indices()
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.node_count()
+    }
+
+    /// Operands of a node in operand order.
+    pub fn operands(&self, id: NodeId) -> Vec<Value> {
+        let mut ops: Vec<(u32, Value)> = self
+            .nodes
+            .edges_directed(id, Direction::Incoming)
+            .map(|e| (e.weight().operand, Value::new(e.source(), e.weight().result)))
+            .collect();
+        ops.sort_by_key(|(i, _)| *i);
+        ops.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// Operand positions as stored on the edges, for the verifier.
+    pub(crate) fn operand_slots(&self, id: NodeId) -> Vec<u32> {
+        let mut s: Vec<u32> = self
+            .nodes
+            .edges_directed(id, Direction::Incoming)
+            .map(|e| e.weight().operand)
+            .collect();
+        s.sort_unstable();
+        s
+    }
+
+    /// Nodes in topological order; ties go to the earlier-created node, so the
+    /// order (and so the printed numbering) is deterministic. `None` on a cycle.
+    pub fn topo_order(&self) -> Option<Vec<NodeId>> {
+        let mut indeg: std::collections::HashMap<NodeId, usize> = self
+            .nodes
+            .node_indices()
+            .map(|n| (n, self.nodes.edges_directed(n, Direction::Incoming).count()))
+            .collect();
+        let mut ready: BinaryHeap<std::cmp::Reverse<NodeId>> = indeg
+            .iter()
+            .filter(|(_, d)| **d == 0)
+            .map(|(n, _)| std::cmp::Reverse(*n))
+            .collect();
+        let mut order = Vec::with_capacity(indeg.len());
+        while let Some(std::cmp::Reverse(n)) = ready.pop() {
+            order.push(n);
+            for e in self.nodes.edges_directed(n, Direction::Outgoing) {
+                let d = indeg.get_mut(&e.target()).expect("edge target is a node");
+                *d -= 1;
+                if *d == 0 {
+                    ready.push(std::cmp::Reverse(e.target()));
+                }
+            }
+        }
+        (order.len() == self.nodes.node_count()).then_some(order)
+    }
+
+    /// Visits this graph and every nested scan body, outermost first.
+    pub fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Graph)) {
+        f(self);
+        for id in self.nodes.node_indices() {
+            if let Op::Scan(s) = &self.nodes[id].op {
+                s.body.walk(f);
+            }
+        }
+    }
+
+    /// Every weight key used anywhere in the graph, with its type, sorted by key.
+    pub fn weights(&self) -> Vec<(String, TensorTy)> {
+        let mut out: Vec<(String, TensorTy)> = Vec::new();
+        self.walk(&mut |g| {
+            for id in g.node_ids() {
+                if let Op::Weight { key } = &g.node(id).op {
+                    if !out.iter().any(|(k, _)| k == key) {
+                        out.push((key.clone(), g.node(id).results[0].clone()));
+                    }
+                }
+            }
+        });
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// The model inputs in creation order: name, type, and whether zeros may stand in.
+    pub fn inputs(&self) -> Vec<(String, TensorTy, bool)> {
+        self.nodes
+            .node_indices()
+            .filter_map(|id| match &self.nodes[id].op {
+                Op::Input { name, zeros } => {
+                    Some((name.clone(), self.nodes[id].results[0].clone(), *zeros))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,334 @@
+//! Result types of every op from its operand types. Lowering uses this to build
+//! the graph and the verifier uses it to re-check every node, so both agree.
+
+use crate::op::{ArgKind, Op, Scan};
+use crate::types::{dims_str, DType, Dim, TensorTy};
+
+/// Infers the result types of `op` applied to operands of the given types.
+pub fn infer(op: &Op, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String> {
+    let arity = |n: usize| -> Result<(), String> {
+        if args.len() == n {
+            Ok(())
+        } else {
+            Err(format!("`{}` takes {n} operand(s), found {}", op.name(), args.len()))
+        }
+    };
+    let f32_only = |t: &TensorTy| -> Result<(), String> {
+        if t.dtype == DType::F32 {
+            Ok(())
+        } else {
+            Err(format!("`{}` needs f32 operands, found {t}", op.name()))
+        }
+    };
+    let one = |t: TensorTy| Ok(vec![t]);
+    match op {
+        Op::Input { .. } | Op::Weight { .. } | Op::Zeros | Op::Arg { .. } => Err(format!(
+            "`{}` has no operands: its type is given, not inferred",
+            op.name()
+        )),
+        Op::Const(_) => {
+            arity(0)?;
+            one(TensorTy::f32(vec![]))
+        }
+        Op::Unary(_) | Op::Softmax { .. } | Op::LogSoftmax { .. } | Op::LayerNorm { .. } => {
+            arity(1)?;
+            f32_only(args[0])?;
+            if let Op::Softmax { axis } | Op::LogSoftmax { axis } = op {
+                check_axis(*axis, args[0])?;
+            }
+            if matches!(op, Op::LayerNorm { .. }) && args[0].rank() == 0 {
+                return Err("`layer_norm` needs at least one axis".into());
+            }
+            one(args[0].clone())
+        }
+        Op::Binary(_) => {
+            arity(2)?;
+            f32_only(args[0])?;
+            f32_only(args[1])?;
+            one(TensorTy::f32(broadcast(&args[0].dims, &args[1].dims)?))
+        }
+        Op::Linear => {
+            arity(2)?;
+            let (x, w) = (args[0], args[1]);
+            f32_only(x)?;
+            f32_only(w)?;
+            if w.rank() != 2 || x.rank() == 0 {
+                return Err(format!(
+                    "a matrix-vector product needs a [m, k] matrix and [.., k] values, found {} and {}",
+                    dims_str(&w.dims),
+                    dims_str(&x.dims)
+                ));
+            }
+            if x.dims[x.rank() - 1] != w.dims[1] {
+                return Err(format!(
+                    "shape mismatch in `@`: the matrix is {} so it needs {} features, but the value is {}",
+                    dims_str(&w.dims),
+                    w.dims[1],
+                    dims_str(&x.dims)
+                ));
+            }
+            let mut d = x.dims.clone();
+            *d.last_mut().expect("rank > 0") = w.dims[0];
+            one(TensorTy::f32(d))
+        }
+        Op::MatMul => {
+            arity(2)?;
+            let (a, b) = (args[0], args[1]);
+            f32_only(a)?;
+            f32_only(b)?;
+            if a.rank() < 2 || b.rank() < 2 {
+                return Err(format!(
+                    "`@` between values needs rank ≥ 2 operands, found {} and {}",
+                    dims_str(&a.dims),
+                    dims_str(&b.dims)
+                ));
+            }
+            let (m, k1) = (a.dims[a.rank() - 2], a.dims[a.rank() - 1]);
+            let (k2, n) = (b.dims[b.rank() - 2], b.dims[b.rank() - 1]);
+            if k1 != k2 {
+                return Err(format!(
+                    "shape mismatch in `@`: {} @ {} (inner dims {k1} and {k2} differ)",
+                    dims_str(&a.dims),
+                    dims_str(&b.dims)
+                ));
+            }
+            let mut d = broadcast(&a.dims[..a.rank() - 2], &b.dims[..b.rank() - 2])?;
+            d.push(m);
+            d.push(n);
+            one(TensorTy::f32(d))
+        }
+        Op::Concat { axis } => {
+            let first = args.first().ok_or("`concat` needs at least one operand")?;
+            check_axis(*axis, first)?;
+            let mut total = 0usize;
+            for a in args {
+                if a.rank() != first.rank() || a.dtype != first.dtype {
+                    return Err(format!(
+                        "cannot concatenate {} with {}",
+                        dims_str(&first.dims),
+                        dims_str(&a.dims)
+                    ));
+                }
+                for (i, (x, y)) in first.dims.iter().zip(&a.dims).enumerate() {
+                    if i != *axis && x != y {
+                        return Err(format!(
+                            "cannot concatenate {} with {}: axis {i} differs",
+                            dims_str(&first.dims),
+                            dims_str(&a.dims)
+                        ));
+                    }
+                }
+                match a.dims[*axis] {
+                    Dim::Fixed(n) => total += n,
+                    d => return Err(format!("cannot concatenate along the symbolic axis {d}")),
+                }
+            }
+            let mut d = first.dims.clone();
+            d[*axis] = Dim::Fixed(total);
+            one(TensorTy {
+                dtype: first.dtype,
+                dims: d,
+            })
+        }
+        Op::Slice { axis, start, end } => {
+            arity(1)?;
+            check_axis(*axis, args[0])?;
+            match args[0].dims[*axis] {
+                Dim::Fixed(n) if start < end && *end <= n => {}
+                Dim::Fixed(n) => {
+                    return Err(format!(
+                        "slice {start}:{end} is out of range for an axis of length {n}"
+                    ))
+                }
+                d => return Err(format!("cannot slice the symbolic axis {d} with fixed bounds")),
+            }
+            let mut d = args[0].dims.clone();
+            d[*axis] = Dim::Fixed(end - start);
+            one(TensorTy {
+                dtype: args[0].dtype,
+                dims: d,
+            })
+        }
+        Op::Index { axis, index } => {
+            arity(1)?;
+            check_axis(*axis, args[0])?;
+            if let Dim::Fixed(n) = args[0].dims[*axis] {
+                let n = n as i64;
+                if *index >= n || *index < -n {
+                    return Err(format!("index {index} is out of range for an axis of length {n}"));
+                }
+            }
+            let mut d = args[0].dims.clone();
+            d.remove(*axis);
+            one(TensorTy {
+                dtype: args[0].dtype,
+                dims: d,
+            })
+        }
+        Op::Stack { axis } => {
+            let first = args.first().ok_or("`stack` needs at least one operand")?;
+            if args.iter().any(|a| *a != *first) {
+                return Err("`stack` needs operands of one type".into());
+            }
+            if *axis > first.rank() {
+                return Err(format!("axis {axis} is out of range for rank {}", first.rank()));
+            }
+            let mut d = first.dims.clone();
+            d.insert(*axis, Dim::Fixed(args.len()));
+            one(TensorTy {
+                dtype: first.dtype,
+                dims: d,
+            })
+        }
+        Op::Flip { axis } => {
+            arity(1)?;
+            check_axis(*axis, args[0])?;
+            one(args[0].clone())
+        }
+        Op::Transpose { a, b } => {
+            arity(1)?;
+            check_axis(*a, args[0])?;
+            check_axis(*b, args[0])?;
+            let mut d = args[0].dims.clone();
+            d.swap(*a, *b);
+            one(TensorTy {
+                dtype: args[0].dtype,
+                dims: d,
+            })
+        }
+        Op::Embedding => {
+            arity(2)?;
+            let (table, ids) = (args[0], args[1]);
+            f32_only(table)?;
+            if table.rank() != 2 {
+                return Err(format!("an embedding table must be [n, d], found {}", dims_str(&table.dims)));
+            }
+            if ids.dtype != DType::I64 {
+                return Err(format!("embedding ids must be i64, found {ids}"));
+            }
+            let mut d = ids.dims.clone();
+            d.push(table.dims[1]);
+            one(TensorTy::f32(d))
+        }
+        Op::Scan(scan) => infer_scan(scan, args),
+    }
+}
+
+fn check_axis(axis: usize, t: &TensorTy) -> Result<(), String> {
+    if axis < t.rank() {
+        Ok(())
+    } else {
+        Err(format!("axis {axis} is out of range for {}", dims_str(&t.dims)))
+    }
+}
+
+/// NumPy broadcasting over dims that may be symbolic: equal dims match, 1 stretches.
+pub fn broadcast(a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>, String> {
+    let n = a.len().max(b.len());
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let x = if i + a.len() >= n { a[i + a.len() - n] } else { Dim::Fixed(1) };
+        let y = if i + b.len() >= n { b[i + b.len() - n] } else { Dim::Fixed(1) };
+        out.push(match (x, y) {
+            _ if x == y => x,
+            (Dim::Fixed(1), d) | (d, Dim::Fixed(1)) => d,
+            _ => {
+                return Err(format!(
+                    "shapes {} and {} do not broadcast",
+                    dims_str(a),
+                    dims_str(b)
+                ))
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// The type of step `t` of a sequence: the time axis (1) removed.
+pub fn step_type(seq: &TensorTy) -> Result<TensorTy, String> {
+    if seq.rank() < 2 {
+        return Err(format!(
+            "a sequence must be [B, T, …], found {}",
+            dims_str(&seq.dims)
+        ));
+    }
+    let mut d = seq.dims.clone();
+    d.remove(1);
+    Ok(TensorTy {
+        dtype: seq.dtype,
+        dims: d,
+    })
+}
+
+fn infer_scan(scan: &Scan, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String> {
+    if args.len() != scan.n_seqs + scan.n_states {
+        return Err(format!(
+            "scan expects {} sequences and {} initial states, found {} operands",
+            scan.n_seqs,
+            scan.n_states,
+            args.len()
+        ));
+    }
+    if scan.n_seqs == 0 {
+        return Err("scan needs at least one sequence".into());
+    }
+    if scan.body.outputs.len() < scan.n_states {
+        return Err("scan body yields fewer values than there are states".into());
+    }
+    let time = args[0].dims.get(1).copied().ok_or("a sequence must be [B, T, …]")?;
+    for s in &args[..scan.n_seqs] {
+        if s.dims.get(1) != Some(&time) {
+            return Err("scan sequences differ in length".into());
+        }
+    }
+    // Arguments of the body must match what the scan feeds them.
+    let body = &scan.body;
+    for id in body.node_ids() {
+        if let Op::Arg { kind, index } = body.node(id).op {
+            let want = match kind {
+                ArgKind::Seq => step_type(args.get(index).filter(|_| index < scan.n_seqs).ok_or(
+                    format!("scan body reads sequence {index}, but there are {}", scan.n_seqs),
+                )?)?,
+                ArgKind::State => (*args
+                    .get(scan.n_seqs + index)
+                    .filter(|_| index < scan.n_states)
+                    .ok_or(format!(
+                        "scan body reads state {index}, but there are {}",
+                        scan.n_states
+                    ))?)
+                .clone(),
+            };
+            if body.node(id).results.first() != Some(&want) {
+                return Err(format!(
+                    "scan body argument {} {index} is declared {} but receives {want}",
+                    body.node(id).op.name(),
+                    body.node(id).results.first().map(|t| t.to_string()).unwrap_or_default()
+                ));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (_, v) in &body.outputs[scan.n_states..] {
+        let t = body.ty(*v);
+        if t.rank() == 0 {
+            return Err("a scan emit must have a batch axis".into());
+        }
+        let mut d = t.dims.clone();
+        d.insert(1, time);
+        out.push(TensorTy {
+            dtype: t.dtype,
+            dims: d,
+        });
+    }
+    for (i, (_, v)) in body.outputs[..scan.n_states].iter().enumerate() {
+        let init = args[scan.n_seqs + i];
+        if body.ty(*v) != init {
+            return Err(format!(
+                "the next value of state {i} is {} but its initial value is {init}",
+                body.ty(*v)
+            ));
+        }
+        out.push(init.clone());
+    }
+    Ok(out)
+}

@@ -1,0 +1,140 @@
+//! The closed set of IR operations. Every op's semantics are pure and explicit
+//! (no hidden state, eval mode only), so that printer, parser, verifier, interpreter
+//! and, later, differentiation can all be exhaustive over this enum.
+
+use crate::graph::Graph;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    Neg,
+    Sigmoid,
+    Tanh,
+    Relu,
+    Exp,
+    Log,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+/// Which kind of loop-carried or per-step value a scan-body argument is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ArgKind {
+    /// Step `t` of the scan's i-th sequence operand (its time axis removed).
+    Seq,
+    /// The i-th state: the scan's initial value at the first step, then the
+    /// body's i-th `next` value of the previous step.
+    State,
+}
+
+/// A loop over time. Operands: the sequences (`[B, T, …]`, time is axis 1), then the
+/// initial states. Results: each `emit` stacked over time (`[B, T, …]`), then each
+/// final state. The body is its own graph whose outputs are the next states and
+/// the emits; its loop-carried edges are the `state` arguments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scan {
+    pub reverse: bool,
+    pub n_seqs: usize,
+    pub n_states: usize,
+    pub body: Box<Graph>,
+}
+
+impl Scan {
+    pub fn n_emits(&self) -> usize {
+        self.body.outputs.len() - self.n_states
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// A model input; with `zeros`, a missing input reads as zeros of its type.
+    Input { name: String, zeros: bool },
+    /// A weight tensor, loaded by its PyTorch `state_dict` key.
+    Weight { key: String },
+    /// A scalar f32 constant (rank 0).
+    Const(f32),
+    /// Zeros of the result type (`B` and `T` bound at run time).
+    Zeros,
+    Unary(UnaryOp),
+    /// Elementwise with NumPy broadcasting.
+    Binary(BinaryOp),
+    /// `x @ w^T` over x's last axis: x `[…, k]`, w `[m, k]` → `[…, m]` (torch's F.linear).
+    Linear,
+    /// NumPy matmul for rank ≥ 2 operands: `[…, m, k] @ [k, n]` or batched `[…, k, n]`.
+    MatMul,
+    Concat { axis: usize },
+    /// Elements `start..end` of one axis.
+    Slice { axis: usize, start: usize, end: usize },
+    /// Element `index` of one axis, which disappears; negative counts from the end.
+    Index { axis: usize, index: i64 },
+    /// Stacks equal-typed operands along a new axis.
+    Stack { axis: usize },
+    /// Reverses one axis.
+    Flip { axis: usize },
+    /// Swaps two axes.
+    Transpose { a: usize, b: usize },
+    /// Row lookup: table `[n, d]`, ids i64 `[…]` → `[…, d]`.
+    Embedding,
+    Softmax { axis: usize },
+    LogSoftmax { axis: usize },
+    /// Normalises the last axis to zero mean and unit variance (no affine part).
+    LayerNorm { eps: f32 },
+    Scan(Scan),
+    /// A scan-body argument (only inside a scan body).
+    Arg { kind: ArgKind, index: usize },
+}
+
+impl Op {
+    /// The op's name in the text form.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input { .. } => "input",
+            Op::Weight { .. } => "weight",
+            Op::Const(_) => "const",
+            Op::Zeros => "zeros",
+            Op::Unary(u) => match u {
+                UnaryOp::Neg => "neg",
+                UnaryOp::Sigmoid => "sigmoid",
+                UnaryOp::Tanh => "tanh",
+                UnaryOp::Relu => "relu",
+                UnaryOp::Exp => "exp",
+                UnaryOp::Log => "log",
+            },
+            Op::Binary(b) => match b {
+                BinaryOp::Add => "add",
+                BinaryOp::Sub => "sub",
+                BinaryOp::Mul => "mul",
+                BinaryOp::Div => "div",
+            },
+            Op::Linear => "linear",
+            Op::MatMul => "matmul",
+            Op::Concat { .. } => "concat",
+            Op::Slice { .. } => "slice",
+            Op::Index { .. } => "index",
+            Op::Stack { .. } => "stack",
+            Op::Flip { .. } => "flip",
+            Op::Transpose { .. } => "transpose",
+            Op::Embedding => "embedding",
+            Op::Softmax { .. } => "softmax",
+            Op::LogSoftmax { .. } => "log_softmax",
+            Op::LayerNorm { .. } => "layer_norm",
+            Op::Scan(_) => "scan",
+            Op::Arg {
+                kind: ArgKind::Seq, ..
+            } => "seq",
+            Op::Arg {
+                kind: ArgKind::State,
+                ..
+            } => "state",
+        }
+    }
+
+    pub fn is_elementwise(&self) -> bool {
+        matches!(self, Op::Unary(_) | Op::Binary(_))
+    }
+}

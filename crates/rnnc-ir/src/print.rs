@@ -1,0 +1,124 @@
+//! The text form of the IR. Values are numbered `%0, %1, …` in topological order
+//! (ties by creation), never by graph index, so printing is deterministic and the
+//! output parses back (see `parse.rs`) to a graph that prints identically.
+//!
+//! ```text
+//! graph LSTM {
+//!   %0 = input name="input" zeros=false : f32[B, T, 12]
+//!   %1, %2, %3 = scan reverse=false seqs=1 states=2 %0, %4, %5 : f32[B, T, 16], f32[B, 16], f32[B, 16] {
+//!     %6 = seq index=0 : f32[B, 12]
+//!     …
+//!     next %20, %21
+//!     emit %20
+//!   }
+//!   output "output" %1
+//! }
+//! ```
+
+use crate::graph::{Graph, Value};
+use crate::op::Op;
+use std::collections::HashMap;
+use std::fmt::{self, Write};
+
+impl fmt::Display for Graph {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::new();
+        let mut counter = 0usize;
+        writeln!(out, "graph {} {{", self.name)?;
+        write_body(&mut out, self, 1, &mut counter, false)?;
+        out.push_str("}\n");
+        f.write_str(&out)
+    }
+}
+
+fn write_body(
+    out: &mut String,
+    g: &Graph,
+    depth: usize,
+    counter: &mut usize,
+    is_scan_body: bool,
+) -> fmt::Result {
+    let pad = "  ".repeat(depth);
+    let Some(order) = g.topo_order() else {
+        writeln!(out, "{pad}<cycle: this graph is not a DAG>")?;
+        return Ok(());
+    };
+    let mut names: HashMap<Value, usize> = HashMap::new();
+    let name = |names: &HashMap<Value, usize>, v: Value| -> String {
+        names.get(&v).map(|n| format!("%{n}")).unwrap_or_else(|| "%?".into())
+    };
+    for id in order {
+        let node = g.node(id);
+        let mut results = Vec::new();
+        for r in 0..node.results.len() as u32 {
+            names.insert(Value::new(id, r), *counter);
+            results.push(format!("%{counter}"));
+            *counter += 1;
+        }
+        write!(out, "{pad}{} = {}", results.join(", "), node.op.name())?;
+        for (k, v) in attrs(&node.op) {
+            write!(out, " {k}={v}")?;
+        }
+        let operands: Vec<String> = g.operands(id).into_iter().map(|v| name(&names, v)).collect();
+        if !operands.is_empty() {
+            write!(out, " {}", operands.join(", "))?;
+        }
+        let tys: Vec<String> = node.results.iter().map(|t| t.to_string()).collect();
+        write!(out, " : {}", tys.join(", "))?;
+        if let Op::Scan(scan) = &node.op {
+            out.push_str(" {\n");
+            write_body(out, &scan.body, depth + 1, counter, true)?;
+            write!(out, "{pad}}}")?;
+        }
+        out.push('\n');
+    }
+    if is_scan_body {
+        // A scan body's outputs are labelled "next" (the next states, first) or "emit".
+        let (next, emit): (Vec<_>, Vec<_>) =
+            g.outputs.iter().partition(|(label, _)| label == "next");
+        if !next.is_empty() {
+            let v: Vec<String> = next.iter().map(|(_, v)| name(&names, *v)).collect();
+            writeln!(out, "{pad}next {}", v.join(", "))?;
+        }
+        if !emit.is_empty() {
+            let v: Vec<String> = emit.iter().map(|(_, v)| name(&names, *v)).collect();
+            writeln!(out, "{pad}emit {}", v.join(", "))?;
+        }
+    } else {
+        for (label, v) in &g.outputs {
+            writeln!(out, "{pad}output {label:?} {}", name(&names, *v))?;
+        }
+    }
+    Ok(())
+}
+
+/// The op's attributes as `key=value` pairs, in a fixed order.
+pub(crate) fn attrs(op: &Op) -> Vec<(&'static str, String)> {
+    match op {
+        Op::Input { name, zeros } => vec![("name", format!("{name:?}")), ("zeros", zeros.to_string())],
+        Op::Weight { key } => vec![("key", format!("{key:?}"))],
+        Op::Const(v) => vec![("value", format!("{v:?}"))],
+        Op::Concat { axis }
+        | Op::Stack { axis }
+        | Op::Flip { axis }
+        | Op::Softmax { axis }
+        | Op::LogSoftmax { axis } => vec![("axis", axis.to_string())],
+        Op::Slice { axis, start, end } => vec![
+            ("axis", axis.to_string()),
+            ("start", start.to_string()),
+            ("end", end.to_string()),
+        ],
+        Op::Index { axis, index } => vec![("axis", axis.to_string()), ("index", index.to_string())],
+        Op::Transpose { a, b } => vec![("a", a.to_string()), ("b", b.to_string())],
+        Op::LayerNorm { eps } => vec![("eps", format!("{eps:?}"))],
+        Op::Scan(s) => vec![
+            ("reverse", s.reverse.to_string()),
+            ("seqs", s.n_seqs.to_string()),
+            ("states", s.n_states.to_string()),
+        ],
+        Op::Arg { index, .. } => vec![("index", index.to_string())],
+        Op::Zeros | Op::Unary(_) | Op::Binary(_) | Op::Linear | Op::MatMul | Op::Embedding => {
+            vec![]
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The verifier: re-derives every node's type from its operands, checks arities,
+//! acyclicity, where arguments and inputs may appear, and scan signatures. It runs
+//! after lowering and after every pass; backends accept only verified graphs.
+
+use crate::graph::Graph;
+use crate::infer::infer;
+use crate::op::Op;
+use std::collections::HashSet;
+
+/// A graph that has passed [`verify`]. Only the verifier makes one, so a stage that
+/// takes a `&Verified` cannot be handed an unchecked graph.
+#[derive(Debug)]
+pub struct Verified<'g>(&'g Graph);
+
+impl<'g> Verified<'g> {
+    pub fn graph(&self) -> &'g Graph {
+        self.0
+    }
+}
+
+/// Checks the whole graph, nested scan bodies included; returns every problem found.
+pub fn verify(g: &Graph) -> Result<Verified<'_>, Vec<String>> {
+    let mut errors = Vec::new();
+    check(g, false, &mut errors);
+    let mut seen = HashSet::new();
+    for (name, _, _) in g.inputs() {
+        if !seen.insert(name.clone()) {
+            errors.push(format!("input \"{name}\" is declared twice"));
+        }
+    }
+    if errors.is_empty() {
+        Ok(Verified(g))
+    } else {
+        Err(errors)
+    }
+}
+
+fn check(g: &Graph, in_body: bool, errors: &mut Vec<String>) {
+    let Some(order) = g.topo_order() else {
+        errors.push(format!("graph {}: the dataflow has a cycle", g.name));
+        return;
+    };
+    for (pos, id) in order.iter().enumerate() {
+        let node = g.node(*id);
+        let at = || format!("{}: node {pos} (`{}`)", g.name, node.op.name());
+        let operands = g.operands(*id);
+        let slots = g.operand_slots(*id);
+        if slots.iter().enumerate().any(|(i, s)| *s as usize != i) {
+            errors.push(format!("{}: operand positions are not 0..{}", at(), slots.len()));
+            continue;
+        }
+        if let Some(bad) = operands.iter().find(|v| !g.contains(**v)) {
+            errors.push(format!("{}: operand refers to a missing result {}", at(), bad.result));
+            continue;
+        }
+        match &node.op {
+            Op::Input { .. } | Op::Weight { .. } | Op::Zeros | Op::Arg { .. } => {
+                if !operands.is_empty() || node.results.len() != 1 {
+                    errors.push(format!("{}: takes no operands and has one result", at()));
+                }
+                match &node.op {
+                    Op::Input { .. } if in_body => {
+                        errors.push(format!("{}: model inputs cannot appear in a scan body", at()))
+                    }
+                    Op::Arg { .. } if !in_body => {
+                        errors.push(format!("{}: scan arguments appear only in scan bodies", at()))
+                    }
+                    _ => {}
+                }
+            }
+            op => {
+                let tys: Vec<_> = operands.iter().map(|v| g.ty(*v)).collect();
+                match infer(op, &tys) {
+                    Ok(want) if want == node.results => {}
+                    Ok(want) => errors.push(format!(
+                        "{}: result types {} do not match the inferred {}",
+                        at(),
+                        list(&node.results),
+                        list(&want)
+                    )),
+                    Err(e) => errors.push(format!("{}: {e}", at())),
+                }
+                if let Op::Scan(scan) = op {
+                    check(&scan.body, true, errors);
+                    let labels: Vec<&str> = scan.body.outputs.iter().map(|(l, _)| l.as_str()).collect();
+                    let ok = labels.iter().take(scan.n_states).all(|l| *l == "next")
+                        && labels.iter().skip(scan.n_states).all(|l| *l == "emit");
+                    if !ok {
+                        errors.push(format!("{}: body outputs must be the next states, then the emits", at()));
+                    }
+                }
+            }
+        }
+    }
+    for (label, v) in &g.outputs {
+        if !g.contains(*v) {
+            errors.push(format!("{}: output \"{label}\" refers to a missing value", g.name));
+        }
+    }
+}
+
+fn list(tys: &[crate::types::TensorTy]) -> String {
+    tys.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+}
