@@ -224,6 +224,7 @@ impl Lexer {
     }
 
     fn node_line(&mut self, g: &mut Graph, names: &mut HashMap<usize, Value>) -> Result<(), ParseError> {
+        let start_line = self.line();
         let mut results = Vec::new();
         loop {
             match self.next()? {
@@ -261,7 +262,8 @@ impl Lexer {
         } else {
             None
         };
-        let op = self.make_op(&opname, &attrs, body)?;
+        // Errors about the op itself point at its line, not past its body.
+        let op = self.make_op(&opname, &attrs, body).map_err(|e| ParseError { line: start_line, ..e })?;
         if results.len() != tys.len() {
             return Err(self.err(format!("{} results but {} types", results.len(), tys.len())));
         }

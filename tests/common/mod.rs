@@ -1,0 +1,87 @@
+//! Shared helpers for the end-to-end tests: the committed PyTorch fixtures and the
+//! model file and hyperparameters each one maps to (DESIGN.md's naming contract).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One fixture directory written by `make_fixtures.py`.
+pub struct Fixture {
+    pub name: String,
+    pub dir: PathBuf,
+    pub meta: serde_json::Value,
+}
+
+impl Fixture {
+    /// `models/NAME.rnn`, with the contract's exceptions for the torch.nn layers.
+    pub fn model(&self) -> PathBuf {
+        let n = self.name.as_str();
+        let file = match n {
+            "elman_tanh" | "elman_relu" => "elman_rnn",
+            _ if n.starts_with("torch_lstm") => "lstm",
+            _ if n.starts_with("torch_gru") => "gru",
+            _ => n,
+        };
+        root().join("models").join(format!("{file}.rnn"))
+    }
+
+    /// `KEY=VALUE` for every constructor argument, as `--param` takes them.
+    pub fn params(&self) -> Vec<String> {
+        let kw = self.meta["ctor_kwargs"].as_object().expect("ctor_kwargs");
+        kw.iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => format!("{k}={s}"),
+                other => format!("{k}={other}"),
+            })
+            .collect()
+    }
+
+    /// Input names (file stems) in `meta.json` order.
+    pub fn inputs(&self) -> Vec<(String, PathBuf)> {
+        let ins = self.meta["inputs"].as_object().expect("inputs");
+        ins.keys()
+            .map(|f| (f.trim_end_matches(".npy").to_string(), self.dir.join(f)))
+            .collect()
+    }
+}
+
+/// Every fixture under `tests/fixtures/<set>/<name>/`, sorted.
+pub fn fixtures() -> Vec<Fixture> {
+    let mut out = Vec::new();
+    let base = root().join("tests/fixtures");
+    let mut sets: Vec<PathBuf> = std::fs::read_dir(&base)
+        .expect("tests/fixtures")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    sets.sort();
+    for set in sets {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&set).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+        dirs.sort();
+        for dir in dirs {
+            let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+            out.push(Fixture {
+                name: dir.file_name().unwrap().to_string_lossy().into_owned(),
+                dir,
+                meta,
+            });
+        }
+    }
+    out
+}
+
+/// The seed-0 fixture of each model file: small, fixed dims for snapshots.
+pub fn seed0(name: &str) -> Fixture {
+    fixtures()
+        .into_iter()
+        .find(|f| f.name == name && f.dir.parent().unwrap().ends_with("seed0"))
+        .unwrap_or_else(|| panic!("no seed0 fixture {name}"))
+}
+
+pub fn rel(p: &Path) -> String {
+    p.strip_prefix(root()).unwrap_or(p).display().to_string()
+}

@@ -1,0 +1,63 @@
+//! The interpreter against PyTorch: every committed fixture (seed 0 and random-dims
+//! seeds) run through the same path as `rnnc run`, compared at atol 1e-5, rtol 1e-4.
+
+mod common;
+
+use rnnc_cli::args::ModelArgs;
+use rnnc_interp::Tensor;
+use std::collections::HashMap;
+
+const ATOL: f32 = 1e-5;
+const RTOL: f32 = 1e-4;
+
+#[test]
+fn every_fixture_matches_pytorch() {
+    let fixtures = common::fixtures();
+    assert!(fixtures.len() >= 39, "expected 13 fixtures × 3 seeds, found {}", fixtures.len());
+    let mut failures = Vec::new();
+    for fx in &fixtures {
+        let label = common::rel(&fx.dir);
+        let args = ModelArgs {
+            model: fx.model(),
+            params: fx.params(),
+            config: None,
+        };
+        let g = rnnc_cli::compile(&args).unwrap_or_else(|e| panic!("{label}: {e}"));
+        let w = rnnc_cli::weights::load(&fx.dir.join("weights.safetensors"), &g.weights()).unwrap_or_else(|e| panic!("{label}: {e}"));
+        let inputs: HashMap<String, Tensor> = fx
+            .inputs()
+            .into_iter()
+            .map(|(n, p)| (n, rnnc_cli::npy::read(&p).unwrap()))
+            .collect();
+        let verified = rnnc_ir::verify(&g).unwrap();
+        let outs: HashMap<String, Tensor> = rnnc_interp::run(&verified, &inputs, &w)
+            .unwrap_or_else(|e| panic!("{label}: {e}"))
+            .into_iter()
+            .collect();
+        let mut compared = 0;
+        for name in ["output", "h_n", "c_n"] {
+            let path = fx.dir.join(format!("{name}.npy"));
+            if !path.exists() {
+                continue;
+            }
+            let want = rnnc_cli::npy::read(&path).unwrap();
+            let got = outs.get(name).unwrap_or_else(|| panic!("{label}: the model has no output `{name}`"));
+            let (Tensor::F32(want), Tensor::F32(got)) = (&want, got) else { panic!("{label}: f32 outputs") };
+            if want.shape() != got.shape() {
+                failures.push(format!("{label} {name}: shape {:?}, PyTorch {:?}", got.shape(), want.shape()));
+                continue;
+            }
+            let worst = want
+                .iter()
+                .zip(got.iter())
+                .map(|(w, g)| (w - g).abs() - (ATOL + RTOL * w.abs()))
+                .fold(f32::NEG_INFINITY, f32::max);
+            if worst > 0.0 || got.iter().any(|v| v.is_nan()) {
+                failures.push(format!("{label} {name}: exceeds tolerance by {worst:e}"));
+            }
+            compared += 1;
+        }
+        assert!(compared >= 1, "{label}: nothing compared");
+    }
+    assert!(failures.is_empty(), "mismatches against PyTorch:\n{}", failures.join("\n"));
+}
