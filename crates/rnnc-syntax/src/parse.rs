@@ -364,44 +364,62 @@ fn string_value(pair: Pair<Rule>) -> String {
     pair.into_inner().next().map(|p| p.as_str().to_string()).unwrap_or_default()
 }
 
-/// Turns pest's error into a diagnostic naming what was expected in words.
+/// Turns pest's error into a diagnostic naming what was expected in words, at the
+/// farthest position the parser reached (where the mistake usually is).
 fn syntax_error(err: pest::error::Error<Rule>, text: &str, file: FileId) -> Diagnostic {
     use pest::error::{ErrorVariant, InputLocation};
-    let pos = match err.location {
+    let mut pos = match err.location {
         InputLocation::Pos(p) => p,
         InputLocation::Span((s, _)) => s,
     };
     let mut expected: Vec<String> = Vec::new();
-    if let ErrorVariant::ParsingError { positives, .. } = &err.variant {
-        for r in positives {
-            if let Some(name) = rule_name(*r) {
-                push_unique(&mut expected, name.to_string());
+    let attempts = err.parse_attempts();
+    let farther = attempts.as_ref().is_some_and(|a| a.max_position > pos);
+    if !farther {
+        if let ErrorVariant::ParsingError { positives, .. } = &err.variant {
+            for r in positives {
+                if let Some(name) = rule_name(*r) {
+                    push_unique(&mut expected, name.to_string());
+                }
             }
         }
     }
-    if let Some(attempts) = err.parse_attempts() {
-        for t in attempts.expected_tokens() {
-            let s = t.to_string();
-            // Literal tokens show as themselves; keep only the punctuation and keywords a person types.
-            if !s.is_empty() && s.len() <= 8 && !s.contains(char::is_whitespace) && !s.contains("//") && !s.contains("/*") {
-                push_unique(&mut expected, format!("`{}`", s.trim_matches('"')));
+    if let Some(a) = &attempts {
+        if farther {
+            pos = a.max_position;
+        }
+        if a.max_position == pos {
+            for stack in a.call_stacks() {
+                if let Some(name) = stack.parent.and_then(rule_name) {
+                    push_unique(&mut expected, name.to_string());
+                }
+            }
+            for t in a.expected_tokens() {
+                let s = t.to_string();
+                // Punctuation and keywords a person types; not comment or whitespace tokens.
+                let shown = !s.is_empty() && s.len() <= 8 && !s.contains(char::is_whitespace) && !s.starts_with("//") && !s.starts_with("/*");
+                if shown {
+                    push_unique(&mut expected, format!("`{s}`"));
+                }
             }
         }
     }
     expected.truncate(8);
+    let pos = pos.min(text.len());
     let found = found_token(text, pos);
+    let unclosed = text[..pos].matches('{').count() > text[..pos].matches('}').count();
     let (message, label) = if pos >= text.len() {
-        ("unexpected end of file".to_string(), "the file ends here".to_string())
+        let m = if unclosed { "unexpected end of file: a `{` block is not closed" } else { "unexpected end of file" };
+        (m.to_string(), "the file ends here".to_string())
     } else {
         (format!("unexpected {found}"), format!("unexpected {found}"))
     };
     let end = (pos + found_len(text, pos)).min(text.len());
-    let mut d = Diagnostic::error(message).with_label(Span::new(file, pos, end.max(pos)), label);
-    if !expected.is_empty() {
+    let mut d = Diagnostic::error(message).with_label(Span::new(file, pos, end), label);
+    if pos >= text.len() && unclosed {
+        d = d.with_note("add the missing `}`");
+    } else if !expected.is_empty() {
         d = d.with_note(format!("expected {}", join_or(&expected)));
-    }
-    if pos >= text.len() && text[..pos].matches('{').count() > text[..pos].matches('}').count() {
-        d = d.with_note("a `{` block is not closed: add the missing `}`");
     }
     d
 }

@@ -324,7 +324,7 @@ impl Lowerer {
                 let t = self.to_tensor(v, span)?;
                 let Mode::Model { outputs, .. } = &mut frame.mode else {
                     return Err(Diagnostic::error("`output` belongs in a model; a cell uses `emit`")
-                        .with_label(s.span, "in a cell")
+                        .with_label(name.span, "in a cell")
                         .into());
                 };
                 if outputs.iter().any(|(n, _)| *n == name.name) {
@@ -340,7 +340,7 @@ impl Lowerer {
                 let t = self.to_tensor(v, e.span)?;
                 let Mode::Cell { emits, .. } = &mut frame.mode else {
                     return Err(Diagnostic::error("`emit` belongs in a cell; a model uses `output`")
-                        .with_label(s.span, "in a model")
+                        .with_label(e.span, "in a model")
                         .into());
                 };
                 emits.push(t);

@@ -369,7 +369,8 @@ impl Lowerer {
                 None => {
                     pos += 1;
                     if pos > params.len() {
-                        return Err(Diagnostic::error(format!("`{name}` takes at most {} arguments", params.len()))
+                        let n = params.len();
+                        return Err(Diagnostic::error(format!("`{name}` takes at most {n} argument{}", if n == 1 { "" } else { "s" }))
                             .with_label(a.value.span, "extra argument")
                             .with_note(usage)
                             .into());

@@ -423,7 +423,8 @@ fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<
     let limit = (name.chars().count() / 3).max(1);
     candidates
         .map(|c| (edit_distance(name, c), c))
-        .filter(|(d, _)| *d <= limit)
+        // A suggestion must keep something of the name: `q` is no typo of `M`.
+        .filter(|(d, c)| *d <= limit && *d < name.chars().count().max(c.chars().count()))
         .min()
         .map(|(_, c)| c)
 }
