@@ -12,11 +12,30 @@ use std::sync::OnceLock;
 #[grammar = "../../grammar/rnn.pest"]
 struct RnnParser;
 
+/// Source files larger than this are refused: no model needs it, and it bounds the
+/// parser's work and the depth of what it builds.
+pub const MAX_SOURCE_BYTES: usize = 1 << 20;
+/// Brackets nested deeper than this are refused before parsing, so that the
+/// recursive-descent parser cannot exhaust the stack.
+pub const MAX_NESTING: usize = 128;
+/// Operators and operands one expression may chain (`a + b + …`) without brackets.
+pub const MAX_EXPR_TERMS: usize = 1024;
+
 /// Parses one source file into an AST, or returns the first syntax error.
 pub fn parse_file(text: &str, file: FileId) -> Result<File, Diagnostic> {
+    check_limits(text, file)?;
     pest::set_error_detail(true);
     let mut pairs = RnnParser::parse(Rule::file, text).map_err(|e| syntax_error(e, text, file))?;
     let cx = Cx { file };
+    // Later stages recurse over expression trees; bound their length as brackets are bounded.
+    for p in pairs.clone().flatten() {
+        if p.as_rule() == Rule::expr && p.clone().into_inner().count() > MAX_EXPR_TERMS {
+            return Err(Diagnostic::error(format!(
+                "this expression has more than {MAX_EXPR_TERMS} operators and operands"
+            ))
+            .with_label(cx.span(&p), "split it into several assignments"));
+        }
+    }
     let file_pair = pairs.next().expect("pest returns the `file` rule on success");
     let mut items = Vec::new();
     for pair in file_pair.into_inner() {
@@ -35,6 +54,31 @@ pub fn parse_file(text: &str, file: FileId) -> Result<File, Diagnostic> {
         }
     }
     Ok(File { items })
+}
+
+fn check_limits(text: &str, file: FileId) -> Result<(), Diagnostic> {
+    if text.len() > MAX_SOURCE_BYTES {
+        return Err(Diagnostic::error(format!(
+            "the file is {} bytes; rnnc reads model files of at most {MAX_SOURCE_BYTES} bytes",
+            text.len()
+        ))
+        .with_label(Span::new(file, 0, 0), "this file"));
+    }
+    let mut depth = 0usize;
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' | '[' | '{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(Diagnostic::error(format!("brackets are nested more than {MAX_NESTING} deep"))
+                        .with_label(Span::new(file, i, i + 1), "too deep here"));
+                }
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 struct Cx {
