@@ -16,7 +16,11 @@ fn malformed_models_render_diagnostics() {
             .unwrap_or_default();
         // A relative path keeps the snapshots free of this machine's directories.
         let rel = PathBuf::from("tests/diagnostics").join(path.file_name().unwrap());
-        let err = match rnnc_cli::compile(&ModelArgs { model: rel, params, config: None }) {
+        let err = match rnnc_cli::compile(&ModelArgs {
+            model: rel,
+            params,
+            config: None,
+        }) {
             Ok(_) => panic!("{} compiled, but it is meant to be wrong", path.display()),
             Err(e) => e.to_string(),
         };

@@ -37,7 +37,10 @@ fn every_model_files_appears_here() {
         let p = entry.unwrap().path();
         if p.extension().is_some_and(|e| e == "rnn") {
             let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
-            assert!(MODELS.iter().any(|(m, _)| *m == stem), "models/{stem}.rnn has no lowering snapshot");
+            assert!(
+                MODELS.iter().any(|(m, _)| *m == stem),
+                "models/{stem}.rnn has no lowering snapshot"
+            );
         }
     }
 }
@@ -56,25 +59,45 @@ fn text_form_round_trips() {
         let g = lowered(fixture);
         let text = g.to_string();
         let back = rnnc_ir::parse_graph(&text).unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
-        rnnc_ir::verify(&back).unwrap_or_else(|e| panic!("{name}: reparsed graph does not verify: {e:?}"));
-        assert_eq!(back.to_string(), text, "{name}: print → parse → print changed the text");
+        rnnc_ir::verify(&back)
+            .unwrap_or_else(|e| panic!("{name}: reparsed graph does not verify: {e:?}"));
+        assert_eq!(
+            back.to_string(),
+            text,
+            "{name}: print → parse → print changed the text"
+        );
     }
 }
 
 #[test]
 fn ir_text_errors_are_reported_with_lines() {
     let cases = [
-        ("graph g {\n  %0 = bogus : f32[B]\n}\n", "line 2: unknown op `bogus`"),
-        ("graph g {\n  %1 = tanh %0 : f32[B]\n}\n", "line 2: %0 is used before it is defined"),
+        (
+            "graph g {\n  %0 = bogus : f32[B]\n}\n",
+            "line 2: unknown op `bogus`",
+        ),
+        (
+            "graph g {\n  %1 = tanh %0 : f32[B]\n}\n",
+            "line 2: %0 is used before it is defined",
+        ),
         ("graph g {\n  %0 = zeros : f32[B]\n", "missing `}`"),
-        ("graph g {\n  %0 = slice axis=0 %9 : f32[B]\n}\n", "line 2: %9 is used before it is defined"),
+        (
+            "graph g {\n  %0 = slice axis=0 %9 : f32[B]\n}\n",
+            "line 2: %9 is used before it is defined",
+        ),
     ];
     for (text, want) in cases {
         let e = rnnc_ir::parse_graph(text).expect_err(text).to_string();
         assert!(e.contains(want), "{e:?} should contain {want:?}");
     }
     // Well-formed text whose types are wrong parses, and the verifier rejects it.
-    let g = rnnc_ir::parse_graph("graph g {\n  %0 = zeros : f32[B, 4]\n  %1 = tanh %0 : f32[B, 5]\n  output \"y\" %1\n}\n").unwrap();
+    let g = rnnc_ir::parse_graph(
+        "graph g {\n  %0 = zeros : f32[B, 4]\n  %1 = tanh %0 : f32[B, 5]\n  output \"y\" %1\n}\n",
+    )
+    .unwrap();
     let errs = rnnc_ir::verify(&g).unwrap_err();
-    assert!(errs[0].contains("do not match the inferred f32[B, 4]"), "{errs:?}");
+    assert!(
+        errs[0].contains("do not match the inferred f32[B, 4]"),
+        "{errs:?}"
+    );
 }

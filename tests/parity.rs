@@ -13,7 +13,11 @@ const RTOL: f32 = 1e-4;
 #[test]
 fn every_fixture_matches_pytorch() {
     let fixtures = common::fixtures();
-    assert!(fixtures.len() >= 39, "expected 13 fixtures × 3 seeds, found {}", fixtures.len());
+    assert!(
+        fixtures.len() >= 39,
+        "expected 13 fixtures × 3 seeds, found {}",
+        fixtures.len()
+    );
     let mut failures = Vec::new();
     for fx in &fixtures {
         let label = common::rel(&fx.dir);
@@ -23,7 +27,8 @@ fn every_fixture_matches_pytorch() {
             config: None,
         };
         let g = rnnc_cli::compile(&args).unwrap_or_else(|e| panic!("{label}: {e}"));
-        let w = rnnc_cli::weights::load(&fx.dir.join("weights.safetensors"), &g.weights()).unwrap_or_else(|e| panic!("{label}: {e}"));
+        let w = rnnc_cli::weights::load(&fx.dir.join("weights.safetensors"), &g.weights())
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
         let inputs: HashMap<String, Tensor> = fx
             .inputs()
             .into_iter()
@@ -41,10 +46,18 @@ fn every_fixture_matches_pytorch() {
                 continue;
             }
             let want = rnnc_cli::npy::read(&path).unwrap();
-            let got = outs.get(name).unwrap_or_else(|| panic!("{label}: the model has no output `{name}`"));
-            let (Tensor::F32(want), Tensor::F32(got)) = (&want, got) else { panic!("{label}: f32 outputs") };
+            let got = outs
+                .get(name)
+                .unwrap_or_else(|| panic!("{label}: the model has no output `{name}`"));
+            let (Tensor::F32(want), Tensor::F32(got)) = (&want, got) else {
+                panic!("{label}: f32 outputs")
+            };
             if want.shape() != got.shape() {
-                failures.push(format!("{label} {name}: shape {:?}, PyTorch {:?}", got.shape(), want.shape()));
+                failures.push(format!(
+                    "{label} {name}: shape {:?}, PyTorch {:?}",
+                    got.shape(),
+                    want.shape()
+                ));
                 continue;
             }
             let worst = want
@@ -59,5 +72,9 @@ fn every_fixture_matches_pytorch() {
         }
         assert!(compared >= 1, "{label}: nothing compared");
     }
-    assert!(failures.is_empty(), "mismatches against PyTorch:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "mismatches against PyTorch:\n{}",
+        failures.join("\n")
+    );
 }

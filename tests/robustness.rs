@@ -15,7 +15,12 @@ fn params_for(path: &Path) -> Vec<(String, HValue)> {
         "elman_rnn" => "elman_tanh",
         "lstm" => "torch_lstm_bidir2_h0",
         "gru" => "torch_gru_bidir2_h0",
-        s if common::root().join(format!("tests/fixtures/seed0/{s}")).is_dir() => s,
+        s if common::root()
+            .join(format!("tests/fixtures/seed0/{s}"))
+            .is_dir() =>
+        {
+            s
+        }
         _ => return Vec::new(),
     };
     let fx = common::seed0(fixture);
@@ -52,7 +57,7 @@ fn model_files() -> Vec<PathBuf> {
 fn compile(path: &Path, text: String, params: &[(String, HValue)]) -> bool {
     let mut sources = SourceMap::new();
     let root = sources.add(path.display().to_string(), Some(path), text);
-    let result = load_root(root, &mut sources).map_err(|d| d).and_then(|p| lower(&p, params));
+    let result = load_root(root, &mut sources).and_then(|p| lower(&p, params));
     match result {
         Ok(g) => {
             rnnc_ir::verify(&g).expect("lowering returns verified graphs");
@@ -70,7 +75,15 @@ fn compile(path: &Path, text: String, params: &[(String, HValue)]) -> bool {
 
 /// Byte offsets where one token ends and another begins.
 fn token_boundaries(text: &str) -> Vec<usize> {
-    let class = |c: char| if c.is_alphanumeric() || c == '_' || c == '\'' { 0 } else if c.is_whitespace() { 1 } else { 2 };
+    let class = |c: char| {
+        if c.is_alphanumeric() || c == '_' || c == '\'' {
+            0
+        } else if c.is_whitespace() {
+            1
+        } else {
+            2
+        }
+    };
     let mut out = vec![0];
     let mut prev: Option<(char, u8)> = None;
     for (i, c) in text.char_indices() {
@@ -95,7 +108,11 @@ fn every_token_cut_is_an_error_or_a_graph() {
         // The runnable models compile whole; std files hold layers, not runnable models.
         let runnable = !path.parent().unwrap().ends_with("std");
         let whole = compile(&path, text.clone(), &params);
-        assert!(whole || !runnable, "{} should compile whole", path.display());
+        assert!(
+            whole || !runnable,
+            "{} should compile whole",
+            path.display()
+        );
         for pos in token_boundaries(&text) {
             compile(&path, text[..pos].to_string(), &params);
             cuts += 1;
@@ -146,7 +163,11 @@ fn random_mutations_never_panic() {
             }
             let mutated = String::from_utf8_lossy(&bytes).into_owned();
             let outcome = std::panic::catch_unwind(|| compile(&path, mutated.clone(), &params));
-            assert!(outcome.is_ok(), "{} mutation {case} panicked on:\n{mutated}", path.display());
+            assert!(
+                outcome.is_ok(),
+                "{} mutation {case} panicked on:\n{mutated}",
+                path.display()
+            );
         }
     }
 }

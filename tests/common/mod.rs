@@ -60,10 +60,16 @@ pub fn fixtures() -> Vec<Fixture> {
         .collect();
     sets.sort();
     for set in sets {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&set).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&set)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .collect();
         dirs.sort();
         for dir in dirs {
-            let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+            let meta: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap())
+                    .unwrap();
             out.push(Fixture {
                 name: dir.file_name().unwrap().to_string_lossy().into_owned(),
                 dir,

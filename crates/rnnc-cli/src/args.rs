@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "rnnc", version, about = "A compiler for recurrent neural networks")]
+#[command(
+    name = "rnnc",
+    version,
+    about = "A compiler for recurrent neural networks"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -29,7 +29,13 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
-        Command::Run { model, weights, inputs, backend, out } => {
+        Command::Run {
+            model,
+            weights,
+            inputs,
+            backend,
+            out,
+        } => {
             if backend != "interp" {
                 return msg(format!(
                     "--backend {backend}: not available in this build; the backends here are: interp"
@@ -40,17 +46,27 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             let mut given = HashMap::new();
             for spec in &inputs {
                 let Some((name, file)) = spec.split_once('=') else {
-                    return msg(format!("--input {spec}: expected NAME=FILE.npy, e.g. --input input=x.npy"));
+                    return msg(format!(
+                        "--input {spec}: expected NAME=FILE.npy, e.g. --input input=x.npy"
+                    ));
                 };
-                if given.insert(name.to_string(), npy::read(&PathBuf::from(file))?).is_some() {
+                if given
+                    .insert(name.to_string(), npy::read(&PathBuf::from(file))?)
+                    .is_some()
+                {
                     return msg(format!("--input {name} is given twice"));
                 }
             }
-            let verified = verify(&g).map_err(|e| CliError::Message(format!("internal error: {}", e.join("; "))))?;
+            let verified = verify(&g)
+                .map_err(|e| CliError::Message(format!("internal error: {}", e.join("; "))))?;
             let outputs = rnnc_interp::run(&verified, &given, &w)
                 .map_err(|e| CliError::Message(format!("{}: {e}", model.model.display())))?;
-            std::fs::create_dir_all(&out)
-                .map_err(|e| CliError::Message(format!("cannot create output directory `{}`: {e}", out.display())))?;
+            std::fs::create_dir_all(&out).map_err(|e| {
+                CliError::Message(format!(
+                    "cannot create output directory `{}`: {e}",
+                    out.display()
+                ))
+            })?;
             for (name, t) in &outputs {
                 let path = out.join(format!("{name}.npy"));
                 npy::write(&path, t)?;
@@ -64,7 +80,8 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
 /// Loads, parses and lowers a model with its hyperparameters into a verified graph.
 pub fn compile(args: &ModelArgs) -> Result<Graph, CliError> {
     let mut sources = SourceMap::new();
-    let program = load_program(&args.model, &mut sources).map_err(|d| CliError::Rendered(render_all(&d, &sources)))?;
+    let program = load_program(&args.model, &mut sources)
+        .map_err(|d| CliError::Rendered(render_all(&d, &sources)))?;
     let hparams = params::collect(&program.entry, &args.params, args.config.as_deref())?;
     lower::lower(&program, &hparams).map_err(|d| CliError::Rendered(render_all(&d, &sources)))
 }

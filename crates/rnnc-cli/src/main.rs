@@ -17,7 +17,9 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(_) => {
-            eprintln!("error: internal compiler error (a panic); please report it with the model file");
+            eprintln!(
+                "error: internal compiler error (a panic); please report it with the model file"
+            );
             ExitCode::from(101)
         }
     }

@@ -11,9 +11,14 @@ use std::path::Path;
 /// Loads every tensor the graph needs; reports all missing, unexpected, mis-shaped
 /// or mistyped tensors at once, each with its key.
 pub fn load(path: &Path, wanted: &[(String, TensorTy)]) -> Result<Weights, CliError> {
-    let bytes = std::fs::read(path).map_err(|e| CliError::Message(format!("cannot read weights `{}`: {e}", path.display())))?;
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| CliError::Message(format!("{}: not a valid safetensors file: {e}", path.display())))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| CliError::Message(format!("cannot read weights `{}`: {e}", path.display())))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+        CliError::Message(format!(
+            "{}: not a valid safetensors file: {e}",
+            path.display()
+        ))
+    })?;
     let mut problems = Vec::new();
     let mut out = Weights::new();
     for (key, ty) in wanted {
@@ -33,11 +38,17 @@ pub fn load(path: &Path, wanted: &[(String, TensorTy)]) -> Result<Weights, CliEr
             }
         };
         if view.dtype() != Dtype::F32 {
-            problems.push(format!("tensor `{key}` is {:?}; rnnc reads F32 (save with `.float()`)", view.dtype()));
+            problems.push(format!(
+                "tensor `{key}` is {:?}; rnnc reads F32 (save with `.float()`)",
+                view.dtype()
+            ));
             continue;
         }
         if view.shape() != want.as_slice() {
-            problems.push(format!("tensor `{key}` has shape {:?}, expected {want:?}", view.shape()));
+            problems.push(format!(
+                "tensor `{key}` has shape {:?}, expected {want:?}",
+                view.shape()
+            ));
             continue;
         }
         let data: Vec<f32> = view
@@ -45,16 +56,30 @@ pub fn load(path: &Path, wanted: &[(String, TensorTy)]) -> Result<Weights, CliEr
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        out.insert(key.clone(), ArrayD::from_shape_vec(IxDyn(&want), data).expect("safetensors checked the size"));
+        out.insert(
+            key.clone(),
+            ArrayD::from_shape_vec(IxDyn(&want), data).expect("safetensors checked the size"),
+        );
     }
-    let mut unexpected: Vec<String> = st.names().into_iter().filter(|n| !wanted.iter().any(|(k, _)| k == n)).map(str::to_string).collect();
+    let mut unexpected: Vec<String> = st
+        .names()
+        .into_iter()
+        .filter(|n| !wanted.iter().any(|(k, _)| k == n))
+        .map(str::to_string)
+        .collect();
     unexpected.sort();
     for k in unexpected {
-        problems.push(format!("unexpected tensor `{k}`: the model declares no such weight"));
+        problems.push(format!(
+            "unexpected tensor `{k}`: the model declares no such weight"
+        ));
     }
     if problems.is_empty() {
         Ok(out)
     } else {
-        msg(format!("{}: the weights do not fit the model:\n  - {}", path.display(), problems.join("\n  - ")))
+        msg(format!(
+            "{}: the weights do not fit the model:\n  - {}",
+            path.display(),
+            problems.join("\n  - ")
+        ))
     }
 }

@@ -43,8 +43,14 @@ fn read_npy(p: &Path) -> ArrayD<f32> {
 }
 
 const ELMAN: &[&str] = &[
-    "--param", "input_size=12", "--param", "hidden_size=16", "--param", "num_layers=2",
-    "--param", "nonlinearity=relu",
+    "--param",
+    "input_size=12",
+    "--param",
+    "hidden_size=16",
+    "--param",
+    "num_layers=2",
+    "--param",
+    "nonlinearity=relu",
 ];
 
 /// `rnnc run` on the elman_relu fixture, with extra arguments.
@@ -52,7 +58,16 @@ fn run_elman(weights: &Path, extra: &[&str], out: &Path) -> Output {
     let fx = fixture("elman_relu");
     let input = format!("input={}", fx.join("input.npy").display());
     let h0 = format!("h0={}", fx.join("h0.npy").display());
-    let mut args = vec!["run", "models/elman_rnn.rnn", "--weights", weights.to_str().unwrap(), "--input", &input, "--input", &h0];
+    let mut args = vec![
+        "run",
+        "models/elman_rnn.rnn",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--input",
+        &input,
+        "--input",
+        &h0,
+    ];
     args.extend_from_slice(ELMAN);
     args.extend_from_slice(extra);
     args.extend_from_slice(&["--out", out.to_str().unwrap()]);
@@ -62,13 +77,21 @@ fn run_elman(weights: &Path, extra: &[&str], out: &Path) -> Output {
 #[test]
 fn run_writes_outputs_that_match_pytorch() {
     let dir = tempfile::tempdir().unwrap();
-    let o = run_elman(&fixture("elman_relu").join("weights.safetensors"), &["--backend", "interp"], dir.path());
+    let o = run_elman(
+        &fixture("elman_relu").join("weights.safetensors"),
+        &["--backend", "interp"],
+        dir.path(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     for name in ["output", "h_n"] {
         let got = read_npy(&dir.path().join(format!("{name}.npy")));
         let want = read_npy(&fixture("elman_relu").join(format!("{name}.npy")));
         assert_eq!(got.shape(), want.shape());
-        let worst = got.iter().zip(want.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let worst = got
+            .iter()
+            .zip(want.iter())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
         assert!(worst < 1e-5, "{name}: max abs diff {worst}");
     }
 }
@@ -78,67 +101,154 @@ fn token_ids_run_through_the_classifier() {
     let dir = tempfile::tempdir().unwrap();
     let fx = fixture("lstm_classifier");
     let o = rnnc(&[
-        "run", "models/lstm_classifier.rnn", "--weights", fx.join("weights.safetensors").to_str().unwrap(),
-        "--input", &format!("input={}", fx.join("input.npy").display()),
-        "--param", "vocab_size=50", "--param", "embed_dim=12", "--param", "hidden_dim=16",
-        "--param", "num_layers=2", "--param", "num_classes=5", "--out", dir.path().to_str().unwrap(),
+        "run",
+        "models/lstm_classifier.rnn",
+        "--weights",
+        fx.join("weights.safetensors").to_str().unwrap(),
+        "--input",
+        &format!("input={}", fx.join("input.npy").display()),
+        "--param",
+        "vocab_size=50",
+        "--param",
+        "embed_dim=12",
+        "--param",
+        "hidden_dim=16",
+        "--param",
+        "num_layers=2",
+        "--param",
+        "num_classes=5",
+        "--out",
+        dir.path().to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let got = read_npy(&dir.path().join("output.npy"));
     let want = read_npy(&fx.join("output.npy"));
-    assert!(got.iter().zip(want.iter()).all(|(a, b)| (a - b).abs() < 1e-5));
+    assert!(got
+        .iter()
+        .zip(want.iter())
+        .all(|(a, b)| (a - b).abs() < 1e-5));
 }
 
 #[test]
 fn config_file_sets_hyperparameters_and_params_override_it() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("elman.yaml");
-    std::fs::write(&cfg, "input_size: 12\nhidden_size: 16\nnum_layers: 2\nnonlinearity: tanh\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "input_size: 12\nhidden_size: 16\nnum_layers: 2\nnonlinearity: tanh\n",
+    )
+    .unwrap();
     let out = dir.path().join("out");
     let fx = fixture("elman_relu");
     let o = rnnc(&[
-        "run", "models/elman_rnn.rnn", "--config", cfg.to_str().unwrap(), "--param", "nonlinearity=relu",
-        "--weights", fx.join("weights.safetensors").to_str().unwrap(),
-        "--input", &format!("input={}", fx.join("input.npy").display()),
-        "--input", &format!("h0={}", fx.join("h0.npy").display()), "--out", out.to_str().unwrap(),
+        "run",
+        "models/elman_rnn.rnn",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--param",
+        "nonlinearity=relu",
+        "--weights",
+        fx.join("weights.safetensors").to_str().unwrap(),
+        "--input",
+        &format!("input={}", fx.join("input.npy").display()),
+        "--input",
+        &format!("h0={}", fx.join("h0.npy").display()),
+        "--out",
+        out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let got = read_npy(&out.join("output.npy"));
     let want = read_npy(&fx.join("output.npy"));
-    assert!(got.iter().zip(want.iter()).all(|(a, b)| (a - b).abs() < 1e-5), "relu from --param must win over the config's tanh");
+    assert!(
+        got.iter()
+            .zip(want.iter())
+            .all(|(a, b)| (a - b).abs() < 1e-5),
+        "relu from --param must win over the config's tanh"
+    );
 }
 
 #[test]
 fn check_and_ir_succeed_on_a_model() {
-    let o = rnnc(&["check", "models/gru_cell.rnn", "--param", "input_size=3", "--param", "hidden_size=4"]);
+    let o = rnnc(&[
+        "check",
+        "models/gru_cell.rnn",
+        "--param",
+        "input_size=3",
+        "--param",
+        "hidden_size=4",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("ok: model GRUCellSequence"));
-    let o = rnnc(&["ir", "models/gru_cell.rnn", "--param", "input_size=3", "--param", "hidden_size=4"]);
+    let o = rnnc(&[
+        "ir",
+        "models/gru_cell.rnn",
+        "--param",
+        "input_size=3",
+        "--param",
+        "hidden_size=4",
+    ]);
     assert!(o.status.success());
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.starts_with("graph GRUCellSequence {") && text.contains("scan reverse=false"), "{text}");
+    assert!(
+        text.starts_with("graph GRUCellSequence {") && text.contains("scan reverse=false"),
+        "{text}"
+    );
 }
 
 #[test]
 fn bad_model_source_prints_a_caret_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let m = dir.path().join("bad.rnn");
-    std::fs::write(&m, "model M() {\n    input x: [B, T, 4]\n    output y = tanh(xx)\n}\n").unwrap();
+    std::fs::write(
+        &m,
+        "model M() {\n    input x: [B, T, 4]\n    output y = tanh(xx)\n}\n",
+    )
+    .unwrap();
     let o = rnnc(&["check", m.to_str().unwrap()]);
     fails_with(&o, &["unknown name `xx`", "bad.rnn:3:21", "^^"]);
     std::fs::write(&m, [0xff, 0xfe, 0x00]).unwrap();
-    fails_with(&rnnc(&["check", m.to_str().unwrap()]), &["bad.rnn", "not UTF-8"]);
-    fails_with(&rnnc(&["check", "models/does_not_exist.rnn"]), &["cannot read `models/does_not_exist.rnn`"]);
+    fails_with(
+        &rnnc(&["check", m.to_str().unwrap()]),
+        &["bad.rnn", "not UTF-8"],
+    );
+    fails_with(
+        &rnnc(&["check", "models/does_not_exist.rnn"]),
+        &["cannot read `models/does_not_exist.rnn`"],
+    );
 }
 
 #[test]
 fn bad_params_and_flags_exit_1() {
     let base = ["check", "models/gru_cell.rnn", "--param", "input_size=3"];
-    fails_with(&rnnc(&[&base[..], &["--param", "hidden_size=four"]].concat()), &["--param hidden_size=four", "`hidden_size` is an int"]);
-    fails_with(&rnnc(&[&base[..], &["--param", "hidden_size"]].concat()), &["expected KEY=VALUE"]);
-    fails_with(&rnnc(&[&base[..], &["--param", "hidden_size=4", "--param", "depth=2"]].concat()), &["no hyperparameter `depth`"]);
-    fails_with(&rnnc(&base), &["missing hyperparameter `hidden_size`", "--param hidden_size="]);
-    fails_with(&rnnc(&["check", "models/gru_cell.rnn", "--no-such-flag"]), &["--no-such-flag"]);
+    fails_with(
+        &rnnc(&[&base[..], &["--param", "hidden_size=four"]].concat()),
+        &["--param hidden_size=four", "`hidden_size` is an int"],
+    );
+    fails_with(
+        &rnnc(&[&base[..], &["--param", "hidden_size"]].concat()),
+        &["expected KEY=VALUE"],
+    );
+    fails_with(
+        &rnnc(
+            &[
+                &base[..],
+                &["--param", "hidden_size=4", "--param", "depth=2"],
+            ]
+            .concat(),
+        ),
+        &["no hyperparameter `depth`"],
+    );
+    fails_with(
+        &rnnc(&base),
+        &[
+            "missing hyperparameter `hidden_size`",
+            "--param hidden_size=",
+        ],
+    );
+    fails_with(
+        &rnnc(&["check", "models/gru_cell.rnn", "--no-such-flag"]),
+        &["--no-such-flag"],
+    );
     fails_with(&rnnc(&["frobnicate"]), &["frobnicate"]);
 }
 
@@ -148,13 +258,30 @@ fn bad_config_files_name_the_file() {
     let cfg = dir.path().join("c.yaml");
     let check = |content: &str, needles: &[&str]| {
         std::fs::write(&cfg, content).unwrap();
-        fails_with(&rnnc(&["check", "models/gru_cell.rnn", "--config", cfg.to_str().unwrap()]), needles);
+        fails_with(
+            &rnnc(&[
+                "check",
+                "models/gru_cell.rnn",
+                "--config",
+                cfg.to_str().unwrap(),
+            ]),
+            needles,
+        );
     };
     check("input_size: [3\n", &["c.yaml", "not valid YAML"]);
     check("- 3\n- 4\n", &["c.yaml", "expected a mapping"]);
-    check("input_size: {a: 1}\nhidden_size: 4\n", &["c.yaml", "`input_size` must be a number"]);
-    check("input_size: 3.5\nhidden_size: 4\n", &["c.yaml", "`input_size` is an int"]);
-    fails_with(&rnnc(&["check", "models/gru_cell.rnn", "--config", "nope.yaml"]), &["cannot read config `nope.yaml`"]);
+    check(
+        "input_size: {a: 1}\nhidden_size: 4\n",
+        &["c.yaml", "`input_size` must be a number"],
+    );
+    check(
+        "input_size: 3.5\nhidden_size: 4\n",
+        &["c.yaml", "`input_size` is an int"],
+    );
+    fails_with(
+        &rnnc(&["check", "models/gru_cell.rnn", "--config", "nope.yaml"]),
+        &["cannot read config `nope.yaml`"],
+    );
 }
 
 /// Writes a safetensors file from (key, dtype, shape, little-endian bytes).
@@ -174,7 +301,11 @@ fn elman_weights() -> Vec<(String, Vec<usize>, Vec<f32>)> {
         .tensors()
         .into_iter()
         .map(|(k, v)| {
-            let vals = v.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+            let vals = v
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
             (k, v.shape().to_vec(), vals)
         })
         .collect();
@@ -196,34 +327,73 @@ fn bad_weights_name_the_key_and_the_shapes() {
     // Truncated file.
     let bytes = std::fs::read(fixture("elman_relu").join("weights.safetensors")).unwrap();
     std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
-    fails_with(&run_elman(&w, &[], &out), &["w.safetensors", "not a valid safetensors file"]);
+    fails_with(
+        &run_elman(&w, &[], &out),
+        &["w.safetensors", "not a valid safetensors file"],
+    );
     std::fs::write(&w, b"not safetensors at all").unwrap();
-    fails_with(&run_elman(&w, &[], &out), &["w.safetensors", "not a valid safetensors file"]);
+    fails_with(
+        &run_elman(&w, &[], &out),
+        &["w.safetensors", "not a valid safetensors file"],
+    );
 
     // Wrong dtype: one tensor stored as f64.
-    let mut t: Vec<_> = good.iter().map(|(k, s, v)| (k.clone(), Dtype::F32, s.clone(), f32_bytes(v))).collect();
+    let mut t: Vec<_> = good
+        .iter()
+        .map(|(k, s, v)| (k.clone(), Dtype::F32, s.clone(), f32_bytes(v)))
+        .collect();
     let (_, d, _, b) = &mut t[0];
     *d = Dtype::F64;
-    *b = good[0].2.iter().flat_map(|x| f64::from(*x).to_le_bytes()).collect();
+    *b = good[0]
+        .2
+        .iter()
+        .flat_map(|x| f64::from(*x).to_le_bytes())
+        .collect();
     write_safetensors(&w, t);
-    fails_with(&run_elman(&w, &[], &out), &[&format!("tensor `{}` is F64", good[0].0), "F32"]);
+    fails_with(
+        &run_elman(&w, &[], &out),
+        &[&format!("tensor `{}` is F64", good[0].0), "F32"],
+    );
 
     // Wrong shape: one tensor with a row dropped.
-    let mut t: Vec<_> = good.iter().map(|(k, s, v)| (k.clone(), Dtype::F32, s.clone(), f32_bytes(v))).collect();
+    let mut t: Vec<_> = good
+        .iter()
+        .map(|(k, s, v)| (k.clone(), Dtype::F32, s.clone(), f32_bytes(v)))
+        .collect();
     let key = "rnn.weight_hh_l1";
     let i = t.iter().position(|x| x.0 == key).unwrap();
     t[i].2 = vec![15, 16];
     t[i].3.truncate(15 * 16 * 4);
     write_safetensors(&w, t);
-    fails_with(&run_elman(&w, &[], &out), &["tensor `rnn.weight_hh_l1` has shape [15, 16], expected [16, 16]"]);
+    fails_with(
+        &run_elman(&w, &[], &out),
+        &["tensor `rnn.weight_hh_l1` has shape [15, 16], expected [16, 16]"],
+    );
 
     // Missing key, and an unexpected one.
-    let mut t: Vec<_> = good.iter().map(|(k, s, v)| (k.clone(), Dtype::F32, s.clone(), f32_bytes(v))).collect();
+    let mut t: Vec<_> = good
+        .iter()
+        .map(|(k, s, v)| (k.clone(), Dtype::F32, s.clone(), f32_bytes(v)))
+        .collect();
     t.retain(|x| x.0 != "rnn.bias_ih_l0");
-    t.push(("rnn.extra".into(), Dtype::F32, vec![2], f32_bytes(&[1.0, 2.0])));
+    t.push((
+        "rnn.extra".into(),
+        Dtype::F32,
+        vec![2],
+        f32_bytes(&[1.0, 2.0]),
+    ));
     write_safetensors(&w, t);
-    fails_with(&run_elman(&w, &[], &out), &["missing tensor `rnn.bias_ih_l0` (expected shape [16])", "unexpected tensor `rnn.extra`"]);
-    assert!(!out.exists(), "nothing is written when the weights are wrong");
+    fails_with(
+        &run_elman(&w, &[], &out),
+        &[
+            "missing tensor `rnn.bias_ih_l0` (expected shape [16])",
+            "unexpected tensor `rnn.extra`",
+        ],
+    );
+    assert!(
+        !out.exists(),
+        "nothing is written when the weights are wrong"
+    );
 }
 
 #[test]
@@ -233,7 +403,12 @@ fn bad_inputs_name_the_input_and_the_file() {
     let out = dir.path().join("out");
     let fx = fixture("elman_relu");
     let run = |inputs: &[String], extra: &[&str]| {
-        let mut args = vec!["run".to_string(), "models/elman_rnn.rnn".into(), "--weights".into(), w.display().to_string()];
+        let mut args = vec![
+            "run".to_string(),
+            "models/elman_rnn.rnn".into(),
+            "--weights".into(),
+            w.display().to_string(),
+        ];
         for i in inputs {
             args.push("--input".into());
             args.push(i.clone());
@@ -246,23 +421,69 @@ fn bad_inputs_name_the_input_and_the_file() {
 
     let text = dir.path().join("x.npy");
     std::fs::write(&text, "1,2,3\n").unwrap();
-    fails_with(&run(&[format!("input={}", text.display()), h0.clone()], &[]), &["x.npy", "not a readable .npy file"]);
+    fails_with(
+        &run(&[format!("input={}", text.display()), h0.clone()], &[]),
+        &["x.npy", "not a readable .npy file"],
+    );
 
     let wrong = dir.path().join("wrong.npy");
-    ArrayD::<f32>::zeros(ndarray::IxDyn(&[3, 7, 5])).write_npy(std::fs::File::create(&wrong).unwrap()).unwrap();
-    fails_with(&run(&[format!("input={}", wrong.display()), h0.clone()], &[]), &["input `input` must have shape [B, T, 12]", "axis 2 is 5"]);
+    ArrayD::<f32>::zeros(ndarray::IxDyn(&[3, 7, 5]))
+        .write_npy(std::fs::File::create(&wrong).unwrap())
+        .unwrap();
+    fails_with(
+        &run(&[format!("input={}", wrong.display()), h0.clone()], &[]),
+        &["input `input` must have shape [B, T, 12]", "axis 2 is 5"],
+    );
 
     let batch = dir.path().join("batch.npy");
-    ArrayD::<f32>::zeros(ndarray::IxDyn(&[2, 7, 12])).write_npy(std::fs::File::create(&batch).unwrap()).unwrap();
-    fails_with(&run(&[format!("input={}", batch.display()), h0.clone()], &[]), &["B = 3", "B = 2"]);
+    ArrayD::<f32>::zeros(ndarray::IxDyn(&[2, 7, 12]))
+        .write_npy(std::fs::File::create(&batch).unwrap())
+        .unwrap();
+    fails_with(
+        &run(&[format!("input={}", batch.display()), h0.clone()], &[]),
+        &["B = 3", "B = 2"],
+    );
 
     let ints = dir.path().join("ints.npy");
-    ArrayD::<i64>::zeros(ndarray::IxDyn(&[3, 7, 12])).write_npy(std::fs::File::create(&ints).unwrap()).unwrap();
-    fails_with(&run(&[format!("input={}", ints.display()), h0.clone()], &[]), &["input `input` must be f32", "i64"]);
+    ArrayD::<i64>::zeros(ndarray::IxDyn(&[3, 7, 12]))
+        .write_npy(std::fs::File::create(&ints).unwrap())
+        .unwrap();
+    fails_with(
+        &run(&[format!("input={}", ints.display()), h0.clone()], &[]),
+        &["input `input` must be f32", "i64"],
+    );
 
-    fails_with(&run(&[h0.clone()], &[]), &["missing input `input`", "--input input="]);
-    fails_with(&run(&[format!("input={}", fx.join("input.npy").display()), h0.clone(), format!("c0={}", fx.join("h0.npy").display())], &[]), &["no input `c0`"]);
+    fails_with(
+        &run(std::slice::from_ref(&h0), &[]),
+        &["missing input `input`", "--input input="],
+    );
+    fails_with(
+        &run(
+            &[
+                format!("input={}", fx.join("input.npy").display()),
+                h0.clone(),
+                format!("c0={}", fx.join("h0.npy").display()),
+            ],
+            &[],
+        ),
+        &["no input `c0`"],
+    );
     fails_with(&run(&["input".into()], &[]), &["expected NAME=FILE.npy"]);
-    fails_with(&run(&[format!("input={}", dir.path().join("absent.npy").display())], &[]), &["absent.npy"]);
-    fails_with(&run(&[format!("input={}", fx.join("input.npy").display()), h0.clone()], &["--backend", "tpu"]), &["--backend tpu"]);
+    fails_with(
+        &run(
+            &[format!("input={}", dir.path().join("absent.npy").display())],
+            &[],
+        ),
+        &["absent.npy"],
+    );
+    fails_with(
+        &run(
+            &[
+                format!("input={}", fx.join("input.npy").display()),
+                h0.clone(),
+            ],
+            &["--backend", "tpu"],
+        ),
+        &["--backend tpu"],
+    );
 }

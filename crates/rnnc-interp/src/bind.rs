@@ -28,23 +28,34 @@ impl Env {
                 InterpError("the batch size B is unknown: no input that has it was given".into())
             }),
             Dim::Time => self.time.ok_or_else(|| {
-                InterpError("the sequence length T is unknown: no input that has it was given".into())
+                InterpError(
+                    "the sequence length T is unknown: no input that has it was given".into(),
+                )
             }),
         }
     }
 
     pub fn shape(&self, ty: &TensorTy) -> Result<Vec<usize>, InterpError> {
-        let shape = ty.dims.iter().map(|d| self.dim(*d)).collect::<Result<Vec<_>, _>>()?;
+        let shape = ty
+            .dims
+            .iter()
+            .map(|d| self.dim(*d))
+            .collect::<Result<Vec<_>, _>>()?;
         let elems = shape.iter().try_fold(1usize, |acc, n| acc.checked_mul(*n));
         match elems {
             Some(n) if n <= MAX_ELEMS => Ok(shape),
-            _ => err(format!("a tensor of shape {shape:?} is too large to allocate")),
+            _ => err(format!(
+                "a tensor of shape {shape:?} is too large to allocate"
+            )),
         }
     }
 
     /// Binds `B`/`T` from one input, checking it against its declared type.
     pub fn bind(&mut self, name: &str, ty: &TensorTy, t: &Tensor) -> Result<(), InterpError> {
-        let dtype_ok = matches!((ty.dtype, t), (DType::F32, Tensor::F32(_)) | (DType::I64, Tensor::I64(_)));
+        let dtype_ok = matches!(
+            (ty.dtype, t),
+            (DType::F32, Tensor::F32(_)) | (DType::I64, Tensor::I64(_))
+        );
         if !dtype_ok {
             return err(format!(
                 "input `{name}` must be {}, but the array given is {}",

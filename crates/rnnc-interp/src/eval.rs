@@ -21,7 +21,10 @@ pub fn run(
     for name in inputs.keys() {
         if !declared.iter().any(|(n, _, _)| n == name) {
             let names: Vec<&str> = declared.iter().map(|(n, _, _)| n.as_str()).collect();
-            return err(format!("the model has no input `{name}`; its inputs are: {}", names.join(", ")));
+            return err(format!(
+                "the model has no input `{name}`; its inputs are: {}",
+                names.join(", ")
+            ));
         }
     }
     let mut env = Env::default();
@@ -29,7 +32,11 @@ pub fn run(
         match inputs.get(name) {
             Some(t) => env.bind(name, ty, t)?,
             None if *zeros => {}
-            None => return err(format!("missing input `{name}` ({ty}): pass it with --input {name}=FILE.npy")),
+            None => {
+                return err(format!(
+                    "missing input `{name}` ({ty}): pass it with --input {name}=FILE.npy"
+                ))
+            }
         }
     }
     for (key, ty) in g.weights() {
@@ -38,12 +45,23 @@ pub fn run(
         };
         let want = env.shape(&ty)?;
         if w.shape() != want.as_slice() {
-            return err(format!("weight `{key}` must have shape {want:?}, found {:?}", w.shape()));
+            return err(format!(
+                "weight `{key}` must have shape {want:?}, found {:?}",
+                w.shape()
+            ));
         }
     }
-    let cx = Cx { env, inputs, weights };
+    let cx = Cx {
+        env,
+        inputs,
+        weights,
+    };
     let outs = cx.eval(g, &[])?;
-    Ok(g.outputs.iter().map(|(n, _)| n.clone()).zip(outs.into_iter().map(|t| (*t).clone())).collect())
+    Ok(g.outputs
+        .iter()
+        .map(|(n, _)| n.clone())
+        .zip(outs.into_iter().map(|t| (*t).clone()))
+        .collect())
 }
 
 struct Cx<'a> {
@@ -69,7 +87,8 @@ impl Cx<'_> {
         let mut vals: HashMap<Value, Rc<Tensor>> = HashMap::with_capacity(order.len());
         for &id in order {
             let node = g.node(id);
-            let operands: Vec<Rc<Tensor>> = g.operands(id).iter().map(|v| vals[v].clone()).collect();
+            let operands: Vec<Rc<Tensor>> =
+                g.operands(id).iter().map(|v| vals[v].clone()).collect();
             let results: Vec<Rc<Tensor>> = match &node.op {
                 Op::Input { name, .. } => vec![Rc::new(match self.inputs.get(name) {
                     Some(t) => t.clone(),
@@ -84,7 +103,11 @@ impl Cx<'_> {
                     };
                     vec![args[i].clone()]
                 }
-                Op::Scan(scan) => self.scan(scan, &operands)?.into_iter().map(Rc::new).collect(),
+                Op::Scan(scan) => self
+                    .scan(scan, &operands)?
+                    .into_iter()
+                    .map(Rc::new)
+                    .collect(),
                 op => vec![Rc::new(kernels::apply(op, &operands)?)],
             };
             for (r, t) in results.into_iter().enumerate() {
@@ -114,14 +137,23 @@ impl Cx<'_> {
         let mut emits: Vec<ArrayD<f32>> = body.outputs[scan.n_states..]
             .iter()
             .map(|(_, v)| {
-                let mut shape = body.ty(*v).dims.iter().map(|d| self.env.dim(*d)).collect::<Result<Vec<_>, _>>()?;
+                let mut shape = body
+                    .ty(*v)
+                    .dims
+                    .iter()
+                    .map(|d| self.env.dim(*d))
+                    .collect::<Result<Vec<_>, _>>()?;
                 shape[0] = batch;
                 shape.insert(1, n_steps);
                 Ok(ArrayD::zeros(IxDyn(&shape)))
             })
             .collect::<Result<_, InterpError>>()?;
         for step in 0..n_steps {
-            let t = if scan.reverse { n_steps - 1 - step } else { step };
+            let t = if scan.reverse {
+                n_steps - 1 - step
+            } else {
+                step
+            };
             let mut args: Vec<Rc<Tensor>> = seqs
                 .iter()
                 .map(|s| Rc::new(Tensor::F32(s.index_axis(Axis(1), t).to_owned())))
@@ -130,8 +162,18 @@ impl Cx<'_> {
             let outs = self.eval_in_order(body, &order, &args, scan.n_seqs)?;
             for (e, out) in emits.iter_mut().zip(&outs[scan.n_states..]) {
                 let out = out.f32();
-                if out.shape() != &e.shape()[..1].iter().chain(&e.shape()[2..]).copied().collect::<Vec<_>>()[..] {
-                    return err(format!("a scan step emitted shape {:?}, expected {:?}", out.shape(), e.shape()));
+                if out.shape()
+                    != &e.shape()[..1]
+                        .iter()
+                        .chain(&e.shape()[2..])
+                        .copied()
+                        .collect::<Vec<_>>()[..]
+                {
+                    return err(format!(
+                        "a scan step emitted shape {:?}, expected {:?}",
+                        out.shape(),
+                        e.shape()
+                    ));
                 }
                 e.index_axis_mut(Axis(1), t).assign(out);
             }

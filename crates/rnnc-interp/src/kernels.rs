@@ -36,21 +36,41 @@ pub(crate) fn apply(op: &Op, args: &[Rc<Tensor>]) -> Result<Tensor, InterpError>
             let views: Vec<_> = args.iter().map(|a| a.f32().view()).collect();
             Tensor::F32(stack(Axis(*axis), &views).map_err(shape_err)?)
         }
-        Op::Slice { axis, start, end } => map_any(&args[0], |a| a.slice_axis(Axis(*axis), Slice::from(*start..*end)).to_owned(), |a| {
-            a.slice_axis(Axis(*axis), Slice::from(*start..*end)).to_owned()
-        }),
+        Op::Slice { axis, start, end } => map_any(
+            &args[0],
+            |a| {
+                a.slice_axis(Axis(*axis), Slice::from(*start..*end))
+                    .to_owned()
+            },
+            |a| {
+                a.slice_axis(Axis(*axis), Slice::from(*start..*end))
+                    .to_owned()
+            },
+        ),
         Op::Index { axis, index } => {
             let n = args[0].shape()[*axis] as i64;
             let i = if *index < 0 { index + n } else { *index };
             if i < 0 || i >= n {
-                return err(format!("index {index} is out of range for an axis of length {n}"));
+                return err(format!(
+                    "index {index} is out of range for an axis of length {n}"
+                ));
             }
-            map_any(&args[0], |a| a.index_axis(Axis(*axis), i as usize).to_owned(), |a| a.index_axis(Axis(*axis), i as usize).to_owned())
+            map_any(
+                &args[0],
+                |a| a.index_axis(Axis(*axis), i as usize).to_owned(),
+                |a| a.index_axis(Axis(*axis), i as usize).to_owned(),
+            )
         }
         Op::Flip { axis } => map_any(
             &args[0],
-            |a| a.slice_axis(Axis(*axis), Slice::new(0, None, -1)).to_owned(),
-            |a| a.slice_axis(Axis(*axis), Slice::new(0, None, -1)).to_owned(),
+            |a| {
+                a.slice_axis(Axis(*axis), Slice::new(0, None, -1))
+                    .to_owned()
+            },
+            |a| {
+                a.slice_axis(Axis(*axis), Slice::new(0, None, -1))
+                    .to_owned()
+            },
         ),
         Op::Transpose { a: x, b: y } => map_any(
             &args[0],
@@ -113,12 +133,16 @@ fn linear(x: &ArrayD<f32>, w: &ArrayD<f32>) -> ArrayD<f32> {
     let k = *x.shape().last().expect("rank ≥ 1");
     let rows = x.len() / k.max(1);
     let x2 = x.as_standard_layout();
-    let x2: ArrayView2<f32> = x2.view().into_shape_with_order((rows, k)).expect("contiguous");
+    let x2: ArrayView2<f32> = x2
+        .view()
+        .into_shape_with_order((rows, k))
+        .expect("contiguous");
     let w2 = w.view().into_dimensionality::<Ix2>().expect("rank 2");
     let y = x2.dot(&w2.t());
     let mut shape = x.shape().to_vec();
     *shape.last_mut().expect("rank ≥ 1") = w.shape()[0];
-    y.into_shape_with_order(IxDyn(&shape)).expect("same element count")
+    y.into_shape_with_order(IxDyn(&shape))
+        .expect("same element count")
 }
 
 /// NumPy matmul for rank ≥ 2, broadcasting the leading (batch) axes.
@@ -130,26 +154,49 @@ fn matmul(a: &ArrayD<f32>, b: &ArrayD<f32>) -> Result<ArrayD<f32>, InterpError> 
     let nb = batch_a.len().max(batch_b.len());
     let mut batch = Vec::with_capacity(nb);
     for i in 0..nb {
-        let x = if i + batch_a.len() >= nb { batch_a[i + batch_a.len() - nb] } else { 1 };
-        let y = if i + batch_b.len() >= nb { batch_b[i + batch_b.len() - nb] } else { 1 };
+        let x = if i + batch_a.len() >= nb {
+            batch_a[i + batch_a.len() - nb]
+        } else {
+            1
+        };
+        let y = if i + batch_b.len() >= nb {
+            batch_b[i + batch_b.len() - nb]
+        } else {
+            1
+        };
         batch.push(if x == 1 { y } else { x });
     }
     let mut full_a = batch.clone();
     full_a.extend([m, k]);
     let mut full_b = batch.clone();
     full_b.extend([k, n]);
-    let a = a.broadcast(IxDyn(&full_a)).ok_or_else(|| InterpError("matmul: batch axes do not broadcast".into()))?;
-    let b = b.broadcast(IxDyn(&full_b)).ok_or_else(|| InterpError("matmul: batch axes do not broadcast".into()))?;
+    let a = a
+        .broadcast(IxDyn(&full_a))
+        .ok_or_else(|| InterpError("matmul: batch axes do not broadcast".into()))?;
+    let b = b
+        .broadcast(IxDyn(&full_b))
+        .ok_or_else(|| InterpError("matmul: batch axes do not broadcast".into()))?;
     let count: usize = batch.iter().product();
-    let a3 = a.as_standard_layout().into_owned().into_shape_with_order((count, m, k)).expect("contiguous");
-    let b3 = b.as_standard_layout().into_owned().into_shape_with_order((count, k, n)).expect("contiguous");
+    let a3 = a
+        .as_standard_layout()
+        .into_owned()
+        .into_shape_with_order((count, m, k))
+        .expect("contiguous");
+    let b3 = b
+        .as_standard_layout()
+        .into_owned()
+        .into_shape_with_order((count, k, n))
+        .expect("contiguous");
     let mut out = ndarray::Array3::<f32>::zeros((count, m, n));
     for i in 0..count {
-        out.index_axis_mut(Axis(0), i).assign(&a3.index_axis(Axis(0), i).dot(&b3.index_axis(Axis(0), i)));
+        out.index_axis_mut(Axis(0), i)
+            .assign(&a3.index_axis(Axis(0), i).dot(&b3.index_axis(Axis(0), i)));
     }
     let mut shape = batch;
     shape.extend([m, n]);
-    Ok(out.into_shape_with_order(IxDyn(&shape)).expect("same element count"))
+    Ok(out
+        .into_shape_with_order(IxDyn(&shape))
+        .expect("same element count"))
 }
 
 fn embedding(table: &ArrayD<f32>, ids: &ArrayD<i64>) -> Result<ArrayD<f32>, InterpError> {
@@ -159,7 +206,9 @@ fn embedding(table: &ArrayD<f32>, ids: &ArrayD<i64>) -> Result<ArrayD<f32>, Inte
     let mut out = Vec::with_capacity(ids.len() * d);
     for &id in ids.iter() {
         if id < 0 || id as usize >= n {
-            return err(format!("token id {id} is out of range for an embedding table of {n} rows"));
+            return err(format!(
+                "token id {id} is out of range for an embedding table of {n} rows"
+            ));
         }
         out.extend(table.index_axis(Axis(0), id as usize).iter());
     }
@@ -173,7 +222,13 @@ fn softmax(x: &ArrayD<f32>, axis: usize, log: bool) -> ArrayD<f32> {
         let max = lane.fold(f32::NEG_INFINITY, |m, v| m.max(*v));
         let sum: f32 = lane.iter().map(|v| (v - max).exp()).sum();
         let log_sum = sum.ln();
-        lane.mapv_inplace(|v| if log { v - max - log_sum } else { (v - max).exp() / sum });
+        lane.mapv_inplace(|v| {
+            if log {
+                v - max - log_sum
+            } else {
+                (v - max).exp() / sum
+            }
+        });
     }
     out
 }

@@ -122,7 +122,12 @@ impl Graph {
         let mut ops: Vec<(u32, Value)> = self
             .nodes
             .edges_directed(id, Direction::Incoming)
-            .map(|e| (e.weight().operand, Value::new(e.source(), e.weight().result)))
+            .map(|e| {
+                (
+                    e.weight().operand,
+                    Value::new(e.source(), e.weight().result),
+                )
+            })
             .collect();
         ops.sort_by_key(|(i, _)| *i);
         ops.into_iter().map(|(_, v)| v).collect()

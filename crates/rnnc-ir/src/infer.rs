@@ -10,7 +10,11 @@ pub fn infer(op: &Op, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String> {
         if args.len() == n {
             Ok(())
         } else {
-            Err(format!("`{}` takes {n} operand(s), found {}", op.name(), args.len()))
+            Err(format!(
+                "`{}` takes {n} operand(s), found {}",
+                op.name(),
+                args.len()
+            ))
         }
     };
     let f32_only = |t: &TensorTy| -> Result<(), String> {
@@ -140,7 +144,11 @@ pub fn infer(op: &Op, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String> {
                         "slice {start}:{end} is out of range for an axis of length {n}"
                     ))
                 }
-                d => return Err(format!("cannot slice the symbolic axis {d} with fixed bounds")),
+                d => {
+                    return Err(format!(
+                        "cannot slice the symbolic axis {d} with fixed bounds"
+                    ))
+                }
             }
             let mut d = args[0].dims.clone();
             d[*axis] = Dim::Fixed(end - start);
@@ -155,7 +163,9 @@ pub fn infer(op: &Op, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String> {
             if let Dim::Fixed(n) = args[0].dims[*axis] {
                 let n = n as i64;
                 if *index >= n || *index < -n {
-                    return Err(format!("index {index} is out of range for an axis of length {n}"));
+                    return Err(format!(
+                        "index {index} is out of range for an axis of length {n}"
+                    ));
                 }
             }
             let mut d = args[0].dims.clone();
@@ -171,7 +181,10 @@ pub fn infer(op: &Op, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String> {
                 return Err("`stack` needs operands of one type".into());
             }
             if *axis > first.rank() {
-                return Err(format!("axis {axis} is out of range for rank {}", first.rank()));
+                return Err(format!(
+                    "axis {axis} is out of range for rank {}",
+                    first.rank()
+                ));
             }
             let mut d = first.dims.clone();
             d.insert(*axis, Dim::Fixed(args.len()));
@@ -201,7 +214,10 @@ pub fn infer(op: &Op, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String> {
             let (table, ids) = (args[0], args[1]);
             f32_only(table)?;
             if table.rank() != 2 {
-                return Err(format!("an embedding table must be [n, d], found {}", dims_str(&table.dims)));
+                return Err(format!(
+                    "an embedding table must be [n, d], found {}",
+                    dims_str(&table.dims)
+                ));
             }
             if ids.dtype != DType::I64 {
                 return Err(format!("embedding ids must be i64, found {ids}"));
@@ -218,7 +234,10 @@ fn check_axis(axis: usize, t: &TensorTy) -> Result<(), String> {
     if axis < t.rank() {
         Ok(())
     } else {
-        Err(format!("axis {axis} is out of range for {}", dims_str(&t.dims)))
+        Err(format!(
+            "axis {axis} is out of range for {}",
+            dims_str(&t.dims)
+        ))
     }
 }
 
@@ -227,8 +246,16 @@ pub fn broadcast(a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>, String> {
     let n = a.len().max(b.len());
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let x = if i + a.len() >= n { a[i + a.len() - n] } else { Dim::Fixed(1) };
-        let y = if i + b.len() >= n { b[i + b.len() - n] } else { Dim::Fixed(1) };
+        let x = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            Dim::Fixed(1)
+        };
+        let y = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            Dim::Fixed(1)
+        };
         out.push(match (x, y) {
             _ if x == y => x,
             (Dim::Fixed(1), d) | (d, Dim::Fixed(1)) => d,
@@ -275,7 +302,11 @@ fn infer_scan(scan: &Scan, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String> 
     if scan.body.outputs.len() < scan.n_states {
         return Err("scan body yields fewer values than there are states".into());
     }
-    let time = args[0].dims.get(1).copied().ok_or("a sequence must be [B, T, …]")?;
+    let time = args[0]
+        .dims
+        .get(1)
+        .copied()
+        .ok_or("a sequence must be [B, T, …]")?;
     for s in &args[..scan.n_seqs] {
         if s.dims.get(1) != Some(&time) {
             return Err("scan sequences differ in length".into());
@@ -287,7 +318,10 @@ fn infer_scan(scan: &Scan, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String> 
         if let Op::Arg { kind, index } = body.node(id).op {
             let want = match kind {
                 ArgKind::Seq => step_type(args.get(index).filter(|_| index < scan.n_seqs).ok_or(
-                    format!("scan body reads sequence {index}, but there are {}", scan.n_seqs),
+                    format!(
+                        "scan body reads sequence {index}, but there are {}",
+                        scan.n_seqs
+                    ),
                 )?)?,
                 ArgKind::State => (*args
                     .get(scan.n_seqs + index)
@@ -302,7 +336,11 @@ fn infer_scan(scan: &Scan, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String> 
                 return Err(format!(
                     "scan body argument {} {index} is declared {} but receives {want}",
                     body.node(id).op.name(),
-                    body.node(id).results.first().map(|t| t.to_string()).unwrap_or_default()
+                    body.node(id)
+                        .results
+                        .first()
+                        .map(|t| t.to_string())
+                        .unwrap_or_default()
                 ));
             }
         }

@@ -53,9 +53,14 @@ impl Scan {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     /// A model input; with `zeros`, a missing input reads as zeros of its type.
-    Input { name: String, zeros: bool },
+    Input {
+        name: String,
+        zeros: bool,
+    },
     /// A weight tensor, loaded by its PyTorch `state_dict` key.
-    Weight { key: String },
+    Weight {
+        key: String,
+    },
     /// A scalar f32 constant (rank 0).
     Const(f32),
     /// Zeros of the result type (`B` and `T` bound at run time).
@@ -67,26 +72,51 @@ pub enum Op {
     Linear,
     /// NumPy matmul for rank ≥ 2 operands: `[…, m, k] @ [k, n]` or batched `[…, k, n]`.
     MatMul,
-    Concat { axis: usize },
+    Concat {
+        axis: usize,
+    },
     /// Elements `start..end` of one axis.
-    Slice { axis: usize, start: usize, end: usize },
+    Slice {
+        axis: usize,
+        start: usize,
+        end: usize,
+    },
     /// Element `index` of one axis, which disappears; negative counts from the end.
-    Index { axis: usize, index: i64 },
+    Index {
+        axis: usize,
+        index: i64,
+    },
     /// Stacks equal-typed operands along a new axis.
-    Stack { axis: usize },
+    Stack {
+        axis: usize,
+    },
     /// Reverses one axis.
-    Flip { axis: usize },
+    Flip {
+        axis: usize,
+    },
     /// Swaps two axes.
-    Transpose { a: usize, b: usize },
+    Transpose {
+        a: usize,
+        b: usize,
+    },
     /// Row lookup: table `[n, d]`, ids i64 `[…]` → `[…, d]`.
     Embedding,
-    Softmax { axis: usize },
-    LogSoftmax { axis: usize },
+    Softmax {
+        axis: usize,
+    },
+    LogSoftmax {
+        axis: usize,
+    },
     /// Normalises the last axis to zero mean and unit variance (no affine part).
-    LayerNorm { eps: f32 },
+    LayerNorm {
+        eps: f32,
+    },
     Scan(Scan),
     /// A scan-body argument (only inside a scan body).
-    Arg { kind: ArgKind, index: usize },
+    Arg {
+        kind: ArgKind,
+        index: usize,
+    },
 }
 
 impl Op {

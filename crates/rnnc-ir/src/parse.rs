@@ -64,8 +64,13 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
             if c.is_whitespace() {
                 i += 1;
             } else if c == '%' {
-                let s: String = chars[i + 1..].iter().take_while(|c| c.is_ascii_digit()).collect();
-                let n = s.parse().map_err(|_| err("expected a value number after `%`".into()))?;
+                let s: String = chars[i + 1..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_digit())
+                    .collect();
+                let n = s
+                    .parse()
+                    .map_err(|_| err("expected a value number after `%`".into()))?;
                 i += 1 + s.len();
                 out.push((Tok::Val(n), line_no));
             } else if c == '"' {
@@ -92,20 +97,25 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
                 }
                 i += 1;
                 out.push((Tok::Str(s), line_no));
-            } else if c.is_ascii_digit() || (c == '-' && chars.get(i + 1).is_some_and(|d| d.is_ascii_alphanumeric())) {
+            } else if c.is_ascii_digit()
+                || (c == '-' && chars.get(i + 1).is_some_and(|d| d.is_ascii_alphanumeric()))
+            {
                 let start = i;
                 i += 1;
                 while i < chars.len()
                     && (chars[i].is_ascii_alphanumeric()
                         || chars[i] == '.'
-                        || ((chars[i] == '-' || chars[i] == '+') && matches!(chars[i - 1], 'e' | 'E')))
+                        || ((chars[i] == '-' || chars[i] == '+')
+                            && matches!(chars[i - 1], 'e' | 'E')))
                 {
                     i += 1;
                 }
                 out.push((Tok::Num(chars[start..i].iter().collect()), line_no));
             } else if c.is_alphabetic() || c == '_' {
                 let start = i;
-                while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '.') {
+                while i < chars.len()
+                    && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '.')
+                {
                     i += 1;
                 }
                 out.push((Tok::Ident(chars[start..i].iter().collect()), line_no));
@@ -141,7 +151,11 @@ impl Lexer {
     }
 
     fn next(&mut self) -> Result<Tok, ParseError> {
-        let t = self.toks.get(self.pos).map(|t| t.0.clone()).ok_or_else(|| self.err("unexpected end of text"))?;
+        let t = self
+            .toks
+            .get(self.pos)
+            .map(|t| t.0.clone())
+            .ok_or_else(|| self.err("unexpected end of text"))?;
         self.pos += 1;
         Ok(t)
     }
@@ -204,7 +218,11 @@ impl Lexer {
                     self.pos += 1;
                     let label = match self.next()? {
                         Tok::Str(s) => s,
-                        t => return Err(self.err(format!("expected an output name string, found {t:?}"))),
+                        t => {
+                            return Err(
+                                self.err(format!("expected an output name string, found {t:?}"))
+                            )
+                        }
                     };
                     let v = self.value_ref(&names)?;
                     g.outputs.push((label, v));
@@ -223,7 +241,11 @@ impl Lexer {
         }
     }
 
-    fn node_line(&mut self, g: &mut Graph, names: &mut HashMap<usize, Value>) -> Result<(), ParseError> {
+    fn node_line(
+        &mut self,
+        g: &mut Graph,
+        names: &mut HashMap<usize, Value>,
+    ) -> Result<(), ParseError> {
         let start_line = self.line();
         let mut results = Vec::new();
         loop {
@@ -263,7 +285,12 @@ impl Lexer {
             None
         };
         // Errors about the op itself point at its line, not past its body.
-        let op = self.make_op(&opname, &attrs, body).map_err(|e| ParseError { line: start_line, ..e })?;
+        let op = self
+            .make_op(&opname, &attrs, body)
+            .map_err(|e| ParseError {
+                line: start_line,
+                ..e
+            })?;
         if results.len() != tys.len() {
             return Err(self.err(format!("{} results but {} types", results.len(), tys.len())));
         }
@@ -288,7 +315,9 @@ impl Lexer {
             dims.push(match self.next()? {
                 Tok::Ident(s) if s == "B" => Dim::Batch,
                 Tok::Ident(s) if s == "T" => Dim::Time,
-                Tok::Num(n) => Dim::Fixed(n.parse().map_err(|_| self.err(format!("bad dim `{n}`")))?),
+                Tok::Num(n) => {
+                    Dim::Fixed(n.parse().map_err(|_| self.err(format!("bad dim `{n}`")))?)
+                }
                 t => return Err(self.err(format!("expected a dim, found {t:?}"))),
             });
             if self.is_punct(',') {
@@ -299,7 +328,12 @@ impl Lexer {
         Ok(TensorTy { dtype, dims })
     }
 
-    fn make_op(&self, name: &str, attrs: &[(String, Tok)], body: Option<Graph>) -> Result<Op, ParseError> {
+    fn make_op(
+        &self,
+        name: &str,
+        attrs: &[(String, Tok)],
+        body: Option<Graph>,
+    ) -> Result<Op, ParseError> {
         let get = |k: &str| -> Result<&Tok, ParseError> {
             attrs
                 .iter()
@@ -309,7 +343,9 @@ impl Lexer {
         };
         let num = |k: &str| -> Result<i64, ParseError> {
             match get(k)? {
-                Tok::Num(n) => n.parse().map_err(|_| self.err(format!("`{k}` must be an integer"))),
+                Tok::Num(n) => n
+                    .parse()
+                    .map_err(|_| self.err(format!("`{k}` must be an integer"))),
                 _ => Err(self.err(format!("`{k}` must be an integer"))),
             }
         };
@@ -318,7 +354,9 @@ impl Lexer {
         };
         let f32_ = |k: &str| -> Result<f32, ParseError> {
             match get(k)? {
-                Tok::Num(n) | Tok::Ident(n) => n.parse().map_err(|_| self.err(format!("`{k}` must be a number"))),
+                Tok::Num(n) | Tok::Ident(n) => n
+                    .parse()
+                    .map_err(|_| self.err(format!("`{k}` must be a number"))),
                 _ => Err(self.err(format!("`{k}` must be a number"))),
             }
         };
@@ -340,7 +378,9 @@ impl Lexer {
                 name: string("name")?,
                 zeros: bool_("zeros")?,
             },
-            "weight" => Op::Weight { key: string("key")? },
+            "weight" => Op::Weight {
+                key: string("key")?,
+            },
             "const" => Op::Const(f32_("value")?),
             "zeros" => Op::Zeros,
             "neg" => Op::Unary(UnaryOp::Neg),
@@ -356,11 +396,21 @@ impl Lexer {
             "linear" => Op::Linear,
             "matmul" => Op::MatMul,
             "embedding" => Op::Embedding,
-            "concat" => Op::Concat { axis: usize_("axis")? },
-            "stack" => Op::Stack { axis: usize_("axis")? },
-            "flip" => Op::Flip { axis: usize_("axis")? },
-            "softmax" => Op::Softmax { axis: usize_("axis")? },
-            "log_softmax" => Op::LogSoftmax { axis: usize_("axis")? },
+            "concat" => Op::Concat {
+                axis: usize_("axis")?,
+            },
+            "stack" => Op::Stack {
+                axis: usize_("axis")?,
+            },
+            "flip" => Op::Flip {
+                axis: usize_("axis")?,
+            },
+            "softmax" => Op::Softmax {
+                axis: usize_("axis")?,
+            },
+            "log_softmax" => Op::LogSoftmax {
+                axis: usize_("axis")?,
+            },
             "slice" => Op::Slice {
                 axis: usize_("axis")?,
                 start: usize_("start")?,
@@ -391,7 +441,12 @@ impl Lexer {
                     n_states: usize_("states")?,
                     body: Box::new(body),
                 };
-                let n_next = scan.body.outputs.iter().filter(|(l, _)| l == "next").count();
+                let n_next = scan
+                    .body
+                    .outputs
+                    .iter()
+                    .filter(|(l, _)| l == "next")
+                    .count();
                 if n_next != scan.n_states {
                     return Err(self.err(format!(
                         "scan has {} states but its body yields {n_next} `next` values",

@@ -45,7 +45,10 @@ fn write_body(
     };
     let mut names: HashMap<Value, usize> = HashMap::new();
     let name = |names: &HashMap<Value, usize>, v: Value| -> String {
-        names.get(&v).map(|n| format!("%{n}")).unwrap_or_else(|| "%?".into())
+        names
+            .get(&v)
+            .map(|n| format!("%{n}"))
+            .unwrap_or_else(|| "%?".into())
     };
     for id in order {
         let node = g.node(id);
@@ -59,7 +62,11 @@ fn write_body(
         for (k, v) in attrs(&node.op) {
             write!(out, " {k}={v}")?;
         }
-        let operands: Vec<String> = g.operands(id).into_iter().map(|v| name(&names, v)).collect();
+        let operands: Vec<String> = g
+            .operands(id)
+            .into_iter()
+            .map(|v| name(&names, v))
+            .collect();
         if !operands.is_empty() {
             write!(out, " {}", operands.join(", "))?;
         }
@@ -95,7 +102,9 @@ fn write_body(
 /// The op's attributes as `key=value` pairs, in a fixed order.
 pub(crate) fn attrs(op: &Op) -> Vec<(&'static str, String)> {
     match op {
-        Op::Input { name, zeros } => vec![("name", format!("{name:?}")), ("zeros", zeros.to_string())],
+        Op::Input { name, zeros } => {
+            vec![("name", format!("{name:?}")), ("zeros", zeros.to_string())]
+        }
         Op::Weight { key } => vec![("key", format!("{key:?}"))],
         Op::Const(v) => vec![("value", format!("{v:?}"))],
         Op::Concat { axis }

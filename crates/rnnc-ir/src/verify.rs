@@ -46,11 +46,19 @@ fn check(g: &Graph, in_body: bool, errors: &mut Vec<String>) {
         let operands = g.operands(*id);
         let slots = g.operand_slots(*id);
         if slots.iter().enumerate().any(|(i, s)| *s as usize != i) {
-            errors.push(format!("{}: operand positions are not 0..{}", at(), slots.len()));
+            errors.push(format!(
+                "{}: operand positions are not 0..{}",
+                at(),
+                slots.len()
+            ));
             continue;
         }
         if let Some(bad) = operands.iter().find(|v| !g.contains(**v)) {
-            errors.push(format!("{}: operand refers to a missing result {}", at(), bad.result));
+            errors.push(format!(
+                "{}: operand refers to a missing result {}",
+                at(),
+                bad.result
+            ));
             continue;
         }
         match &node.op {
@@ -59,12 +67,14 @@ fn check(g: &Graph, in_body: bool, errors: &mut Vec<String>) {
                     errors.push(format!("{}: takes no operands and has one result", at()));
                 }
                 match &node.op {
-                    Op::Input { .. } if in_body => {
-                        errors.push(format!("{}: model inputs cannot appear in a scan body", at()))
-                    }
-                    Op::Arg { .. } if !in_body => {
-                        errors.push(format!("{}: scan arguments appear only in scan bodies", at()))
-                    }
+                    Op::Input { .. } if in_body => errors.push(format!(
+                        "{}: model inputs cannot appear in a scan body",
+                        at()
+                    )),
+                    Op::Arg { .. } if !in_body => errors.push(format!(
+                        "{}: scan arguments appear only in scan bodies",
+                        at()
+                    )),
                     _ => {}
                 }
             }
@@ -82,11 +92,15 @@ fn check(g: &Graph, in_body: bool, errors: &mut Vec<String>) {
                 }
                 if let Op::Scan(scan) = op {
                     check(&scan.body, true, errors);
-                    let labels: Vec<&str> = scan.body.outputs.iter().map(|(l, _)| l.as_str()).collect();
+                    let labels: Vec<&str> =
+                        scan.body.outputs.iter().map(|(l, _)| l.as_str()).collect();
                     let ok = labels.iter().take(scan.n_states).all(|l| *l == "next")
                         && labels.iter().skip(scan.n_states).all(|l| *l == "emit");
                     if !ok {
-                        errors.push(format!("{}: body outputs must be the next states, then the emits", at()));
+                        errors.push(format!(
+                            "{}: body outputs must be the next states, then the emits",
+                            at()
+                        ));
                     }
                 }
             }
@@ -94,11 +108,17 @@ fn check(g: &Graph, in_body: bool, errors: &mut Vec<String>) {
     }
     for (label, v) in &g.outputs {
         if !g.contains(*v) {
-            errors.push(format!("{}: output \"{label}\" refers to a missing value", g.name));
+            errors.push(format!(
+                "{}: output \"{label}\" refers to a missing value",
+                g.name
+            ));
         }
     }
 }
 
 fn list(tys: &[crate::types::TensorTy]) -> String {
-    tys.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+    tys.iter()
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -81,8 +81,12 @@ impl Diagnostic {
             .with_labels(labels)
             .with_notes(self.notes.clone());
         let config = term::Config::default();
-        term::emit_into_string(&config, &files, &diag)
-            .unwrap_or_else(|e| format!("error: {} (and the diagnostic could not be drawn: {e})\n", self.message))
+        term::emit_into_string(&config, &files, &diag).unwrap_or_else(|e| {
+            format!(
+                "error: {} (and the diagnostic could not be drawn: {e})\n",
+                self.message
+            )
+        })
     }
 }
 

@@ -36,13 +36,18 @@ pub fn parse_file(text: &str, file: FileId) -> Result<File, Diagnostic> {
             .with_label(cx.span(&p), "split it into several assignments"));
         }
     }
-    let file_pair = pairs.next().expect("pest returns the `file` rule on success");
+    let file_pair = pairs
+        .next()
+        .expect("pest returns the `file` rule on success");
     let mut items = Vec::new();
     for pair in file_pair.into_inner() {
         match pair.as_rule() {
             Rule::import => {
                 let span = cx.span(&pair);
-                let s = pair.into_inner().nth(1).expect("grammar: import has a string");
+                let s = pair
+                    .into_inner()
+                    .nth(1)
+                    .expect("grammar: import has a string");
                 items.push(Item::Import(Import {
                     path: string_value(s),
                     span,
@@ -70,8 +75,10 @@ fn check_limits(text: &str, file: FileId) -> Result<(), Diagnostic> {
             '(' | '[' | '{' => {
                 depth += 1;
                 if depth > MAX_NESTING {
-                    return Err(Diagnostic::error(format!("brackets are nested more than {MAX_NESTING} deep"))
-                        .with_label(Span::new(file, i, i + 1), "too deep here"));
+                    return Err(Diagnostic::error(format!(
+                        "brackets are nested more than {MAX_NESTING} deep"
+                    ))
+                    .with_label(Span::new(file, i, i + 1), "too deep here"));
                 }
             }
             ')' | ']' | '}' => depth = depth.saturating_sub(1),
@@ -345,7 +352,8 @@ impl Cx {
                         let span = self.span(&it);
                         let (mut start, mut end) = (None, None);
                         for b in it.into_inner() {
-                            let e = self.expr(b.clone().into_inner().next().expect("grammar: bound"));
+                            let e =
+                                self.expr(b.clone().into_inner().next().expect("grammar: bound"));
                             if b.as_rule() == Rule::range_start {
                                 start = Some(e);
                             } else {
@@ -390,7 +398,11 @@ impl Cx {
                 }
             }
             Rule::tuple_or_paren => {
-                let text_has_comma = pair.as_str().trim_end_matches(')').trim_end().ends_with(',');
+                let text_has_comma = pair
+                    .as_str()
+                    .trim_end_matches(')')
+                    .trim_end()
+                    .ends_with(',');
                 let mut elems: Vec<Expr> = pair.into_inner().map(|p| self.expr(p)).collect();
                 if elems.len() == 1 && !text_has_comma {
                     return elems.pop().expect("one element");
@@ -405,7 +417,10 @@ impl Cx {
 }
 
 fn string_value(pair: Pair<Rule>) -> String {
-    pair.into_inner().next().map(|p| p.as_str().to_string()).unwrap_or_default()
+    pair.into_inner()
+        .next()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default()
 }
 
 /// Turns pest's error into a diagnostic naming what was expected in words, at the
@@ -441,7 +456,11 @@ fn syntax_error(err: pest::error::Error<Rule>, text: &str, file: FileId) -> Diag
             for t in a.expected_tokens() {
                 let s = t.to_string();
                 // Punctuation and keywords a person types; not comment or whitespace tokens.
-                let shown = !s.is_empty() && s.len() <= 8 && !s.contains(char::is_whitespace) && !s.starts_with("//") && !s.starts_with("/*");
+                let shown = !s.is_empty()
+                    && s.len() <= 8
+                    && !s.contains(char::is_whitespace)
+                    && !s.starts_with("//")
+                    && !s.starts_with("/*");
                 if shown {
                     push_unique(&mut expected, format!("`{s}`"));
                 }
@@ -453,7 +472,11 @@ fn syntax_error(err: pest::error::Error<Rule>, text: &str, file: FileId) -> Diag
     let found = found_token(text, pos);
     let unclosed = text[..pos].matches('{').count() > text[..pos].matches('}').count();
     let (message, label) = if pos >= text.len() {
-        let m = if unclosed { "unexpected end of file: a `{` block is not closed" } else { "unexpected end of file" };
+        let m = if unclosed {
+            "unexpected end of file: a `{` block is not closed"
+        } else {
+            "unexpected end of file"
+        };
         (m.to_string(), "the file ends here".to_string())
     } else {
         (format!("unexpected {found}"), format!("unexpected {found}"))

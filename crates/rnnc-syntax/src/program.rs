@@ -61,15 +61,24 @@ pub fn load_root(root: FileId, sources: &mut SourceMap) -> Result<Program, Vec<D
                 "`{}` defines no model to run",
                 sources.file(root).name
             ))
-            .with_label(crate::Span::new(root, end, end), "the file ends without a `model`")
-            .with_note("add `model Name(…) { input …  output … }`; rnnc runs the last model in the file")])
+            .with_label(
+                crate::Span::new(root, end, end),
+                "the file ends without a `model`",
+            )
+            .with_note(
+                "add `model Name(…) { input …  output … }`; rnnc runs the last model in the file",
+            )])
         }
     }
 }
 
 fn read_source(path: &Path) -> Result<String, Vec<Diagnostic>> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| vec![Diagnostic::error(format!("cannot read `{}`: {e}", path.display()))])?;
+    let bytes = std::fs::read(path).map_err(|e| {
+        vec![Diagnostic::error(format!(
+            "cannot read `{}`: {e}",
+            path.display()
+        ))]
+    })?;
     String::from_utf8(bytes).map_err(|e| {
         vec![Diagnostic::error(format!(
             "`{}` is not UTF-8 text (invalid byte at offset {})",

@@ -123,7 +123,10 @@ impl Lowerer {
                 def.name.name
             ))
             .with_label(span, "called here")
-            .with_note(format!("use `scan({}(…), x)` or `rnn({}(…), x, num_layers = …)`", def.name.name, def.name.name))
+            .with_note(format!(
+                "use `scan({}(…), x)` or `rnn({}(…), x, num_layers = …)`",
+                def.name.name, def.name.name
+            ))
             .into());
         }
         self.enter(span)?;
@@ -143,7 +146,12 @@ impl Lowerer {
         let result = self.block(&def.body, &mut frame);
         self.leave();
         result?;
-        let Mode::Model { args, outputs, next_input } = frame.mode else {
+        let Mode::Model {
+            args,
+            outputs,
+            next_input,
+        } = frame.mode
+        else {
             unreachable!()
         };
         if frame.had_error {
@@ -161,9 +169,11 @@ impl Lowerer {
             }
         }
         if outputs.is_empty() {
-            return Err(Diagnostic::error(format!("model `{}` has no output", def.name.name))
-                .with_label(def.name.span, "declare one with `output NAME = …`")
-                .into());
+            return Err(
+                Diagnostic::error(format!("model `{}` has no output", def.name.name))
+                    .with_label(def.name.span, "declare one with `output NAME = …`")
+                    .into(),
+            );
         }
         Ok(outputs)
     }
@@ -214,7 +224,14 @@ impl Lowerer {
         if frame.had_error {
             return Err(Fail(None));
         }
-        let Mode::Cell { seq_types, next_seq, states, emits, .. } = frame.mode else {
+        let Mode::Cell {
+            seq_types,
+            next_seq,
+            states,
+            emits,
+            ..
+        } = frame.mode
+        else {
             unreachable!()
         };
         if next_seq != seq_types.len() {
@@ -269,7 +286,11 @@ impl Lowerer {
 
     fn stmt(&mut self, s: &Stmt, frame: &mut Frame) -> LResult<()> {
         match &s.kind {
-            StmtKind::Input { name, ty, default_zeros } => self.input_decl(name, ty, *default_zeros, frame),
+            StmtKind::Input {
+                name,
+                ty,
+                default_zeros,
+            } => self.input_decl(name, ty, *default_zeros, frame),
             StmtKind::State { name, ty } => self.state_decl(name, ty, frame),
             StmtKind::Param { name, ty } => {
                 let dims = self.concrete_dims(ty, frame, false)?;
@@ -291,7 +312,13 @@ impl Lowerer {
                 }
                 let node = self.graph().add_node(Op::Weight { key }, &[], vec![t]);
                 let value = crate::graph::Value::new(node, 0);
-                frame.vars.insert(name.name.clone(), Val::Tensor(Tensor { value, is_param: true }));
+                frame.vars.insert(
+                    name.name.clone(),
+                    Val::Tensor(Tensor {
+                        value,
+                        is_param: true,
+                    }),
+                );
                 Ok(())
             }
             StmtKind::Layer { name, value } => {
@@ -312,7 +339,9 @@ impl Lowerer {
                 };
                 let mut named = (*m).clone();
                 named.prefix = Some(format!("{}{}.", frame.prefix, name.name));
-                frame.vars.insert(name.name.clone(), Val::Module(std::rc::Rc::new(named)));
+                frame
+                    .vars
+                    .insert(name.name.clone(), Val::Module(std::rc::Rc::new(named)));
                 Ok(())
             }
             StmtKind::Output { name, value } => {
@@ -321,45 +350,53 @@ impl Lowerer {
                     None => self.lookup(&name.name, name.span, frame)?,
                 };
                 let span = value.as_ref().map(|e| e.span).unwrap_or(name.span);
-                let t = self.to_tensor(v, span)?;
+                let t = self.tensor_of(v, span)?;
                 let Mode::Model { outputs, .. } = &mut frame.mode else {
-                    return Err(Diagnostic::error("`output` belongs in a model; a cell uses `emit`")
-                        .with_label(name.span, "in a cell")
-                        .into());
+                    return Err(Diagnostic::error(
+                        "`output` belongs in a model; a cell uses `emit`",
+                    )
+                    .with_label(name.span, "in a cell")
+                    .into());
                 };
                 if outputs.iter().any(|(n, _)| *n == name.name) {
-                    return Err(Diagnostic::error(format!("output `{}` is declared twice", name.name))
-                        .with_label(name.span, "declared again here")
-                        .into());
+                    return Err(Diagnostic::error(format!(
+                        "output `{}` is declared twice",
+                        name.name
+                    ))
+                    .with_label(name.span, "declared again here")
+                    .into());
                 }
                 outputs.push((name.name.clone(), t));
                 Ok(())
             }
             StmtKind::Emit(e) => {
                 let v = self.eval(e, frame)?;
-                let t = self.to_tensor(v, e.span)?;
+                let t = self.tensor_of(v, e.span)?;
                 let Mode::Cell { emits, .. } = &mut frame.mode else {
-                    return Err(Diagnostic::error("`emit` belongs in a cell; a model uses `output`")
-                        .with_label(e.span, "in a model")
-                        .into());
+                    return Err(Diagnostic::error(
+                        "`emit` belongs in a cell; a model uses `output`",
+                    )
+                    .with_label(e.span, "in a model")
+                    .into());
                 };
                 emits.push(t);
                 Ok(())
             }
-            StmtKind::Assert { cond, message } => {
-                match self.eval(cond, frame)? {
-                    Val::Bool(true) => Ok(()),
-                    Val::Bool(false) => Err(Diagnostic::error(
-                        message.clone().unwrap_or_else(|| "assertion failed".into()),
-                    )
-                    .with_label(cond.span, "this is false")
-                    .with_note(frame.context.clone())
-                    .into()),
-                    v => Err(Diagnostic::error(format!("`assert` needs a bool, found {}", self.describe(&v)))
-                        .with_label(cond.span, "not a bool")
-                        .into()),
-                }
-            }
+            StmtKind::Assert { cond, message } => match self.eval(cond, frame)? {
+                Val::Bool(true) => Ok(()),
+                Val::Bool(false) => Err(Diagnostic::error(
+                    message.clone().unwrap_or_else(|| "assertion failed".into()),
+                )
+                .with_label(cond.span, "this is false")
+                .with_note(frame.context.clone())
+                .into()),
+                v => Err(Diagnostic::error(format!(
+                    "`assert` needs a bool, found {}",
+                    self.describe(&v)
+                ))
+                .with_label(cond.span, "not a bool")
+                .into()),
+            },
             StmtKind::If { cond, then, els } => {
                 let branch = match self.eval(cond, frame)? {
                     Val::Bool(b) => b,
@@ -383,7 +420,11 @@ impl Lowerer {
                         Val::Tuple(items) if items.len() == targets.len() => items,
                         Val::Poison => return Err(Fail(None)),
                         other => {
-                            let n = if let Val::Tuple(items) = &other { items.len() } else { 1 };
+                            let n = if let Val::Tuple(items) = &other {
+                                items.len()
+                            } else {
+                                1
+                            };
                             return Err(Diagnostic::error(format!(
                                 "{} names are assigned, but the value has {n}",
                                 targets.len()
@@ -403,23 +444,31 @@ impl Lowerer {
 
     fn bind_target(&mut self, t: &ast::Ident, v: Val, frame: &mut Frame) -> LResult<()> {
         if let Some(base) = t.name.strip_suffix('\'') {
-            let tensor = self.to_tensor(v.clone(), t.span)?;
+            let tensor = self.tensor_of(v.clone(), t.span)?;
             let ty = self.ty(tensor).clone();
             let Mode::Cell { states, .. } = &mut frame.mode else {
-                return Err(Diagnostic::error(format!("`{}` names the next value of a state, but models have no states", t.name))
-                    .with_label(t.span, "in a model")
-                    .into());
+                return Err(Diagnostic::error(format!(
+                    "`{}` names the next value of a state, but models have no states",
+                    t.name
+                ))
+                .with_label(t.span, "in a model")
+                .into());
             };
             let Some(slot) = states.iter_mut().find(|s| s.name == base) else {
-                return Err(Diagnostic::error(format!("`{}` is assigned, but there is no state `{base}`", t.name))
-                    .with_label(t.span, "no such state")
-                    .with_note(format!("declare it with `state {base}: [n]`"))
-                    .into());
+                return Err(Diagnostic::error(format!(
+                    "`{}` is assigned, but there is no state `{base}`",
+                    t.name
+                ))
+                .with_label(t.span, "no such state")
+                .with_note(format!("declare it with `state {base}: [n]`"))
+                .into());
             };
             if slot.next.is_some() {
-                return Err(Diagnostic::error(format!("the next value of state `{base}` is assigned twice"))
-                    .with_label(t.span, "assigned again here")
-                    .into());
+                return Err(Diagnostic::error(format!(
+                    "the next value of state `{base}` is assigned twice"
+                ))
+                .with_label(t.span, "assigned again here")
+                .into());
             }
             if ty != slot.ty {
                 return Err(Diagnostic::error(format!(
@@ -436,7 +485,13 @@ impl Lowerer {
         Ok(())
     }
 
-    fn input_decl(&mut self, name: &ast::Ident, ty: &TensorType, zeros: bool, frame: &mut Frame) -> LResult<()> {
+    fn input_decl(
+        &mut self,
+        name: &ast::Ident,
+        ty: &TensorType,
+        zeros: bool,
+        frame: &mut Frame,
+    ) -> LResult<()> {
         let dtype = match ty.dtype {
             Some(ast::DType::I64) => DType::I64,
             _ => DType::F32,
@@ -446,7 +501,15 @@ impl Lowerer {
             Mode::Cell { .. } => {
                 let dims = self.cell_dims(ty, frame)?;
                 let want = TensorTy { dtype, dims };
-                let Mode::Cell { seq_types, next_seq, call, .. } = &mut frame.mode else { unreachable!() };
+                let Mode::Cell {
+                    seq_types,
+                    next_seq,
+                    call,
+                    ..
+                } = &mut frame.mode
+                else {
+                    unreachable!()
+                };
                 let idx = *next_seq;
                 *next_seq += 1;
                 let Some(got) = seq_types.get(idx) else {
@@ -467,23 +530,46 @@ impl Lowerer {
                     .with_label(ty.span, "declared here")
                     .into());
                 }
-                let node = self.graph().add_node(Op::Arg { kind: ArgKind::Seq, index: idx }, &[], vec![want]);
-                frame.vars.insert(name.name.clone(), Val::Tensor(Tensor::new(crate::graph::Value::new(node, 0))));
+                let node = self.graph().add_node(
+                    Op::Arg {
+                        kind: ArgKind::Seq,
+                        index: idx,
+                    },
+                    &[],
+                    vec![want],
+                );
+                frame.vars.insert(
+                    name.name.clone(),
+                    Val::Tensor(Tensor::new(crate::graph::Value::new(node, 0))),
+                );
                 Ok(())
             }
             Mode::Model { args: None, .. } => {
                 let dims = self.concrete_dims(ty, frame, true)?;
                 let node = self.graph().add_node(
-                    Op::Input { name: name.name.clone(), zeros },
+                    Op::Input {
+                        name: name.name.clone(),
+                        zeros,
+                    },
                     &[],
                     vec![TensorTy { dtype, dims }],
                 );
-                frame.vars.insert(name.name.clone(), Val::Tensor(Tensor::new(crate::graph::Value::new(node, 0))));
+                frame.vars.insert(
+                    name.name.clone(),
+                    Val::Tensor(Tensor::new(crate::graph::Value::new(node, 0))),
+                );
                 Ok(())
             }
             Mode::Model { args: Some(_), .. } => {
                 let pattern = self.pattern_dims(ty, frame)?;
-                let Mode::Model { args: Some(args), next_input, .. } = &mut frame.mode else { unreachable!() };
+                let Mode::Model {
+                    args: Some(args),
+                    next_input,
+                    ..
+                } = &mut frame.mode
+                else {
+                    unreachable!()
+                };
                 let idx = *next_input;
                 *next_input += 1;
                 let call = args.call;
@@ -515,7 +601,9 @@ impl Lowerer {
                     }
                     None if zeros => {
                         let dims = self.concrete_dims(ty, frame, true)?;
-                        let node = self.graph().add_node(Op::Zeros, &[], vec![TensorTy { dtype, dims }]);
+                        let node =
+                            self.graph()
+                                .add_node(Op::Zeros, &[], vec![TensorTy { dtype, dims }]);
                         Tensor::new(crate::graph::Value::new(node, 0))
                     }
                     None => {
@@ -525,7 +613,13 @@ impl Lowerer {
                             .into())
                     }
                 };
-                frame.vars.insert(name.name.clone(), Val::Tensor(Tensor { value: t.value, is_param: false }));
+                frame.vars.insert(
+                    name.name.clone(),
+                    Val::Tensor(Tensor {
+                        value: t.value,
+                        is_param: false,
+                    }),
+                );
                 Ok(())
             }
         }
@@ -533,13 +627,17 @@ impl Lowerer {
 
     fn state_decl(&mut self, name: &ast::Ident, ty: &TensorType, frame: &mut Frame) -> LResult<()> {
         if !matches!(frame.mode, Mode::Cell { .. }) {
-            return Err(Diagnostic::error("`state` belongs in a cell; a model passes states as inputs")
-                .with_label(name.span, "in a model")
-                .into());
+            return Err(Diagnostic::error(
+                "`state` belongs in a cell; a model passes states as inputs",
+            )
+            .with_label(name.span, "in a model")
+            .into());
         }
         let dims = self.cell_dims(ty, frame)?;
         let t = TensorTy::f32(dims);
-        let Mode::Cell { states, .. } = &mut frame.mode else { unreachable!() };
+        let Mode::Cell { states, .. } = &mut frame.mode else {
+            unreachable!()
+        };
         let index = states.len();
         states.push(StateSlot {
             name: name.name.clone(),
@@ -547,8 +645,18 @@ impl Lowerer {
             next: None,
             span: name.span,
         });
-        let node = self.graph().add_node(Op::Arg { kind: ArgKind::State, index }, &[], vec![t]);
-        frame.vars.insert(name.name.clone(), Val::Tensor(Tensor::new(crate::graph::Value::new(node, 0))));
+        let node = self.graph().add_node(
+            Op::Arg {
+                kind: ArgKind::State,
+                index,
+            },
+            &[],
+            vec![t],
+        );
+        frame.vars.insert(
+            name.name.clone(),
+            Val::Tensor(Tensor::new(crate::graph::Value::new(node, 0))),
+        );
         Ok(())
     }
 
@@ -560,15 +668,24 @@ impl Lowerer {
     }
 
     /// Dims of a declared type with no `...`; `B`/`T` only where `symbolic` allows.
-    pub(crate) fn concrete_dims(&mut self, ty: &TensorType, frame: &mut Frame, symbolic: bool) -> LResult<Vec<Dim>> {
+    pub(crate) fn concrete_dims(
+        &mut self,
+        ty: &TensorType,
+        frame: &mut Frame,
+        symbolic: bool,
+    ) -> LResult<Vec<Dim>> {
         let mut out = Vec::new();
         for d in &ty.dims {
             match d {
                 DimExpr::Ellipsis(s) => {
-                    return Err(Diagnostic::error("`...` is only allowed in the inputs of a model used as a layer")
-                        .with_label(*s, "here")
-                        .with_note("the model rnnc runs needs every input's full shape, e.g. [B, T, 16]")
-                        .into())
+                    return Err(Diagnostic::error(
+                        "`...` is only allowed in the inputs of a model used as a layer",
+                    )
+                    .with_label(*s, "here")
+                    .with_note(
+                        "the model rnnc runs needs every input's full shape, e.g. [B, T, 16]",
+                    )
+                    .into())
                 }
                 DimExpr::Expr(e) => {
                     let dim = self.dim(e, frame)?;
@@ -640,7 +757,10 @@ fn matches_pattern(pattern: &[Option<Dim>], dims: &[Dim]) -> bool {
         Some(None) => {
             let rest = &pattern[1..];
             dims.len() >= rest.len()
-                && rest.iter().zip(&dims[dims.len() - rest.len()..]).all(|(p, d)| *p == Some(*d))
+                && rest
+                    .iter()
+                    .zip(&dims[dims.len() - rest.len()..])
+                    .all(|(p, d)| *p == Some(*d))
         }
         _ => pattern.len() == dims.len() && pattern.iter().zip(dims).all(|(p, d)| *p == Some(*d)),
     }

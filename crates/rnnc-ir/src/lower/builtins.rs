@@ -16,12 +16,18 @@ use std::rc::Rc;
 type Bound = Vec<Option<(Val, Span)>>;
 
 impl Lowerer {
-    pub(crate) fn builtin(&mut self, name: &'static str, args: &[Arg], frame: &mut Frame, span: Span) -> LResult<Val> {
+    pub(crate) fn builtin(
+        &mut self,
+        name: &'static str,
+        args: &[Arg],
+        frame: &mut Frame,
+        span: Span,
+    ) -> LResult<Val> {
         match name {
             "sigmoid" | "tanh" | "relu" | "exp" | "log" => {
                 let a = self.sig(name, args, frame, span, &["x"], 1)?;
                 let (x, xs) = a[0].clone().expect("required");
-                let t = self.to_tensor(x, xs)?;
+                let t = self.tensor_of(x, xs)?;
                 let u = match name {
                     "sigmoid" => UnaryOp::Sigmoid,
                     "tanh" => UnaryOp::Tanh,
@@ -35,7 +41,11 @@ impl Lowerer {
                 let a = self.sig(name, args, frame, span, &["x", "dim"], 1)?;
                 let t = self.tensor_at(&a, 0)?;
                 let axis = self.axis_at(&a, 1, t, frame, -1)?;
-                let op = if name == "softmax" { Op::Softmax { axis } } else { Op::LogSoftmax { axis } };
+                let op = if name == "softmax" {
+                    Op::Softmax { axis }
+                } else {
+                    Op::LogSoftmax { axis }
+                };
                 Ok(Val::Tensor(self.op(op, &[t], span)?))
             }
             "layer_norm" => {
@@ -61,15 +71,28 @@ impl Lowerer {
                 let len = match self.ty(t).dims[axis] {
                     Dim::Fixed(len) if len % n == 0 => len,
                     d => {
-                        return Err(Diagnostic::error(format!("cannot split an axis of length {d} into {n} equal chunks"))
-                            .with_label(ns, format!("{n} chunks"))
-                            .with_note(format!("the value is {}", self.ty(t)))
-                            .into())
+                        return Err(Diagnostic::error(format!(
+                            "cannot split an axis of length {d} into {n} equal chunks"
+                        ))
+                        .with_label(ns, format!("{n} chunks"))
+                        .with_note(format!("the value is {}", self.ty(t)))
+                        .into())
                     }
                 };
                 let size = len / n;
                 let parts = (0..n)
-                    .map(|i| self.op(Op::Slice { axis, start: i * size, end: (i + 1) * size }, &[t], span).map(Val::Tensor))
+                    .map(|i| {
+                        self.op(
+                            Op::Slice {
+                                axis,
+                                start: i * size,
+                                end: (i + 1) * size,
+                            },
+                            &[t],
+                            span,
+                        )
+                        .map(Val::Tensor)
+                    })
                     .collect::<LResult<Vec<_>>>()?;
                 Ok(Val::Tuple(parts))
             }
@@ -80,7 +103,10 @@ impl Lowerer {
                     Val::List(items) | Val::Tuple(items) if !items.is_empty() => items,
                     v => return Err(self.expected("a non-empty list `[a, b, …]`", &v, ls)),
                 };
-                let ts = items.into_iter().map(|i| self.to_tensor(i, ls)).collect::<LResult<Vec<_>>>()?;
+                let ts = items
+                    .into_iter()
+                    .map(|i| self.tensor_of(i, ls))
+                    .collect::<LResult<Vec<_>>>()?;
                 let axis = self.axis_at(&a, 1, ts[0], frame, -1)?;
                 Ok(Val::Tensor(self.op(Op::Concat { axis }, &ts, span)?))
             }
@@ -95,7 +121,11 @@ impl Lowerer {
                 let t = self.tensor_at(&a, 0)?;
                 let x = self.axis_at(&a, 1, t, frame, 0)?;
                 let y = self.axis_at(&a, 2, t, frame, 0)?;
-                Ok(Val::Tensor(self.op(Op::Transpose { a: x, b: y }, &[t], span)?))
+                Ok(Val::Tensor(self.op(
+                    Op::Transpose { a: x, b: y },
+                    &[t],
+                    span,
+                )?))
             }
             "embedding" => {
                 let a = self.sig(name, args, frame, span, &["weight", "ids"], 2)?;
@@ -107,17 +137,27 @@ impl Lowerer {
                 let mut children = Vec::new();
                 for arg in args {
                     if let Some(n) = &arg.name {
-                        return Err(Diagnostic::error("`Sequential` takes modules in order, not by name")
-                            .with_label(n.span, "named argument")
-                            .into());
+                        return Err(Diagnostic::error(
+                            "`Sequential` takes modules in order, not by name",
+                        )
+                        .with_label(n.span, "named argument")
+                        .into());
                     }
                     match self.eval(&arg.value, frame)? {
                         Val::Module(m) => children.push(m),
-                        v => return Err(self.expected("a module such as `Linear(16, 4)`", &v, arg.value.span)),
+                        v => {
+                            return Err(self.expected(
+                                "a module such as `Linear(16, 4)`",
+                                &v,
+                                arg.value.span,
+                            ))
+                        }
                     }
                 }
                 if children.is_empty() {
-                    return Err(Diagnostic::error("`Sequential` needs at least one module").with_label(span, "here").into());
+                    return Err(Diagnostic::error("`Sequential` needs at least one module")
+                        .with_label(span, "here")
+                        .into());
                 }
                 Ok(Val::Module(Rc::new(Module {
                     kind: ModuleKind::Sequential(children),
@@ -145,24 +185,28 @@ impl Lowerer {
                     v => return Err(self.expected("a bool", &v, a.value.span)),
                 },
                 Some(other) => {
-                    return Err(Diagnostic::error(format!("`scan` has no argument `{other}`"))
-                        .with_label(a.value.span, "unknown argument")
-                        .with_note("scan(cell, x, …, init = (h0, …), reverse = false)")
-                        .into())
+                    return Err(
+                        Diagnostic::error(format!("`scan` has no argument `{other}`"))
+                            .with_label(a.value.span, "unknown argument")
+                            .with_note("scan(cell, x, …, init = (h0, …), reverse = false)")
+                            .into(),
+                    )
                 }
             }
         }
         if positional.len() < 2 {
-            return Err(Diagnostic::error("`scan` needs a cell and at least one sequence")
-                .with_label(span, "here")
-                .with_note("scan(cell, x, …, init = (h0, …), reverse = false)")
-                .into());
+            return Err(
+                Diagnostic::error("`scan` needs a cell and at least one sequence")
+                    .with_label(span, "here")
+                    .with_note("scan(cell, x, …, init = (h0, …), reverse = false)")
+                    .into(),
+            );
         }
         let (cell_v, cs) = positional.remove(0);
         let cell = self.cell_module(cell_v, cs, frame)?;
         let seqs = positional
             .into_iter()
-            .map(|(v, s)| self.to_tensor(v, s))
+            .map(|(v, s)| self.tensor_of(v, s))
             .collect::<LResult<Vec<_>>>()?;
         let init = match init {
             None => None,
@@ -179,7 +223,14 @@ impl Lowerer {
     /// `rnn(cell, x, num_layers = 1, bidirectional = false, init = (h0, …))`, as
     /// torch.nn.LSTM/GRU/RNN: returns `(output, h_n, …)` with states stacked `[L*D, B, n]`.
     fn rnn_builtin(&mut self, args: &[Arg], frame: &mut Frame, span: Span) -> LResult<Val> {
-        let a = self.sig("rnn", args, frame, span, &["cell", "x", "num_layers", "bidirectional", "init"], 2)?;
+        let a = self.sig(
+            "rnn",
+            args,
+            frame,
+            span,
+            &["cell", "x", "num_layers", "bidirectional", "init"],
+            2,
+        )?;
         let (cell_v, cs) = a[0].clone().expect("required");
         let cell = self.cell_module(cell_v, cs, frame)?;
         let x = self.tensor_at(&a, 1)?;
@@ -197,13 +248,21 @@ impl Lowerer {
             None => None,
             Some((v, s)) => Some((self.tensor_tuple(v.clone(), *s)?, *s)),
         };
-        let ModuleKind::Def { def, hparams } = &cell.kind else { unreachable!("cell_module checks") };
+        let ModuleKind::Def { def, hparams } = &cell.kind else {
+            unreachable!("cell_module checks")
+        };
         // Layers above the first read the previous layer's output: find the hyperparameter
         // that sizes the cell's input (`input x: [input_size]`) to rebind it.
         let input_hparam = def.body.iter().find_map(|s| match &s.kind {
             StmtKind::Input { ty, .. } => match ty.dims.as_slice() {
                 [DimExpr::Expr(e)] => match &e.kind {
-                    ExprKind::Name(n) if hparams.iter().any(|(k, v)| k == n && matches!(v, Val::Int(_))) => Some(n.clone()),
+                    ExprKind::Name(n)
+                        if hparams
+                            .iter()
+                            .any(|(k, v)| k == n && matches!(v, Val::Int(_))) =>
+                    {
+                        Some(n.clone())
+                    }
                     _ => None,
                 },
                 _ => None,
@@ -216,7 +275,10 @@ impl Lowerer {
                 def.name.name
             ))
             .with_label(span, "stacked here")
-            .with_label(def.name.span, "declare its input as `input x: [size]`, with `size` a hyperparameter")
+            .with_label(
+                def.name.span,
+                "declare its input as `input x: [size]`, with `size` a hyperparameter",
+            )
             .into());
         }
         let mut seq = x;
@@ -225,13 +287,26 @@ impl Lowerer {
         for l in 0..layers {
             let mut outs = Vec::new();
             for d in 0..dirs {
-                let suffix = format!("{}_l{l}{}", frame.suffix, if d == 1 { "_reverse" } else { "" });
+                let suffix = format!(
+                    "{}_l{l}{}",
+                    frame.suffix,
+                    if d == 1 { "_reverse" } else { "" }
+                );
                 let init_ld = match &init {
                     None => None,
                     Some((states, s)) => Some((
                         states
                             .iter()
-                            .map(|st| self.op(Op::Index { axis: 0, index: (l * dirs + d) as i64 }, &[*st], *s))
+                            .map(|st| {
+                                self.op(
+                                    Op::Index {
+                                        axis: 0,
+                                        index: (l * dirs + d) as i64,
+                                    },
+                                    &[*st],
+                                    *s,
+                                )
+                            })
                             .collect::<LResult<Vec<_>>>()?,
                         *s,
                     )),
@@ -242,9 +317,11 @@ impl Lowerer {
                     finals = vec![Vec::new(); n_states];
                 }
                 if res.len() != finals.len() + 1 {
-                    return Err(Diagnostic::error(format!("the cell of `rnn` must `emit` exactly one value per step"))
-                        .with_label(def.name.span, "this cell")
-                        .into());
+                    return Err(Diagnostic::error(
+                        "the cell of `rnn` must `emit` exactly one value per step",
+                    )
+                    .with_label(def.name.span, "this cell")
+                    .into());
                 }
                 outs.push(res[0]);
                 for (i, f) in res[1..].iter().enumerate() {
@@ -258,8 +335,12 @@ impl Lowerer {
                 self.op(Op::Concat { axis }, &outs, span)?
             };
             if let (Some(name), true) = (&input_hparam, l + 1 < layers) {
-                let Some(&Dim::Fixed(width)) = self.ty(seq).dims.last() else { unreachable!("emits have fixed widths") };
-                let ModuleKind::Def { hparams, .. } = &mut layer_cell.kind else { unreachable!() };
+                let Some(&Dim::Fixed(width)) = self.ty(seq).dims.last() else {
+                    unreachable!("emits have fixed widths")
+                };
+                let ModuleKind::Def { hparams, .. } = &mut layer_cell.kind else {
+                    unreachable!()
+                };
                 for (k, v) in hparams.iter_mut() {
                     if k == name {
                         *v = Val::Int(width as i64);
@@ -287,7 +368,9 @@ impl Lowerer {
         let mut seq_types = Vec::new();
         for s in &seqs {
             let t = self.ty(*s).clone();
-            seq_types.push(step_type(&t).map_err(|m| Diagnostic::error(m).with_label(span, "scanned here"))?);
+            seq_types.push(
+                step_type(&t).map_err(|m| Diagnostic::error(m).with_label(span, "scanned here"))?,
+            );
         }
         let body = self.run_cell(cell, seq_types, suffix, span)?;
         let inits = match init {
@@ -345,22 +428,37 @@ impl Lowerer {
                 named.prefix = Some(frame.prefix.clone());
                 Ok(Rc::new(named))
             }
-            Val::Def(d) => Err(Diagnostic::error(format!("`{}` needs its hyperparameters", d.name.name))
-                .with_label(span, format!("write `{}(…)`", d.name.name))
-                .into()),
-            v => Err(self.expected("a cell such as `LSTMCell(input_size, hidden_size)`", &v, span)),
+            Val::Def(d) => Err(Diagnostic::error(format!(
+                "`{}` needs its hyperparameters",
+                d.name.name
+            ))
+            .with_label(span, format!("write `{}(…)`", d.name.name))
+            .into()),
+            v => Err(self.expected(
+                "a cell such as `LSTMCell(input_size, hidden_size)`",
+                &v,
+                span,
+            )),
         }
     }
 
     fn tensor_tuple(&mut self, v: Val, span: Span) -> LResult<Vec<Tensor>> {
         match v {
-            Val::Tuple(items) => items.into_iter().map(|i| self.to_tensor(i, span)).collect(),
-            v => Ok(vec![self.to_tensor(v, span)?]),
+            Val::Tuple(items) => items.into_iter().map(|i| self.tensor_of(i, span)).collect(),
+            v => Ok(vec![self.tensor_of(v, span)?]),
         }
     }
 
     /// Matches call arguments to a signature; the first `required` are mandatory.
-    fn sig(&mut self, name: &str, args: &[Arg], frame: &mut Frame, span: Span, params: &[&str], required: usize) -> LResult<Bound> {
+    fn sig(
+        &mut self,
+        name: &str,
+        args: &[Arg],
+        frame: &mut Frame,
+        span: Span,
+        params: &[&str],
+        required: usize,
+    ) -> LResult<Bound> {
         let mut out: Bound = vec![None; params.len()];
         let usage = format!("{name}({})", params.join(", "));
         let mut pos = 0;
@@ -370,10 +468,13 @@ impl Lowerer {
                     pos += 1;
                     if pos > params.len() {
                         let n = params.len();
-                        return Err(Diagnostic::error(format!("`{name}` takes at most {n} argument{}", if n == 1 { "" } else { "s" }))
-                            .with_label(a.value.span, "extra argument")
-                            .with_note(usage)
-                            .into());
+                        return Err(Diagnostic::error(format!(
+                            "`{name}` takes at most {n} argument{}",
+                            if n == 1 { "" } else { "s" }
+                        ))
+                        .with_label(a.value.span, "extra argument")
+                        .with_note(usage)
+                        .into());
                     }
                     pos - 1
                 }
@@ -384,39 +485,58 @@ impl Lowerer {
                 })?,
             };
             if out[idx].is_some() {
-                return Err(Diagnostic::error(format!("argument `{}` of `{name}` is given twice", params[idx]))
-                    .with_label(a.value.span, "given again")
-                    .into());
+                return Err(Diagnostic::error(format!(
+                    "argument `{}` of `{name}` is given twice",
+                    params[idx]
+                ))
+                .with_label(a.value.span, "given again")
+                .into());
             }
             let v = self.eval(&a.value, frame)?;
             out[idx] = Some((v, a.value.span));
         }
         if let Some(missing) = (0..required).find(|i| out[*i].is_none()) {
-            return Err(Diagnostic::error(format!("`{name}` is missing its argument `{}`", params[missing]))
-                .with_label(span, "called here")
-                .with_note(usage)
-                .into());
+            return Err(Diagnostic::error(format!(
+                "`{name}` is missing its argument `{}`",
+                params[missing]
+            ))
+            .with_label(span, "called here")
+            .with_note(usage)
+            .into());
         }
         Ok(out)
     }
 
     fn tensor_at(&mut self, a: &Bound, i: usize) -> LResult<Tensor> {
         let (v, s) = a[i].clone().expect("required argument");
-        self.to_tensor(v, s)
+        self.tensor_of(v, s)
     }
 
     /// A user axis (`dim`), shifted past a cell's implicit batch axis.
-    fn axis_at(&mut self, a: &Bound, i: usize, t: Tensor, frame: &Frame, default: i64) -> LResult<usize> {
+    fn axis_at(
+        &mut self,
+        a: &Bound,
+        i: usize,
+        t: Tensor,
+        frame: &Frame,
+        default: i64,
+    ) -> LResult<usize> {
         let (dim, span) = match &a[i] {
             None => (default, None),
             Some((Val::Int(d), s)) => (*d, Some(*s)),
             Some((v, s)) => return Err(self.expected("an int axis", v, *s)),
         };
         let rank = self.ty(t).rank();
-        let axis = if dim < 0 { rank as i64 + dim } else { dim + frame.batch_axes as i64 };
+        let axis = if dim < 0 {
+            rank as i64 + dim
+        } else {
+            dim + frame.batch_axes as i64
+        };
         if axis < frame.batch_axes as i64 || axis >= rank as i64 {
             let ty: &TensorTy = self.ty(t);
-            let mut d = Diagnostic::error(format!("dim {dim} is out of range for a value of type {ty}"));
+            let mut d = Diagnostic::error(format!(
+                "dim {dim} is out of range for a value of type {ty}"
+            ));
             if let Some(s) = span {
                 d = d.with_label(s, "this dim");
             }

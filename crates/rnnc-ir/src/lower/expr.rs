@@ -13,8 +13,22 @@ use std::rc::Rc;
 
 /// Names that resolve to built-in functions when no local name or definition hides them.
 pub(crate) const BUILTINS: &[&str] = &[
-    "sigmoid", "tanh", "relu", "exp", "log", "softmax", "log_softmax", "layer_norm", "chunk",
-    "cat", "flip", "transpose", "embedding", "scan", "rnn", "Sequential",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "exp",
+    "log",
+    "softmax",
+    "log_softmax",
+    "layer_norm",
+    "chunk",
+    "cat",
+    "flip",
+    "transpose",
+    "embedding",
+    "scan",
+    "rnn",
+    "Sequential",
 ];
 
 impl Lowerer {
@@ -28,17 +42,26 @@ impl Lowerer {
             ExprKind::Unary(op, x) => {
                 let v = self.eval(x, frame)?;
                 match (op, v) {
-                    (UnOp::Neg, Val::Int(i)) => Ok(Val::Int(i.checked_neg().ok_or_else(|| overflow(e.span))?)),
+                    (UnOp::Neg, Val::Int(i)) => {
+                        Ok(Val::Int(i.checked_neg().ok_or_else(|| overflow(e.span))?))
+                    }
                     (UnOp::Neg, Val::Float(f)) => Ok(Val::Float(-f)),
                     (UnOp::Not, Val::Bool(b)) => Ok(Val::Bool(!b)),
                     (_, Val::Poison) => Err(Fail(None)),
                     (UnOp::Neg, v) => {
-                        let t = self.to_tensor(v, x.span)?;
-                        Ok(Val::Tensor(self.op(Op::Unary(UnaryOp::Neg), &[t], e.span)?))
+                        let t = self.tensor_of(v, x.span)?;
+                        Ok(Val::Tensor(self.op(
+                            Op::Unary(UnaryOp::Neg),
+                            &[t],
+                            e.span,
+                        )?))
                     }
-                    (UnOp::Not, v) => Err(Diagnostic::error(format!("`not` needs a bool, found {}", self.describe(&v)))
-                        .with_label(x.span, "not a bool")
-                        .into()),
+                    (UnOp::Not, v) => Err(Diagnostic::error(format!(
+                        "`not` needs a bool, found {}",
+                        self.describe(&v)
+                    ))
+                    .with_label(x.span, "not a bool")
+                    .into()),
                 }
             }
             ExprKind::Binary(op, a, b) => {
@@ -62,14 +85,20 @@ impl Lowerer {
                 .into()),
             },
             ExprKind::Tuple(items) => Ok(Val::Tuple(
-                items.iter().map(|i| self.eval(i, frame)).collect::<LResult<_>>()?,
+                items
+                    .iter()
+                    .map(|i| self.eval(i, frame))
+                    .collect::<LResult<_>>()?,
             )),
             ExprKind::List(items) => Ok(Val::List(
-                items.iter().map(|i| self.eval(i, frame)).collect::<LResult<_>>()?,
+                items
+                    .iter()
+                    .map(|i| self.eval(i, frame))
+                    .collect::<LResult<_>>()?,
             )),
             ExprKind::Index { base, items } => {
                 let v = self.eval(base, frame)?;
-                let t = self.to_tensor(v, base.span)?;
+                let t = self.tensor_of(v, base.span)?;
                 self.index(t, items, frame, e.span).map(Val::Tensor)
             }
             ExprKind::Call { callee, args } => {
@@ -92,7 +121,8 @@ impl Lowerer {
         if let Some(b) = BUILTINS.iter().find(|b| **b == name) {
             return Ok(Val::Builtin(b));
         }
-        let mut d = Diagnostic::error(format!("unknown name `{name}`")).with_label(span, "not defined");
+        let mut d =
+            Diagnostic::error(format!("unknown name `{name}`")).with_label(span, "not defined");
         let candidates = frame
             .vars
             .keys()
@@ -119,37 +149,59 @@ impl Lowerer {
             .add(op, &values)
             .map(|vs| vs.into_iter().map(Tensor::new).collect())
             .map_err(|m| {
-                Diagnostic::error(if m.starts_with("shape mismatch") { m.clone() } else { format!("in `{name}`: {m}") })
-                    .with_label(span, "here")
-                    .into()
+                Diagnostic::error(if m.starts_with("shape mismatch") {
+                    m.clone()
+                } else {
+                    format!("in `{name}`: {m}")
+                })
+                .with_label(span, "here")
+                .into()
             })
     }
 
     /// A value used where a tensor is needed: lists concatenate, numbers become constants.
-    pub(crate) fn to_tensor(&mut self, v: Val, span: Span) -> LResult<Tensor> {
+    pub(crate) fn tensor_of(&mut self, v: Val, span: Span) -> LResult<Tensor> {
         match v {
             Val::Tensor(t) => Ok(t),
             Val::Int(i) => self.op(Op::Const(i as f32), &[], span),
             Val::Float(f) => self.op(Op::Const(f as f32), &[], span),
             Val::List(items) => {
                 if items.is_empty() {
-                    return Err(Diagnostic::error("cannot concatenate an empty list").with_label(span, "here").into());
+                    return Err(Diagnostic::error("cannot concatenate an empty list")
+                        .with_label(span, "here")
+                        .into());
                 }
-                let ts = items.into_iter().map(|i| self.to_tensor(i, span)).collect::<LResult<Vec<_>>>()?;
+                let ts = items
+                    .into_iter()
+                    .map(|i| self.tensor_of(i, span))
+                    .collect::<LResult<Vec<_>>>()?;
                 let rank = self.ty(ts[0]).rank();
                 if rank == 0 {
-                    return Err(Diagnostic::error("cannot concatenate scalars").with_label(span, "here").into());
+                    return Err(Diagnostic::error("cannot concatenate scalars")
+                        .with_label(span, "here")
+                        .into());
                 }
                 self.op(Op::Concat { axis: rank - 1 }, &ts, span)
             }
             Val::Poison => Err(Fail(None)),
-            other => Err(Diagnostic::error(format!("expected a tensor, found {}", self.describe(&other)))
-                .with_label(span, "not a tensor")
-                .into()),
+            other => Err(Diagnostic::error(format!(
+                "expected a tensor, found {}",
+                self.describe(&other)
+            ))
+            .with_label(span, "not a tensor")
+            .into()),
         }
     }
 
-    fn binary(&mut self, op: BinOp, a: Val, b: Val, span: Span, sa: Span, sb: Span) -> LResult<Val> {
+    fn binary(
+        &mut self,
+        op: BinOp,
+        a: Val,
+        b: Val,
+        span: Span,
+        sa: Span,
+        sb: Span,
+    ) -> LResult<Val> {
         use Val::*;
         if matches!(a, Poison) || matches!(b, Poison) {
             return Err(Fail(None));
@@ -164,11 +216,22 @@ impl Lowerer {
             (Int(x), Int(y)) => {
                 let (x, y) = (*x, *y);
                 return match op {
-                    BinOp::Add => x.checked_add(y).map(Int).ok_or_else(|| overflow(span).into()),
-                    BinOp::Sub => x.checked_sub(y).map(Int).ok_or_else(|| overflow(span).into()),
-                    BinOp::Mul => x.checked_mul(y).map(Int).ok_or_else(|| overflow(span).into()),
+                    BinOp::Add => x
+                        .checked_add(y)
+                        .map(Int)
+                        .ok_or_else(|| overflow(span).into()),
+                    BinOp::Sub => x
+                        .checked_sub(y)
+                        .map(Int)
+                        .ok_or_else(|| overflow(span).into()),
+                    BinOp::Mul => x
+                        .checked_mul(y)
+                        .map(Int)
+                        .ok_or_else(|| overflow(span).into()),
                     // Exact division stays an int, so `hidden_size / 2` can size a tensor.
-                    BinOp::Div if y == 0 => Err(Diagnostic::error("division by zero").with_label(sb, "this is 0").into()),
+                    BinOp::Div if y == 0 => Err(Diagnostic::error("division by zero")
+                        .with_label(sb, "this is 0")
+                        .into()),
                     BinOp::Div if x % y == 0 => Ok(Int(x / y)),
                     BinOp::Div => Ok(Float(x as f64 / y as f64)),
                     BinOp::Eq => Ok(Bool(x == y)),
@@ -224,8 +287,8 @@ impl Lowerer {
             BinOp::Mul => BinaryOp::Mul,
             BinOp::Div => BinaryOp::Div,
             BinOp::MatMul => {
-                let ta = self.to_tensor(a, sa)?;
-                let tb = self.to_tensor(b, sb)?;
+                let ta = self.tensor_of(a, sa)?;
+                let tb = self.tensor_of(b, sb)?;
                 // A 2-D parameter on the left applies to the feature axis: `W @ x` is x W^T.
                 if ta.is_param && self.ty(ta).rank() == 2 {
                     return Ok(Val::Tensor(self.op(Op::Linear, &[tb, ta], span)?));
@@ -234,8 +297,8 @@ impl Lowerer {
             }
             _ => return Err(self.bad_operands(op, &a, &b, span)),
         };
-        let ta = self.to_tensor(a, sa)?;
-        let tb = self.to_tensor(b, sb)?;
+        let ta = self.tensor_of(a, sa)?;
+        let tb = self.tensor_of(b, sb)?;
         Ok(Val::Tensor(self.op(Op::Binary(bop), &[ta, tb], span)?))
     }
 
@@ -251,7 +314,13 @@ impl Lowerer {
     }
 
     /// `x[i]`, `x[a:b]`, `x[:, -1, :]`: user axes, shifted past a cell's batch axis.
-    fn index(&mut self, mut t: Tensor, items: &[IndexItem], frame: &mut Frame, span: Span) -> LResult<Tensor> {
+    fn index(
+        &mut self,
+        mut t: Tensor,
+        items: &[IndexItem],
+        frame: &mut Frame,
+        span: Span,
+    ) -> LResult<Tensor> {
         let rank = self.ty(t).rank();
         let visible = rank.saturating_sub(frame.batch_axes);
         if items.len() > visible {
@@ -270,15 +339,21 @@ impl Lowerer {
                     let i = self.int_arg(e, frame, "an index")?;
                     t = self.op(Op::Index { axis, index: i }, &[t], e.span)?;
                 }
-                IndexItem::Range { start, end, span: rs } => {
+                IndexItem::Range {
+                    start,
+                    end,
+                    span: rs,
+                } => {
                     if start.is_none() && end.is_none() {
                         axis += 1;
                         continue;
                     }
                     let Dim::Fixed(n) = len else {
-                        return Err(Diagnostic::error(format!("cannot slice the symbolic axis {len} with bounds"))
-                            .with_label(*rs, "here")
-                            .into());
+                        return Err(Diagnostic::error(format!(
+                            "cannot slice the symbolic axis {len} with bounds"
+                        ))
+                        .with_label(*rs, "here")
+                        .into());
                     };
                     let resolve = |i: i64| if i < 0 { i + n as i64 } else { i };
                     let s = match start {
@@ -290,11 +365,21 @@ impl Lowerer {
                         None => n as i64,
                     };
                     if s < 0 || en > n as i64 || s >= en {
-                        return Err(Diagnostic::error(format!("slice is empty or out of range for an axis of length {n}"))
-                            .with_label(*rs, "here")
-                            .into());
+                        return Err(Diagnostic::error(format!(
+                            "slice is empty or out of range for an axis of length {n}"
+                        ))
+                        .with_label(*rs, "here")
+                        .into());
                     }
-                    t = self.op(Op::Slice { axis, start: s as usize, end: en as usize }, &[t], *rs)?;
+                    t = self.op(
+                        Op::Slice {
+                            axis,
+                            start: s as usize,
+                            end: en as usize,
+                        },
+                        &[t],
+                        *rs,
+                    )?;
                     axis += 1;
                 }
             }
@@ -305,13 +390,23 @@ impl Lowerer {
     pub(crate) fn int_arg(&mut self, e: &Expr, frame: &mut Frame, what: &str) -> LResult<i64> {
         match self.eval(e, frame)? {
             Val::Int(i) => Ok(i),
-            v => Err(Diagnostic::error(format!("{what} must be an int known from hyperparameters, found {}", self.describe(&v)))
-                .with_label(e.span, "here")
-                .into()),
+            v => Err(Diagnostic::error(format!(
+                "{what} must be an int known from hyperparameters, found {}",
+                self.describe(&v)
+            ))
+            .with_label(e.span, "here")
+            .into()),
         }
     }
 
-    fn call(&mut self, f: Val, args: &[Arg], frame: &mut Frame, span: Span, callee_span: Span) -> LResult<Val> {
+    fn call(
+        &mut self,
+        f: Val,
+        args: &[Arg],
+        frame: &mut Frame,
+        span: Span,
+        callee_span: Span,
+    ) -> LResult<Val> {
         match f {
             Val::Builtin(name) => self.builtin(name, args, frame, span),
             Val::Def(def) => {
@@ -346,13 +441,14 @@ impl Lowerer {
                 let mut named = Vec::new();
                 for a in args {
                     let v = self.eval(&a.value, frame)?;
-                    let t = self.to_tensor(v, a.value.span)?;
+                    let t = self.tensor_of(v, a.value.span)?;
                     match &a.name {
                         Some(n) => named.push((n.name.clone(), t, a.value.span)),
                         None => positional.push((t, a.value.span)),
                     }
                 }
-                let outs = self.call_module(&m, &prefix, positional, named, span, frame.suffix.clone())?;
+                let outs =
+                    self.call_module(&m, &prefix, positional, named, span, frame.suffix.clone())?;
                 Ok(if outs.len() == 1 {
                     Val::Tensor(outs[0])
                 } else {
@@ -360,9 +456,11 @@ impl Lowerer {
                 })
             }
             Val::Poison => Err(Fail(None)),
-            other => Err(Diagnostic::error(format!("{} cannot be called", self.describe(&other)))
-                .with_label(callee_span, "not callable")
-                .into()),
+            other => Err(
+                Diagnostic::error(format!("{} cannot be called", self.describe(&other)))
+                    .with_label(callee_span, "not callable")
+                    .into(),
+            ),
         }
     }
 
@@ -382,7 +480,11 @@ impl Lowerer {
                 named_m.prefix = Some(prefix.to_string());
                 let outs = self.run_model_with_suffix(
                     &named_m,
-                    Some(CallArgs { positional, named, call: span }),
+                    Some(CallArgs {
+                        positional,
+                        named,
+                        call: span,
+                    }),
                     span,
                     suffix,
                 )?;
@@ -396,7 +498,14 @@ impl Lowerer {
                 }
                 let mut x = positional[0];
                 for (i, child) in children.iter().enumerate() {
-                    let outs = self.call_module(child, &format!("{prefix}{i}."), vec![x], vec![], span, suffix.clone())?;
+                    let outs = self.call_module(
+                        child,
+                        &format!("{prefix}{i}."),
+                        vec![x],
+                        vec![],
+                        span,
+                        suffix.clone(),
+                    )?;
                     if outs.len() != 1 {
                         return Err(Diagnostic::error(format!(
                             "`{}` inside a `Sequential` must have one output, it has {}",

@@ -24,7 +24,11 @@ const MAX_DEPTH: usize = 64;
 /// Lowers the program's entry model with the given hyperparameters (by name).
 pub fn lower(program: &Program, params: &[(String, HValue)]) -> Result<Graph, Vec<Diagnostic>> {
     let mut cx = Lowerer {
-        defs: program.defs.iter().map(|(k, d)| (k.clone(), Rc::new(d.clone()))).collect(),
+        defs: program
+            .defs
+            .iter()
+            .map(|(k, d)| (k.clone(), Rc::new(d.clone())))
+            .collect(),
         graphs: vec![Graph::new(program.entry.name.name.clone())],
         diags: Vec::new(),
         weights: HashMap::new(),
@@ -86,11 +90,18 @@ impl Lowerer {
     }
 
     fn ty(&self, t: Tensor) -> &TensorTy {
-        self.graphs.last().expect("a graph is always open").ty(t.value)
+        self.graphs
+            .last()
+            .expect("a graph is always open")
+            .ty(t.value)
     }
 
     /// Binds the entry model's hyperparameters from `--param`/config values.
-    fn entry_hparams(&mut self, def: &Rc<Def>, params: &[(String, HValue)]) -> Result<Vec<(String, Val)>, Vec<Diagnostic>> {
+    fn entry_hparams(
+        &mut self,
+        def: &Rc<Def>,
+        params: &[(String, HValue)],
+    ) -> Result<Vec<(String, Val)>, Vec<Diagnostic>> {
         let mut diags = Vec::new();
         for (k, _) in params {
             if !def.hparams.iter().any(|h| h.name.name == *k) {
@@ -99,7 +110,10 @@ impl Lowerer {
                     "model `{}` has no hyperparameter `{k}`",
                     def.name.name
                 ))
-                .with_label(def.name.span, "this model's hyperparameters are declared here");
+                .with_label(
+                    def.name.span,
+                    "this model's hyperparameters are declared here",
+                );
                 d = d.with_note(if known.is_empty() {
                     "it takes none".to_string()
                 } else {
@@ -151,15 +165,20 @@ impl Lowerer {
         for (k, v, s) in named {
             if !def.hparams.iter().any(|h| h.name.name == k) {
                 let known: Vec<&str> = def.hparams.iter().map(|h| h.name.name.as_str()).collect();
-                return Err(Diagnostic::error(format!("`{}` has no hyperparameter `{k}`", def.name.name))
-                    .with_label(s, "unknown name")
-                    .with_note(format!("it takes: {}", known.join(", ")))
-                    .into());
+                return Err(Diagnostic::error(format!(
+                    "`{}` has no hyperparameter `{k}`",
+                    def.name.name
+                ))
+                .with_label(s, "unknown name")
+                .with_note(format!("it takes: {}", known.join(", ")))
+                .into());
             }
             if given.insert(k.clone(), (v, s)).is_some() {
-                return Err(Diagnostic::error(format!("hyperparameter `{k}` is given twice"))
-                    .with_label(s, "given again here")
-                    .into());
+                return Err(
+                    Diagnostic::error(format!("hyperparameter `{k}` is given twice"))
+                        .with_label(s, "given again here")
+                        .into(),
+                );
             }
         }
         let mut bound: Vec<(String, Val)> = Vec::new();
@@ -173,7 +192,10 @@ impl Lowerer {
                     }
                     None => {
                         let how = if from_cli {
-                            format!("pass it with `--param {}=…` or in a `--config` file", h.name.name)
+                            format!(
+                                "pass it with `--param {}=…` or in a `--config` file",
+                                h.name.name
+                            )
                         } else {
                             format!("pass `{} = …` here", h.name.name)
                         };
@@ -232,10 +254,14 @@ impl Lowerer {
     fn enter(&mut self, span: Span) -> LResult<()> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(Diagnostic::error("modules instantiate each other without end")
-                .with_label(span, "this instantiation recurses")
-                .with_note(format!("more than {MAX_DEPTH} nested layers; a model cannot contain itself"))
-                .into());
+            return Err(
+                Diagnostic::error("modules instantiate each other without end")
+                    .with_label(span, "this instantiation recurses")
+                    .with_note(format!(
+                        "more than {MAX_DEPTH} nested layers; a model cannot contain itself"
+                    ))
+                    .into(),
+            );
         }
         Ok(())
     }
