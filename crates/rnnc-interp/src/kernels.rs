@@ -138,7 +138,9 @@ fn linear(x: &ArrayD<f32>, w: &ArrayD<f32>) -> ArrayD<f32> {
         .into_shape_with_order((rows, k))
         .expect("contiguous");
     let w2 = w.view().into_dimensionality::<Ix2>().expect("rank 2");
-    let y = x2.dot(&w2.t());
+    // `dot` may hand back a column-major result (a single row, a single column);
+    // reshape a row-major copy.
+    let y = x2.dot(&w2.t()).as_standard_layout().into_owned();
     let mut shape = x.shape().to_vec();
     *shape.last_mut().expect("rank ≥ 1") = w.shape()[0];
     y.into_shape_with_order(IxDyn(&shape))
