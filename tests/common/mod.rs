@@ -56,7 +56,7 @@ pub fn fixtures() -> Vec<Fixture> {
     let mut sets: Vec<PathBuf> = std::fs::read_dir(&base)
         .expect("tests/fixtures")
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
+        .filter(|p| p.is_dir() && p.file_name().unwrap().to_string_lossy().starts_with("seed"))
         .collect();
     sets.sort();
     for set in sets {

@@ -1,0 +1,91 @@
+//! The interpreter's ops that the seed models leave unexercised (softmax, layer
+//! norm, batched matmul, transpose, exp/log/div, slicing, …) against PyTorch, and
+//! models/lstm.rnn with batch_first=false (tests/fixtures/make_ops.py made both).
+
+mod common;
+
+use rnnc_cli::args::ModelArgs;
+use rnnc_interp::Tensor;
+use std::collections::HashMap;
+use std::path::Path;
+
+fn read(dir: &Path, name: &str) -> Tensor {
+    rnnc_cli::npy::read(&dir.join(format!("{name}.npy"))).unwrap()
+}
+
+fn assert_close(label: &str, got: &Tensor, want: &Tensor) {
+    let (Tensor::F32(g), Tensor::F32(w)) = (got, want) else {
+        panic!("{label}: f32 expected")
+    };
+    assert_eq!(g.shape(), w.shape(), "{label}: shape");
+    for (a, b) in g.iter().zip(w.iter()) {
+        assert!(
+            (a - b).abs() <= 1e-5 + 1e-4 * b.abs(),
+            "{label}: {a} vs PyTorch {b}"
+        );
+    }
+}
+
+fn run(
+    model: &Path,
+    params: &[&str],
+    weights: Option<&Path>,
+    inputs: HashMap<String, Tensor>,
+) -> HashMap<String, Tensor> {
+    let g = rnnc_cli::compile(&ModelArgs {
+        model: model.to_path_buf(),
+        params: params.iter().map(|s| s.to_string()).collect(),
+        config: None,
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let w = match weights {
+        Some(p) => rnnc_cli::weights::load(p, &g.weights()).unwrap(),
+        None => Default::default(),
+    };
+    let v = rnnc_ir::verify(&g).unwrap();
+    rnnc_interp::run(&v, &inputs, &w)
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn ops_match_pytorch() {
+    let dir = common::root().join("tests/fixtures/ops");
+    let inputs = ["x", "a", "b"]
+        .iter()
+        .map(|n| (n.to_string(), read(&dir, n)))
+        .collect();
+    let outs = run(
+        &common::root().join("tests/models/ops.rnn"),
+        &[],
+        None,
+        inputs,
+    );
+    assert_eq!(outs.len(), 12);
+    for (name, got) in &outs {
+        assert_close(name, got, &read(&dir, name));
+    }
+}
+
+#[test]
+fn time_major_lstm_matches_pytorch() {
+    let dir = common::root().join("tests/fixtures/ops/lstm_time_major");
+    let params = [
+        "input_size=4",
+        "hidden_size=5",
+        "num_layers=2",
+        "bidirectional=true",
+        "batch_first=false",
+    ];
+    let inputs = HashMap::from([("input".to_string(), read(&dir, "input"))]);
+    let outs = run(
+        &common::root().join("models/lstm.rnn"),
+        &params,
+        Some(&dir.join("weights.safetensors")),
+        inputs,
+    );
+    for name in ["output", "h_n", "c_n"] {
+        assert_close(name, &outs[name], &read(&dir, name));
+    }
+}
