@@ -27,6 +27,32 @@ pub struct ModelArgs {
     pub config: Option<PathBuf>,
 }
 
+/// The optimisation pipeline and its instrumentation (MLIR's flags).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct OptArgs {
+    /// Optimisation level: -O0 (none), -O1, -O2 (the default).
+    #[arg(short = 'O', value_name = "LEVEL", conflicts_with = "passes")]
+    pub level: Option<u8>,
+    /// An explicit pipeline, e.g. `--passes fuse-gates,hoist-input-projection,dce`.
+    #[arg(long, value_name = "PIPELINE")]
+    pub passes: Option<String>,
+    /// Print the IR after every pass (to stderr).
+    #[arg(long)]
+    pub print_ir_after_all: bool,
+    /// Print the IR after the named pass (repeatable).
+    #[arg(long, value_name = "PASS")]
+    pub print_ir_after: Vec<String>,
+    /// Print the IR after each pass that changed it.
+    #[arg(long)]
+    pub print_ir_after_change: bool,
+    /// Print how long each pass took.
+    #[arg(long)]
+    pub time_passes: bool,
+    /// Write the IR before the pipeline and after each pass into DIR, one file each.
+    #[arg(long, value_name = "DIR")]
+    pub dump_dir: Option<PathBuf>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Parse, lower and verify a model: exit 0, or print diagnostics and exit 1.
@@ -38,13 +64,24 @@ pub enum Command {
     Ir {
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        opt: OptArgs,
         #[arg(long, value_enum, default_value = "text")]
         format: IrFormat,
+    },
+    /// Show what each pass of the pipeline does to the model, one row per pass.
+    Passes {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        opt: OptArgs,
     },
     /// Run a model on .npy inputs with safetensors weights; write DIR/<output>.npy.
     Run {
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        opt: OptArgs,
         /// The weights, a PyTorch `state_dict` saved with safetensors.
         #[arg(long, value_name = "FILE")]
         weights: PathBuf,

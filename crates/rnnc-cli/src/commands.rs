@@ -1,6 +1,6 @@
 //! The subcommands: `check`, `ir` and `run`.
 
-use crate::args::{Cli, Command, IrFormat, ModelArgs};
+use crate::args::{Cli, Command, IrFormat, ModelArgs, OptArgs};
 use crate::error::{msg, CliError};
 use crate::{npy, params, weights};
 use rnnc_ir::{lower, verify, Graph};
@@ -22,15 +22,22 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             );
             Ok(())
         }
-        Command::Ir { model, format } => {
-            let g = compile(&model)?;
+        Command::Ir { model, opt, format } => {
+            let mut g = compile(&model)?;
+            optimise(&mut g, &opt)?;
             match format {
                 IrFormat::Text => print!("{g}"),
             }
             Ok(())
         }
+        Command::Passes { model, opt } => {
+            let g = compile(&model)?;
+            print!("{}", crate::passes_table::table(g, &opt)?);
+            Ok(())
+        }
         Command::Run {
             model,
+            opt,
             weights,
             inputs,
             backend,
@@ -41,8 +48,10 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
                     "--backend {backend}: not available in this build; the backends here are: interp"
                 ));
             }
-            let g = compile(&model)?;
+            let mut g = compile(&model)?;
+            // The file must fit the model as written, before passes drop or duplicate anything.
             let w = weights::load(&weights, &g.weights())?;
+            optimise(&mut g, &opt)?;
             let mut given = HashMap::new();
             for spec in &inputs {
                 let Some((name, file)) = spec.split_once('=') else {
@@ -75,6 +84,42 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// The passes `-O`/`--passes` ask for.
+pub fn pipeline(opt: &OptArgs) -> Result<Vec<Box<dyn rnnc_opt::Pass>>, CliError> {
+    let choice = match (&opt.passes, opt.level) {
+        (Some(p), _) => rnnc_opt::Opt::Passes(p.clone()),
+        (None, Some(l)) => rnnc_opt::Opt::Level(l),
+        (None, None) => rnnc_opt::Opt::default(),
+    };
+    choice.build().map_err(CliError::Message)
+}
+
+pub fn instrumentation(opt: &OptArgs) -> rnnc_opt::Instrumentation {
+    rnnc_opt::Instrumentation {
+        print_after_all: opt.print_ir_after_all,
+        print_after: opt.print_ir_after.clone(),
+        print_after_change: opt.print_ir_after_change,
+        time_passes: opt.time_passes,
+        dump_dir: opt.dump_dir.clone(),
+    }
+}
+
+/// Runs the pipeline over `g`; instrumentation output goes to stderr.
+pub fn optimise(g: &mut Graph, opt: &OptArgs) -> Result<(), CliError> {
+    let passes = pipeline(opt)?;
+    for p in &opt.print_ir_after {
+        if !rnnc_opt::passes::ALL.iter().any(|(n, _, _)| n == p) {
+            return msg(format!("--print-ir-after={p}: there is no pass `{p}`"));
+        }
+    }
+    let mut log = String::new();
+    let result = rnnc_opt::run_pipeline(g, &passes, &instrumentation(opt), &mut log);
+    eprint!("{log}");
+    result
+        .map(|_| ())
+        .map_err(|e| CliError::Message(e.to_string()))
 }
 
 /// Loads, parses and lowers a model with its hyperparameters into a verified graph.

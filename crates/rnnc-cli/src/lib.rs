@@ -6,6 +6,7 @@ pub mod commands;
 pub mod error;
 pub mod npy;
 pub mod params;
+pub mod passes_table;
 pub mod weights;
 
 pub use commands::compile;

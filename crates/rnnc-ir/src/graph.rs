@@ -133,6 +133,52 @@ impl Graph {
         ops.into_iter().map(|(_, v)| v).collect()
     }
 
+    /// Every (consumer, operand position) that reads `v`, in a stable order.
+    pub fn users(&self, v: Value) -> Vec<(NodeId, u32)> {
+        let mut out: Vec<(NodeId, u32)> = self
+            .nodes
+            .edges_directed(v.node, Direction::Outgoing)
+            .filter(|e| e.weight().result == v.result)
+            .map(|e| (e.target(), e.weight().operand))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Makes every reader of `old` (nodes and graph outputs) read `new` instead.
+    pub fn replace_uses(&mut self, old: Value, new: Value) {
+        if old == new {
+            return;
+        }
+        let edges: Vec<_> = self
+            .nodes
+            .edges_directed(old.node, Direction::Outgoing)
+            .filter(|e| e.weight().result == old.result)
+            .map(|e| (e.id(), e.target(), e.weight().operand))
+            .collect();
+        for (edge, target, operand) in edges {
+            self.nodes.remove_edge(edge);
+            self.nodes.add_edge(
+                new.node,
+                target,
+                Use {
+                    result: new.result,
+                    operand,
+                },
+            );
+        }
+        for (_, v) in &mut self.outputs {
+            if *v == old {
+                *v = new;
+            }
+        }
+    }
+
+    /// Removes a node and its edges; its readers must have been rewired first.
+    pub fn remove_node(&mut self, id: NodeId) {
+        self.nodes.remove_node(id);
+    }
+
     /// Operand positions as stored on the edges, for the verifier.
     pub(crate) fn operand_slots(&self, id: NodeId) -> Vec<u32> {
         let mut s: Vec<u32> = self

@@ -13,7 +13,7 @@ pub mod infer;
 pub mod lower;
 pub mod op;
 mod parse;
-mod print;
+pub mod print;
 pub mod types;
 pub mod verify;
 

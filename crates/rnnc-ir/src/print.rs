@@ -100,7 +100,7 @@ fn write_body(
 }
 
 /// The op's attributes as `key=value` pairs, in a fixed order.
-pub(crate) fn attrs(op: &Op) -> Vec<(&'static str, String)> {
+pub fn attrs(op: &Op) -> Vec<(&'static str, String)> {
     match op {
         Op::Input { name, zeros } => {
             vec![("name", format!("{name:?}")), ("zeros", zeros.to_string())]

@@ -1,0 +1,60 @@
+//! Numbers about a graph for `rnnc passes`: how much work is inside the time loop.
+
+use rnnc_ir::{Dim, Graph, Op};
+
+/// Per-graph counts. "Per step" counts what one time step of every scan does, per
+/// batch row, with `B = 1`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    pub nodes: usize,
+    pub matmuls_in_loop: usize,
+    pub matmuls_outside: usize,
+    pub elementwise: usize,
+    pub flops_per_step: u64,
+    pub weight_bytes_per_step: u64,
+}
+
+fn fixed(d: &[Dim]) -> u64 {
+    d.iter()
+        .map(|d| if let Dim::Fixed(n) = d { *n as u64 } else { 1 })
+        .product()
+}
+
+/// Counts nodes, products inside and outside scan bodies, elementwise ops, and the
+/// FLOPs and weight bytes one time step reads.
+pub fn stats(g: &Graph) -> Stats {
+    let mut s = Stats::default();
+    visit(g, false, &mut s);
+    s
+}
+
+fn visit(g: &Graph, in_loop: bool, s: &mut Stats) {
+    for id in g.node_ids() {
+        let node = g.node(id);
+        s.nodes += 1;
+        match &node.op {
+            Op::Linear | Op::MatMul => {
+                if in_loop {
+                    s.matmuls_in_loop += 1;
+                    let ops = g.operands(id);
+                    let (x, w) = (g.ty(ops[0]), g.ty(ops[1]));
+                    // 2·m·k per row for `linear`; for a matmul, 2·m·k·n over its rows.
+                    let k = fixed(&x.dims[x.rank() - 1..]);
+                    let out = fixed(&node.results[0].dims);
+                    s.flops_per_step += 2 * k * out;
+                    s.weight_bytes_per_step += 4 * fixed(&w.dims);
+                } else {
+                    s.matmuls_outside += 1;
+                }
+            }
+            op if op.is_elementwise() => {
+                s.elementwise += 1;
+                if in_loop {
+                    s.flops_per_step += fixed(&node.results[0].dims);
+                }
+            }
+            Op::Scan(scan) => visit(&scan.body, true, s),
+            _ => {}
+        }
+    }
+}
