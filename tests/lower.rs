@@ -16,6 +16,7 @@ const MODELS: &[(&str, &str)] = &[
     ("lstm_proj", "torch_lstm_proj"),
     ("lstm_cell", "lstm_cell"),
     ("lstm_classifier", "lstm_classifier"),
+    ("lstm_seed_equations", "lstm_seed_equations"),
     ("peephole_lstm_cell", "peephole_lstm_cell"),
     ("speech_lstm", "speech_lstm"),
     ("timeseries_lstm", "timeseries_lstm"),

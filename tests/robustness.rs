@@ -15,6 +15,7 @@ fn params_for(path: &Path) -> Vec<(String, HValue)> {
         "elman_rnn" => "elman_tanh",
         "lstm" => "torch_lstm_bidir2_h0",
         "gru" => "torch_gru_bidir2_h0",
+        "lstm_seed_equations" => "lstm_seed_equations",
         s if common::root()
             .join(format!("tests/fixtures/seed0/{s}"))
             .is_dir() =>

@@ -80,8 +80,19 @@ pub fn fixtures() -> Vec<Fixture> {
     out
 }
 
-/// The seed-0 fixture of each model file: small, fixed dims for snapshots.
+/// The seed-0 fixture of each model file: small, fixed dims for snapshots. The
+/// gate-by-gate LSTM's fixtures live apart, in `tests/fixtures/equations/`.
 pub fn seed0(name: &str) -> Fixture {
+    if name == "lstm_seed_equations" {
+        let dir = root().join("tests/fixtures/equations/seed0");
+        let meta =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+        return Fixture {
+            name: name.into(),
+            dir,
+            meta,
+        };
+    }
     fixtures()
         .into_iter()
         .find(|f| f.name == name && f.dir.parent().unwrap().ends_with("seed0"))

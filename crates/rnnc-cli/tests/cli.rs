@@ -487,3 +487,88 @@ fn bad_inputs_name_the_input_and_the_file() {
         &["--backend tpu"],
     );
 }
+
+const GRU: [&str; 5] = [
+    "models/gru.rnn",
+    "--param",
+    "input_size=3",
+    "--param",
+    "hidden_size=4",
+];
+
+#[test]
+fn optimisation_flags_and_instrumentation() {
+    let ir = |extra: &[&str]| rnnc(&[&["ir"][..], &GRU[..], extra].concat());
+    let o0 = ir(&["-O0"]);
+    let o2 = ir(&[]);
+    assert!(
+        o0.status.success() && o2.status.success(),
+        "{}",
+        stderr(&o2)
+    );
+    let (o0, o2) = (
+        String::from_utf8_lossy(&o0.stdout).into_owned(),
+        String::from_utf8_lossy(&o2.stdout).into_owned(),
+    );
+    assert_ne!(o0, o2, "-O2 is the default and changes the graph");
+    // After -O2 the input projection is outside the loop: a linear over [B, T, …].
+    assert!(
+        o2.contains(": f32[B, T, 12]") && !o0.contains(": f32[B, T, 12]"),
+        "{o2}"
+    );
+
+    let o = ir(&["--print-ir-after-all", "--time-passes"]);
+    let err = stderr(&o);
+    assert!(
+        err.contains("// -----// IR after hoist-input-projection //----- //")
+            && err.contains("pass execution timing report"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let o = ir(&[
+        "--passes",
+        "fuse-gates,dce",
+        "--dump-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in ["00-input.rir", "01-fuse-gates.rir", "02-dce.rir"] {
+        assert!(dir.path().join(f).is_file(), "{f}");
+    }
+
+    fails_with(
+        &ir(&["--passes", "fuse-gate"]),
+        &["unknown pass `fuse-gate`", "fuse-gates"],
+    );
+    fails_with(&ir(&["-O7"]), &["-O7", "-O0, -O1 and -O2"]);
+    fails_with(&ir(&["-O1", "--passes", "dce"]), &["--passes"]);
+    fails_with(&ir(&["--print-ir-after=nothing"]), &["no pass `nothing`"]);
+}
+
+#[test]
+fn passes_prints_one_row_per_pass() {
+    let o = rnnc(&[
+        "passes",
+        "models/lstm_seed_equations.rnn",
+        "--param",
+        "input_size=12",
+        "--param",
+        "hidden_size=16",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = String::from_utf8_lossy(&o.stdout);
+    let rows: Vec<&str> = table.lines().collect();
+    assert!(rows[0].starts_with("pass") && rows[0].contains("matmul/loop"));
+    assert!(rows[1].starts_with("(lowered)"));
+    let last = rows
+        .iter()
+        .find(|r| r.starts_with("dce"))
+        .expect("a dce row");
+    let cols: Vec<&str> = last.split_whitespace().collect();
+    assert_eq!(
+        (cols[2], cols[3]),
+        ("1", "1"),
+        "one product in the loop, one hoisted: {last}"
+    );
+}

@@ -141,3 +141,117 @@ fn write_reproducer(
     std::fs::write(&path, text).ok()?;
     Some(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rnnc_ir::parse_graph;
+
+    const SMALL: &str = "graph g {\n  %0 = input name=\"x\" zeros=false : f32[B, 4]\n  %1 = tanh %0 : f32[B, 4]\n  %2 = exp %0 : f32[B, 4]\n  output \"y\" %1\n}\n";
+
+    /// Corrupts the graph: claims a result type the op does not produce.
+    struct Breaker;
+    impl Pass for Breaker {
+        fn name(&self) -> &'static str {
+            "breaker"
+        }
+        fn run(&self, g: &mut Graph) -> Result<bool, String> {
+            let id = g.node_ids().last().unwrap();
+            g.node_mut(id).results[0].dims.push(rnnc_ir::Dim::Fixed(3));
+            Ok(true)
+        }
+    }
+
+    #[test]
+    fn a_pass_that_breaks_the_graph_leaves_a_reproducer() {
+        let dir = std::env::temp_dir().join(format!("rnnc-repro-test-{}", std::process::id()));
+        let mut g = parse_graph(SMALL).unwrap();
+        let instr = Instrumentation {
+            dump_dir: Some(dir.clone()),
+            ..Default::default()
+        };
+        let passes: Vec<Box<dyn Pass>> = vec![
+            crate::passes::build(&crate::PassSpec {
+                name: "dce".into(),
+                options: vec![],
+            })
+            .unwrap(),
+            Box::new(Breaker),
+        ];
+        let err = run_pipeline(&mut g, &passes, &instr, &mut String::new()).unwrap_err();
+        assert!(
+            err.message.contains("does not verify after pass `breaker`"),
+            "{}",
+            err.message
+        );
+        let repro = std::fs::read_to_string(err.reproducer.expect("a reproducer path")).unwrap();
+        assert!(
+            repro.starts_with("// rnnc reproducer: run `--passes dce,breaker` on this graph"),
+            "{repro}"
+        );
+        // The reproducer holds the IR before the failing pass: after dce, without the exp.
+        let ir: String = repro
+            .lines()
+            .filter(|l| !l.starts_with("//"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(!ir.contains("exp") && parse_graph(&ir).is_ok(), "{ir}");
+        assert!(dir.join("00-input.rir").is_file() && dir.join("01-dce.rir").is_file());
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn instrumentation_prints_after_passes_and_times_them() {
+        let passes: Vec<Box<dyn Pass>> = crate::Opt::Level(1).build().unwrap();
+        let mut log = String::new();
+        let mut g = parse_graph(SMALL).unwrap();
+        let instr = Instrumentation {
+            print_after_change: true,
+            time_passes: true,
+            ..Default::default()
+        };
+        let records = run_pipeline(&mut g, &passes, &instr, &mut log).unwrap();
+        let changed: Vec<&str> = records
+            .iter()
+            .filter(|r| r.changed)
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(changed, ["dce"]);
+        assert_eq!(log.matches("// -----// IR after").count(), 1, "{log}");
+        assert!(
+            log.contains("IR after dce") && log.contains("pass execution timing report"),
+            "{log}"
+        );
+        let mut log = String::new();
+        let instr = Instrumentation {
+            print_after: vec!["cse".into()],
+            ..Default::default()
+        };
+        run_pipeline(&mut parse_graph(SMALL).unwrap(), &passes, &instr, &mut log).unwrap();
+        assert!(
+            log.contains("IR after cse") && !log.contains("IR after dce"),
+            "{log}"
+        );
+    }
+
+    #[test]
+    fn pipelines_parse_with_options_and_report_mistakes() {
+        let specs = crate::parse_pipeline("fuse-gates, unroll-time{factor=4,x=1},dce").unwrap();
+        assert_eq!(specs.len(), 3);
+        assert_eq!(
+            specs[1].options,
+            vec![
+                ("factor".to_string(), "4".to_string()),
+                ("x".to_string(), "1".to_string())
+            ]
+        );
+        assert_eq!(specs[1].to_string(), "unroll-time{factor=4,x=1}");
+        assert!(crate::parse_pipeline("a{factor=4")
+            .unwrap_err()
+            .contains("not closed"));
+        assert!(crate::parse_pipeline("a,,b").unwrap_err().contains("empty"));
+        assert!(crate::parse_pipeline("a{b}")
+            .unwrap_err()
+            .contains("not key=value"));
+    }
+}

@@ -527,12 +527,13 @@ impl Lowerer {
             Some((v, s)) => return Err(self.expected("an int axis", v, *s)),
         };
         let rank = self.ty(t).rank();
+        let hidden = self.hidden_axes(t, frame);
         let axis = if dim < 0 {
             rank as i64 + dim
         } else {
-            dim + frame.batch_axes as i64
+            dim + hidden as i64
         };
-        if axis < frame.batch_axes as i64 || axis >= rank as i64 {
+        if axis < hidden as i64 || axis >= rank as i64 {
             let ty: &TensorTy = self.ty(t);
             let mut d = Diagnostic::error(format!(
                 "dim {dim} is out of range for a value of type {ty}"

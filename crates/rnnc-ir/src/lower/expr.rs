@@ -322,7 +322,8 @@ impl Lowerer {
         span: Span,
     ) -> LResult<Tensor> {
         let rank = self.ty(t).rank();
-        let visible = rank.saturating_sub(frame.batch_axes);
+        let hidden = self.hidden_axes(t, frame);
+        let visible = rank - hidden;
         if items.len() > visible {
             return Err(Diagnostic::error(format!(
                 "{} indices given, but the value has {visible} axes",
@@ -331,7 +332,7 @@ impl Lowerer {
             .with_label(span, format!("this is {}", self.ty(t)))
             .into());
         }
-        let mut axis = frame.batch_axes;
+        let mut axis = hidden;
         for item in items {
             let len = self.ty(t).dims[axis];
             match item {
@@ -385,6 +386,13 @@ impl Lowerer {
             }
         }
         Ok(t)
+    }
+
+    /// Leading axes the user does not write: the batch axis of a per-example value in
+    /// a cell (a parameter, which has none, shows all its axes).
+    pub(crate) fn hidden_axes(&self, t: Tensor, frame: &Frame) -> usize {
+        let first = self.ty(t).dims.first().copied();
+        usize::from(frame.batch_axes > 0 && first == Some(Dim::Batch))
     }
 
     pub(crate) fn int_arg(&mut self, e: &Expr, frame: &mut Frame, what: &str) -> LResult<i64> {

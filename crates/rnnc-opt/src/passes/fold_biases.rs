@@ -55,35 +55,51 @@ fn leaves(g: &Graph, id: NodeId, dep: &HashMap<NodeId, Dep>, out: &mut Vec<Value
 }
 
 fn regroup(g: &mut Graph) -> Result<bool, String> {
-    let dep = dependencies(g);
-    let roots: Vec<NodeId> = g
-        .topo_order()
-        .expect("verified graphs are acyclic")
-        .into_iter()
-        // A sum of load-time terms only is already one load-time value.
-        .filter(|id| is_add(g, *id) && dep[id] != Dep::Load && !is_inner(g, *id, &dep))
-        .collect();
     let mut changed = false;
-    for root in roots {
-        let mut terms = Vec::new();
-        leaves(g, root, &dep, &mut terms);
+    // One sum at a time: each rewrite adds nodes, so the classification is redone.
+    // Every rewrite leaves its sum in the order it checks for, so this ends.
+    while let Some((root, terms)) = next_unordered_sum(g) {
+        let dep = dependencies(g);
         let class = |v: &Value| dep[&v.node];
-        let n_load = terms.iter().filter(|v| class(v) == Dep::Load).count();
-        let sorted = terms.windows(2).all(|w| class(&w[0]) <= class(&w[1]));
-        if n_load < 2 && sorted {
-            continue;
-        }
-        let mut ordered = terms.clone();
+        let mut ordered = terms;
         ordered.sort_by_key(class); // stable: keeps the written order within a class
         let mut sum = ordered[0];
         for t in &ordered[1..] {
             sum = add(g, Op::Binary(BinaryOp::Add), &[sum, *t])?;
         }
         if g.ty(sum) != &g.node(root).results[0] {
-            continue; // regrouping would change how the terms broadcast
+            // Regrouping would change how the terms broadcast; leave this sum alone.
+            super::dce::sweep(g);
+            return Ok(changed);
         }
         g.replace_uses(Value::new(root, 0), sum);
+        super::dce::sweep(g);
         changed = true;
     }
     Ok(changed)
+}
+
+/// The first sum (in topological order) with several load-time terms, or with a
+/// state term before others, with its terms.
+fn next_unordered_sum(g: &Graph) -> Option<(NodeId, Vec<Value>)> {
+    let dep = dependencies(g);
+    for id in g.topo_order().expect("verified graphs are acyclic") {
+        // A sum of load-time terms only is already one load-time value.
+        if !is_add(g, id) || dep[&id] == Dep::Load || is_inner(g, id, &dep) {
+            continue;
+        }
+        let mut terms = Vec::new();
+        leaves(g, id, &dep, &mut terms);
+        let class = |v: &Value| dep[&v.node];
+        let n_load = terms.iter().filter(|v| class(v) == Dep::Load).count();
+        // Loads gain from adding up once; a state term gains from coming last, so that
+        // the rest is one subtree the loop can hoist. Any other order is left as written.
+        let state_first = terms
+            .windows(2)
+            .any(|w| class(&w[0]) == Dep::State && class(&w[1]) != Dep::State);
+        if n_load >= 2 || state_first {
+            return Some((id, terms));
+        }
+    }
+    None
 }
