@@ -98,7 +98,7 @@ impl Cx<'_> {
                 Op::Zeros => vec![Rc::new(self.zeros(&node.results[0])?)],
                 Op::Arg { kind, index } => {
                     let i = match kind {
-                        ArgKind::Seq => *index,
+                        ArgKind::Seq | ArgKind::Operand => *index,
                         ArgKind::State => n_seqs + index,
                     };
                     vec![args[i].clone()]
@@ -108,6 +108,8 @@ impl Cx<'_> {
                     .into_iter()
                     .map(Rc::new)
                     .collect(),
+                // A fused region computes exactly what its ops would one by one.
+                Op::Fused(fused) => self.eval(&fused.body, &operands)?,
                 op => vec![Rc::new(kernels::apply(op, &operands)?)],
             };
             for (r, t) in results.into_iter().enumerate() {

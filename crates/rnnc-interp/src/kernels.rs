@@ -89,7 +89,12 @@ pub(crate) fn apply(op: &Op, args: &[Rc<Tensor>]) -> Result<Tensor, InterpError>
         Op::Softmax { axis } => Tensor::F32(softmax(f(0), *axis, false)),
         Op::LogSoftmax { axis } => Tensor::F32(softmax(f(0), *axis, true)),
         Op::LayerNorm { eps } => Tensor::F32(layer_norm(f(0), *eps)),
-        Op::Input { .. } | Op::Weight { .. } | Op::Zeros | Op::Arg { .. } | Op::Scan(_) => {
+        Op::Input { .. }
+        | Op::Weight { .. }
+        | Op::Zeros
+        | Op::Arg { .. }
+        | Op::Scan(_)
+        | Op::Fused(_) => {
             unreachable!("handled by the evaluator")
         }
     })

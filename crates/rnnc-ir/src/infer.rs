@@ -1,7 +1,7 @@
 //! Result types of every op from its operand types. Lowering uses this to build
 //! the graph and the verifier uses it to re-check every node, so both agree.
 
-use crate::op::{ArgKind, Op, Scan};
+use crate::op::{ArgKind, Fused, Op, Scan};
 use crate::types::{dims_str, DType, Dim, TensorTy};
 
 /// Infers the result types of `op` applied to operands of the given types.
@@ -227,6 +227,7 @@ pub fn infer(op: &Op, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String> {
             one(TensorTy::f32(d))
         }
         Op::Scan(scan) => infer_scan(scan, args),
+        Op::Fused(fused) => infer_fused(fused, args),
     }
 }
 
@@ -287,6 +288,43 @@ pub fn step_type(seq: &TensorTy) -> Result<TensorTy, String> {
     })
 }
 
+fn infer_fused(fused: &Fused, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String> {
+    let body = &fused.body;
+    for id in body.node_ids() {
+        match &body.node(id).op {
+            Op::Arg {
+                kind: ArgKind::Operand,
+                index,
+            } => {
+                let want = args.get(*index).ok_or(format!(
+                    "a fused region reads operand {index}, but it has {}",
+                    args.len()
+                ))?;
+                if body.node(id).results.first() != Some(*want) {
+                    return Err(format!(
+                        "fused operand {index} is declared with another type than {want}"
+                    ));
+                }
+            }
+            Op::Unary(_) | Op::Binary(_) | Op::Const(_) => {}
+            other => {
+                return Err(format!(
+                    "a fused region holds only elementwise ops, not `{}`",
+                    other.name()
+                ))
+            }
+        }
+    }
+    if body.outputs.is_empty() {
+        return Err("a fused region yields nothing".into());
+    }
+    Ok(body
+        .outputs
+        .iter()
+        .map(|(_, v)| body.ty(*v).clone())
+        .collect())
+}
+
 fn infer_scan(scan: &Scan, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String> {
     if args.len() != scan.n_seqs + scan.n_states {
         return Err(format!(
@@ -323,6 +361,7 @@ fn infer_scan(scan: &Scan, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String> 
                         scan.n_seqs
                     ),
                 )?)?,
+                ArgKind::Operand => return Err("a scan body has no `operand` arguments".into()),
                 ArgKind::State => (*args
                     .get(scan.n_seqs + index)
                     .filter(|_| index < scan.n_states)

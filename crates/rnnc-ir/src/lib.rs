@@ -18,7 +18,7 @@ pub mod types;
 pub mod verify;
 
 pub use graph::{Graph, NodeId, Value};
-pub use op::{ArgKind, BinaryOp, Op, Scan, UnaryOp};
+pub use op::{ArgKind, BinaryOp, Fused, Op, Scan, UnaryOp};
 pub use parse::{parse_graph, ParseError};
 pub use types::{DType, Dim, TensorTy};
 pub use verify::{verify, Verified};

@@ -30,6 +30,8 @@ pub enum ArgKind {
     /// The i-th state: the scan's initial value at the first step, then the
     /// body's i-th `next` value of the previous step.
     State,
+    /// The i-th operand of a fused elementwise region.
+    Operand,
 }
 
 /// A loop over time. Operands: the sequences (`[B, T, …]`, time is axis 1), then the
@@ -48,6 +50,14 @@ impl Scan {
     pub fn n_emits(&self) -> usize {
         self.body.outputs.len() - self.n_states
     }
+}
+
+/// A region of elementwise ops evaluated as one kernel: one pass over memory, no
+/// temporaries. Its body reads the region's operands through `operand` arguments and
+/// `yield`s its results; inside are only elementwise ops and scalar constants.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fused {
+    pub body: Box<Graph>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -112,7 +122,8 @@ pub enum Op {
         eps: f32,
     },
     Scan(Scan),
-    /// A scan-body argument (only inside a scan body).
+    Fused(Fused),
+    /// A body argument: `seq`/`state` in a scan body, `operand` in a fused region.
     Arg {
         kind: ArgKind,
         index: usize,
@@ -154,6 +165,7 @@ impl Op {
             Op::LogSoftmax { .. } => "log_softmax",
             Op::LayerNorm { .. } => "layer_norm",
             Op::Scan(_) => "scan",
+            Op::Fused(_) => "fused",
             Op::Arg {
                 kind: ArgKind::Seq, ..
             } => "seq",
@@ -161,6 +173,10 @@ impl Op {
                 kind: ArgKind::State,
                 ..
             } => "state",
+            Op::Arg {
+                kind: ArgKind::Operand,
+                ..
+            } => "operand",
         }
     }
 

@@ -227,7 +227,9 @@ impl Lexer {
                     let v = self.value_ref(&names)?;
                     g.outputs.push((label, v));
                 }
-                Some(Tok::Ident(w)) if (w == "next" || w == "emit") && scan_body => {
+                Some(Tok::Ident(w))
+                    if (w == "next" || w == "emit" || w == "yield") && scan_body =>
+                {
                     let label = w.clone();
                     self.pos += 1;
                     for v in self.value_list(&names)? {
@@ -433,6 +435,16 @@ impl Lexer {
                 kind: ArgKind::State,
                 index: usize_("index")?,
             },
+            "operand" => Op::Arg {
+                kind: ArgKind::Operand,
+                index: usize_("index")?,
+            },
+            "fused" => {
+                let body = body.ok_or_else(|| self.err("`fused` needs a `{ … }` body"))?;
+                return Ok(Op::Fused(crate::op::Fused {
+                    body: Box::new(body),
+                }));
+            }
             "scan" => {
                 let body = body.ok_or_else(|| self.err("`scan` needs a `{ … }` body"))?;
                 let scan = Scan {

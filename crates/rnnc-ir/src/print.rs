@@ -72,24 +72,31 @@ fn write_body(
         }
         let tys: Vec<String> = node.results.iter().map(|t| t.to_string()).collect();
         write!(out, " : {}", tys.join(", "))?;
-        if let Op::Scan(scan) = &node.op {
+        let body = match &node.op {
+            Op::Scan(scan) => Some(&scan.body),
+            Op::Fused(fused) => Some(&fused.body),
+            _ => None,
+        };
+        if let Some(body) = body {
             out.push_str(" {\n");
-            write_body(out, &scan.body, depth + 1, counter, true)?;
+            write_body(out, body, depth + 1, counter, true)?;
             write!(out, "{pad}}}")?;
         }
         out.push('\n');
     }
     if is_scan_body {
-        // A scan body's outputs are labelled "next" (the next states, first) or "emit".
-        let (next, emit): (Vec<_>, Vec<_>) =
-            g.outputs.iter().partition(|(label, _)| label == "next");
-        if !next.is_empty() {
-            let v: Vec<String> = next.iter().map(|(_, v)| name(&names, *v)).collect();
-            writeln!(out, "{pad}next {}", v.join(", "))?;
-        }
-        if !emit.is_empty() {
-            let v: Vec<String> = emit.iter().map(|(_, v)| name(&names, *v)).collect();
-            writeln!(out, "{pad}emit {}", v.join(", "))?;
+        // A body's outputs are labelled: a scan's "next" (the next states, first) and
+        // "emit", a fused region's "yield". Each label prints as one line.
+        for label in ["next", "emit", "yield"] {
+            let v: Vec<String> = g
+                .outputs
+                .iter()
+                .filter(|(l, _)| l == label)
+                .map(|(_, v)| name(&names, *v))
+                .collect();
+            if !v.is_empty() {
+                writeln!(out, "{pad}{label} {}", v.join(", "))?;
+            }
         }
     } else {
         for (label, v) in &g.outputs {
@@ -126,6 +133,7 @@ pub fn attrs(op: &Op) -> Vec<(&'static str, String)> {
             ("states", s.n_states.to_string()),
         ],
         Op::Arg { index, .. } => vec![("index", index.to_string())],
+        Op::Fused(_) => vec![],
         Op::Zeros | Op::Unary(_) | Op::Binary(_) | Op::Linear | Op::MatMul | Op::Embedding => {
             vec![]
         }

@@ -4,7 +4,7 @@
 
 use crate::graph::Graph;
 use crate::infer::infer;
-use crate::op::Op;
+use crate::op::{ArgKind, Op};
 use std::collections::HashSet;
 
 /// A graph that has passed [`verify`]. Only the verifier makes one, so a stage that
@@ -21,7 +21,7 @@ impl<'g> Verified<'g> {
 /// Checks the whole graph, nested scan bodies included; returns every problem found.
 pub fn verify(g: &Graph) -> Result<Verified<'_>, Vec<String>> {
     let mut errors = Vec::new();
-    check(g, false, &mut errors);
+    check(g, Context::Model, &mut errors);
     let mut seen = HashSet::new();
     for (name, _, _) in g.inputs() {
         if !seen.insert(name.clone()) {
@@ -35,7 +35,15 @@ pub fn verify(g: &Graph) -> Result<Verified<'_>, Vec<String>> {
     }
 }
 
-fn check(g: &Graph, in_body: bool, errors: &mut Vec<String>) {
+/// Where a graph sits, which decides the arguments it may read.
+#[derive(Clone, Copy, PartialEq)]
+enum Context {
+    Model,
+    ScanBody,
+    FusedBody,
+}
+
+fn check(g: &Graph, cx: Context, errors: &mut Vec<String>) {
     let Some(order) = g.topo_order() else {
         errors.push(format!("graph {}: the dataflow has a cycle", g.name));
         return;
@@ -66,16 +74,17 @@ fn check(g: &Graph, in_body: bool, errors: &mut Vec<String>) {
                 if !operands.is_empty() || node.results.len() != 1 {
                     errors.push(format!("{}: takes no operands and has one result", at()));
                 }
-                match &node.op {
-                    Op::Input { .. } if in_body => errors.push(format!(
-                        "{}: model inputs cannot appear in a scan body",
-                        at()
-                    )),
-                    Op::Arg { .. } if !in_body => errors.push(format!(
-                        "{}: scan arguments appear only in scan bodies",
-                        at()
-                    )),
-                    _ => {}
+                let allowed = match &node.op {
+                    Op::Input { .. } => cx == Context::Model,
+                    Op::Arg {
+                        kind: ArgKind::Operand,
+                        ..
+                    } => cx == Context::FusedBody,
+                    Op::Arg { .. } => cx == Context::ScanBody,
+                    _ => cx != Context::FusedBody,
+                };
+                if !allowed {
+                    errors.push(format!("{}: `{}` cannot appear here", at(), node.op.name()));
                 }
             }
             op => {
@@ -90,8 +99,14 @@ fn check(g: &Graph, in_body: bool, errors: &mut Vec<String>) {
                     )),
                     Err(e) => errors.push(format!("{}: {e}", at())),
                 }
+                if let Op::Fused(fused) = op {
+                    check(&fused.body, Context::FusedBody, errors);
+                    if fused.body.outputs.iter().any(|(l, _)| l != "yield") {
+                        errors.push(format!("{}: a fused region's outputs are `yield`s", at()));
+                    }
+                }
                 if let Op::Scan(scan) = op {
-                    check(&scan.body, true, errors);
+                    check(&scan.body, Context::ScanBody, errors);
                     let labels: Vec<&str> =
                         scan.body.outputs.iter().map(|(l, _)| l.as_str()).collect();
                     let ok = labels.iter().take(scan.n_states).all(|l| *l == "next")

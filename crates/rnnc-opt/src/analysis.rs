@@ -54,6 +54,14 @@ fn visit(g: &Graph, in_loop: bool, s: &mut Stats) {
                 }
             }
             Op::Scan(scan) => visit(&scan.body, true, s),
+            // One kernel, however many ops it holds: count it once, and its FLOPs.
+            Op::Fused(fused) => {
+                let mut inner = Stats::default();
+                visit(&fused.body, in_loop, &mut inner);
+                s.nodes += inner.nodes;
+                s.elementwise += 1;
+                s.flops_per_step += inner.flops_per_step;
+            }
             _ => {}
         }
     }

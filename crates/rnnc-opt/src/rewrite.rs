@@ -4,8 +4,8 @@
 use rnnc_ir::{ArgKind, Graph, NodeId, Op, Value};
 use std::collections::HashMap;
 
-/// Applies `f` to `g` and to every scan body inside it, innermost first; returns
-/// whether any call changed something.
+/// Applies `f` to `g` and to every scan body and fused region inside it, innermost
+/// first; returns whether any call changed something.
 pub fn each_graph(
     g: &mut Graph,
     f: &mut dyn FnMut(&mut Graph) -> Result<bool, String>,
@@ -13,8 +13,10 @@ pub fn each_graph(
     let mut changed = false;
     let ids: Vec<NodeId> = g.node_ids().collect();
     for id in ids {
-        if let Op::Scan(scan) = &mut g.node_mut(id).op {
-            changed |= each_graph(&mut scan.body, f)?;
+        match &mut g.node_mut(id).op {
+            Op::Scan(scan) => changed |= each_graph(&mut scan.body, f)?,
+            Op::Fused(fused) => changed |= each_graph(&mut fused.body, f)?,
+            _ => {}
         }
     }
     changed |= f(g)?;
@@ -43,8 +45,9 @@ pub fn dependencies(g: &Graph) -> HashMap<NodeId, Dep> {
             }
             | Op::Input { .. }
             | Op::Zeros => Dep::Seq,
+            // A fused region's operands could be anything: never treat them as constant.
             Op::Arg {
-                kind: ArgKind::State,
+                kind: ArgKind::State | ArgKind::Operand,
                 ..
             }
             | Op::Scan(_) => Dep::State,

@@ -36,8 +36,13 @@ fn merge(g: &mut Graph) -> bool {
         if matches!(node.op, Op::Input { .. } | Op::Arg { .. } | Op::Scan(_)) {
             continue;
         }
+        // A fused region is its body: two regions on the same operands may differ.
+        let body = match &node.op {
+            Op::Fused(f) => f.body.to_string(),
+            _ => String::new(),
+        };
         let key = format!(
-            "{} {:?} {:?} {:?}",
+            "{} {:?} {:?} {:?} {body}",
             node.op.name(),
             attrs(&node.op),
             g.operands(id),

@@ -4,6 +4,7 @@ mod cse;
 mod dce;
 mod fold_biases;
 mod fold_constants;
+mod fuse_elementwise;
 mod fuse_gates;
 mod hoist_input_projection;
 mod split_concat_matmul;
@@ -27,6 +28,11 @@ pub const ALL: &[Entry] = &[
         "fold-constants",
         "evaluate ops on constants and zeros",
         || Box::new(fold_constants::FoldConstants),
+    ),
+    (
+        "fuse-elementwise",
+        "evaluate trees of elementwise ops as one kernel",
+        || Box::new(fuse_elementwise::FuseElementwise),
     ),
     (
         "fuse-gates",
