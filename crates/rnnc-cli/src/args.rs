@@ -100,6 +100,8 @@ pub enum Command {
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum IrFormat {
     Text,
+    /// Graphviz: `rnnc ir m.rnn --format dot | dot -Tsvg > m.svg`.
+    Dot,
 }
 
 pub fn parse() -> Cli {

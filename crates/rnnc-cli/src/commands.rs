@@ -27,6 +27,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             optimise(&mut g, &opt)?;
             match format {
                 IrFormat::Text => print!("{g}"),
+                IrFormat::Dot => print!("{}", rnnc_ir::to_dot(&g)),
             }
             Ok(())
         }

@@ -572,3 +572,16 @@ fn passes_prints_one_row_per_pass() {
         "one product in the loop, one hoisted: {last}"
     );
 }
+
+#[test]
+fn ir_as_graphviz_has_every_node_and_a_cluster_per_body() {
+    let o = rnnc(&[&["ir", "--format", "dot", "-O0"][..], &GRU[..]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dot = String::from_utf8_lossy(&o.stdout);
+    assert!(dot.starts_with("digraph \"GRU\" {") && dot.trim_end().ends_with('}'));
+    assert_eq!(dot.matches('{').count(), dot.matches('}').count(), "{dot}");
+    assert!(dot.contains("subgraph cluster_1") && dot.contains("label=\"next\", style=dashed"), "{dot}");
+    let text = rnnc(&[&["ir", "-O0"][..], &GRU[..]].concat());
+    let values = String::from_utf8_lossy(&text.stdout).matches(" = ").count();
+    assert_eq!(dot.matches(" [label=\"%").count(), values, "one dot node per IR node");
+}

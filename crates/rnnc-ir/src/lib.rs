@@ -8,6 +8,7 @@
 //! Architecture invariant: every graph handed to a later stage has passed
 //! [`verify::verify`]; lowering verifies before it returns.
 
+mod dot;
 pub mod graph;
 pub mod infer;
 pub mod lower;
@@ -17,6 +18,7 @@ pub mod print;
 pub mod types;
 pub mod verify;
 
+pub use dot::to_dot;
 pub use graph::{Graph, NodeId, Value};
 pub use op::{ArgKind, BinaryOp, Fused, Op, Scan, UnaryOp};
 pub use parse::{parse_graph, ParseError};
