@@ -242,7 +242,12 @@ fn fuse_gates_declines_a_matrix_that_depends_on_the_state() {
 /// invented cells, under random pipelines, against -O0.
 #[test]
 fn random_pass_orders_keep_every_models_numbers() {
-    let names: Vec<&str> = rnnc_opt::passes::ALL.iter().map(|(n, _, _)| *n).collect();
+    let mut names: Vec<&str> = rnnc_opt::passes::ALL.iter().map(|(n, _, _)| *n).collect();
+    names.extend([
+        "unroll-time{factor=2}",
+        "unroll-time{factor=3}",
+        "unroll-time{factor=4}",
+    ]);
     let mut graphs: Vec<Graph> = Vec::new();
     for fixture in [
         "bilstm",
@@ -312,4 +317,57 @@ fn every_pass_is_registered_once_in_alphabetical_order() {
         matches!(Opt::Passes("fuse-gate".into()).build(), Err(e) if e.contains("unknown pass `fuse-gate`"))
     );
     assert!(matches!(Opt::Level(3).build(), Err(e) if e.contains("-O3")));
+}
+
+#[test]
+fn unrolled_scans_keep_their_numbers_and_print_back() {
+    let g = compile(
+        &common::root().join("models/lstm.rnn"),
+        &[
+            "input_size=3".into(),
+            "hidden_size=4".into(),
+            "num_layers=2".into(),
+            "bidirectional=true".into(),
+        ],
+    );
+    let (inputs, w) = random_case(&g, 11); // T = 5
+    let reference = run(&g, &inputs, &w);
+    for k in [2, 3, 5, 8] {
+        let u = optimise(&g, Opt::Passes(format!("unroll-time{{factor={k}}}")));
+        let text = u.to_string();
+        assert!(
+            text.contains(&format!("step={k}")) && text.contains("} tail {"),
+            "factor {k}:\n{text}"
+        );
+        let back = rnnc_ir::parse_graph(&text).unwrap();
+        assert_eq!(
+            back.to_string(),
+            text,
+            "factor {k}: the unrolled text form round-trips"
+        );
+        let outs = run(&u, &inputs, &w);
+        for (name, t) in &reference {
+            assert!(max_diff(t, &outs[name]) < 1e-6, "factor {k}: {name}");
+        }
+    }
+}
+
+#[test]
+fn a_fixed_length_sequence_unrolls_into_a_loop_free_graph() {
+    let g = compile(&common::root().join("tests/models/fixed_length.rnn"), &[]);
+    let (inputs, w) = random_case(&g, 3);
+    let full = optimise(&g, Opt::Passes("unroll-time".into()));
+    assert!(!full.to_string().contains("scan"), "{full}");
+    let reference = run(&g, &inputs, &w);
+    let outs = run(&full, &inputs, &w);
+    for (name, t) in &reference {
+        assert!(max_diff(t, &outs[name]) < 1e-6, "{name}");
+    }
+    // A factor below T unrolls by blocks instead; at least T, fully.
+    assert!(optimise(&g, Opt::Passes("unroll-time{factor=4}".into()))
+        .to_string()
+        .contains("step=4"));
+    assert!(!optimise(&g, Opt::Passes("unroll-time{factor=6}".into()))
+        .to_string()
+        .contains("scan"));
 }

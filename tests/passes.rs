@@ -1,6 +1,7 @@
 //! File tests for every pass: `tests/passes/<pass>/*.rir` hold IR cases separated by
-//! `// -----`, each run through that one pass (verified after), and snapshotted with
-//! whether the pass changed it: cases where it fires and where it must not.
+//! `// -----`, each run through that one pass (verified after; a `// pipeline:` line
+//! gives it options), and snapshotted with whether the pass changed it: cases where
+//! it fires and where it must not.
 
 use rnnc_opt::{run_pipeline, Opt};
 
@@ -27,7 +28,18 @@ fn pass_file_tests() {
                 .unwrap_or_else(|e| panic!("{} case {i}: {e}", path.display()));
             rnnc_ir::verify(&g)
                 .unwrap_or_else(|e| panic!("{} case {i} does not verify: {e:?}", path.display()));
-            let passes = Opt::Passes(pass.clone()).build().unwrap();
+            // `// pipeline: unroll-time{factor=2}` runs the pass with options.
+            let pipeline = comment
+                .iter()
+                .find_map(|c| c.strip_prefix("// pipeline: "))
+                .map(str::to_string)
+                .unwrap_or(pass.clone());
+            assert!(
+                pipeline.starts_with(&pass),
+                "{}: a case runs its own pass",
+                path.display()
+            );
+            let passes = Opt::Passes(pipeline).build().unwrap();
             let records = run_pipeline(&mut g, &passes, &Default::default(), &mut String::new())
                 .unwrap_or_else(|e| panic!("{} case {i}: {e}", path.display()));
             let fires = comment.first().is_some_and(|c| c.starts_with("// Fires"));

@@ -580,8 +580,15 @@ fn ir_as_graphviz_has_every_node_and_a_cluster_per_body() {
     let dot = String::from_utf8_lossy(&o.stdout);
     assert!(dot.starts_with("digraph \"GRU\" {") && dot.trim_end().ends_with('}'));
     assert_eq!(dot.matches('{').count(), dot.matches('}').count(), "{dot}");
-    assert!(dot.contains("subgraph cluster_1") && dot.contains("label=\"next\", style=dashed"), "{dot}");
+    assert!(
+        dot.contains("subgraph cluster_1") && dot.contains("label=\"next\", style=dashed"),
+        "{dot}"
+    );
     let text = rnnc(&[&["ir", "-O0"][..], &GRU[..]].concat());
     let values = String::from_utf8_lossy(&text.stdout).matches(" = ").count();
-    assert_eq!(dot.matches(" [label=\"%").count(), values, "one dot node per IR node");
+    assert_eq!(
+        dot.matches(" [label=\"%").count(),
+        values,
+        "one dot node per IR node"
+    );
 }

@@ -129,14 +129,15 @@ impl Cx<'_> {
 
     /// Steps the body over time. Outputs at step t land at time index t, also when
     /// the scan runs in reverse (as PyTorch aligns a backward direction's outputs).
+    /// An unrolled scan runs its k-step body while k steps remain, then its tail.
     fn scan(&self, scan: &Scan, operands: &[Rc<Tensor>]) -> Result<Vec<Tensor>, InterpError> {
         let seqs: Vec<&ArrayD<f32>> = operands[..scan.n_seqs].iter().map(|t| t.f32()).collect();
         let n_steps = seqs[0].shape()[1];
-        let body = &scan.body;
-        let order = body.topo_order().expect("verified graphs are acyclic");
-        let mut states: Vec<Rc<Tensor>> = operands[scan.n_seqs..].to_vec();
         let batch = seqs[0].shape()[0];
-        let mut emits: Vec<ArrayD<f32>> = body.outputs[scan.n_states..]
+        let body = &scan.body;
+        let n_emits = scan.n_emits();
+        let mut states: Vec<Rc<Tensor>> = operands[scan.n_seqs..].to_vec();
+        let mut emits: Vec<ArrayD<f32>> = body.outputs[scan.n_states..scan.n_states + n_emits]
             .iter()
             .map(|(_, v)| {
                 let mut shape = body
@@ -150,36 +151,32 @@ impl Cx<'_> {
                 Ok(ArrayD::zeros(IxDyn(&shape)))
             })
             .collect::<Result<_, InterpError>>()?;
-        for step in 0..n_steps {
-            let t = if scan.reverse {
-                n_steps - 1 - step
-            } else {
-                step
+        let time = |p: usize| if scan.reverse { n_steps - 1 - p } else { p };
+        let mut step = 0;
+        // (graph, steps it covers): the body while it fits, then the tail one step at a time.
+        while step < n_steps {
+            let (g, k) = match &scan.tail {
+                Some(tail) if step + scan.step > n_steps => (&**tail, 1),
+                _ => (&**body, scan.step),
             };
-            let mut args: Vec<Rc<Tensor>> = seqs
-                .iter()
-                .map(|s| Rc::new(Tensor::F32(s.index_axis(Axis(1), t).to_owned())))
-                .collect();
-            args.extend(states.iter().cloned());
-            let outs = self.eval_in_order(body, &order, &args, scan.n_seqs)?;
-            for (e, out) in emits.iter_mut().zip(&outs[scan.n_states..]) {
-                let out = out.f32();
-                if out.shape()
-                    != &e.shape()[..1]
-                        .iter()
-                        .chain(&e.shape()[2..])
-                        .copied()
-                        .collect::<Vec<_>>()[..]
-                {
-                    return err(format!(
-                        "a scan step emitted shape {:?}, expected {:?}",
-                        out.shape(),
-                        e.shape()
-                    ));
+            let order = g.topo_order().expect("verified graphs are acyclic");
+            let mut args: Vec<Rc<Tensor>> = Vec::with_capacity(k * scan.n_seqs + scan.n_states);
+            for j in 0..k {
+                for s in &seqs {
+                    args.push(Rc::new(Tensor::F32(
+                        s.index_axis(Axis(1), time(step + j)).to_owned(),
+                    )));
                 }
-                e.index_axis_mut(Axis(1), t).assign(out);
+            }
+            args.extend(states.iter().cloned());
+            let outs = self.eval_in_order(g, &order, &args, k * scan.n_seqs)?;
+            for j in 0..k {
+                for (e, out) in emits.iter_mut().zip(&outs[scan.n_states + j * n_emits..]) {
+                    e.index_axis_mut(Axis(1), time(step + j)).assign(out.f32());
+                }
             }
             states = outs[..scan.n_states].to_vec();
+            step += k;
         }
         let mut results: Vec<Tensor> = emits.into_iter().map(Tensor::F32).collect();
         results.extend(states.into_iter().map(|s| (*s).clone()));

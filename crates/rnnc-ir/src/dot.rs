@@ -64,12 +64,14 @@ fn write_graph(
         for (i, v) in g.operands(id).iter().enumerate() {
             let _ = writeln!(out, "{pad}{} -> {dot_id} [label=\"{i}\"];", ids[v]);
         }
-        let body = match &node.op {
-            Op::Scan(s) => Some((&s.body, "scan body")),
-            Op::Fused(f) => Some((&f.body, "fused region")),
-            _ => None,
+        let bodies: Vec<(&Graph, &str)> = match &node.op {
+            Op::Scan(s) => std::iter::once((&*s.body, "scan body"))
+                .chain(s.tail.as_deref().map(|t| (t, "scan tail")))
+                .collect(),
+            Op::Fused(f) => vec![(&*f.body, "fused region")],
+            _ => Vec::new(),
         };
-        if let Some((body, what)) = body {
+        for (body, what) in bodies {
             *clusters += 1;
             let _ = writeln!(
                 out,

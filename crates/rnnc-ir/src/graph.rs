@@ -221,8 +221,15 @@ impl Graph {
     pub fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Graph)) {
         f(self);
         for id in self.nodes.node_indices() {
-            if let Op::Scan(s) = &self.nodes[id].op {
-                s.body.walk(f);
+            match &self.nodes[id].op {
+                Op::Scan(s) => {
+                    s.body.walk(f);
+                    if let Some(t) = &s.tail {
+                        t.walk(f);
+                    }
+                }
+                Op::Fused(x) => x.body.walk(f),
+                _ => {}
             }
         }
     }

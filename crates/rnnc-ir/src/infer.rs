@@ -337,9 +337,6 @@ fn infer_scan(scan: &Scan, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String> 
     if scan.n_seqs == 0 {
         return Err("scan needs at least one sequence".into());
     }
-    if scan.body.outputs.len() < scan.n_states {
-        return Err("scan body yields fewer values than there are states".into());
-    }
     let time = args[0]
         .dims
         .get(1)
@@ -350,26 +347,54 @@ fn infer_scan(scan: &Scan, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String> 
             return Err("scan sequences differ in length".into());
         }
     }
-    // Arguments of the body must match what the scan feeds them.
-    let body = &scan.body;
+    if scan.step == 0 {
+        return Err("a scan's step must be at least 1".into());
+    }
+    let emits = check_body(&scan.body, scan, args, scan.step)?;
+    match (&scan.tail, scan.step) {
+        (None, 1) => {}
+        (Some(tail), k) if k > 1 => {
+            if check_body(tail, scan, args, 1)? != emits {
+                return Err("the tail of an unrolled scan emits other types than its body".into());
+            }
+        }
+        _ => return Err("a scan has a tail exactly when its step is more than 1".into()),
+    }
+    let mut out = Vec::new();
+    for t in emits {
+        let mut d = t.dims.clone();
+        d.insert(1, time);
+        out.push(TensorTy {
+            dtype: t.dtype,
+            dims: d,
+        });
+    }
+    out.extend(args[scan.n_seqs..].iter().map(|t| (*t).clone()));
+    Ok(out)
+}
+
+/// Checks a scan body covering `k` steps against the scan's operands; returns the
+/// types of one step's emits.
+fn check_body(
+    body: &crate::graph::Graph,
+    scan: &Scan,
+    args: &[&TensorTy],
+    k: usize,
+) -> Result<Vec<TensorTy>, String> {
     for id in body.node_ids() {
         if let Op::Arg { kind, index } = body.node(id).op {
             let want = match kind {
-                ArgKind::Seq => step_type(args.get(index).filter(|_| index < scan.n_seqs).ok_or(
-                    format!(
-                        "scan body reads sequence {index}, but there are {}",
-                        scan.n_seqs
-                    ),
-                )?)?,
+                ArgKind::Seq if index < k * scan.n_seqs => step_type(args[index % scan.n_seqs])?,
+                ArgKind::State if index < scan.n_states => args[scan.n_seqs + index].clone(),
                 ArgKind::Operand => return Err("a scan body has no `operand` arguments".into()),
-                ArgKind::State => (*args
-                    .get(scan.n_seqs + index)
-                    .filter(|_| index < scan.n_states)
-                    .ok_or(format!(
-                        "scan body reads state {index}, but there are {}",
+                _ => {
+                    return Err(format!(
+                        "scan body reads {} {index}, but there are {} sequence slots and {} states",
+                        body.node(id).op.name(),
+                        k * scan.n_seqs,
                         scan.n_states
-                    ))?)
-                .clone(),
+                    ))
+                }
             };
             if body.node(id).results.first() != Some(&want) {
                 return Err(format!(
@@ -384,18 +409,11 @@ fn infer_scan(scan: &Scan, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String> 
             }
         }
     }
-    let mut out = Vec::new();
-    for (_, v) in &body.outputs[scan.n_states..] {
-        let t = body.ty(*v);
-        if t.rank() == 0 {
-            return Err("a scan emit must have a batch axis".into());
-        }
-        let mut d = t.dims.clone();
-        d.insert(1, time);
-        out.push(TensorTy {
-            dtype: t.dtype,
-            dims: d,
-        });
+    let n_out = body.outputs.len();
+    if n_out < scan.n_states || (n_out - scan.n_states) % k != 0 {
+        return Err(format!(
+            "a {k}-step scan body yields the next states, then {k} emits per emitted value"
+        ));
     }
     for (i, (_, v)) in body.outputs[..scan.n_states].iter().enumerate() {
         let init = args[scan.n_seqs + i];
@@ -405,7 +423,22 @@ fn infer_scan(scan: &Scan, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String> 
                 body.ty(*v)
             ));
         }
-        out.push(init.clone());
     }
-    Ok(out)
+    let per_step = (n_out - scan.n_states) / k;
+    let emit = |j: usize| -> Vec<TensorTy> {
+        body.outputs[scan.n_states + j * per_step..scan.n_states + (j + 1) * per_step]
+            .iter()
+            .map(|(_, v)| body.ty(*v).clone())
+            .collect()
+    };
+    let first = emit(0);
+    if (1..k).any(|j| emit(j) != first) {
+        return Err(
+            "the emits of an unrolled body differ in type from one step to the next".into(),
+        );
+    }
+    if first.iter().any(|t| t.rank() == 0) {
+        return Err("a scan emit must have a batch axis".into());
+    }
+    Ok(first)
 }

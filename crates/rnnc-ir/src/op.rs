@@ -43,12 +43,31 @@ pub struct Scan {
     pub reverse: bool,
     pub n_seqs: usize,
     pub n_states: usize,
+    /// Time steps one run of `body` covers: 1, or k after `unroll-time{factor=k}`.
+    /// A k-step body reads sequence s at offset j as `seq` argument `j * n_seqs + s`
+    /// and yields the next states, then the emits of offset 0, 1, …, k-1.
+    pub step: usize,
     pub body: Box<Graph>,
+    /// With `step > 1`: the one-step body that runs the `T mod step` steps left over.
+    pub tail: Option<Box<Graph>>,
 }
 
 impl Scan {
+    /// Emits per time step.
     pub fn n_emits(&self) -> usize {
-        self.body.outputs.len() - self.n_states
+        (self.body.outputs.len() - self.n_states) / self.step.max(1)
+    }
+
+    /// A plain one-step scan.
+    pub fn new(reverse: bool, n_seqs: usize, n_states: usize, body: Graph) -> Self {
+        Scan {
+            reverse,
+            n_seqs,
+            n_states,
+            step: 1,
+            body: Box::new(body),
+            tail: None,
+        }
     }
 }
 

@@ -286,9 +286,17 @@ impl Lexer {
         } else {
             None
         };
+        // An unrolled scan's one-step remainder body: `} tail { … }`.
+        let tail = if self.peek() == Some(&Tok::Ident("tail".into())) {
+            self.pos += 1;
+            self.expect_punct('{')?;
+            Some(self.graph_body("tail".into(), true)?)
+        } else {
+            None
+        };
         // Errors about the op itself point at its line, not past its body.
         let op = self
-            .make_op(&opname, &attrs, body)
+            .make_op(&opname, &attrs, body, tail)
             .map_err(|e| ParseError {
                 line: start_line,
                 ..e
@@ -335,6 +343,7 @@ impl Lexer {
         name: &str,
         attrs: &[(String, Tok)],
         body: Option<Graph>,
+        tail: Option<Graph>,
     ) -> Result<Op, ParseError> {
         let get = |k: &str| -> Result<&Tok, ParseError> {
             attrs
@@ -441,17 +450,32 @@ impl Lexer {
             },
             "fused" => {
                 let body = body.ok_or_else(|| self.err("`fused` needs a `{ … }` body"))?;
+                if tail.is_some() {
+                    return Err(self.err("`fused` has no tail"));
+                }
                 return Ok(Op::Fused(crate::op::Fused {
                     body: Box::new(body),
                 }));
             }
             "scan" => {
                 let body = body.ok_or_else(|| self.err("`scan` needs a `{ … }` body"))?;
+                let step = if attrs.iter().any(|(k, _)| k == "step") {
+                    usize_("step")?
+                } else {
+                    1
+                };
+                if (step > 1) != tail.is_some() {
+                    return Err(self.err(
+                        "a scan with step > 1 has a `tail { … }` body, and only such a scan",
+                    ));
+                }
                 let scan = Scan {
                     reverse: bool_("reverse")?,
                     n_seqs: usize_("seqs")?,
                     n_states: usize_("states")?,
+                    step,
                     body: Box::new(body),
+                    tail: tail.map(Box::new),
                 };
                 let n_next = scan
                     .body
@@ -469,7 +493,7 @@ impl Lexer {
             }
             other => return Err(self.err(format!("unknown op `{other}`"))),
         };
-        if body.is_some() {
+        if body.is_some() || tail.is_some() {
             return Err(self.err(format!("`{name}` takes no body")));
         }
         Ok(op)

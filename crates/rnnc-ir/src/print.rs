@@ -16,7 +16,7 @@
 //! ```
 
 use crate::graph::{Graph, Value};
-use crate::op::Op;
+use crate::op::{Op, Scan};
 use std::collections::HashMap;
 use std::fmt::{self, Write};
 
@@ -82,6 +82,14 @@ fn write_body(
             write_body(out, body, depth + 1, counter, true)?;
             write!(out, "{pad}}}")?;
         }
+        if let Op::Scan(Scan {
+            tail: Some(tail), ..
+        }) = &node.op
+        {
+            out.push_str(" tail {\n");
+            write_body(out, tail, depth + 1, counter, true)?;
+            write!(out, "{pad}}}")?;
+        }
         out.push('\n');
     }
     if is_scan_body {
@@ -127,11 +135,17 @@ pub fn attrs(op: &Op) -> Vec<(&'static str, String)> {
         Op::Index { axis, index } => vec![("axis", axis.to_string()), ("index", index.to_string())],
         Op::Transpose { a, b } => vec![("a", a.to_string()), ("b", b.to_string())],
         Op::LayerNorm { eps } => vec![("eps", format!("{eps:?}"))],
-        Op::Scan(s) => vec![
-            ("reverse", s.reverse.to_string()),
-            ("seqs", s.n_seqs.to_string()),
-            ("states", s.n_states.to_string()),
-        ],
+        Op::Scan(s) => {
+            let mut a = vec![
+                ("reverse", s.reverse.to_string()),
+                ("seqs", s.n_seqs.to_string()),
+                ("states", s.n_states.to_string()),
+            ];
+            if s.step > 1 {
+                a.push(("step", s.step.to_string()));
+            }
+            a
+        }
         Op::Arg { index, .. } => vec![("index", index.to_string())],
         Op::Fused(_) => vec![],
         Op::Zeros | Op::Unary(_) | Op::Binary(_) | Op::Linear | Op::MatMul | Op::Embedding => {

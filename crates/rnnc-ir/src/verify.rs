@@ -107,6 +107,9 @@ fn check(g: &Graph, cx: Context, errors: &mut Vec<String>) {
                 }
                 if let Op::Scan(scan) = op {
                     check(&scan.body, Context::ScanBody, errors);
+                    if let Some(tail) = &scan.tail {
+                        check(tail, Context::ScanBody, errors);
+                    }
                     let labels: Vec<&str> =
                         scan.body.outputs.iter().map(|(l, _)| l.as_str()).collect();
                     let ok = labels.iter().take(scan.n_states).all(|l| *l == "next")

@@ -53,7 +53,21 @@ fn visit(g: &Graph, in_loop: bool, s: &mut Stats) {
                     s.flops_per_step += fixed(&node.results[0].dims);
                 }
             }
-            Op::Scan(scan) => visit(&scan.body, true, s),
+            // An unrolled body covers `step` steps: its work per step is its total / step.
+            Op::Scan(scan) => {
+                let mut inner = Stats::default();
+                visit(&scan.body, true, &mut inner);
+                let step = scan.step.max(1) as u64;
+                s.nodes += inner.nodes;
+                s.matmuls_in_loop += inner.matmuls_in_loop;
+                s.matmuls_outside += inner.matmuls_outside;
+                s.elementwise += inner.elementwise;
+                s.flops_per_step += inner.flops_per_step / step;
+                s.weight_bytes_per_step += inner.weight_bytes_per_step / step;
+                if let Some(tail) = &scan.tail {
+                    s.nodes += stats(tail).nodes;
+                }
+            }
             // One kernel, however many ops it holds: count it once, and its FLOPs.
             Op::Fused(fused) => {
                 let mut inner = Stats::default();

@@ -14,7 +14,12 @@ pub fn each_graph(
     let ids: Vec<NodeId> = g.node_ids().collect();
     for id in ids {
         match &mut g.node_mut(id).op {
-            Op::Scan(scan) => changed |= each_graph(&mut scan.body, f)?,
+            Op::Scan(scan) => {
+                changed |= each_graph(&mut scan.body, f)?;
+                if let Some(tail) = &mut scan.tail {
+                    changed |= each_graph(tail, f)?;
+                }
+            }
             Op::Fused(fused) => changed |= each_graph(&mut fused.body, f)?,
             _ => {}
         }

@@ -405,12 +405,7 @@ impl Lowerer {
                 })
                 .collect(),
         };
-        let scan = Scan {
-            reverse,
-            n_seqs: seqs.len(),
-            n_states: body.state_types.len(),
-            body: Box::new(body.graph),
-        };
+        let scan = Scan::new(reverse, seqs.len(), body.state_types.len(), body.graph);
         let _ = body.n_emits;
         let mut operands = seqs;
         operands.extend(inits);

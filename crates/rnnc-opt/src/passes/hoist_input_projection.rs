@@ -88,6 +88,9 @@ fn hoist(g: &mut Graph, scan_id: NodeId) -> Result<bool, String> {
     let Op::Scan(scan) = g.node(scan_id).op.clone() else {
         unreachable!("a scan")
     };
+    if scan.step != 1 {
+        return Ok(false); // hoisting comes before unrolling; an unrolled body is left alone
+    }
     let body = &scan.body;
     let dep = dependencies(body);
     let order = body.topo_order().expect("verified graphs are acyclic");
@@ -190,12 +193,7 @@ fn hoist(g: &mut Graph, scan_id: NodeId) -> Result<bool, String> {
     }
     dce::sweep(&mut new_body);
     let new_seqs = drop_unread_sequences(&mut new_body, new_seqs);
-    let new_scan = Scan {
-        reverse: scan.reverse,
-        n_seqs: new_seqs.len(),
-        n_states: scan.n_states,
-        body: Box::new(new_body),
-    };
+    let new_scan = Scan::new(scan.reverse, new_seqs.len(), scan.n_states, new_body);
     let mut all = new_seqs;
     all.extend_from_slice(inits);
     let results = g.add(Op::Scan(new_scan), &all)?;
