@@ -410,7 +410,7 @@ fn check_body(
         }
     }
     let n_out = body.outputs.len();
-    if n_out < scan.n_states || (n_out - scan.n_states) % k != 0 {
+    if n_out < scan.n_states || !(n_out - scan.n_states).is_multiple_of(k) {
         return Err(format!(
             "a {k}-step scan body yields the next states, then {k} emits per emitted value"
         ));
