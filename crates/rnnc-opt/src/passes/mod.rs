@@ -1,5 +1,6 @@
 //! Every pass, registered in one alphabetical list.
 
+mod canonicalize;
 mod cse;
 mod dce;
 mod fold_biases;
@@ -27,6 +28,11 @@ fn plain(pass: impl Pass + 'static, options: &[(String, String)]) -> Result<Box<
 
 /// All passes, alphabetically. Their names are what `--passes` takes.
 pub const ALL: &[Entry] = &[
+    (
+        "canonicalize",
+        "rewrite local patterns to simpler equal forms",
+        |o| plain(canonicalize::Canonicalize, o),
+    ),
     ("cse", "merge identical computations", |o| {
         plain(cse::Cse, o)
     }),
