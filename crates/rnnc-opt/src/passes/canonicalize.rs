@@ -11,6 +11,7 @@
 //! - `slice` over a whole axis, `concat` of one value, `transpose(x, a, a)` → `x`;
 //! - `neg(neg(x))`, `flip(flip(x))` and `transpose(transpose(x))` on the same axes → `x`;
 //! - `x + neg(y)` → `x - y`, `neg(x) + y` → `y - x`, `x - neg(y)` → `x + y`.
+//!
 //! Each keeps the value's type, so readers are unaffected.
 
 use crate::rewrite::{add, each_graph};
