@@ -371,3 +371,59 @@ fn a_fixed_length_sequence_unrolls_into_a_loop_free_graph() {
         .to_string()
         .contains("scan"));
 }
+
+/// What each pass did under -O2, by name.
+fn changed_by(g: &Graph) -> Vec<&'static str> {
+    let mut g = g.clone();
+    let passes = Opt::Level(2).build().unwrap();
+    let records = run_pipeline(&mut g, &passes, &Default::default(), &mut String::new()).unwrap();
+    records
+        .iter()
+        .filter(|r| r.changed)
+        .map(|r| r.name)
+        .collect()
+}
+
+#[test]
+fn fusion_and_hoisting_fire_on_structure_not_names() {
+    let small = ["input_size=3".to_string(), "hidden_size=4".to_string()];
+    // Cells written gate by gate: products of one operand exist to be fused.
+    for m in [
+        "models/lstm_seed_equations.rnn",
+        "models/peephole_lstm_cell.rnn",
+        "models/gru_cell.rnn",
+        "tests/models/cifg.rnn",
+        "tests/models/mgu.rnn",
+    ] {
+        let did = changed_by(&compile(&common::root().join(m), &small));
+        assert!(
+            did.contains(&"fuse-gates") && did.contains(&"hoist-input-projection"),
+            "{m}: {did:?}"
+        );
+    }
+    // The standard cells already hold one product per operand, as PyTorch stores its
+    // weights: nothing to fuse, but the input projection still leaves the loop.
+    for m in [
+        "models/lstm.rnn",
+        "models/gru.rnn",
+        "models/elman_rnn.rnn",
+        "models/lstm_cell.rnn",
+    ] {
+        let g = compile(&common::root().join(m), &small);
+        let did = changed_by(&g);
+        assert!(
+            !did.contains(&"fuse-gates") && did.contains(&"hoist-input-projection"),
+            "{m}: {did:?}"
+        );
+        assert_eq!(products(&optimise(&g, Opt::Level(2))), (1, 1), "{m}");
+    }
+    // The peephole cell: products of [x, h] fuse and leave; those of h, of c and of c' stay.
+    let peephole = optimise(
+        &compile(
+            &common::root().join("models/peephole_lstm_cell.rnn"),
+            &small,
+        ),
+        Opt::Level(2),
+    );
+    assert_eq!(products(&peephole), (3, 1));
+}

@@ -25,7 +25,15 @@ impl Pass for SplitConcatMatmul {
     }
 
     fn run(&self, g: &mut Graph) -> Result<bool, String> {
-        each_graph(g, &mut |g| Ok(split(g)? && super::dce::sweep_changed(g)))
+        each_graph(g, &mut |g| {
+            // Nested concatenations (`[[x, h], c]`) split one level per round.
+            let mut changed = false;
+            while split(g)? {
+                super::dce::sweep(g);
+                changed = true;
+            }
+            Ok(changed)
+        })
     }
 }
 
