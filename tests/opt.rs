@@ -417,7 +417,8 @@ fn fusion_and_hoisting_fire_on_structure_not_names() {
         );
         assert_eq!(products(&optimise(&g, Opt::Level(2))), (1, 1), "{m}");
     }
-    // The peephole cell: products of [x, h] fuse and leave; those of h, of c and of c' stay.
+    // The peephole cell: the products of x fuse and leave the loop; those of h, of c
+    // and of c' stay, one each.
     let peephole = optimise(
         &compile(
             &common::root().join("models/peephole_lstm_cell.rnn"),
