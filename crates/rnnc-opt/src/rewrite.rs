@@ -68,6 +68,19 @@ pub fn dependencies(g: &Graph) -> HashMap<NodeId, Dep> {
     dep
 }
 
+/// Every `linear` whose matrix is known at load time: (node, operand, matrix).
+pub fn load_time_products(g: &Graph, dep: &HashMap<NodeId, Dep>) -> Vec<(NodeId, Value, Value)> {
+    g.topo_order()
+        .expect("verified graphs are acyclic")
+        .into_iter()
+        .filter(|id| matches!(g.node(*id).op, Op::Linear))
+        .filter_map(|id| match g.operands(id)[..] {
+            [x, w] if dep[&w.node] == Dep::Load => Some((id, x, w)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Adds an op whose result types are inferred; a failure here is a bug in the pass.
 pub fn add(g: &mut Graph, op: Op, operands: &[Value]) -> Result<Value, String> {
     g.add1(op, operands)

@@ -234,13 +234,9 @@ impl Lowerer {
                         .into()),
                     BinOp::Div if x % y == 0 => Ok(Int(x / y)),
                     BinOp::Div => Ok(Float(x as f64 / y as f64)),
-                    BinOp::Eq => Ok(Bool(x == y)),
-                    BinOp::Ne => Ok(Bool(x != y)),
-                    BinOp::Lt => Ok(Bool(x < y)),
-                    BinOp::Le => Ok(Bool(x <= y)),
-                    BinOp::Gt => Ok(Bool(x > y)),
-                    BinOp::Ge => Ok(Bool(x >= y)),
-                    _ => Err(self.bad_operands(op, &a, &b, span)),
+                    _ => compare(op, &x, &y)
+                        .map(Bool)
+                        .ok_or_else(|| self.bad_operands(op, &a, &b, span)),
                 };
             }
             (Int(_) | Float(_), Int(_) | Float(_)) => {
@@ -250,13 +246,9 @@ impl Lowerer {
                     BinOp::Sub => Ok(Float(x - y)),
                     BinOp::Mul => Ok(Float(x * y)),
                     BinOp::Div => Ok(Float(x / y)),
-                    BinOp::Eq => Ok(Bool(x == y)),
-                    BinOp::Ne => Ok(Bool(x != y)),
-                    BinOp::Lt => Ok(Bool(x < y)),
-                    BinOp::Le => Ok(Bool(x <= y)),
-                    BinOp::Gt => Ok(Bool(x > y)),
-                    BinOp::Ge => Ok(Bool(x >= y)),
-                    _ => Err(self.bad_operands(op, &a, &b, span)),
+                    _ => compare(op, &x, &y)
+                        .map(Bool)
+                        .ok_or_else(|| self.bad_operands(op, &a, &b, span)),
                 };
             }
             (Bool(x), Bool(y)) => {
@@ -529,6 +521,19 @@ impl Lowerer {
             }
         }
     }
+}
+
+/// A comparison operator applied to two values of one ordered type.
+fn compare<T: PartialOrd>(op: BinOp, x: &T, y: &T) -> Option<bool> {
+    Some(match op {
+        BinOp::Eq => x == y,
+        BinOp::Ne => x != y,
+        BinOp::Lt => x < y,
+        BinOp::Le => x <= y,
+        BinOp::Gt => x > y,
+        BinOp::Ge => x >= y,
+        _ => return None,
+    })
 }
 
 fn overflow(span: Span) -> Diagnostic {

@@ -13,7 +13,7 @@
 //! the operands differ, and when a weight is not known at load time (a product
 //! whose matrix depends on the state): stacking it would happen every step.
 
-use crate::rewrite::{add, dependencies, each_graph, Dep};
+use crate::rewrite::{add, dependencies, each_graph, load_time_products};
 use crate::Pass;
 use rnnc_ir::{Dim, Graph, NodeId, Op, Value};
 
@@ -33,14 +33,7 @@ fn fuse(g: &mut Graph) -> Result<bool, String> {
     let dep = dependencies(g);
     // Products grouped by their shared operand, in topological order.
     let mut groups: Vec<(Value, Vec<NodeId>)> = Vec::new();
-    for id in g.topo_order().expect("verified graphs are acyclic") {
-        if !matches!(g.node(id).op, Op::Linear) {
-            continue;
-        }
-        let [x, w] = g.operands(id)[..] else { continue };
-        if dep[&w.node] != Dep::Load {
-            continue;
-        }
+    for (id, x, _) in load_time_products(g, &dep) {
         match groups.iter_mut().find(|(gx, _)| *gx == x) {
             Some((_, members)) => members.push(id),
             None => groups.push((x, vec![id])),

@@ -13,7 +13,7 @@
 //! recurrent product from the input projection, so that `hoist-input-projection`
 //! can take the latter out of the loop.
 
-use crate::rewrite::{add, dependencies, each_graph, Dep};
+use crate::rewrite::{add, dependencies, each_graph, load_time_products};
 use crate::Pass;
 use rnnc_ir::{BinaryOp, Dim, Graph, Op, Value};
 
@@ -40,14 +40,7 @@ impl Pass for SplitConcatMatmul {
 fn split(g: &mut Graph) -> Result<bool, String> {
     let dep = dependencies(g);
     let mut changed = false;
-    for id in g.topo_order().expect("verified graphs are acyclic") {
-        if !matches!(g.node(id).op, Op::Linear) {
-            continue;
-        }
-        let [x, w] = g.operands(id)[..] else { continue };
-        if dep[&w.node] != Dep::Load {
-            continue;
-        }
+    for (id, x, w) in load_time_products(g, &dep) {
         let Op::Concat { axis } = g.node(x.node).op else {
             continue;
         };
