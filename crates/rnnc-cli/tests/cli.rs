@@ -592,3 +592,74 @@ fn ir_as_graphviz_has_every_node_and_a_cluster_per_body() {
         "one dot node per IR node"
     );
 }
+
+#[test]
+fn npy_headers_are_checked_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    // A header that claims 10^11 × 12 floats, followed by 64 bytes.
+    let mut header =
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (100000000000, 12), }".to_string();
+    while header.len() < 117 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend([0u8; 64]);
+    let huge = dir.path().join("huge.npy");
+    std::fs::write(&huge, bytes).unwrap();
+    let out = dir.path().join("out");
+    let o = rnnc(&[
+        "run",
+        "models/gru.rnn",
+        "--param",
+        "input_size=12",
+        "--param",
+        "hidden_size=16",
+        "--param",
+        "num_layers=2",
+        "--param",
+        "bidirectional=true",
+        "--weights",
+        fixture("torch_gru_bidir2_h0")
+            .join("weights.safetensors")
+            .to_str()
+            .unwrap(),
+        "--input",
+        &format!("input={}", huge.display()),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    fails_with(
+        &o,
+        &[
+            "huge.npy",
+            "declares shape (100000000000, 12) but the file holds only 64 bytes",
+        ],
+    );
+}
+
+#[test]
+fn zeros_too_large_to_allocate_are_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("big.rnn");
+    std::fs::write(&m, "model M() {\n    input x: [B, 4]\n    input h: [B, 100000, 100000] = zeros\n    output y = h\n}\n").unwrap();
+    let x = dir.path().join("x.npy");
+    ArrayD::<f32>::zeros(ndarray::IxDyn(&[2, 4]))
+        .write_npy(std::fs::File::create(&x).unwrap())
+        .unwrap();
+    let w = dir.path().join("w.safetensors");
+    safetensors::serialize_to_file(Vec::<(String, TensorView)>::new(), None, &w).unwrap();
+    let o = rnnc(&[
+        "run",
+        m.to_str().unwrap(),
+        "--weights",
+        w.to_str().unwrap(),
+        "--input",
+        &format!("x={}", x.display()),
+        "--out",
+        dir.path().join("o").to_str().unwrap(),
+    ]);
+    fails_with(&o, &["too large to allocate"]);
+}

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 /// Weight tensors by PyTorch `state_dict` key.
 pub type Weights = HashMap<String, ArrayD<f32>>;
 
-/// The largest tensor the interpreter will allocate, in elements (8 GiB of f32).
-pub(crate) const MAX_ELEMS: usize = 1 << 31;
+/// The largest tensor the interpreter will allocate, in elements (1 GiB of f32).
+pub(crate) const MAX_ELEMS: usize = 1 << 28;
 
 /// Sizes bound to the symbolic dims for one run.
 #[derive(Clone, Copy, Debug, Default)]
