@@ -1,6 +1,7 @@
 //! No source text makes the front end panic: every model file cut at every token
 //! boundary, and thousands of random byte mutations of them, parse and lower to
-//! either a graph or diagnostics (which must render), never a panic.
+//! either a graph (which -O2 then optimises without error) or diagnostics (which
+//! must render), never a panic.
 
 mod common;
 
@@ -60,8 +61,12 @@ fn compile(path: &Path, text: String, params: &[(String, HValue)]) -> bool {
     let root = sources.add(path.display().to_string(), Some(path), text);
     let result = load_root(root, &mut sources).and_then(|p| lower(&p, params));
     match result {
-        Ok(g) => {
+        Ok(mut g) => {
             rnnc_ir::verify(&g).expect("lowering returns verified graphs");
+            // Whatever compiles also optimises: a pass that fails here is a bug.
+            let passes = rnnc_opt::Opt::Level(2).build().unwrap();
+            rnnc_opt::run_pipeline(&mut g, &passes, &Default::default(), &mut String::new())
+                .unwrap_or_else(|e| panic!("-O2 failed on a model that compiles: {e}"));
             true
         }
         Err(diags) => {
@@ -138,13 +143,21 @@ impl Rng {
 
 #[test]
 fn random_mutations_never_panic() {
-    const PER_FILE: usize = 250;
+    // RNNC_MUTATIONS=N runs N per file (for a longer local soak); CI runs 250.
+    let per_file: usize = std::env::var("RNNC_MUTATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(250);
     let alphabet = b"()[]{}<>=+-*/@,:.'\"0123456789 \n\tabcxyzBT_!#\\";
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let seed = std::env::var("RNNC_MUTATION_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng(seed);
     for path in model_files() {
         let text = std::fs::read_to_string(&path).unwrap();
         let params = params_for(&path);
-        for case in 0..PER_FILE {
+        for case in 0..per_file {
             let mut bytes = text.clone().into_bytes();
             for _ in 0..1 + rng.below(4) {
                 let at = rng.below(bytes.len());
