@@ -94,7 +94,25 @@ pub enum Command {
         /// The directory to write the outputs to.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Decode the output `output` (log-probabilities [B, T, C]) into label
+        /// sequences, printed and written to DIR/decoded.txt.
+        #[arg(long, value_enum)]
+        decode: Option<Decode>,
+        /// Hypotheses kept per step by `--decode ctc-beam`.
+        #[arg(long, default_value_t = 8)]
+        beam_width: usize,
+        /// The CTC blank label.
+        #[arg(long, default_value_t = 0)]
+        blank: usize,
     },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq)]
+pub enum Decode {
+    /// The most likely label per step, repeats collapsed, blanks dropped.
+    CtcGreedy,
+    /// CTC prefix beam search (`--beam-width` hypotheses, best first).
+    CtcBeam,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

@@ -43,6 +43,9 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             inputs,
             backend,
             out,
+            decode,
+            beam_width,
+            blank,
         } => {
             if backend != "interp" {
                 return msg(format!(
@@ -81,6 +84,16 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
                 let path = out.join(format!("{name}.npy"));
                 npy::write(&path, t)?;
                 println!("wrote {} {:?}", path.display(), t.shape());
+            }
+            if let Some(how) = decode {
+                let text = crate::decode::decode(&outputs, how, beam_width, blank)
+                    .map_err(|e| CliError::Message(format!("--decode: {e}")))?;
+                let path = out.join("decoded.txt");
+                std::fs::write(&path, &text).map_err(|e| {
+                    CliError::Message(format!("cannot write `{}`: {e}", path.display()))
+                })?;
+                print!("{text}");
+                println!("wrote {}", path.display());
             }
             Ok(())
         }

@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod commands;
+pub mod decode;
 pub mod error;
 pub mod npy;
 pub mod params;

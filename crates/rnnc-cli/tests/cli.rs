@@ -663,3 +663,49 @@ fn zeros_too_large_to_allocate_are_an_error() {
     ]);
     fails_with(&o, &["too large to allocate"]);
 }
+
+#[test]
+fn run_decodes_ctc_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = fixture("speech_lstm");
+    let weights = fx.join("weights.safetensors").display().to_string();
+    let input = format!("input={}", fx.join("input.npy").display());
+    let out = dir.path().display().to_string();
+    let run = |extra: &[&str]| {
+        let base = [
+            "run",
+            "models/speech_lstm.rnn",
+            "--param",
+            "n_mels=12",
+            "--param",
+            "n_hidden=16",
+        ];
+        let files = [
+            "--weights",
+            weights.as_str(),
+            "--input",
+            input.as_str(),
+            "--out",
+            out.as_str(),
+        ];
+        rnnc(&[&base[..], &files[..], extra].concat())
+    };
+    let o = run(&["--decode", "ctc-beam", "--beam-width", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(dir.path().join("decoded.txt")).unwrap();
+    assert_eq!(text.lines().count(), 9, "3 samples × 3 hypotheses:\n{text}");
+    assert!(text.starts_with("sample 0, beam 0 (log p = -"));
+    assert!(run(&["--decode", "ctc-greedy"]).status.success());
+    assert!(std::fs::read_to_string(dir.path().join("decoded.txt"))
+        .unwrap()
+        .starts_with("sample 0: "));
+    fails_with(
+        &run(&["--decode", "ctc-beam", "--beam-width", "0"]),
+        &["--decode", "beam width must be at least 1"],
+    );
+    fails_with(
+        &run(&["--decode", "ctc-greedy", "--blank", "29"]),
+        &["blank label 29 is not one of the 29 classes"],
+    );
+    fails_with(&run(&["--decode", "viterbi"]), &["viterbi"]);
+}
