@@ -76,6 +76,34 @@ pub enum Command {
         #[command(flatten)]
         opt: OptArgs,
     },
+    /// Time a model on random inputs (and random weights unless --weights is given).
+    Bench {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        opt: OptArgs,
+        /// Batch size B of the inputs.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Sequence length T of the inputs.
+        #[arg(long, default_value_t = 100)]
+        seq: usize,
+        /// Weights to use instead of random ones.
+        #[arg(long, value_name = "FILE")]
+        weights: Option<PathBuf>,
+        /// Which backend runs the model.
+        #[arg(long, default_value = "interp")]
+        backend: String,
+        /// Threads (the interpreter runs on one).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Time one step at a time with kept state (needs a streaming backend).
+        #[arg(long)]
+        stream: bool,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a model on .npy inputs with safetensors weights; write DIR/<output>.npy.
     Run {
         #[command(flatten)]

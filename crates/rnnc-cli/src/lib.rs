@@ -2,6 +2,7 @@
 //! safetensors weights and `.npy` tensors, and the subcommands. `main.rs` is a thin shell.
 
 pub mod args;
+pub mod bench;
 pub mod commands;
 pub mod decode;
 pub mod error;

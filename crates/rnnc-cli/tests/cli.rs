@@ -709,3 +709,42 @@ fn run_decodes_ctc_output() {
     );
     fails_with(&run(&["--decode", "viterbi"]), &["viterbi"]);
 }
+
+#[test]
+fn bench_prints_json_and_rejects_what_the_interpreter_cannot_do() {
+    let base = [
+        "bench",
+        "models/gru.rnn",
+        "--param",
+        "input_size=4",
+        "--param",
+        "hidden_size=8",
+        "--batch",
+        "2",
+        "--seq",
+        "3",
+    ];
+    let o = rnnc(&[&base[..], &["--json"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    for key in ["median_ms", "min_ms", "runs", "gflops", "compile_ms"] {
+        assert!(v[key].is_number(), "{key} in {v}");
+    }
+    assert!(v["runs"].as_u64().unwrap() >= 10 && v["min_ms"].as_f64() <= v["median_ms"].as_f64());
+    fails_with(
+        &rnnc(&[&base[..], &["--threads", "2"]].concat()),
+        &["--threads 2", "one thread"],
+    );
+    fails_with(
+        &rnnc(&[&base[..], &["--stream"]].concat()),
+        &["--stream", "streaming"],
+    );
+    fails_with(
+        &rnnc(&[&base[..], &["--batch", "0"]].concat()),
+        &["at least 1"],
+    );
+    fails_with(
+        &rnnc(&[&base[..], &["--backend", "cpu"]].concat()),
+        &["--backend cpu"],
+    );
+}

@@ -80,3 +80,34 @@ fn visit(g: &Graph, in_loop: bool, s: &mut Stats) {
         }
     }
 }
+
+/// Floating-point operations of the products (`linear`, `matmul`) in one run with
+/// batch `batch` and `time` steps: 2·k per output element, as the peer benchmarks
+/// count (elementwise work left out). A scan body counts once per step.
+pub fn matmul_flops(g: &Graph, batch: usize, time: usize) -> f64 {
+    let size = |dims: &[Dim]| -> f64 {
+        dims.iter()
+            .map(|d| match d {
+                Dim::Fixed(n) => *n as f64,
+                Dim::Batch => batch as f64,
+                Dim::Time => time as f64,
+            })
+            .product()
+    };
+    let mut total = 0.0;
+    for id in g.node_ids() {
+        let node = g.node(id);
+        match &node.op {
+            Op::Linear | Op::MatMul => {
+                let x = g.ty(g.operands(id)[0]);
+                total += 2.0 * size(&x.dims[x.rank() - 1..]) * size(&node.results[0].dims);
+            }
+            // An unrolled body covers `step` steps per run of it.
+            Op::Scan(scan) => {
+                total += matmul_flops(&scan.body, batch, time) * time as f64 / scan.step as f64
+            }
+            _ => {}
+        }
+    }
+    total
+}

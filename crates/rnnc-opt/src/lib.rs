@@ -8,7 +8,7 @@ pub mod passes;
 mod pipeline;
 mod rewrite;
 
-pub use analysis::{stats, Stats};
+pub use analysis::{matmul_flops, stats, Stats};
 pub use manager::{run_pipeline, Instrumentation, PassRecord, PipelineError};
 pub use pipeline::{parse_pipeline, Opt, PassSpec};
 

@@ -1,0 +1,157 @@
+//! `rnnc bench`: times a model the way `../shared/peers/bench_peers.py` times its
+//! peers (2 warm-up runs, then at least 10 runs and 1 s, at most 200; the median), on
+//! random inputs of the given batch and length, so that the numbers compare.
+
+use crate::args::{ModelArgs, OptArgs};
+use crate::commands::{compile, optimise};
+use crate::error::{msg, CliError};
+use ndarray::{ArrayD, IxDyn};
+use rnnc_interp::{Tensor, Weights};
+use rnnc_ir::{DType, Dim, Graph};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+pub struct BenchArgs {
+    pub model: ModelArgs,
+    pub opt: OptArgs,
+    pub batch: usize,
+    pub seq: usize,
+    pub weights: Option<PathBuf>,
+    pub backend: String,
+    pub threads: usize,
+    pub stream: bool,
+    pub json: bool,
+}
+
+/// A small deterministic generator: benchmarks must not vary with a seed.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> f32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+    }
+}
+
+fn dims(ty: &rnnc_ir::TensorTy, batch: usize, seq: usize) -> Vec<usize> {
+    ty.dims
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => *n,
+            Dim::Batch => batch,
+            Dim::Time => seq,
+        })
+        .collect()
+}
+
+fn random_weights(g: &Graph, rng: &mut Lcg) -> Weights {
+    g.weights()
+        .into_iter()
+        .map(|(k, ty)| {
+            let shape = dims(&ty, 1, 1);
+            let n = shape.iter().product();
+            // Small values keep the gates away from saturation, as trained weights are.
+            (
+                k,
+                ArrayD::from_shape_vec(IxDyn(&shape), (0..n).map(|_| 0.2 * rng.next()).collect())
+                    .expect("sizes agree"),
+            )
+        })
+        .collect()
+}
+
+fn random_inputs(g: &Graph, batch: usize, seq: usize, rng: &mut Lcg) -> HashMap<String, Tensor> {
+    g.inputs()
+        .into_iter()
+        .filter(|(_, _, zeros)| !zeros)
+        .map(|(name, ty, _)| {
+            let shape = dims(&ty, batch, seq);
+            let n: usize = shape.iter().product();
+            let t = match ty.dtype {
+                DType::F32 => Tensor::F32(
+                    ArrayD::from_shape_vec(
+                        IxDyn(&shape),
+                        (0..n).map(|_| 2.0 * rng.next()).collect(),
+                    )
+                    .expect("sizes agree"),
+                ),
+                // Token 0 is in range of any embedding table.
+                DType::I64 => Tensor::I64(ArrayD::zeros(IxDyn(&shape))),
+            };
+            (name, t)
+        })
+        .collect()
+}
+
+pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
+    if a.backend != "interp" {
+        return msg(format!(
+            "--backend {}: not available in this build; the backends here are: interp",
+            a.backend
+        ));
+    }
+    if a.threads != 1 {
+        return msg(format!(
+            "--threads {}: the interpreter runs on one thread",
+            a.threads
+        ));
+    }
+    if a.stream {
+        return msg("--stream needs a backend with streaming sessions; the interpreter has none");
+    }
+    if a.batch == 0 || a.seq == 0 {
+        return msg("--batch and --seq must be at least 1");
+    }
+    let start = Instant::now();
+    let mut g = compile(&a.model)?;
+    let declared = g.weights();
+    optimise(&mut g, &a.opt)?;
+    let compile_ms = start.elapsed().as_secs_f64() * 1e3;
+    let mut rng = Lcg(0x5eed);
+    let weights = match &a.weights {
+        Some(p) => crate::weights::load(p, &declared)?,
+        None => random_weights(&g, &mut rng),
+    };
+    let inputs = random_inputs(&g, a.batch, a.seq, &mut rng);
+    let verified = rnnc_ir::verify(&g)
+        .map_err(|e| CliError::Message(format!("internal error: {}", e.join("; "))))?;
+    let run = || {
+        rnnc_interp::run(&verified, &inputs, &weights)
+            .map_err(|e| CliError::Message(format!("{}: {e}", a.model.model.display())))
+    };
+    for _ in 0..2 {
+        run()?;
+    }
+    let mut times = Vec::new();
+    let t0 = Instant::now();
+    let mut last_report = 0;
+    while times.len() < 10 || (t0.elapsed().as_secs_f64() < 1.0 && times.len() < 200) {
+        let t = Instant::now();
+        run()?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        let secs = t0.elapsed().as_secs();
+        if secs >= 2 && secs > last_report {
+            last_report = secs;
+            eprintln!("bench: {} runs, {secs} s", times.len());
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = if times.len() % 2 == 1 {
+        times[times.len() / 2]
+    } else {
+        (times[times.len() / 2 - 1] + times[times.len() / 2]) / 2.0
+    };
+    let gflops = rnnc_opt::matmul_flops(&g, a.batch, a.seq) / (median * 1e6);
+    if a.json {
+        println!(
+            "{{\"model\": {:?}, \"backend\": {:?}, \"batch\": {}, \"seq\": {}, \"threads\": {}, \"median_ms\": {median:.6}, \"min_ms\": {:.6}, \"runs\": {}, \"gflops\": {gflops:.6}, \"compile_ms\": {compile_ms:.6}}}",
+            g.name, a.backend, a.batch, a.seq, a.threads, times[0], times.len()
+        );
+    } else {
+        println!("{} on {} (B={}, T={}, {} thread): median {median:.3} ms, min {:.3} ms over {} runs, {gflops:.2} GFLOP/s in products; compiled in {compile_ms:.1} ms", g.name, a.backend, a.batch, a.seq, a.threads, times[0], times.len());
+    }
+    Ok(())
+}
