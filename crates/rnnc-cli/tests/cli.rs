@@ -740,7 +740,7 @@ fn bench_prints_json_and_rejects_what_the_interpreter_cannot_do() {
         &["--stream", "streaming"],
     );
     fails_with(
-        &rnnc(&[&base[..], &["--batch", "0"]].concat()),
+        &rnnc(&[&base[..6], &["--batch", "0"]].concat()),
         &["at least 1"],
     );
     fails_with(
