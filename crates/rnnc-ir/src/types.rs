@@ -52,24 +52,6 @@ impl TensorTy {
     pub fn rank(&self) -> usize {
         self.dims.len()
     }
-
-    /// Resolves a possibly negative axis against this rank.
-    pub fn axis(&self, axis: i64) -> Option<usize> {
-        let r = self.rank() as i64;
-        let a = if axis < 0 { axis + r } else { axis };
-        (0..r).contains(&a).then_some(a as usize)
-    }
-
-    /// Number of elements per batch row when every dim but `B`/`T` is fixed.
-    pub fn fixed_elems(&self) -> usize {
-        self.dims
-            .iter()
-            .map(|d| match d {
-                Dim::Fixed(n) => *n,
-                _ => 1,
-            })
-            .product()
-    }
 }
 
 impl fmt::Display for TensorTy {

@@ -66,9 +66,4 @@ impl SourceMap {
     pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
         self.files.iter().enumerate().map(|(i, f)| (FileId(i), f))
     }
-
-    /// The source text a span covers.
-    pub fn snippet(&self, span: Span) -> &str {
-        &self.file(span.file).text[span.start..span.end]
-    }
 }
