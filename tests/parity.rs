@@ -1,6 +1,7 @@
-//! The interpreter against PyTorch: every committed fixture (seed 0 and random-dims
-//! seeds) run through the same path as `rnnc run`, at -O0, -O1 and -O2, compared at
-//! atol 1e-5, rtol 1e-4.
+//! Both backends against PyTorch: every committed fixture (seed 0 and random-dims
+//! seeds) run through the same path as `rnnc run`, on the interpreter and on the
+//! CPU backend (which must compile every scan: no fallback), at -O0, -O1 and -O2,
+//! compared at atol 1e-5, rtol 1e-4.
 
 mod common;
 
@@ -41,43 +42,58 @@ fn every_fixture_matches_pytorch() {
             let passes = rnnc_opt::Opt::Level(level).build().unwrap();
             rnnc_opt::run_pipeline(&mut g, &passes, &Default::default(), &mut String::new())
                 .unwrap_or_else(|e| panic!("{label}: {e}"));
-            let verified = rnnc_ir::verify(&g).unwrap();
-            let outs: HashMap<String, Tensor> = rnnc_interp::run(&verified, &inputs, &w)
+            for backend in ["interp", "cpu"] {
+                let label = format!("{label} {backend}");
+                let verified = rnnc_ir::verify(&g).unwrap();
+                let outs: HashMap<String, Tensor> = match backend {
+                    "interp" => rnnc_interp::run(&verified, &inputs, &w),
+                    _ => {
+                        let b = rnnc_backend_cpu::CpuBackend::new(verified, &w).unwrap();
+                        let out = b.run(&inputs);
+                        for r in b.report() {
+                            if let Err(why) = r.outcome {
+                                failures.push(format!("{label}: scan not compiled: {}", why.0));
+                            }
+                        }
+                        out
+                    }
+                }
                 .unwrap_or_else(|e| panic!("{label}: {e}"))
                 .into_iter()
                 .collect();
-            let mut compared = 0;
-            for name in ["output", "h_n", "c_n"] {
-                let path = fx.dir.join(format!("{name}.npy"));
-                if !path.exists() {
-                    continue;
+                let mut compared = 0;
+                for name in ["output", "h_n", "c_n"] {
+                    let path = fx.dir.join(format!("{name}.npy"));
+                    if !path.exists() {
+                        continue;
+                    }
+                    let want = rnnc_cli::npy::read(&path).unwrap();
+                    let got = outs
+                        .get(name)
+                        .unwrap_or_else(|| panic!("{label}: the model has no output `{name}`"));
+                    let (Tensor::F32(want), Tensor::F32(got)) = (&want, got) else {
+                        panic!("{label}: f32 outputs")
+                    };
+                    if want.shape() != got.shape() {
+                        failures.push(format!(
+                            "{label} {name}: shape {:?}, PyTorch {:?}",
+                            got.shape(),
+                            want.shape()
+                        ));
+                        continue;
+                    }
+                    let worst = want
+                        .iter()
+                        .zip(got.iter())
+                        .map(|(w, g)| (w - g).abs() - (ATOL + RTOL * w.abs()))
+                        .fold(f32::NEG_INFINITY, f32::max);
+                    if worst > 0.0 || got.iter().any(|v| v.is_nan()) {
+                        failures.push(format!("{label} {name}: exceeds tolerance by {worst:e}"));
+                    }
+                    compared += 1;
                 }
-                let want = rnnc_cli::npy::read(&path).unwrap();
-                let got = outs
-                    .get(name)
-                    .unwrap_or_else(|| panic!("{label}: the model has no output `{name}`"));
-                let (Tensor::F32(want), Tensor::F32(got)) = (&want, got) else {
-                    panic!("{label}: f32 outputs")
-                };
-                if want.shape() != got.shape() {
-                    failures.push(format!(
-                        "{label} {name}: shape {:?}, PyTorch {:?}",
-                        got.shape(),
-                        want.shape()
-                    ));
-                    continue;
-                }
-                let worst = want
-                    .iter()
-                    .zip(got.iter())
-                    .map(|(w, g)| (w - g).abs() - (ATOL + RTOL * w.abs()))
-                    .fold(f32::NEG_INFINITY, f32::max);
-                if worst > 0.0 || got.iter().any(|v| v.is_nan()) {
-                    failures.push(format!("{label} {name}: exceeds tolerance by {worst:e}"));
-                }
-                compared += 1;
+                assert!(compared >= 1, "{label}: nothing compared");
             }
-            assert!(compared >= 1, "{label}: nothing compared");
         }
     }
     assert!(

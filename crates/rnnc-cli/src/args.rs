@@ -91,8 +91,9 @@ pub enum Command {
         /// Weights to use instead of random ones.
         #[arg(long, value_name = "FILE")]
         weights: Option<PathBuf>,
-        /// Which backend runs the model.
-        #[arg(long, default_value = "interp")]
+        /// Which backend runs the model: cpu (compiled with Cranelift) or interp
+        /// (the reference interpreter).
+        #[arg(long, default_value = "cpu")]
         backend: String,
         /// Threads (the interpreter runs on one).
         #[arg(long, default_value_t = 1)]
@@ -116,8 +117,9 @@ pub enum Command {
         /// An input as NAME=FILE.npy (repeatable).
         #[arg(long = "input", value_name = "NAME=FILE")]
         inputs: Vec<String>,
-        /// Which backend runs the model.
-        #[arg(long, default_value = "interp")]
+        /// Which backend runs the model: cpu (compiled with Cranelift) or interp
+        /// (the reference interpreter).
+        #[arg(long, default_value = "cpu")]
         backend: String,
         /// The directory to write the outputs to.
         #[arg(long, value_name = "DIR")]

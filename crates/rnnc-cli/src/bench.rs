@@ -87,16 +87,11 @@ fn random_inputs(g: &Graph, batch: usize, seq: usize, rng: &mut Lcg) -> HashMap<
 }
 
 pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
-    if a.backend != "interp" {
-        return msg(format!(
-            "--backend {}: not available in this build; the backends here are: interp",
-            a.backend
-        ));
-    }
+    crate::commands::check_backend(&a.backend)?;
     if a.threads != 1 {
         return msg(format!(
-            "--threads {}: the interpreter runs on one thread",
-            a.threads
+            "--threads {}: the {} backend runs on one thread",
+            a.threads, a.backend
         ));
     }
     if a.stream {
@@ -118,13 +113,39 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
     let inputs = random_inputs(&g, a.batch, a.seq, &mut rng);
     let verified = rnnc_ir::verify(&g)
         .map_err(|e| CliError::Message(format!("internal error: {}", e.join("; "))))?;
-    let run = || {
-        rnnc_interp::run(&verified, &inputs, &weights)
-            .map_err(|e| CliError::Message(format!("{}: {e}", a.model.model.display())))
+    let model_err = |e: rnnc_interp::InterpError| {
+        CliError::Message(format!("{}: {e}", a.model.model.display()))
     };
-    for _ in 0..2 {
-        run()?;
-    }
+    let cpu = match a.backend.as_str() {
+        "cpu" => Some(rnnc_backend_cpu::CpuBackend::new(verified, &weights).map_err(model_err)?),
+        _ => None,
+    };
+    let verified = rnnc_ir::verify(&g)
+        .map_err(|e| CliError::Message(format!("internal error: {}", e.join("; "))))?;
+    let run = || {
+        match &cpu {
+            Some(b) => b.run(&inputs),
+            None => rnnc_interp::run(&verified, &inputs, &weights),
+        }
+        .map_err(model_err)
+    };
+    // The first run compiles the scans for this shape: that counts as compile time.
+    run()?;
+    let compile_ms = match &cpu {
+        Some(b) => {
+            compile_ms
+                + b.report()
+                    .iter()
+                    .map(|r| {
+                        r.outcome
+                            .as_ref()
+                            .map_or(0.0, |(t, _)| t.as_secs_f64() * 1e3)
+                    })
+                    .sum::<f64>()
+        }
+        None => compile_ms,
+    };
+    run()?;
     let mut times = Vec::new();
     let t0 = Instant::now();
     let mut last_report = 0;

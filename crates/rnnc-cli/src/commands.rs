@@ -68,11 +68,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             beam_width,
             blank,
         } => {
-            if backend != "interp" {
-                return msg(format!(
-                    "--backend {backend}: not available in this build; the backends here are: interp"
-                ));
-            }
+            check_backend(&backend)?;
             let mut g = compile(&model)?;
             // The file must fit the model as written, before passes drop or duplicate anything.
             let w = weights::load(&weights, &g.weights())?;
@@ -93,8 +89,15 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             }
             let verified = verify(&g)
                 .map_err(|e| CliError::Message(format!("internal error: {}", e.join("; "))))?;
-            let outputs = rnnc_interp::run(&verified, &given, &w)
-                .map_err(|e| CliError::Message(format!("{}: {e}", model.model.display())))?;
+            let outputs = match backend.as_str() {
+                "interp" => rnnc_interp::run(&verified, &given, &w),
+                _ => rnnc_backend_cpu::CpuBackend::new(verified, &w).and_then(|b| {
+                    let out = b.run(&given);
+                    report_fallbacks(&b);
+                    out
+                }),
+            }
+            .map_err(|e| CliError::Message(format!("{}: {e}", model.model.display())))?;
             std::fs::create_dir_all(&out).map_err(|e| {
                 CliError::Message(format!(
                     "cannot create output directory `{}`: {e}",
@@ -164,4 +167,31 @@ pub fn compile(args: &ModelArgs) -> Result<Graph, CliError> {
         .map_err(|d| CliError::Rendered(render_all(&d, &sources)))?;
     let hparams = params::collect(&program.entry, &args.params, args.config.as_deref())?;
     lower::lower(&program, &hparams).map_err(|d| CliError::Rendered(render_all(&d, &sources)))
+}
+
+/// The backends `run` and `bench` know.
+pub(crate) const BACKENDS: &[&str] = &["cpu", "interp"];
+
+pub(crate) fn check_backend(name: &str) -> Result<(), CliError> {
+    if BACKENDS.contains(&name) {
+        Ok(())
+    } else {
+        msg(format!(
+            "--backend {name}: no such backend; the backends here are: {}",
+            BACKENDS.join(", ")
+        ))
+    }
+}
+
+/// Says which scans the CPU backend left to the interpreter, and why.
+fn report_fallbacks(b: &rnnc_backend_cpu::CpuBackend<'_>) {
+    for r in b.report() {
+        if let Err(why) = &r.outcome {
+            eprintln!(
+                "note: scan %{} runs on the interpreter: {}",
+                r.node.index(),
+                why.0
+            );
+        }
+    }
 }

@@ -5,9 +5,32 @@ use crate::kernels;
 use crate::tensor::Tensor;
 use crate::{err, InterpError};
 use ndarray::{ArrayD, Axis, IxDyn};
-use rnnc_ir::{ArgKind, Graph, Op, Scan, Value, Verified};
+use rnnc_ir::{ArgKind, Graph, NodeId, Op, Scan, Value, Verified};
 use std::collections::HashMap;
 use std::rc::Rc;
+
+/// What a backend may take over while the interpreter walks the top-level graph:
+/// values it computed once at load time, and whole scans it runs itself.
+pub trait Hooks {
+    /// A top-level node's value when it is already known (folded weights).
+    fn cached(&self, _node: NodeId) -> Option<Rc<Tensor>> {
+        None
+    }
+
+    /// Runs a top-level scan; `None` leaves it to the interpreter.
+    fn scan(
+        &self,
+        _node: NodeId,
+        _scan: &Scan,
+        _operands: &[Rc<Tensor>],
+    ) -> Option<Result<Vec<Tensor>, InterpError>> {
+        None
+    }
+}
+
+/// The plain interpreter: takes nothing over.
+struct NoHooks;
+impl Hooks for NoHooks {}
 
 /// Runs a verified graph on named inputs and weights; returns its named outputs.
 /// Inputs declared `= zeros` may be left out.
@@ -15,6 +38,16 @@ pub fn run(
     graph: &Verified<'_>,
     inputs: &HashMap<String, Tensor>,
     weights: &Weights,
+) -> Result<Vec<(String, Tensor)>, InterpError> {
+    run_with(graph, inputs, weights, &NoHooks)
+}
+
+/// [`run`], with a backend's [`Hooks`] consulted for every top-level node.
+pub fn run_with(
+    graph: &Verified<'_>,
+    inputs: &HashMap<String, Tensor>,
+    weights: &Weights,
+    hooks: &dyn Hooks,
 ) -> Result<Vec<(String, Tensor)>, InterpError> {
     let g = graph.graph();
     let declared = g.inputs();
@@ -55,8 +88,10 @@ pub fn run(
         env,
         inputs,
         weights,
+        hooks,
     };
-    let outs = cx.eval(g, &[])?;
+    let order = g.topo_order().expect("verified graphs are acyclic");
+    let outs = cx.eval_in_order(g, &order, &[], 0, true)?;
     Ok(g.outputs
         .iter()
         .map(|(n, _)| n.clone())
@@ -68,13 +103,14 @@ struct Cx<'a> {
     env: Env,
     inputs: &'a HashMap<String, Tensor>,
     weights: &'a Weights,
+    hooks: &'a dyn Hooks,
 }
 
 impl Cx<'_> {
     /// Evaluates a graph; `args` feed its `seq`/`state` arguments (sequences first).
     fn eval(&self, g: &Graph, args: &[Rc<Tensor>]) -> Result<Vec<Rc<Tensor>>, InterpError> {
         let order = g.topo_order().expect("verified graphs are acyclic");
-        self.eval_in_order(g, &order, args, 0)
+        self.eval_in_order(g, &order, args, 0, false)
     }
 
     fn eval_in_order(
@@ -83,10 +119,17 @@ impl Cx<'_> {
         order: &[rnnc_ir::NodeId],
         args: &[Rc<Tensor>],
         n_seqs: usize,
+        top_level: bool,
     ) -> Result<Vec<Rc<Tensor>>, InterpError> {
         let mut vals: HashMap<Value, Rc<Tensor>> = HashMap::with_capacity(order.len());
         for &id in order {
             let node = g.node(id);
+            if top_level {
+                if let Some(t) = self.hooks.cached(id) {
+                    vals.insert(Value::new(id, 0), t);
+                    continue;
+                }
+            }
             let operands: Vec<Rc<Tensor>> =
                 g.operands(id).iter().map(|v| vals[v].clone()).collect();
             let results: Vec<Rc<Tensor>> = match &node.op {
@@ -103,11 +146,19 @@ impl Cx<'_> {
                     };
                     vec![args[i].clone()]
                 }
-                Op::Scan(scan) => self
-                    .scan(scan, &operands)?
+                Op::Scan(scan) => {
+                    let ran = match top_level {
+                        true => self.hooks.scan(id, scan, &operands),
+                        false => None,
+                    };
+                    match ran {
+                        Some(results) => results?,
+                        None => self.scan(scan, &operands)?,
+                    }
                     .into_iter()
                     .map(Rc::new)
-                    .collect(),
+                    .collect()
+                }
                 // A fused region computes exactly what its ops would one by one.
                 Op::Fused(fused) => self.eval(&fused.body, &operands)?,
                 op => vec![Rc::new(kernels::apply(op, &operands)?)],
@@ -169,7 +220,7 @@ impl Cx<'_> {
                 }
             }
             args.extend(states.iter().cloned());
-            let outs = self.eval_in_order(g, &order, &args, k * scan.n_seqs)?;
+            let outs = self.eval_in_order(g, &order, &args, k * scan.n_seqs, false)?;
             for j in 0..k {
                 for (e, out) in emits.iter_mut().zip(&outs[scan.n_states + j * n_emits..]) {
                     e.index_axis_mut(Axis(1), time(step + j)).assign(out.f32());
@@ -182,4 +233,36 @@ impl Cx<'_> {
         results.extend(states.into_iter().map(|s| (*s).clone()));
         Ok(results)
     }
+}
+
+/// Evaluates, once, every node of `g` that depends on nothing but weights and
+/// constants (folded biases, stacked gate weights): what a backend does at load time.
+/// Scans, fused regions and run-time values are left out.
+pub fn load_time_values(
+    g: &Graph,
+    weights: &Weights,
+) -> Result<HashMap<NodeId, Rc<Tensor>>, InterpError> {
+    let order = g.topo_order().expect("verified graphs are acyclic");
+    let mut known: HashMap<NodeId, Rc<Tensor>> = HashMap::new();
+    for id in order {
+        let node = g.node(id);
+        let operands = g.operands(id);
+        let value = match &node.op {
+            Op::Weight { key } => match weights.get(key) {
+                Some(w) => Tensor::F32(w.clone()),
+                None => return err(format!("missing weight `{key}`")),
+            },
+            Op::Input { .. } | Op::Zeros | Op::Arg { .. } | Op::Scan(_) | Op::Fused(_) => continue,
+            op if node.results.len() == 1
+                && operands.iter().all(|v| known.contains_key(&v.node)) =>
+            {
+                let args: Vec<Rc<Tensor>> =
+                    operands.iter().map(|v| known[&v.node].clone()).collect();
+                kernels::apply(op, &args)?
+            }
+            _ => continue,
+        };
+        known.insert(id, Rc::new(value));
+    }
+    Ok(known)
 }

@@ -1,0 +1,395 @@
+//! A [`Plan`] as one Cranelift function `fn(table: *const *mut f32)`: the table
+//! holds a pointer per slot (see [`Plan::slots`]); the function runs the whole time
+//! loop, then the left-over steps of an unrolled scan with its tail program.
+
+use crate::math;
+use crate::pack::row_block;
+use crate::plan::{EOp, Elementwise, Instr, Plan, Program, Slot, View};
+use cranelift_codegen::ir::{
+    condcodes::IntCC, types, AbiParam, BlockArg, Function, InstBuilder, MemFlagsData, Signature,
+    Type, UserFuncName, Value,
+};
+use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use rnnc_ir::{BinaryOp, UnaryOp};
+use std::collections::HashMap;
+
+const F4: Type = types::F32X4;
+
+/// The signature every compiled scan has.
+pub fn signature(call_conv: CallConv, ptr: Type) -> Signature {
+    let mut sig = Signature::new(call_conv);
+    sig.params.push(AbiParam::new(ptr));
+    sig
+}
+
+/// Builds the function for `plan`.
+pub fn build(plan: &Plan, sig: Signature, config: TargetFrontendConfig) -> Function {
+    let ptr = config.pointer_type();
+    let mut func = Function::with_name_signature(UserFuncName::user(0, 0), sig);
+    let mut fctx = FunctionBuilderContext::new();
+    let mut b = FunctionBuilder::new(&mut func, &mut fctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let table = b.block_params(entry)[0];
+    let mut bases = HashMap::new();
+    for (i, slot) in plan.slots().into_iter().enumerate() {
+        let p = b.ins().load(ptr, flags(), table, (i * 8) as i32);
+        bases.insert(slot, p);
+    }
+    let mut e = Emitter {
+        b: &mut b,
+        plan,
+        bases,
+        timed: HashMap::new(),
+    };
+    let k = plan.body.steps.max(1);
+    let full = plan.time / k;
+    e.counted(full, &[], |e, i, _| {
+        let t = e.b.ins().imul_imm_s(i, k as i64);
+        e.program(&plan.body, t);
+        vec![]
+    });
+    if let Some(tail) = &plan.tail {
+        e.counted(plan.time - full * k, &[], |e, i, _| {
+            let t = e.b.ins().iadd_imm_s(i, (full * k) as i64);
+            e.program(tail, t);
+            vec![]
+        });
+    }
+    b.ins().return_(&[]);
+    b.seal_all_blocks();
+    b.finalize(config);
+    func
+}
+
+/// Loads and stores of f32 data: never trapping in well-formed plans, and not
+/// assumed aligned (sequences and user tensors have 4-byte alignment only).
+fn flags() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
+struct Emitter<'a, 'b> {
+    b: &'a mut FunctionBuilder<'b>,
+    plan: &'a Plan,
+    bases: HashMap<Slot, Value>,
+    /// Per program: (slot, step offset) → base pointer at that time step.
+    timed: HashMap<(Slot, usize), Value>,
+}
+
+impl Emitter<'_, '_> {
+    /// `n` iterations of `body(i, carried) -> carried'`; straight-line when n ≤ 1.
+    fn counted(
+        &mut self,
+        n: usize,
+        carried: &[Value],
+        mut body: impl FnMut(&mut Self, Value, &[Value]) -> Vec<Value>,
+    ) -> Vec<Value> {
+        if n == 0 {
+            return carried.to_vec();
+        }
+        if n == 1 {
+            let zero = self.b.ins().iconst(types::I64, 0);
+            return body(self, zero, carried);
+        }
+        let header = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.append_block_param(header, types::I64);
+        for v in carried {
+            let ty = self.b.func.dfg.value_type(*v);
+            self.b.append_block_param(header, ty);
+            self.b.append_block_param(exit, ty);
+        }
+        let zero = self.b.ins().iconst(types::I64, 0);
+        let mut args = vec![BlockArg::Value(zero)];
+        args.extend(carried.iter().map(|v| BlockArg::Value(*v)));
+        self.b.ins().jump(header, &args);
+        self.b.switch_to_block(header);
+        let params = self.b.block_params(header).to_vec();
+        let out = body(self, params[0], &params[1..]);
+        let next = self.b.ins().iadd_imm_s(params[0], 1);
+        let more = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::UnsignedLessThan, next, n as i64);
+        let mut again = vec![BlockArg::Value(next)];
+        again.extend(out.iter().map(|v| BlockArg::Value(*v)));
+        let done: Vec<BlockArg> = out.iter().map(|v| BlockArg::Value(*v)).collect();
+        self.b.ins().brif(more, header, &again, exit, &done);
+        self.b.switch_to_block(exit);
+        self.b.block_params(exit).to_vec()
+    }
+
+    fn program(&mut self, p: &Program, t: Value) {
+        self.timed.clear();
+        for instr in &p.instrs {
+            match instr {
+                Instr::MatMul {
+                    x,
+                    panels,
+                    k,
+                    m,
+                    nb,
+                    out,
+                } => self.matmul(x, *panels, *k, *m, *nb, out, t),
+                Instr::Elementwise(e) => self.elementwise(e, t),
+            }
+        }
+    }
+
+    /// Base pointer and constant byte offset of a view at step `t` of this program.
+    fn addr(&mut self, v: &View, t: Value) -> (Value, i64) {
+        let base = self.bases[&v.slot];
+        let off = (v.offset * 4) as i64;
+        let Some((j, stride)) = v.time else {
+            return (base, off);
+        };
+        if let Some(p) = self.timed.get(&(v.slot, j)) {
+            return (*p, off);
+        }
+        // time(t + j): forwards t + j, backwards T − 1 − (t + j).
+        let step = if self.plan.reverse {
+            let neg = self.b.ins().ineg(t);
+            self.b
+                .ins()
+                .iadd_imm_s(neg, self.plan.time as i64 - 1 - j as i64)
+        } else {
+            self.b.ins().iadd_imm_s(t, j as i64)
+        };
+        let bytes = self.b.ins().imul_imm_s(step, (stride * 4) as i64);
+        let p = self.b.ins().iadd(base, bytes);
+        self.timed.insert((v.slot, j), p);
+        (p, off)
+    }
+
+    /// Pointer to row `r` (a run-time value) of a view, plus the view's byte offset.
+    fn row_ptr(&mut self, base: Value, off: i64, row_stride: usize, r: Value) -> Value {
+        let p = if row_stride == 0 {
+            base
+        } else {
+            let bytes = self.b.ins().imul_imm_s(r, (row_stride * 4) as i64);
+            self.b.ins().iadd(base, bytes)
+        };
+        self.b.ins().iadd_imm_s(p, off)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn matmul(
+        &mut self,
+        x: &View,
+        panels: usize,
+        k: usize,
+        m: usize,
+        nb: usize,
+        out: &View,
+        t: Value,
+    ) {
+        let rb = row_block(nb);
+        let nv = nb / 4;
+        let (xb, xo) = self.addr(x, t);
+        let (ob, oo) = self.addr(out, t);
+        let wbase = self.bases[&Slot::Const(panels)];
+        let rows = x.rows;
+        let blocks = rows / rb;
+        let (xs, os) = (x.row_stride, out.row_stride);
+        // Panels outside, rows inside: one K × nb panel stays in L1 for all rows.
+        self.counted(m.div_ceil(nb), &[], |e, p, _| {
+            let pbytes = e.b.ins().imul_imm_s(p, (k * nb * 4) as i64);
+            let wp = e.b.ins().iadd(wbase, pbytes);
+            let cbytes = e.b.ins().imul_imm_s(p, (nb * 4) as i64);
+            let op = e.b.ins().iadd(ob, cbytes);
+            e.counted(blocks, &[], |e, blk, _| {
+                let r0 = e.b.ins().imul_imm_s(blk, rb as i64);
+                e.micro_kernel(rb, nv, k, nb, r0, (xb, xo, xs), wp, (op, oo, os));
+                vec![]
+            });
+            for i in blocks * rb..rows {
+                let r0 = e.b.ins().iconst(types::I64, i as i64);
+                e.micro_kernel(1, nv, k, nb, r0, (xb, xo, xs), wp, (op, oo, os));
+            }
+            vec![]
+        });
+    }
+
+    /// `rows` rows from `r0` times one panel: rows × nv accumulators through K.
+    #[allow(clippy::too_many_arguments)]
+    fn micro_kernel(
+        &mut self,
+        rows: usize,
+        nv: usize,
+        k: usize,
+        nb: usize,
+        r0: Value,
+        (xb, xo, xs): (Value, i64, usize),
+        wp: Value,
+        (ob, oo, os): (Value, i64, usize),
+    ) {
+        let mut init = vec![wp];
+        for i in 0..rows {
+            let r = self.b.ins().iadd_imm_s(r0, i as i64);
+            init.push(self.row_ptr(xb, xo, xs, r));
+        }
+        let zero = math::constant(self.b, F4, 0.0);
+        init.extend(std::iter::repeat_n(zero, rows * nv));
+        let done = self.counted(k, &init, |e, _, c| {
+            let (wp, xp, acc) = (c[0], &c[1..1 + rows], &c[1 + rows..]);
+            let w: Vec<Value> = (0..nv)
+                .map(|v| e.b.ins().load(F4, flags(), wp, (v * 16) as i32))
+                .collect();
+            let mut next = vec![e.b.ins().iadd_imm_s(wp, (nb * 4) as i64)];
+            let mut accs = Vec::with_capacity(rows * nv);
+            for (i, &xpi) in xp.iter().enumerate() {
+                let s = e.b.ins().load(types::F32, flags(), xpi, 0);
+                let s = e.b.ins().splat(F4, s);
+                for v in 0..nv {
+                    accs.push(e.b.ins().fma(s, w[v], acc[i * nv + v]));
+                }
+                next.push(e.b.ins().iadd_imm_s(xpi, 4));
+            }
+            next.extend(accs);
+            next
+        });
+        let acc = &done[1 + rows..];
+        for i in 0..rows {
+            let r = self.b.ins().iadd_imm_s(r0, i as i64);
+            let p = self.row_ptr(ob, oo, os, r);
+            for v in 0..nv {
+                self.b
+                    .ins()
+                    .store(flags(), acc[i * nv + v], p, (v * 16) as i32);
+            }
+        }
+    }
+
+    fn elementwise(&mut self, e: &Elementwise, t: Value) {
+        let (mut rows, mut cols) = (e.rows, e.cols);
+        let mut inputs = e.inputs.clone();
+        let mut outputs: Vec<View> = e.outputs.iter().map(|(_, v)| *v).collect();
+        // Whole contiguous matrices run as one long row.
+        let dense = |v: &View| v.rows == rows && v.cols == cols && v.row_stride == cols;
+        let scalar = |v: &View| v.rows == 1 && v.cols == 1;
+        if rows > 1 && inputs.iter().all(|v| dense(v) || scalar(v)) && outputs.iter().all(dense) {
+            for v in inputs.iter_mut().chain(outputs.iter_mut()) {
+                if !scalar(v) {
+                    v.cols = rows * cols;
+                    v.rows = 1;
+                    v.row_stride = rows * cols;
+                }
+            }
+            cols *= rows;
+            rows = 1;
+        }
+        let ins: Vec<(Value, i64, View)> = inputs
+            .iter()
+            .map(|v| {
+                let (b, o) = self.addr(v, t);
+                (b, o, *v)
+            })
+            .collect();
+        let outs: Vec<(Value, i64, View)> = outputs
+            .iter()
+            .map(|v| {
+                let (b, o) = self.addr(v, t);
+                (b, o, *v)
+            })
+            .collect();
+        let nvec = cols / 4;
+        self.counted(rows, &[], |em, r, _| {
+            // Per input: its row pointer, or its (scalar, splat) value when one
+            // element stands for the whole row.
+            let mut ptrs = Vec::new();
+            for (b, o, v) in &ins {
+                let stride = if v.rows == 1 { 0 } else { v.row_stride };
+                let p = em.row_ptr(*b, *o, stride, r);
+                if v.cols == 1 && cols > 1 || v.cols == 1 && v.rows == 1 {
+                    let s = em.b.ins().load(types::F32, flags(), p, 0);
+                    let s4 = em.b.ins().splat(F4, s);
+                    ptrs.push(Lane::Broadcast(s, s4));
+                } else {
+                    ptrs.push(Lane::Row(p));
+                }
+            }
+            let optrs: Vec<Value> = outs
+                .iter()
+                .map(|(b, o, v)| em.row_ptr(*b, *o, v.row_stride, r))
+                .collect();
+            em.counted(nvec, &[], |em, c, _| {
+                let bytes = em.b.ins().imul_imm_s(c, 16);
+                let vals: Vec<Value> = ptrs
+                    .iter()
+                    .map(|l| match l {
+                        Lane::Broadcast(_, s4) => *s4,
+                        Lane::Row(p) => {
+                            let a = em.b.ins().iadd(*p, bytes);
+                            em.b.ins().load(F4, flags(), a, 0)
+                        }
+                    })
+                    .collect();
+                let res = em.eval(&e.code, &vals, F4);
+                for ((at, _), p) in e.outputs.iter().zip(&optrs) {
+                    let a = em.b.ins().iadd(*p, bytes);
+                    em.b.ins().store(flags(), res[*at], a, 0);
+                }
+                vec![]
+            });
+            for c in nvec * 4..cols {
+                let vals: Vec<Value> = ptrs
+                    .iter()
+                    .map(|l| match l {
+                        Lane::Broadcast(s, _) => *s,
+                        Lane::Row(p) => em.b.ins().load(types::F32, flags(), *p, (c * 4) as i32),
+                    })
+                    .collect();
+                let res = em.eval(&e.code, &vals, types::F32);
+                for ((at, _), p) in e.outputs.iter().zip(&optrs) {
+                    em.b.ins().store(flags(), res[*at], *p, (c * 4) as i32);
+                }
+            }
+            vec![]
+        });
+    }
+
+    fn eval(&mut self, code: &[EOp], inputs: &[Value], ty: Type) -> Vec<Value> {
+        let mut vals: Vec<Value> = Vec::with_capacity(code.len());
+        for op in code {
+            let v = match *op {
+                EOp::Input(i) => inputs[i],
+                EOp::Const(c) => math::constant(self.b, ty, c),
+                EOp::Unary(u, a) => {
+                    let x = vals[a];
+                    match u {
+                        UnaryOp::Neg => self.b.ins().fneg(x),
+                        UnaryOp::Relu => {
+                            let z = math::constant(self.b, ty, 0.0);
+                            self.b.ins().fmax(x, z)
+                        }
+                        UnaryOp::Sigmoid => math::sigmoid(self.b, ty, x),
+                        UnaryOp::Tanh => math::tanh(self.b, ty, x),
+                        UnaryOp::Exp => math::exp(self.b, ty, x),
+                        UnaryOp::Log => unreachable!("plans reject log"),
+                    }
+                }
+                EOp::Binary(op, a, c) => {
+                    let (x, y) = (vals[a], vals[c]);
+                    match op {
+                        BinaryOp::Add => self.b.ins().fadd(x, y),
+                        BinaryOp::Sub => self.b.ins().fsub(x, y),
+                        BinaryOp::Mul => self.b.ins().fmul(x, y),
+                        BinaryOp::Div => self.b.ins().fdiv(x, y),
+                    }
+                }
+            };
+            vals.push(v);
+        }
+        vals
+    }
+}
+
+/// How one elementwise input is read along a row.
+enum Lane {
+    /// One element for the whole row: (scalar, splat).
+    Broadcast(Value, Value),
+    /// Consecutive elements from this row pointer.
+    Row(Value),
+}

@@ -1,0 +1,128 @@
+//! The rnnc CPU backend.
+//!
+//! Every scan is compiled, for the batch size and length it is run at, to one
+//! native function (Cranelift): the time loop, the recurrent matrix product (f32x4
+//! FMA over packed weight panels) and the fused gate arithmetic (vectorised
+//! `exp`/`sigmoid`/`tanh`) are generated code. The rest of the graph, which runs
+//! once per call (the hoisted input projection, the classifier head), runs on the
+//! interpreter's kernels; its weight-only values are computed once, at load.
+//! A scan the code generator cannot handle is left to the interpreter, and
+//! [`CpuBackend::report`] says which and why.
+
+mod codegen;
+mod jit;
+mod math;
+mod pack;
+mod plan;
+mod scan;
+
+pub use plan::Unsupported;
+
+use rnnc_interp::{load_time_values, run_with, Hooks, InterpError, Tensor, Weights};
+use rnnc_ir::{NodeId, Scan, Verified};
+use scan::CompiledScan;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// What happened to one scan at one set of operand shapes.
+#[derive(Clone, Debug)]
+pub struct ScanReport {
+    pub node: NodeId,
+    pub shapes: Vec<Vec<usize>>,
+    /// Compile time and code size, or why the interpreter runs it.
+    pub outcome: Result<(Duration, usize), Unsupported>,
+}
+
+type Key = (NodeId, Vec<Vec<usize>>);
+
+/// A model loaded for the CPU: weights bound, load-time values folded, scans
+/// compiled on first use at each shape and kept.
+pub struct CpuBackend<'g> {
+    graph: Verified<'g>,
+    weights: &'g Weights,
+    load_time: HashMap<NodeId, Rc<Tensor>>,
+    scans: RefCell<HashMap<Key, Rc<Result<CompiledScan, Unsupported>>>>,
+}
+
+impl<'g> CpuBackend<'g> {
+    pub fn new(graph: Verified<'g>, weights: &'g Weights) -> Result<Self, InterpError> {
+        let load_time = load_time_values(graph.graph(), weights)?;
+        Ok(CpuBackend {
+            graph,
+            weights,
+            load_time,
+            scans: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// Runs the model; same contract as [`rnnc_interp::run`].
+    pub fn run(
+        &self,
+        inputs: &HashMap<String, Tensor>,
+    ) -> Result<Vec<(String, Tensor)>, InterpError> {
+        run_with(&self.graph, inputs, self.weights, self)
+    }
+
+    /// Every scan compiled (or declined) so far.
+    pub fn report(&self) -> Vec<ScanReport> {
+        let mut out: Vec<ScanReport> = self
+            .scans
+            .borrow()
+            .iter()
+            .map(|((node, shapes), c)| ScanReport {
+                node: *node,
+                shapes: shapes.clone(),
+                outcome: match &**c {
+                    Ok(c) => Ok((c.code.compile_time, c.code.code_bytes)),
+                    Err(e) => Err(e.clone()),
+                },
+            })
+            .collect();
+        out.sort_by_key(|r| (r.node.index(), r.shapes.clone()));
+        out
+    }
+
+    fn compiled(
+        &self,
+        node: NodeId,
+        scan: &Scan,
+        operands: &[Rc<Tensor>],
+    ) -> Rc<Result<CompiledScan, Unsupported>> {
+        let shapes: Vec<Vec<usize>> = operands.iter().map(|t| t.shape().to_vec()).collect();
+        let key = (node, shapes);
+        if let Some(c) = self.scans.borrow().get(&key) {
+            return c.clone();
+        }
+        let c = Rc::new(CompiledScan::new(scan, &key.1, self.weights));
+        self.scans.borrow_mut().insert(key, c.clone());
+        c
+    }
+}
+
+impl Hooks for CpuBackend<'_> {
+    fn cached(&self, node: NodeId) -> Option<Rc<Tensor>> {
+        self.load_time.get(&node).cloned()
+    }
+
+    fn scan(
+        &self,
+        node: NodeId,
+        scan: &Scan,
+        operands: &[Rc<Tensor>],
+    ) -> Option<Result<Vec<Tensor>, InterpError>> {
+        // Empty batches and sequences have nothing to compile; the interpreter
+        // handles (and words) them.
+        if operands[..scan.n_seqs]
+            .iter()
+            .any(|t| t.shape().contains(&0))
+        {
+            return None;
+        }
+        match &*self.compiled(node, scan, operands) {
+            Ok(c) => Some(Ok(c.run(operands))),
+            Err(_) => None,
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Vectorised `exp`, `sigmoid` and `tanh` as Cranelift IR, for f32 and f32x4 alike.
+//!
+//! `exp` is Cephes' `expf`: x = n·ln2 + r with |r| ≤ ln2/2, a degree-6 polynomial
+//! for e^r, and 2^n built in the exponent bits. `tanh` uses its odd Taylor series
+//! below |x| = 0.3 (where 1 − 2/(e^{2x}+1) would cancel) and that form above.
+//! Saturation is exact (sigmoid(±∞) = 1/0, tanh(±∞) = ±1, exp(∞) = ∞, exp(−∞) = 0)
+//! and NaN propagates: Cranelift's `fmin`/`fmax` return NaN for a NaN operand.
+//! The measured maximum errors against f64 are in `tests/math.rs`.
+
+use cranelift_codegen::ir::{condcodes::FloatCC, types, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_frontend::FunctionBuilder;
+
+/// A constant of type `ty` (f32, or f32x4 with every lane equal).
+pub fn constant(b: &mut FunctionBuilder, ty: Type, x: f32) -> Value {
+    let s = b.ins().f32const(x);
+    if ty == types::F32 {
+        s
+    } else {
+        b.ins().splat(ty, s)
+    }
+}
+
+fn int_type(ty: Type) -> Type {
+    if ty == types::F32 {
+        types::I32
+    } else {
+        types::I32X4
+    }
+}
+
+/// Reinterprets bits between f32 and i32 lanes.
+fn bits(b: &mut FunctionBuilder, to: Type, x: Value) -> Value {
+    let flags = MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
+    b.ins().bitcast(to, flags, x)
+}
+
+const EXP_HI: f32 = 88.722_83;
+const EXP_LO: f32 = -87.336_55;
+
+pub fn exp(b: &mut FunctionBuilder, ty: Type, x: Value) -> Value {
+    let hi = constant(b, ty, EXP_HI);
+    let lo = constant(b, ty, EXP_LO);
+    let xc = b.ins().fmin(x, hi);
+    let xc = b.ins().fmax(xc, lo);
+    let log2e = constant(b, ty, std::f32::consts::LOG2_E);
+    let n = b.ins().fmul(xc, log2e);
+    let n = b.ins().nearest(n);
+    // r = x − n·ln2, with ln2 split in two so that n·C1 is exact.
+    let c1 = constant(b, ty, -0.693_359_4);
+    let c2 = constant(b, ty, 2.121_944_4e-4);
+    let r = b.ins().fma(n, c1, xc);
+    let r = b.ins().fma(n, c2, r);
+    let coeffs = [
+        1.987_569_1e-4,
+        1.398_2e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        0.166_666_65,
+        0.5,
+    ];
+    let mut p = constant(b, ty, coeffs[0]);
+    for c in &coeffs[1..] {
+        let c = constant(b, ty, *c);
+        p = b.ins().fma(p, r, c);
+    }
+    let r2 = b.ins().fmul(r, r);
+    let one = constant(b, ty, 1.0);
+    let y = b.ins().fma(p, r2, r);
+    let y = b.ins().fadd(y, one);
+    // 2^n as (n + 126) in the exponent field, times 2: covers n = 128 at the top.
+    let ity = int_type(ty);
+    let ni = b.ins().fcvt_to_sint_sat(ity, n);
+    let bias = if ty == types::F32 {
+        b.ins().iconst(types::I32, 126)
+    } else {
+        let c = b.ins().iconst(types::I32, 126);
+        b.ins().splat(types::I32X4, c)
+    };
+    let e = b.ins().iadd(ni, bias);
+    let e = b.ins().ishl_imm_u(e, 23);
+    let scale = bits(b, ty, e);
+    let two = constant(b, ty, 2.0);
+    let y = b.ins().fmul(y, scale);
+    let y = b.ins().fmul(y, two);
+    // Beyond the clamp: overflow to ∞, underflow to 0 (NaN compares false: kept).
+    let inf = constant(b, ty, f32::INFINITY);
+    let zero = constant(b, ty, 0.0);
+    let over = b.ins().fcmp(FloatCC::GreaterThan, x, hi);
+    let y = select(b, ty, over, inf, y);
+    let under = b.ins().fcmp(FloatCC::LessThan, x, lo);
+    select(b, ty, under, zero, y)
+}
+
+/// `c ? a : b` lane by lane, for a mask from `fcmp` of the same type.
+fn select(b: &mut FunctionBuilder, ty: Type, c: Value, a: Value, other: Value) -> Value {
+    if ty == types::F32 {
+        b.ins().select(c, a, other)
+    } else {
+        let mask = bits(b, ty, c);
+        b.ins().bitselect(mask, a, other)
+    }
+}
+
+pub fn sigmoid(b: &mut FunctionBuilder, ty: Type, x: Value) -> Value {
+    let nx = b.ins().fneg(x);
+    let e = exp(b, ty, nx);
+    let one = constant(b, ty, 1.0);
+    let d = b.ins().fadd(one, e);
+    b.ins().fdiv(one, d)
+}
+
+pub fn tanh(b: &mut FunctionBuilder, ty: Type, x: Value) -> Value {
+    let ax = b.ins().fabs(x);
+    // Large |x|: 1 − 2/(e^{2|x|} + 1), exactly 1 once e^{2|x|} dwarfs 2.
+    let two = constant(b, ty, 2.0);
+    let one = constant(b, ty, 1.0);
+    let x2 = b.ins().fmul(ax, two);
+    let e = exp(b, ty, x2);
+    let d = b.ins().fadd(e, one);
+    let q = b.ins().fdiv(two, d);
+    let big = b.ins().fsub(one, q);
+    let big = copysign(b, ty, big, x);
+    // Small |x|: x + x³·(−1/3 + x²·(2/15 + x²·(−17/315 + x²·62/2835))).
+    let s = b.ins().fmul(x, x);
+    let coeffs = [62.0 / 2835.0, -17.0 / 315.0, 2.0 / 15.0, -1.0 / 3.0];
+    let mut p = constant(b, ty, coeffs[0]);
+    for c in &coeffs[1..] {
+        let c = constant(b, ty, *c);
+        p = b.ins().fma(p, s, c);
+    }
+    let x3 = b.ins().fmul(s, x);
+    let small = b.ins().fma(x3, p, x);
+    let limit = constant(b, ty, 0.3);
+    let is_small = b.ins().fcmp(FloatCC::LessThan, ax, limit);
+    select(b, ty, is_small, small, big)
+}
+
+/// `|mag|` with the sign of `sign` (`big` is never negative here), by bits: x64
+/// Cranelift has no vector `fcopysign`.
+fn copysign(b: &mut FunctionBuilder, ty: Type, mag: Value, sign: Value) -> Value {
+    let ity = int_type(ty);
+    let m = bits(b, ity, mag);
+    let s = bits(b, ity, sign);
+    let top = if ty == types::F32 {
+        b.ins().iconst(types::I32, i64::from(i32::MIN))
+    } else {
+        let c = b.ins().iconst(types::I32, i64::from(i32::MIN));
+        b.ins().splat(types::I32X4, c)
+    };
+    let s = b.ins().band(s, top);
+    let r = b.ins().bor(m, s);
+    bits(b, ty, r)
+}

@@ -1,0 +1,539 @@
+//! From a scan body to a step program for one batch size and length: every value
+//! becomes a view into a buffer (a sequence, a state, an emit, a load-time constant
+//! or scratch), every op an instruction over views. Slices and indexing cost
+//! nothing: they are views. Whatever has no instruction here is reported as
+//! [`Unsupported`], and the scan is left to the interpreter.
+
+use crate::pack::{pack_panels, panel_width};
+use ndarray::ArrayD;
+use rnnc_interp::{load_time_values, Tensor, Weights};
+use rnnc_ir::{ArgKind, BinaryOp, Dim, Graph, NodeId, Op, Scan, TensorTy, UnaryOp, Value};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// Why a scan cannot be compiled; the interpreter runs it instead.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unsupported(pub String);
+
+fn unsupported<T>(msg: impl Into<String>) -> Result<T, Unsupported> {
+    Err(Unsupported(msg.into()))
+}
+
+/// The buffers a compiled scan reads and writes, in the order of its pointer table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Slot {
+    /// Sequence operand `[B, T, F]`.
+    Seq(usize),
+    /// State buffer `[B, F]`: holds the initial state on entry, the final one on exit.
+    State(usize),
+    /// Emit output `[B, T, F]`.
+    Emit(usize),
+    /// A load-time constant (a weight, folded value, or packed weight panels).
+    Const(usize),
+    /// The one scratch buffer every intermediate value lives in.
+    Scratch,
+}
+
+/// A rows × cols window of f32 elements. `row_stride` 0 repeats one row.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct View {
+    pub slot: Slot,
+    /// Offset in elements.
+    pub offset: usize,
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+    /// For sequences and emits: (step offset j within an unrolled body, elements
+    /// per time step). The element offset grows by `time(t + j) * stride`.
+    pub time: Option<(usize, usize)>,
+}
+
+impl View {
+    fn contiguous(slot: Slot, offset: usize, rows: usize, cols: usize) -> Self {
+        View {
+            slot,
+            offset,
+            rows,
+            cols,
+            row_stride: cols,
+            time: None,
+        }
+    }
+}
+
+/// One step of elementwise code, over lanes of all operands at once.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum EOp {
+    Input(usize),
+    Const(f32),
+    Unary(UnaryOp, usize),
+    Binary(BinaryOp, usize, usize),
+}
+
+/// An elementwise loop nest over `rows × cols`; inputs broadcast by their own shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Elementwise {
+    pub rows: usize,
+    pub cols: usize,
+    pub inputs: Vec<View>,
+    pub code: Vec<EOp>,
+    /// (index into `code`, where the result goes).
+    pub outputs: Vec<(usize, View)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Instr {
+    /// `out[r, m] = Σ_k x[r, k] · B[k, m]`, B packed in panels of `nb` columns
+    /// (see `pack.rs`); `out` has room for whole panels in every row.
+    MatMul {
+        x: View,
+        panels: usize,
+        k: usize,
+        m: usize,
+        nb: usize,
+        out: View,
+    },
+    Elementwise(Elementwise),
+}
+
+/// The instructions of one run of a body, which covers `steps` time steps.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Program {
+    pub steps: usize,
+    pub instrs: Vec<Instr>,
+}
+
+/// Everything needed to generate and run the code of one scan at one (B, T).
+#[derive(Debug)]
+pub struct Plan {
+    pub reverse: bool,
+    pub batch: usize,
+    pub time: usize,
+    pub n_seqs: usize,
+    pub n_states: usize,
+    pub n_emits: usize,
+    /// Elements per time step of each emit.
+    pub emit_widths: Vec<usize>,
+    pub state_shapes: Vec<Vec<usize>>,
+    pub body: Program,
+    pub tail: Option<Program>,
+    pub consts: Vec<Vec<f32>>,
+    pub scratch_len: usize,
+}
+
+impl Plan {
+    /// Slots in pointer-table order.
+    pub fn slots(&self) -> Vec<Slot> {
+        let mut s: Vec<Slot> = (0..self.n_seqs).map(Slot::Seq).collect();
+        s.extend((0..self.n_states).map(Slot::State));
+        s.extend((0..self.n_emits).map(Slot::Emit));
+        s.extend((0..self.consts.len()).map(Slot::Const));
+        s.push(Slot::Scratch);
+        s
+    }
+}
+
+/// Plans `scan` for batch `batch` and `time` steps, given its operands' shapes.
+pub fn plan(
+    scan: &Scan,
+    operand_shapes: &[Vec<usize>],
+    weights: &Weights,
+) -> Result<Plan, Unsupported> {
+    let seq_shapes = &operand_shapes[..scan.n_seqs];
+    let batch = seq_shapes[0][0];
+    let time = seq_shapes[0][1];
+    let mut seq_widths = Vec::new();
+    for s in seq_shapes {
+        if s.len() != 3 {
+            return unsupported(format!("a sequence of rank {} (only [B, T, F])", s.len()));
+        }
+        seq_widths.push(s[2]);
+    }
+    let state_shapes: Vec<Vec<usize>> = operand_shapes[scan.n_seqs..].to_vec();
+    for s in &state_shapes {
+        if s.len() > 2 {
+            return unsupported(format!("a state of rank {}", s.len()));
+        }
+    }
+    let n_emits = scan.n_emits();
+    let mut emit_widths = Vec::new();
+    for (_, v) in &scan.body.outputs[scan.n_states..scan.n_states + n_emits] {
+        let dims = concrete(scan.body.ty(*v), batch)?;
+        if dims.len() != 2 || dims[0] != batch {
+            return unsupported("an emit that is not [B, F]");
+        }
+        emit_widths.push(dims[1]);
+    }
+    let mut b = Builder {
+        scan,
+        batch,
+        time,
+        seq_widths: &seq_widths,
+        weights,
+        consts: Vec::new(),
+        scratch_len: 0,
+    };
+    let body = b.program(&scan.body, scan.step)?;
+    let tail = match &scan.tail {
+        Some(t) => Some(b.program(t, 1)?),
+        None if time % scan.step.max(1) != 0 => {
+            return unsupported("an unrolled scan without a tail, at a length it does not divide")
+        }
+        None => None,
+    };
+    Ok(Plan {
+        reverse: scan.reverse,
+        batch,
+        time,
+        n_seqs: scan.n_seqs,
+        n_states: scan.n_states,
+        n_emits,
+        emit_widths,
+        state_shapes,
+        body,
+        tail,
+        consts: b.consts,
+        scratch_len: b.scratch_len,
+    })
+}
+
+fn concrete(ty: &TensorTy, batch: usize) -> Result<Vec<usize>, Unsupported> {
+    ty.dims
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => Ok(*n),
+            Dim::Batch => Ok(batch),
+            Dim::Time => unsupported("a value with a time axis inside a scan body"),
+        })
+        .collect()
+}
+
+/// (rows, cols) of a value of rank ≤ 2.
+fn as_matrix(dims: &[usize]) -> Result<(usize, usize), Unsupported> {
+    match dims {
+        [] => Ok((1, 1)),
+        [c] => Ok((1, *c)),
+        [r, c] => Ok((*r, *c)),
+        _ => unsupported(format!("a value of rank {} inside a scan body", dims.len())),
+    }
+}
+
+struct Builder<'a> {
+    scan: &'a Scan,
+    batch: usize,
+    time: usize,
+    seq_widths: &'a [usize],
+    weights: &'a Weights,
+    consts: Vec<Vec<f32>>,
+    scratch_len: usize,
+}
+
+impl Builder<'_> {
+    /// Scratch space for `n` elements, 64-byte aligned so vector rows start aligned.
+    fn scratch(&mut self, n: usize) -> usize {
+        let at = self.scratch_len;
+        self.scratch_len += n.div_ceil(16) * 16;
+        at
+    }
+
+    fn constant(&mut self, data: Vec<f32>) -> usize {
+        self.consts.push(data);
+        self.consts.len() - 1
+    }
+
+    fn program(&mut self, g: &Graph, steps: usize) -> Result<Program, Unsupported> {
+        let known = load_time_values(g, self.weights).map_err(|e| Unsupported(e.0))?;
+        let order = g.topo_order().expect("verified graphs are acyclic");
+        let mut views: HashMap<Value, View> = HashMap::new();
+        let mut instrs = Vec::new();
+        // Load-time values become constant buffers only when run-time code reads them.
+        let mut const_of: HashMap<NodeId, View> = HashMap::new();
+        for id in order {
+            let node = g.node(id);
+            if known.contains_key(&id) {
+                continue;
+            }
+            let operands = g.operands(id);
+            let dims = concrete(&node.results[0], self.batch)?;
+            let result = match &node.op {
+                Op::Arg {
+                    kind: ArgKind::Seq,
+                    index,
+                } => {
+                    let (s, j) = (index % self.scan.n_seqs, index / self.scan.n_seqs);
+                    let w = self.seq_widths[s];
+                    View {
+                        slot: Slot::Seq(s),
+                        offset: 0,
+                        rows: self.batch,
+                        cols: w,
+                        row_stride: self.time * w,
+                        time: Some((j, w)),
+                    }
+                }
+                Op::Arg {
+                    kind: ArgKind::State,
+                    index,
+                } => {
+                    let (r, c) = as_matrix(&dims)?;
+                    View::contiguous(Slot::State(*index), 0, r, c)
+                }
+                Op::Zeros => {
+                    let (r, c) = as_matrix(&dims)?;
+                    let k = self.constant(vec![0.0; r * c]);
+                    View::contiguous(Slot::Const(k), 0, r, c)
+                }
+                Op::Slice { axis, start, end } => {
+                    let mut v = lookup(self, &known, &mut const_of, &views, operands[0])?;
+                    if dims.len() == 2 && *axis == 0 {
+                        v.offset += start * v.row_stride;
+                        v.rows = end - start;
+                    } else if *axis + 1 == dims.len() {
+                        v.offset += start;
+                        v.cols = end - start;
+                    } else {
+                        return unsupported("a slice of this axis");
+                    }
+                    v
+                }
+                Op::Index { axis: 0, index } if dims.len() == 1 => {
+                    let mut v = lookup(self, &known, &mut const_of, &views, operands[0])?;
+                    let i = if *index < 0 {
+                        *index + v.rows as i64
+                    } else {
+                        *index
+                    };
+                    if i < 0 || i as usize >= v.rows {
+                        return unsupported("an index out of range");
+                    }
+                    v.offset += i as usize * v.row_stride;
+                    v.rows = 1;
+                    v
+                }
+                Op::Linear | Op::MatMul => {
+                    let x = lookup(self, &known, &mut const_of, &views, operands[0])?;
+                    let Some(w) = known.get(&operands[1].node) else {
+                        return unsupported("a matrix product with a run-time right operand");
+                    };
+                    let w = w.f32();
+                    if w.ndim() != 2 {
+                        return unsupported("a matrix product with a batched right operand");
+                    }
+                    let transposed = matches!(node.op, Op::Linear);
+                    let (k, m) = if transposed {
+                        (w.shape()[1], w.shape()[0])
+                    } else {
+                        (w.shape()[0], w.shape()[1])
+                    };
+                    let nb = panel_width(x.rows);
+                    let panels = self.constant(pack_panels(w, transposed, nb));
+                    let padded = m.div_ceil(nb) * nb;
+                    let at = self.scratch(x.rows * padded);
+                    let out = View {
+                        slot: Slot::Scratch,
+                        offset: at,
+                        rows: x.rows,
+                        cols: m,
+                        row_stride: padded,
+                        time: None,
+                    };
+                    instrs.push(Instr::MatMul {
+                        x,
+                        panels,
+                        k,
+                        m,
+                        nb,
+                        out,
+                    });
+                    out
+                }
+                Op::Unary(UnaryOp::Log) => return unsupported("`log` inside a scan body"),
+                Op::Unary(_) | Op::Binary(_) => {
+                    let (r, c) = as_matrix(&dims)?;
+                    let mut inputs = Vec::new();
+                    for v in &operands {
+                        inputs.push(lookup(self, &known, &mut const_of, &views, *v)?);
+                    }
+                    let code: Vec<EOp> = match &node.op {
+                        Op::Unary(u) => vec![EOp::Input(0), EOp::Unary(*u, 0)],
+                        Op::Binary(b) => vec![EOp::Input(0), EOp::Input(1), EOp::Binary(*b, 0, 1)],
+                        _ => unreachable!(),
+                    };
+                    let out = self.scratch_view(r, c);
+                    let last = code.len() - 1;
+                    instrs.push(Instr::Elementwise(Elementwise {
+                        rows: r,
+                        cols: c,
+                        inputs,
+                        code,
+                        outputs: vec![(last, out)],
+                    }));
+                    out
+                }
+                Op::Fused(f) => {
+                    let (r, c) = as_matrix(&dims)?;
+                    if node.results.iter().any(|t| t != &node.results[0]) {
+                        return unsupported("a fused region whose results differ in shape");
+                    }
+                    let mut inputs = Vec::new();
+                    for v in &operands {
+                        inputs.push(lookup(self, &known, &mut const_of, &views, *v)?);
+                    }
+                    let (code, results) = elementwise_code(&f.body)?;
+                    let mut outputs = Vec::new();
+                    for (i, at) in results.into_iter().enumerate() {
+                        let out = self.scratch_view(r, c);
+                        views.insert(Value::new(id, i as u32), out);
+                        outputs.push((at, out));
+                    }
+                    instrs.push(Instr::Elementwise(Elementwise {
+                        rows: r,
+                        cols: c,
+                        inputs,
+                        code,
+                        outputs,
+                    }));
+                    continue;
+                }
+                Op::Concat { axis }
+                    if *axis + 1 == dims.len() || (*axis == 0 && dims.len() == 2) =>
+                {
+                    let (r, c) = as_matrix(&dims)?;
+                    let out = self.scratch_view(r, c);
+                    let mut at = 0;
+                    for v in &operands {
+                        let src = lookup(self, &known, &mut const_of, &views, *v)?;
+                        let mut dst = out;
+                        if *axis + 1 == dims.len() {
+                            dst.offset += at;
+                            dst.cols = src.cols;
+                            at += src.cols;
+                        } else {
+                            dst.offset += at * out.row_stride;
+                            dst.rows = src.rows;
+                            at += src.rows;
+                        }
+                        instrs.push(copy(src, dst));
+                    }
+                    out
+                }
+                other => return unsupported(format!("`{}` inside a scan body", other.name())),
+            };
+            views.insert(Value::new(id, 0), result);
+        }
+        // The step's results: emits first (they may read the old states), then the
+        // next states, staged through scratch where a state feeds another state.
+        let n_states = self.scan.n_states;
+        let n_emits = (g.outputs.len() - n_states) / steps;
+        let out_view = |b: &mut Self, v: Value| -> Result<View, Unsupported> {
+            match known.get(&v.node) {
+                Some(t) => b.const_view(t),
+                None => Ok(views[&v]),
+            }
+        };
+        for j in 0..steps {
+            for e in 0..n_emits {
+                let src = out_view(self, g.outputs[n_states + j * n_emits + e].1)?;
+                let w = src.cols;
+                let dst = View {
+                    slot: Slot::Emit(e),
+                    offset: 0,
+                    rows: self.batch,
+                    cols: w,
+                    row_stride: self.time * w,
+                    time: Some((j, w)),
+                };
+                instrs.push(copy(src, dst));
+            }
+        }
+        let mut finals = Vec::new();
+        for i in 0..n_states {
+            let mut src = out_view(self, g.outputs[i].1)?;
+            let (r, c) = (src.rows, src.cols);
+            let dst = View::contiguous(Slot::State(i), 0, r, c);
+            if src == dst {
+                continue;
+            }
+            if matches!(src.slot, Slot::State(_)) {
+                let staged = self.scratch_view(r, c);
+                instrs.push(copy(src, staged));
+                src = staged;
+            }
+            finals.push(copy(src, dst));
+        }
+        instrs.extend(finals);
+        Ok(Program { steps, instrs })
+    }
+
+    fn scratch_view(&mut self, rows: usize, cols: usize) -> View {
+        let at = self.scratch(rows * cols);
+        View::contiguous(Slot::Scratch, at, rows, cols)
+    }
+
+    fn const_view(&mut self, t: &Rc<Tensor>) -> Result<View, Unsupported> {
+        let Tensor::F32(a) = &**t else {
+            return unsupported("an integer constant inside a scan body");
+        };
+        let (r, c) = as_matrix(a.shape())?;
+        let k = self.constant(row_major(a));
+        Ok(View::contiguous(Slot::Const(k), 0, r, c))
+    }
+}
+
+/// The view of an operand: a constant buffer for load-time values (made once).
+fn lookup(
+    b: &mut Builder<'_>,
+    known: &HashMap<NodeId, Rc<Tensor>>,
+    const_of: &mut HashMap<NodeId, View>,
+    views: &HashMap<Value, View>,
+    v: Value,
+) -> Result<View, Unsupported> {
+    if let Some(t) = known.get(&v.node) {
+        if let Some(view) = const_of.get(&v.node) {
+            return Ok(*view);
+        }
+        let view = b.const_view(t)?;
+        const_of.insert(v.node, view);
+        return Ok(view);
+    }
+    Ok(views[&v])
+}
+
+fn row_major(a: &ArrayD<f32>) -> Vec<f32> {
+    a.iter().copied().collect()
+}
+
+fn copy(src: View, dst: View) -> Instr {
+    Instr::Elementwise(Elementwise {
+        rows: dst.rows,
+        cols: dst.cols,
+        inputs: vec![src],
+        code: vec![EOp::Input(0)],
+        outputs: vec![(0, dst)],
+    })
+}
+
+/// A fused region's body as straight-line elementwise code; returns the code and
+/// where each yielded value is.
+fn elementwise_code(body: &Graph) -> Result<(Vec<EOp>, Vec<usize>), Unsupported> {
+    let mut code = Vec::new();
+    let mut at: HashMap<NodeId, usize> = HashMap::new();
+    for id in body.topo_order().expect("verified graphs are acyclic") {
+        let node = body.node(id);
+        let ops: Vec<usize> = body.operands(id).iter().map(|v| at[&v.node]).collect();
+        code.push(match &node.op {
+            Op::Arg {
+                kind: ArgKind::Operand,
+                index,
+            } => EOp::Input(*index),
+            Op::Const(c) => EOp::Const(*c),
+            Op::Unary(UnaryOp::Log) => return unsupported("`log` inside a scan body"),
+            Op::Unary(u) => EOp::Unary(*u, ops[0]),
+            Op::Binary(b) => EOp::Binary(*b, ops[0], ops[1]),
+            other => return unsupported(format!("`{}` inside a fused region", other.name())),
+        });
+        at.insert(id, code.len() - 1);
+    }
+    let results = body.outputs.iter().map(|(_, v)| at[&v.node]).collect();
+    Ok((code, results))
+}
