@@ -42,6 +42,7 @@ pub fn build(plan: &Plan, sig: Signature, config: TargetFrontendConfig) -> Funct
         b: &mut b,
         plan,
         bases,
+        ptr,
         timed: HashMap::new(),
     };
     let k = plan.body.steps.max(1);
@@ -74,6 +75,7 @@ struct Emitter<'a, 'b> {
     b: &'a mut FunctionBuilder<'b>,
     plan: &'a Plan,
     bases: HashMap<Slot, Value>,
+    ptr: Type,
     /// Per program: (slot, step offset) → base pointer at that time step.
     timed: HashMap<(Slot, usize), Value>,
 }
@@ -134,6 +136,7 @@ impl Emitter<'_, '_> {
                     out,
                 } => self.matmul(x, *panels, *k, *m, *nb, out, t),
                 Instr::Elementwise(e) => self.elementwise(e, t),
+                Instr::Gemm { x, b, k, m, out } => self.gemm(x, *b, *k, *m, out, t),
             }
         }
     }
@@ -212,6 +215,38 @@ impl Emitter<'_, '_> {
         });
     }
 
+    /// A call to [`crate::gemm::rnnc_sgemm`] through its address.
+    fn gemm(&mut self, x: &View, b: usize, k: usize, m: usize, out: &View, t: Value) {
+        let ptr = self.ptr;
+        let mut sig = Signature::new(self.b.func.signature.call_conv);
+        for _ in 0..9 {
+            sig.params.push(AbiParam::new(ptr));
+        }
+        let sigref = self.b.import_signature(sig);
+        let callee = self
+            .b
+            .ins()
+            .iconst(ptr, crate::gemm::rnnc_sgemm as *const () as usize as i64);
+        let (xb, xo) = self.addr(x, t);
+        let (ob, oo) = self.addr(out, t);
+        let xp = self.b.ins().iadd_imm_s(xb, xo);
+        let op = self.b.ins().iadd_imm_s(ob, oo);
+        let bp = self.bases[&Slot::Const(b)];
+        let c = |e: &mut Self, v: usize| e.b.ins().iconst(ptr, v as i64);
+        let args = [
+            c(self, x.rows),
+            c(self, k),
+            c(self, m),
+            xp,
+            c(self, x.row_stride),
+            bp,
+            c(self, m),
+            op,
+            c(self, out.row_stride),
+        ];
+        self.b.ins().call_indirect(sigref, callee, &args);
+    }
+
     /// `rows` rows from `r0` times one panel: rows × nv accumulators through K.
     #[allow(clippy::too_many_arguments)]
     fn micro_kernel(
@@ -232,24 +267,12 @@ impl Emitter<'_, '_> {
         }
         let zero = math::constant(self.b, F4, 0.0);
         init.extend(std::iter::repeat_n(zero, rows * nv));
-        let done = self.counted(k, &init, |e, _, c| {
-            let (wp, xp, acc) = (c[0], &c[1..1 + rows], &c[1 + rows..]);
-            let w: Vec<Value> = (0..nv)
-                .map(|v| e.b.ins().load(F4, flags(), wp, (v * 16) as i32))
-                .collect();
-            let mut next = vec![e.b.ins().iadd_imm_s(wp, (nb * 4) as i64)];
-            let mut accs = Vec::with_capacity(rows * nv);
-            for (i, &xpi) in xp.iter().enumerate() {
-                let s = e.b.ins().load(types::F32, flags(), xpi, 0);
-                let s = e.b.ins().splat(F4, s);
-                for v in 0..nv {
-                    accs.push(e.b.ins().fma(s, w[v], acc[i * nv + v]));
-                }
-                next.push(e.b.ins().iadd_imm_s(xpi, 4));
-            }
-            next.extend(accs);
-            next
-        });
+        // The K loop, unrolled by 2 (then the K mod 2 left over), carries the
+        // weight pointer, the row pointers and the accumulators. Unrolling by 4
+        // measured slower: Cranelift then spills accumulators.
+        let un = 2;
+        let unrolled = self.counted(k / un, &init, |e, _, c| e.k_steps(rows, nv, nb, un, c));
+        let done = self.counted(k % un, &unrolled, |e, _, c| e.k_steps(rows, nv, nb, 1, c));
         let acc = &done[1 + rows..];
         for i in 0..rows {
             let r = self.b.ins().iadd_imm_s(r0, i as i64);
@@ -260,6 +283,42 @@ impl Emitter<'_, '_> {
                     .store(flags(), acc[i * nv + v], p, (v * 16) as i32);
             }
         }
+    }
+
+    /// `u` consecutive k of the micro-kernel; `c` is (weight pointer, row
+    /// pointers, accumulators), returned advanced.
+    fn k_steps(&mut self, rows: usize, nv: usize, nb: usize, u: usize, c: &[Value]) -> Vec<Value> {
+        let (wp, xp) = (c[0], &c[1..1 + rows]);
+        let mut acc = c[1 + rows..].to_vec();
+        for kk in 0..u {
+            let at = |v: usize| ((kk * nb + v * 4) * 4) as i32;
+            // One row: each weight vector is read once, so Cranelift folds the load
+            // into the FMA. Several rows share each weight vector from a register.
+            let shared: Vec<Value> = if rows > 1 {
+                (0..nv)
+                    .map(|v| self.b.ins().load(F4, flags(), wp, at(v)))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            for (i, &xpi) in xp.iter().enumerate() {
+                let s = self.b.ins().load(types::F32, flags(), xpi, (kk * 4) as i32);
+                let s = self.b.ins().splat(F4, s);
+                for v in 0..nv {
+                    let w = match shared.get(v) {
+                        Some(w) => *w,
+                        None => self.b.ins().load(F4, flags(), wp, at(v)),
+                    };
+                    acc[i * nv + v] = self.b.ins().fma(w, s, acc[i * nv + v]);
+                }
+            }
+        }
+        let mut next = vec![self.b.ins().iadd_imm_s(wp, (u * nb * 4) as i64)];
+        for &xpi in xp {
+            next.push(self.b.ins().iadd_imm_s(xpi, (u * 4) as i64));
+        }
+        next.extend(acc);
+        next
     }
 
     fn elementwise(&mut self, e: &Elementwise, t: Value) {
@@ -302,7 +361,7 @@ impl Emitter<'_, '_> {
             for (b, o, v) in &ins {
                 let stride = if v.rows == 1 { 0 } else { v.row_stride };
                 let p = em.row_ptr(*b, *o, stride, r);
-                if v.cols == 1 && cols > 1 || v.cols == 1 && v.rows == 1 {
+                if v.cols == 1 && (cols > 1 || v.rows == 1) {
                     let s = em.b.ins().load(types::F32, flags(), p, 0);
                     let s4 = em.b.ins().splat(F4, s);
                     ptrs.push(Lane::Broadcast(s, s4));

@@ -58,6 +58,8 @@ pub fn compile(plan: &Plan) -> Result<Jitted, String> {
         .map_err(|e| e.to_string())?;
     let mut ctx = module.make_context();
     ctx.func = codegen::build(plan, sig, module.target_config());
+    let disasm = std::env::var_os("RNNC_DISASM").is_some();
+    ctx.set_disasm(disasm);
     module
         .define_function(id, &mut ctx)
         .map_err(|e| format!("{e:?}"))?;
@@ -65,6 +67,11 @@ pub fn compile(plan: &Plan) -> Result<Jitted, String> {
         .compiled_code()
         .map(|c| c.code_buffer().len())
         .unwrap_or(0);
+    if disasm {
+        if let Some(c) = ctx.compiled_code() {
+            eprintln!("{}", c.vcode.clone().unwrap_or_default());
+        }
+    }
     module.finalize_definitions().map_err(|e| e.to_string())?;
     let code = module.get_finalized_function(id);
     // SAFETY: the function was declared with exactly this signature.

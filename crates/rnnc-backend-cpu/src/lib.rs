@@ -10,6 +10,7 @@
 //! [`CpuBackend::report`] says which and why.
 
 mod codegen;
+mod gemm;
 mod jit;
 mod math;
 mod pack;

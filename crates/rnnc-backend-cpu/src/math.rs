@@ -119,24 +119,25 @@ pub fn tanh(b: &mut FunctionBuilder, ty: Type, x: Value) -> Value {
     let d = b.ins().fadd(e, one);
     let q = b.ins().fdiv(two, d);
     let big = b.ins().fsub(one, q);
-    let big = copysign(b, ty, big, x);
     // Small |x|: x + x³·(−1/3 + x²·(2/15 + x²·(−17/315 + x²·62/2835))).
-    let s = b.ins().fmul(x, x);
+    let s = b.ins().fmul(ax, ax);
     let coeffs = [62.0 / 2835.0, -17.0 / 315.0, 2.0 / 15.0, -1.0 / 3.0];
     let mut p = constant(b, ty, coeffs[0]);
     for c in &coeffs[1..] {
         let c = constant(b, ty, *c);
         p = b.ins().fma(p, s, c);
     }
-    let x3 = b.ins().fmul(s, x);
-    let small = b.ins().fma(x3, p, x);
+    let x3 = b.ins().fmul(s, ax);
+    let small = b.ins().fma(x3, p, ax);
     let limit = constant(b, ty, 0.3);
     let is_small = b.ins().fcmp(FloatCC::LessThan, ax, limit);
-    select(b, ty, is_small, small, big)
+    // Both branches are for |x|; tanh is odd, so x's sign goes on last (-0 → -0).
+    let t = select(b, ty, is_small, small, big);
+    copysign(b, ty, t, x)
 }
 
-/// `|mag|` with the sign of `sign` (`big` is never negative here), by bits: x64
-/// Cranelift has no vector `fcopysign`.
+/// `mag` (never negative here) with the sign of `sign`, by bits: x64 Cranelift
+/// has no vector `fcopysign`.
 fn copysign(b: &mut FunctionBuilder, ty: Type, mag: Value, sign: Value) -> Value {
     let ity = int_type(ty);
     let m = bits(b, ity, mag);

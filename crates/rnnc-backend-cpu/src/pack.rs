@@ -5,12 +5,14 @@
 
 use ndarray::ArrayD;
 
-/// Panel width for a product with `rows` left-hand rows: every row block keeps
-/// 8 accumulators (4 rows × 2 vectors, 2 × 4, or 1 × 8), enough independent FMA
-/// chains to hide the FMA latency.
+/// Panel width for a product with `rows` left-hand rows. Row blocks keep 8
+/// accumulators (4 rows × 2 vectors, 2 × 4), enough independent FMA chains to hide
+/// the FMA latency; a single row keeps 4, since with 8 Cranelift's register
+/// allocation spills (measured at B=1 H=256: 16 columns 3.3–3.5 ms, 32 columns
+/// 3.6–3.9 ms, 8 columns 5.1–5.4 ms).
 pub fn panel_width(rows: usize) -> usize {
     match rows {
-        0 | 1 => 32,
+        0 | 1 => 16,
         2 | 3 => 16,
         _ => 8,
     }
@@ -18,7 +20,11 @@ pub fn panel_width(rows: usize) -> usize {
 
 /// Rows of the left operand handled together for panel width `nb`.
 pub fn row_block(nb: usize) -> usize {
-    32 / nb
+    match nb {
+        8 => 4,
+        16 => 2,
+        _ => 1,
+    }
 }
 
 /// Packs `B[k, m]` (`w` is `[K, M]`, or `[M, K]` with `transposed`, as `linear`

@@ -11,6 +11,11 @@ use rnnc_ir::{ArgKind, BinaryOp, Dim, Graph, NodeId, Op, Scan, TensorTy, UnaryOp
 use std::collections::HashMap;
 use std::rc::Rc;
 
+/// From this many rows on, a matrix product inside the loop calls the tuned GEMM
+/// instead of generated code. Measured (LSTM H=256, T=100, median ms, generated vs
+/// GEMM): B=4 10.7 vs 15.7, B=8 23.3 vs 31.8, B=16 55.7 vs 44.1.
+pub const GEMM_MIN_ROWS: usize = 16;
+
 /// Why a scan cannot be compiled; the interpreter runs it instead.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Unsupported(pub String);
@@ -91,6 +96,15 @@ pub enum Instr {
         k: usize,
         m: usize,
         nb: usize,
+        out: View,
+    },
+    /// The same product through the tuned GEMM (`gemm.rs`): `B` is a plain
+    /// row-major `[K, M]` constant.
+    Gemm {
+        x: View,
+        b: usize,
+        k: usize,
+        m: usize,
         out: View,
     },
     Elementwise(Elementwise),
@@ -176,7 +190,7 @@ pub fn plan(
     let body = b.program(&scan.body, scan.step)?;
     let tail = match &scan.tail {
         Some(t) => Some(b.program(t, 1)?),
-        None if time % scan.step.max(1) != 0 => {
+        None if !time.is_multiple_of(scan.step.max(1)) => {
             return unsupported("an unrolled scan without a tail, at a length it does not divide")
         }
         None => None,
@@ -325,6 +339,13 @@ impl Builder<'_> {
                     } else {
                         (w.shape()[0], w.shape()[1])
                     };
+                    if x.rows >= GEMM_MIN_ROWS {
+                        let b = self.constant(pack_panels(w, transposed, m));
+                        let out = self.scratch_view(x.rows, m);
+                        instrs.push(Instr::Gemm { x, b, k, m, out });
+                        views.insert(Value::new(id, 0), out);
+                        continue;
+                    }
                     let nb = panel_width(x.rows);
                     let panels = self.constant(pack_panels(w, transposed, nb));
                     let padded = m.div_ceil(nb) * nb;

@@ -47,7 +47,10 @@ fn dims(ty: &rnnc_ir::TensorTy, batch: usize, seq: usize) -> Vec<usize> {
         .collect()
 }
 
-fn random_weights(g: &Graph, rng: &mut Lcg) -> Weights {
+/// Random weights for every weight `g` reads, the same for the same seed.
+pub fn random_weights(g: &Graph, seed: u64) -> Weights {
+    let mut rng = Lcg(seed);
+    let rng = &mut rng;
     g.weights()
         .into_iter()
         .map(|(k, ty)| {
@@ -63,7 +66,11 @@ fn random_weights(g: &Graph, rng: &mut Lcg) -> Weights {
         .collect()
 }
 
-fn random_inputs(g: &Graph, batch: usize, seq: usize, rng: &mut Lcg) -> HashMap<String, Tensor> {
+/// Random values for every input of `g` not declared `= zeros`, at batch `batch`
+/// and length `seq`; token ids are 0.
+pub fn random_inputs(g: &Graph, batch: usize, seq: usize, seed: u64) -> HashMap<String, Tensor> {
+    let mut rng = Lcg(seed);
+    let rng = &mut rng;
     g.inputs()
         .into_iter()
         .filter(|(_, _, zeros)| !zeros)
@@ -95,7 +102,7 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
         ));
     }
     if a.stream {
-        return msg("--stream needs a backend with streaming sessions; the interpreter has none");
+        return msg("--stream: no backend here has streaming sessions yet");
     }
     if a.batch == 0 || a.seq == 0 {
         return msg("--batch and --seq must be at least 1");
@@ -105,12 +112,11 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
     let declared = g.weights();
     optimise(&mut g, &a.opt)?;
     let compile_ms = start.elapsed().as_secs_f64() * 1e3;
-    let mut rng = Lcg(0x5eed);
     let weights = match &a.weights {
         Some(p) => crate::weights::load(p, &declared)?,
-        None => random_weights(&g, &mut rng),
+        None => random_weights(&g, 0x5eed),
     };
-    let inputs = random_inputs(&g, a.batch, a.seq, &mut rng);
+    let inputs = random_inputs(&g, a.batch, a.seq, 0x5eed + 1);
     let verified = rnnc_ir::verify(&g)
         .map_err(|e| CliError::Message(format!("internal error: {}", e.join("; "))))?;
     let model_err = |e: rnnc_interp::InterpError| {

@@ -76,23 +76,31 @@ fn run_elman(weights: &Path, extra: &[&str], out: &Path) -> Output {
 
 #[test]
 fn run_writes_outputs_that_match_pytorch() {
-    let dir = tempfile::tempdir().unwrap();
-    let o = run_elman(
-        &fixture("elman_relu").join("weights.safetensors"),
-        &["--backend", "interp"],
-        dir.path(),
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    for name in ["output", "h_n"] {
-        let got = read_npy(&dir.path().join(format!("{name}.npy")));
-        let want = read_npy(&fixture("elman_relu").join(format!("{name}.npy")));
-        assert_eq!(got.shape(), want.shape());
-        let worst = got
-            .iter()
-            .zip(want.iter())
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        assert!(worst < 1e-5, "{name}: max abs diff {worst}");
+    for backend in [None, Some("cpu"), Some("interp")] {
+        let dir = tempfile::tempdir().unwrap();
+        let o = run_elman(
+            &fixture("elman_relu").join("weights.safetensors"),
+            &backend.map(|b| vec!["--backend", b]).unwrap_or_default(),
+            dir.path(),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        // The CPU backend compiled the scan: nothing fell back to the interpreter.
+        assert!(
+            !stderr(&o).contains("runs on the interpreter"),
+            "{}",
+            stderr(&o)
+        );
+        for name in ["output", "h_n"] {
+            let got = read_npy(&dir.path().join(format!("{name}.npy")));
+            let want = read_npy(&fixture("elman_relu").join(format!("{name}.npy")));
+            assert_eq!(got.shape(), want.shape());
+            let worst = got
+                .iter()
+                .zip(want.iter())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(worst < 1e-5, "{backend:?} {name}: max abs diff {worst}");
+        }
     }
 }
 
@@ -711,7 +719,7 @@ fn run_decodes_ctc_output() {
 }
 
 #[test]
-fn bench_prints_json_and_rejects_what_the_interpreter_cannot_do() {
+fn bench_prints_json_on_both_backends_and_rejects_what_they_cannot_do() {
     let base = [
         "bench",
         "models/gru.rnn",
@@ -724,13 +732,18 @@ fn bench_prints_json_and_rejects_what_the_interpreter_cannot_do() {
         "--seq",
         "3",
     ];
-    let o = rnnc(&[&base[..], &["--json"]].concat());
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
-    for key in ["median_ms", "min_ms", "runs", "gflops", "compile_ms"] {
-        assert!(v[key].is_number(), "{key} in {v}");
+    for backend in ["cpu", "interp"] {
+        let o = rnnc(&[&base[..], &["--json", "--backend", backend]].concat());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+        for key in ["median_ms", "min_ms", "runs", "gflops", "compile_ms"] {
+            assert!(v[key].is_number(), "{key} in {v}");
+        }
+        assert_eq!(v["backend"], backend);
+        assert!(
+            v["runs"].as_u64().unwrap() >= 10 && v["min_ms"].as_f64() <= v["median_ms"].as_f64()
+        );
     }
-    assert!(v["runs"].as_u64().unwrap() >= 10 && v["min_ms"].as_f64() <= v["median_ms"].as_f64());
     fails_with(
         &rnnc(&[&base[..], &["--threads", "2"]].concat()),
         &["--threads 2", "one thread"],
@@ -744,7 +757,7 @@ fn bench_prints_json_and_rejects_what_the_interpreter_cannot_do() {
         &["at least 1"],
     );
     fails_with(
-        &rnnc(&[&base[..], &["--backend", "cpu"]].concat()),
-        &["--backend cpu"],
+        &rnnc(&[&base[..], &["--backend", "gpu"]].concat()),
+        &["--backend gpu", "no such backend", "cpu, interp"],
     );
 }

@@ -83,6 +83,15 @@ impl Env {
                 Dim::Batch => &mut self.batch,
                 Dim::Time => &mut self.time,
             };
+            if *n == 0 {
+                let what = match d {
+                    Dim::Batch => "an empty batch (B = 0)",
+                    _ => "an empty sequence (T = 0)",
+                };
+                return err(format!(
+                    "input `{name}` has shape {shape:?}: {what} has nothing to run"
+                ));
+            }
             match slot {
                 Some(bound) if *bound != *n => {
                     return err(format!(

@@ -1,0 +1,129 @@
+//! The CPU backend against the interpreter, on every model the fixtures name (their
+//! seed-0 and random-dims hyperparameters: hidden sizes that are not multiples of
+//! 4 among them), with random weights and inputs at batch 1, 5 (a row block and
+//! one row over), 17 (the GEMM path, `GEMM_MIN_ROWS` = 16) and lengths 1 and 6,
+//! at -O0, -O1, -O2 and -O2 with time unrolling. Every scan must compile.
+
+mod common;
+
+use rnnc_cli::args::ModelArgs;
+use rnnc_interp::Tensor;
+use rnnc_opt::Opt;
+use std::collections::{BTreeSet, HashMap};
+
+const ATOL: f32 = 1e-5;
+
+fn pipelines() -> Vec<Opt> {
+    vec![
+        Opt::Level(0),
+        Opt::Level(1),
+        Opt::Level(2),
+        Opt::Passes(
+            "canonicalize,split-concat-matmul,fuse-gates,fold-biases,hoist-input-projection,\
+             cse,dce,fuse-elementwise,unroll-time{factor=4}"
+                .into(),
+        ),
+    ]
+}
+
+/// (model file, params) of every fixture, once each.
+fn cases() -> BTreeSet<(std::path::PathBuf, Vec<String>)> {
+    let mut cases: BTreeSet<_> = common::fixtures()
+        .iter()
+        .filter(|f| !f.dir.to_string_lossy().contains("seed4"))
+        .map(|f| (f.model(), f.params()))
+        .collect();
+    let eq = common::seed0("lstm_seed_equations");
+    cases.insert((eq.model(), eq.params()));
+    cases
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    match (a, b) {
+        (Tensor::F32(a), Tensor::F32(b)) => {
+            assert_eq!(a.shape(), b.shape());
+            a.iter()
+                .zip(b.iter())
+                .map(|(x, y)| {
+                    if x.is_nan() != y.is_nan() {
+                        f32::INFINITY
+                    } else {
+                        (x - y).abs()
+                    }
+                })
+                .fold(0.0, f32::max)
+        }
+        _ => panic!("f32 outputs"),
+    }
+}
+
+#[test]
+fn cpu_backend_matches_the_interpreter() {
+    let mut failures = Vec::new();
+    let mut runs = 0;
+    for (model, params) in cases() {
+        let label = format!("{} {}", common::rel(&model), params.join(" "));
+        let args = ModelArgs {
+            model: model.clone(),
+            params: params.clone(),
+            config: None,
+        };
+        let lowered = rnnc_cli::compile(&args).unwrap_or_else(|e| panic!("{label}: {e}"));
+        let w = rnnc_cli::bench::random_weights(&lowered, 7);
+        for opt in pipelines() {
+            let mut g = lowered.clone();
+            let passes = opt.build().unwrap();
+            rnnc_opt::run_pipeline(&mut g, &passes, &Default::default(), &mut String::new())
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
+            let verified = rnnc_ir::verify(&g).unwrap();
+            let cpu = rnnc_backend_cpu::CpuBackend::new(verified, &w).unwrap();
+            for (batch, seq) in [(1, 6), (5, 6), (17, 6), (5, 1)] {
+                let label = format!("{label} {opt:?} B={batch} T={seq}");
+                let inputs = rnnc_cli::bench::random_inputs(&g, batch, seq, 11);
+                let want: HashMap<String, Tensor> =
+                    rnnc_interp::run(&rnnc_ir::verify(&g).unwrap(), &inputs, &w)
+                        .unwrap_or_else(|e| panic!("{label}: {e}"))
+                        .into_iter()
+                        .collect();
+                let got = cpu.run(&inputs).unwrap_or_else(|e| panic!("{label}: {e}"));
+                for (name, t) in &got {
+                    let d = max_diff(t, &want[name]);
+                    if d > ATOL {
+                        failures.push(format!("{label} {name}: differs by {d:e}"));
+                    }
+                }
+                runs += 1;
+            }
+            for r in cpu.report() {
+                if let Err(why) = r.outcome {
+                    failures.push(format!("{label} {opt:?}: scan not compiled: {}", why.0));
+                }
+            }
+        }
+    }
+    assert!(runs >= 100, "only {runs} runs");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn empty_batches_and_sequences_are_rejected() {
+    let args = ModelArgs {
+        model: common::root().join("models/gru.rnn"),
+        params: vec!["input_size=4".into(), "hidden_size=6".into()],
+        config: None,
+    };
+    let g = rnnc_cli::compile(&args).unwrap();
+    let w = rnnc_cli::bench::random_weights(&g, 1);
+    let cpu = rnnc_backend_cpu::CpuBackend::new(rnnc_ir::verify(&g).unwrap(), &w).unwrap();
+    for (batch, seq, what) in [
+        (0, 3, "empty batch (B = 0)"),
+        (2, 0, "empty sequence (T = 0)"),
+    ] {
+        let inputs = rnnc_cli::bench::random_inputs(&g, batch, seq, 1);
+        let e = cpu.run(&inputs).unwrap_err().0;
+        assert_eq!(
+            e,
+            format!("input `input` has shape [{batch}, {seq}, 4]: an {what} has nothing to run")
+        );
+    }
+}
