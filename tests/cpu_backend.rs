@@ -127,3 +127,88 @@ fn empty_batches_and_sequences_are_rejected() {
         );
     }
 }
+
+/// Runs `model` with `params` whole, then one step at a time through a stream.
+fn stream_matches_whole_run(model: &str, params: &[&str], batch: usize, seq: usize) {
+    let args = ModelArgs {
+        model: common::root().join(model),
+        params: params.iter().map(|s| s.to_string()).collect(),
+        config: None,
+    };
+    let mut g = rnnc_cli::compile(&args).unwrap();
+    let passes = Opt::Level(2).build().unwrap();
+    rnnc_opt::run_pipeline(&mut g, &passes, &Default::default(), &mut String::new()).unwrap();
+    let w = rnnc_cli::bench::random_weights(&g, 3);
+    let inputs = rnnc_cli::bench::random_inputs(&g, batch, seq, 5);
+    let whole: HashMap<String, Tensor> =
+        rnnc_interp::run(&rnnc_ir::verify(&g).unwrap(), &inputs, &w)
+            .unwrap()
+            .into_iter()
+            .collect();
+    let mut s = rnnc_backend_cpu::Stream::new(rnnc_ir::verify(&g).unwrap(), &w).unwrap();
+    for round in 0..2 {
+        let mut last = HashMap::new();
+        for t in 0..seq {
+            let step: HashMap<String, Tensor> = inputs
+                .iter()
+                .map(|(n, x)| {
+                    let x = x
+                        .f32()
+                        .slice_axis(ndarray::Axis(1), (t..t + 1).into())
+                        .to_owned();
+                    (n.clone(), Tensor::F32(x))
+                })
+                .collect();
+            for (name, y) in s.step(&step).unwrap() {
+                if name == "output" {
+                    let want = whole["output"]
+                        .f32()
+                        .slice_axis(ndarray::Axis(1), (t..t + 1).into())
+                        .to_owned();
+                    let d = max_diff(&y, &Tensor::F32(want));
+                    assert!(
+                        d <= ATOL,
+                        "{model} round {round} step {t}: output differs by {d:e}"
+                    );
+                }
+                last.insert(name, y);
+            }
+        }
+        for (_, out) in s.state_names() {
+            let d = max_diff(&last[out], &whole[out]);
+            assert!(d <= ATOL, "{model} round {round}: {out} differs by {d:e}");
+        }
+        // After a reset the stream starts over from zeros and gives the same numbers.
+        s.reset();
+    }
+}
+
+#[test]
+fn streams_step_by_step_like_a_whole_run() {
+    stream_matches_whole_run("models/lstm.rnn", &["input_size=5", "hidden_size=7"], 3, 5);
+    stream_matches_whole_run(
+        "models/gru.rnn",
+        &["input_size=5", "hidden_size=6", "num_layers=2"],
+        1,
+        4,
+    );
+}
+
+#[test]
+fn streams_refuse_models_without_state_or_running_backwards() {
+    let g = rnnc_cli::compile(&ModelArgs {
+        model: common::root().join("models/lstm.rnn"),
+        params: vec![
+            "input_size=2".into(),
+            "hidden_size=3".into(),
+            "bidirectional=true".into(),
+        ],
+        config: None,
+    })
+    .unwrap();
+    let w = rnnc_cli::bench::random_weights(&g, 3);
+    let e = rnnc_backend_cpu::Stream::new(rnnc_ir::verify(&g).unwrap(), &w)
+        .err()
+        .unwrap();
+    assert!(e.0.contains("backwards in time"), "{e}");
+}

@@ -101,8 +101,11 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
             a.threads, a.backend
         ));
     }
-    if a.stream {
-        return msg("--stream: no backend here has streaming sessions yet");
+    if a.stream && a.backend != "cpu" {
+        return msg(format!(
+            "--stream: the {} backend has no streaming sessions; use --backend cpu",
+            a.backend
+        ));
     }
     if a.batch == 0 || a.seq == 0 {
         return msg("--batch and --seq must be at least 1");
@@ -116,46 +119,94 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
         Some(p) => crate::weights::load(p, &declared)?,
         None => random_weights(&g, 0x5eed),
     };
-    let inputs = random_inputs(&g, a.batch, a.seq, 0x5eed + 1);
-    let verified = rnnc_ir::verify(&g)
-        .map_err(|e| CliError::Message(format!("internal error: {}", e.join("; "))))?;
     let model_err = |e: rnnc_interp::InterpError| {
         CliError::Message(format!("{}: {e}", a.model.model.display()))
     };
-    let cpu = match a.backend.as_str() {
-        "cpu" => Some(rnnc_backend_cpu::CpuBackend::new(verified, &weights).map_err(model_err)?),
-        _ => None,
+    let verified = || {
+        rnnc_ir::verify(&g)
+            .map_err(|e| CliError::Message(format!("internal error: {}", e.join("; "))))
     };
-    let verified = rnnc_ir::verify(&g)
-        .map_err(|e| CliError::Message(format!("internal error: {}", e.join("; "))))?;
-    let run = || {
-        match &cpu {
-            Some(b) => b.run(&inputs),
-            None => rnnc_interp::run(&verified, &inputs, &weights),
+    // The first run compiles the scans for its shape: that counts as compile time.
+    let jit_ms = |b: &rnnc_backend_cpu::CpuBackend<'_>| -> f64 {
+        b.report()
+            .iter()
+            .map(|r| {
+                r.outcome
+                    .as_ref()
+                    .map_or(0.0, |(t, _)| t.as_secs_f64() * 1e3)
+            })
+            .sum()
+    };
+    let (times, compile_ms) = if a.stream {
+        // One step per timed run, state kept: the latency a streaming caller sees.
+        let inputs = random_inputs(&g, a.batch, 1, 0x5eed + 1);
+        let mut s = rnnc_backend_cpu::Stream::new(verified()?, &weights).map_err(model_err)?;
+        s.step(&inputs).map_err(model_err)?;
+        let compile_ms = compile_ms + jit_ms(s.backend());
+        let times = time_runs(1000, || s.step(&inputs).map(drop).map_err(model_err))?;
+        (times, compile_ms)
+    } else {
+        let inputs = random_inputs(&g, a.batch, a.seq, 0x5eed + 1);
+        match a.backend.as_str() {
+            "cpu" => {
+                let b =
+                    rnnc_backend_cpu::CpuBackend::new(verified()?, &weights).map_err(model_err)?;
+                b.run(&inputs).map_err(model_err)?;
+                let compile_ms = compile_ms + jit_ms(&b);
+                let times = time_runs(200, || b.run(&inputs).map(drop).map_err(model_err))?;
+                (times, compile_ms)
+            }
+            _ => {
+                let v = verified()?;
+                let times = time_runs(200, || {
+                    rnnc_interp::run(&v, &inputs, &weights)
+                        .map(drop)
+                        .map_err(model_err)
+                })?;
+                (times, compile_ms)
+            }
         }
-        .map_err(model_err)
     };
-    // The first run compiles the scans for this shape: that counts as compile time.
-    run()?;
-    let compile_ms = match &cpu {
-        Some(b) => {
-            compile_ms
-                + b.report()
-                    .iter()
-                    .map(|r| {
-                        r.outcome
-                            .as_ref()
-                            .map_or(0.0, |(t, _)| t.as_secs_f64() * 1e3)
-                    })
-                    .sum::<f64>()
-        }
-        None => compile_ms,
+    let mut times = times;
+    times.sort_by(f64::total_cmp);
+    let median = if times.len() % 2 == 1 {
+        times[times.len() / 2]
+    } else {
+        (times[times.len() / 2 - 1] + times[times.len() / 2]) / 2.0
     };
-    run()?;
+    let steps = if a.stream { 1 } else { a.seq };
+    let gflops = rnnc_opt::matmul_flops(&g, a.batch, steps) / (median * 1e6);
+    if a.json && a.stream {
+        println!(
+            "{{\"model\": {:?}, \"backend\": {:?}, \"batch\": {}, \"stream\": true, \"threads\": {}, \"median_ms\": {median:.6}, \"median_us_per_step\": {:.3}, \"min_ms\": {:.6}, \"runs\": {}, \"gflops\": {gflops:.6}, \"compile_ms\": {compile_ms:.6}}}",
+            g.name, a.backend, a.batch, a.threads, median * 1e3, times[0], times.len()
+        );
+    } else if a.stream {
+        println!("{} on {} streaming (B={}, one step per call, {} thread): median {:.2} µs per step, min {:.2} µs over {} steps, {gflops:.2} GFLOP/s in products; compiled in {compile_ms:.1} ms", g.name, a.backend, a.batch, a.threads, median * 1e3, times[0] * 1e3, times.len());
+    } else if a.json {
+        println!(
+            "{{\"model\": {:?}, \"backend\": {:?}, \"batch\": {}, \"seq\": {}, \"threads\": {}, \"median_ms\": {median:.6}, \"min_ms\": {:.6}, \"runs\": {}, \"gflops\": {gflops:.6}, \"compile_ms\": {compile_ms:.6}}}",
+            g.name, a.backend, a.batch, a.seq, a.threads, times[0], times.len()
+        );
+    } else {
+        println!("{} on {} (B={}, T={}, {} thread): median {median:.3} ms, min {:.3} ms over {} runs, {gflops:.2} GFLOP/s in products; compiled in {compile_ms:.1} ms", g.name, a.backend, a.batch, a.seq, a.threads, times[0], times.len());
+    }
+    Ok(())
+}
+
+/// Times `run` like bench_peers.py: 2 warm-up runs, then at least 10 runs and 1 s
+/// (at most `max` runs), in ms; progress on stderr when it takes long.
+fn time_runs(
+    max: usize,
+    mut run: impl FnMut() -> Result<(), CliError>,
+) -> Result<Vec<f64>, CliError> {
+    for _ in 0..2 {
+        run()?;
+    }
     let mut times = Vec::new();
     let t0 = Instant::now();
     let mut last_report = 0;
-    while times.len() < 10 || (t0.elapsed().as_secs_f64() < 1.0 && times.len() < 200) {
+    while times.len() < 10 || (t0.elapsed().as_secs_f64() < 1.0 && times.len() < max) {
         let t = Instant::now();
         run()?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
@@ -165,20 +216,5 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
             eprintln!("bench: {} runs, {secs} s", times.len());
         }
     }
-    times.sort_by(f64::total_cmp);
-    let median = if times.len() % 2 == 1 {
-        times[times.len() / 2]
-    } else {
-        (times[times.len() / 2 - 1] + times[times.len() / 2]) / 2.0
-    };
-    let gflops = rnnc_opt::matmul_flops(&g, a.batch, a.seq) / (median * 1e6);
-    if a.json {
-        println!(
-            "{{\"model\": {:?}, \"backend\": {:?}, \"batch\": {}, \"seq\": {}, \"threads\": {}, \"median_ms\": {median:.6}, \"min_ms\": {:.6}, \"runs\": {}, \"gflops\": {gflops:.6}, \"compile_ms\": {compile_ms:.6}}}",
-            g.name, a.backend, a.batch, a.seq, a.threads, times[0], times.len()
-        );
-    } else {
-        println!("{} on {} (B={}, T={}, {} thread): median {median:.3} ms, min {:.3} ms over {} runs, {gflops:.2} GFLOP/s in products; compiled in {compile_ms:.1} ms", g.name, a.backend, a.batch, a.seq, a.threads, times[0], times.len());
-    }
-    Ok(())
+    Ok(times)
 }

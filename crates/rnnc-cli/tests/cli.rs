@@ -748,9 +748,14 @@ fn bench_prints_json_on_both_backends_and_rejects_what_they_cannot_do() {
         &rnnc(&[&base[..], &["--threads", "2"]].concat()),
         &["--threads 2", "one thread"],
     );
+    let o = rnnc(&[&base[..], &["--stream", "--json"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    assert!(v["median_us_per_step"].as_f64().unwrap() > 0.0, "{v}");
+    assert_eq!(v["stream"], true);
     fails_with(
-        &rnnc(&[&base[..], &["--stream"]].concat()),
-        &["--stream", "streaming"],
+        &rnnc(&[&base[..], &["--stream", "--backend", "interp"]].concat()),
+        &["--stream", "streaming", "--backend cpu"],
     );
     fails_with(
         &rnnc(&[&base[..6], &["--batch", "0"]].concat()),

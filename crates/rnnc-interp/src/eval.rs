@@ -17,6 +17,17 @@ pub trait Hooks {
         None
     }
 
+    /// Computes a top-level op (not a scan or fused region) its own way; `None`
+    /// leaves it to the interpreter's kernel.
+    fn op(
+        &self,
+        _node: NodeId,
+        _op: &Op,
+        _operands: &[Rc<Tensor>],
+    ) -> Option<Result<Tensor, InterpError>> {
+        None
+    }
+
     /// Runs a top-level scan; `None` leaves it to the interpreter.
     fn scan(
         &self,
@@ -161,7 +172,16 @@ impl Cx<'_> {
                 }
                 // A fused region computes exactly what its ops would one by one.
                 Op::Fused(fused) => self.eval(&fused.body, &operands)?,
-                op => vec![Rc::new(kernels::apply(op, &operands)?)],
+                op => {
+                    let custom = match top_level {
+                        true => self.hooks.op(id, op, &operands),
+                        false => None,
+                    };
+                    vec![Rc::new(match custom {
+                        Some(t) => t?,
+                        None => kernels::apply(op, &operands)?,
+                    })]
+                }
             };
             for (r, t) in results.into_iter().enumerate() {
                 vals.insert(Value::new(id, r as u32), t);
