@@ -166,6 +166,17 @@ impl Emitter<'_, '_> {
         (p, off)
     }
 
+    /// (base, byte offset, view) of each view.
+    fn addrs(&mut self, views: &[View], t: Value) -> Vec<(Value, i64, View)> {
+        views
+            .iter()
+            .map(|v| {
+                let (b, o) = self.addr(v, t);
+                (b, o, *v)
+            })
+            .collect()
+    }
+
     /// Pointer to row `r` (a run-time value) of a view, plus the view's byte offset.
     fn row_ptr(&mut self, base: Value, off: i64, row_stride: usize, r: Value) -> Value {
         let p = if row_stride == 0 {
@@ -339,20 +350,8 @@ impl Emitter<'_, '_> {
             cols *= rows;
             rows = 1;
         }
-        let ins: Vec<(Value, i64, View)> = inputs
-            .iter()
-            .map(|v| {
-                let (b, o) = self.addr(v, t);
-                (b, o, *v)
-            })
-            .collect();
-        let outs: Vec<(Value, i64, View)> = outputs
-            .iter()
-            .map(|v| {
-                let (b, o) = self.addr(v, t);
-                (b, o, *v)
-            })
-            .collect();
+        let ins = self.addrs(&inputs, t);
+        let outs = self.addrs(&outputs, t);
         let nvec = cols / 4;
         self.counted(rows, &[], |em, r, _| {
             // Per input: its row pointer, or its (scalar, splat) value when one
