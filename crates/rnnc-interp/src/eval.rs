@@ -5,6 +5,7 @@ use crate::kernels;
 use crate::tensor::Tensor;
 use crate::{err, InterpError};
 use ndarray::{ArrayD, Axis, IxDyn};
+use rnnc_ir::deps::{dependencies, Dep};
 use rnnc_ir::{ArgKind, Graph, NodeId, Op, Scan, Value, Verified};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -262,9 +263,12 @@ pub fn load_time_values(
     g: &Graph,
     weights: &Weights,
 ) -> Result<HashMap<NodeId, Rc<Tensor>>, InterpError> {
-    let order = g.topo_order().expect("verified graphs are acyclic");
+    let dep = dependencies(g);
     let mut known: HashMap<NodeId, Rc<Tensor>> = HashMap::new();
-    for id in order {
+    for id in g.topo_order().expect("verified graphs are acyclic") {
+        if dep[&id] != Dep::Load {
+            continue;
+        }
         let node = g.node(id);
         let operands = g.operands(id);
         let value = match &node.op {
@@ -272,10 +276,9 @@ pub fn load_time_values(
                 Some(w) => Tensor::F32(w.clone()),
                 None => return err(format!("missing weight `{key}`")),
             },
-            Op::Input { .. } | Op::Zeros | Op::Arg { .. } | Op::Scan(_) | Op::Fused(_) => continue,
-            op if node.results.len() == 1
-                && operands.iter().all(|v| known.contains_key(&v.node)) =>
-            {
+            // A fused region over weights is rare; it (and what reads it) stays per run.
+            Op::Fused(_) => continue,
+            op if operands.iter().all(|v| known.contains_key(&v.node)) => {
                 let args: Vec<Rc<Tensor>> =
                     operands.iter().map(|v| known[&v.node].clone()).collect();
                 kernels::apply(op, &args)?

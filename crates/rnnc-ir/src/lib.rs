@@ -8,6 +8,7 @@
 //! Architecture invariant: every graph handed to a later stage has passed
 //! [`verify::verify`]; lowering verifies before it returns.
 
+pub mod deps;
 mod dot;
 pub mod graph;
 pub mod infer;

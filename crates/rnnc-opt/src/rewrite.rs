@@ -1,7 +1,9 @@
-//! Helpers shared by passes: visiting every graph (scan bodies included) and
-//! classifying values by what they depend on.
+//! Helpers shared by passes: visiting every graph (scan bodies included), and the
+//! products whose matrix is known at load time ([`Dep`] lives in `rnnc-ir`, which
+//! the interpreter and backends share).
 
-use rnnc_ir::{ArgKind, Graph, NodeId, Op, Value};
+pub use rnnc_ir::deps::{dependencies, Dep};
+use rnnc_ir::{Graph, NodeId, Op, Value};
 use std::collections::HashMap;
 
 /// Applies `f` to `g` and to every scan body and fused region inside it, innermost
@@ -26,46 +28,6 @@ pub fn each_graph(
     }
     changed |= f(g)?;
     Ok(changed)
-}
-
-/// What a value depends on, most constant first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Dep {
-    /// Only weights and constants: known once the weights are loaded.
-    Load,
-    /// Also the per-step sequence slices of a scan body (or zeros, inputs outside one).
-    Seq,
-    /// A loop-carried state (in a scan body), or anything else that varies per step.
-    State,
-}
-
-/// Classifies every node of `g` by [`Dep`].
-pub fn dependencies(g: &Graph) -> HashMap<NodeId, Dep> {
-    let mut dep = HashMap::new();
-    for id in g.topo_order().expect("verified graphs are acyclic") {
-        let d = match &g.node(id).op {
-            Op::Weight { .. } | Op::Const(_) => Dep::Load,
-            Op::Arg {
-                kind: ArgKind::Seq, ..
-            }
-            | Op::Input { .. }
-            | Op::Zeros => Dep::Seq,
-            // A fused region's operands could be anything: never treat them as constant.
-            Op::Arg {
-                kind: ArgKind::State | ArgKind::Operand,
-                ..
-            }
-            | Op::Scan(_) => Dep::State,
-            _ => g
-                .operands(id)
-                .iter()
-                .map(|v| dep[&v.node])
-                .max()
-                .unwrap_or(Dep::Load),
-        };
-        dep.insert(id, d);
-    }
-    dep
 }
 
 /// Every `linear` whose matrix is known at load time: (node, operand, matrix).
