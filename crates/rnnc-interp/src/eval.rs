@@ -7,6 +7,7 @@ use crate::{err, InterpError};
 use ndarray::{ArrayD, Axis, IxDyn};
 use rnnc_ir::deps::{dependencies, Dep};
 use rnnc_ir::{ArgKind, Graph, NodeId, Op, Scan, Value, Verified};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -100,6 +101,7 @@ pub fn run_with(
         env,
         inputs,
         weights,
+        weight_tensors: RefCell::new(HashMap::new()),
         hooks,
     };
     let order = g.topo_order().expect("verified graphs are acyclic");
@@ -115,6 +117,7 @@ struct Cx<'a> {
     env: Env,
     inputs: &'a HashMap<String, Tensor>,
     weights: &'a Weights,
+    weight_tensors: RefCell<HashMap<String, Rc<Tensor>>>,
     hooks: &'a dyn Hooks,
 }
 
@@ -149,7 +152,7 @@ impl Cx<'_> {
                     Some(t) => t.clone(),
                     None => self.zeros(&node.results[0])?,
                 })],
-                Op::Weight { key } => vec![Rc::new(Tensor::F32(self.weights[key].clone()))],
+                Op::Weight { key } => vec![self.weight(key)],
                 Op::Zeros => vec![Rc::new(self.zeros(&node.results[0])?)],
                 Op::Arg { kind, index } => {
                     let i = match kind {
@@ -189,6 +192,16 @@ impl Cx<'_> {
             }
         }
         Ok(g.outputs.iter().map(|(_, v)| vals[v].clone()).collect())
+    }
+
+    /// A weight as a shared tensor, copied out of the weight map once per run
+    /// rather than at every use (scan bodies read their weights every step).
+    fn weight(&self, key: &str) -> Rc<Tensor> {
+        self.weight_tensors
+            .borrow_mut()
+            .entry(key.to_string())
+            .or_insert_with(|| Rc::new(Tensor::F32(self.weights[key].clone())))
+            .clone()
     }
 
     fn zeros(&self, ty: &rnnc_ir::TensorTy) -> Result<Tensor, InterpError> {

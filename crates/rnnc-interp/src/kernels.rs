@@ -3,7 +3,8 @@
 use crate::tensor::Tensor;
 use crate::{err, InterpError};
 use ndarray::{concatenate, stack, ArrayD, ArrayView2, Axis, Ix2, IxDyn, Slice};
-use rnnc_ir::{BinaryOp, Op, UnaryOp};
+use rnnc_ir::infer::broadcast;
+use rnnc_ir::{BinaryOp, Dim, Op, UnaryOp};
 use std::rc::Rc;
 
 pub(crate) fn apply(op: &Op, args: &[Rc<Tensor>]) -> Result<Tensor, InterpError> {
@@ -156,23 +157,16 @@ fn linear(x: &ArrayD<f32>, w: &ArrayD<f32>) -> ArrayD<f32> {
 fn matmul(a: &ArrayD<f32>, b: &ArrayD<f32>) -> Result<ArrayD<f32>, InterpError> {
     let (ra, rb) = (a.ndim(), b.ndim());
     let (m, k, n) = (a.shape()[ra - 2], a.shape()[ra - 1], b.shape()[rb - 1]);
-    let batch_a = &a.shape()[..ra - 2];
-    let batch_b = &b.shape()[..rb - 2];
-    let nb = batch_a.len().max(batch_b.len());
-    let mut batch = Vec::with_capacity(nb);
-    for i in 0..nb {
-        let x = if i + batch_a.len() >= nb {
-            batch_a[i + batch_a.len() - nb]
-        } else {
-            1
-        };
-        let y = if i + batch_b.len() >= nb {
-            batch_b[i + batch_b.len() - nb]
-        } else {
-            1
-        };
-        batch.push(if x == 1 { y } else { x });
-    }
+    // The batch axes broadcast as the type checker says they do.
+    let fixed = |s: &[usize]| s.iter().map(|n| Dim::Fixed(*n)).collect::<Vec<_>>();
+    let batch: Vec<usize> = broadcast(&fixed(&a.shape()[..ra - 2]), &fixed(&b.shape()[..rb - 2]))
+        .map_err(|e| InterpError(format!("matmul: {e}")))?
+        .into_iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => n,
+            _ => unreachable!("fixed in, fixed out"),
+        })
+        .collect();
     let mut full_a = batch.clone();
     full_a.extend([m, k]);
     let mut full_b = batch.clone();
