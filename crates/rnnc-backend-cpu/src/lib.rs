@@ -25,7 +25,7 @@ use rnnc_interp::{load_time_values, run_with, Hooks, InterpError, Tensor, Weight
 use rnnc_ir::{NodeId, Op, Scan, Verified};
 use scan::CompiledScan;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -46,16 +46,25 @@ pub struct CpuBackend<'g> {
     graph: Verified<'g>,
     weights: &'g Weights,
     load_time: HashMap<NodeId, Rc<Tensor>>,
+    /// Top-level `linear`s whose matrix is a load-time value (see [`Hooks::op`]).
+    weight_products: HashSet<NodeId>,
     scans: RefCell<HashMap<Key, Rc<Result<CompiledScan, Unsupported>>>>,
 }
 
 impl<'g> CpuBackend<'g> {
     pub fn new(graph: Verified<'g>, weights: &'g Weights) -> Result<Self, InterpError> {
-        let load_time = load_time_values(graph.graph(), weights)?;
+        let g = graph.graph();
+        let load_time = load_time_values(g, weights)?;
+        let weight_products = g
+            .node_ids()
+            .filter(|id| matches!(g.node(*id).op, Op::Linear))
+            .filter(|id| load_time.contains_key(&g.operands(*id)[1].node))
+            .collect();
         Ok(CpuBackend {
             graph,
             weights,
             load_time,
+            weight_products,
             scans: RefCell::new(HashMap::new()),
         })
     }
@@ -115,12 +124,12 @@ impl Hooks for CpuBackend<'_> {
     fn op(
         &self,
         node: NodeId,
-        op: &Op,
+        _op: &Op,
         operands: &[Rc<Tensor>],
     ) -> Option<Result<Tensor, InterpError>> {
-        let Op::Linear = op else { return None };
-        let w = self.graph.graph().operands(node)[1];
-        self.load_time.get(&w.node)?;
+        if !self.weight_products.contains(&node) {
+            return None;
+        }
         let (x, w) = (operands[0].f32(), operands[1].f32());
         let k = *x.shape().last()?;
         let rows = x.len() / k.max(1);
@@ -147,8 +156,8 @@ impl Hooks for CpuBackend<'_> {
         scan: &Scan,
         operands: &[Rc<Tensor>],
     ) -> Option<Result<Vec<Tensor>, InterpError>> {
-        // Empty batches and sequences have nothing to compile; the interpreter
-        // handles (and words) them.
+        // Zero-sized operands (a feature axis of 0) are left to the interpreter;
+        // empty batches and sequences never get here: binding the inputs refuses them.
         if operands[..scan.n_seqs]
             .iter()
             .any(|t| t.shape().contains(&0))

@@ -54,6 +54,18 @@ pub struct View {
 }
 
 impl View {
+    /// Step `j` of a `[B, T, width]` sequence or emit buffer.
+    fn time_step(slot: Slot, batch: usize, time: usize, width: usize, j: usize) -> Self {
+        View {
+            slot,
+            offset: 0,
+            rows: batch,
+            cols: width,
+            row_stride: time * width,
+            time: Some((j, width)),
+        }
+    }
+
     fn contiguous(slot: Slot, offset: usize, rows: usize, cols: usize) -> Self {
         View {
             slot,
@@ -275,15 +287,7 @@ impl Builder<'_> {
                     index,
                 } => {
                     let (s, j) = (index % self.scan.n_seqs, index / self.scan.n_seqs);
-                    let w = self.seq_widths[s];
-                    View {
-                        slot: Slot::Seq(s),
-                        offset: 0,
-                        rows: self.batch,
-                        cols: w,
-                        row_stride: self.time * w,
-                        time: Some((j, w)),
-                    }
+                    View::time_step(Slot::Seq(s), self.batch, self.time, self.seq_widths[s], j)
                 }
                 Op::Arg {
                     kind: ArgKind::State,
@@ -446,30 +450,17 @@ impl Builder<'_> {
         // next states, staged through scratch where a state feeds another state.
         let n_states = self.scan.n_states;
         let n_emits = (g.outputs.len() - n_states) / steps;
-        let out_view = |b: &mut Self, v: Value| -> Result<View, Unsupported> {
-            match known.get(&v.node) {
-                Some(t) => b.const_view(t),
-                None => Ok(views[&v]),
-            }
-        };
         for j in 0..steps {
             for e in 0..n_emits {
-                let src = out_view(self, g.outputs[n_states + j * n_emits + e].1)?;
-                let w = src.cols;
-                let dst = View {
-                    slot: Slot::Emit(e),
-                    offset: 0,
-                    rows: self.batch,
-                    cols: w,
-                    row_stride: self.time * w,
-                    time: Some((j, w)),
-                };
+                let v = g.outputs[n_states + j * n_emits + e].1;
+                let src = lookup(self, &known, &mut const_of, &views, v)?;
+                let dst = View::time_step(Slot::Emit(e), self.batch, self.time, src.cols, j);
                 instrs.push(copy(src, dst));
             }
         }
         let mut finals = Vec::new();
         for i in 0..n_states {
-            let mut src = out_view(self, g.outputs[i].1)?;
+            let mut src = lookup(self, &known, &mut const_of, &views, g.outputs[i].1)?;
             let (r, c) = (src.rows, src.cols);
             let dst = View::contiguous(Slot::State(i), 0, r, c);
             if src == dst {

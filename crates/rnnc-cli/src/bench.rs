@@ -137,7 +137,7 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
             })
             .sum()
     };
-    let (times, compile_ms) = if a.stream {
+    let (mut times, compile_ms) = if a.stream {
         // One step per timed run, state kept: the latency a streaming caller sees.
         let inputs = random_inputs(&g, a.batch, 1, 0x5eed + 1);
         let mut s = rnnc_backend_cpu::Stream::new(verified()?, &weights).map_err(model_err)?;
@@ -167,7 +167,6 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
             }
         }
     };
-    let mut times = times;
     times.sort_by(f64::total_cmp);
     let median = if times.len() % 2 == 1 {
         times[times.len() / 2]
