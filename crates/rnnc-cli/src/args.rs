@@ -77,34 +77,7 @@ pub enum Command {
         opt: OptArgs,
     },
     /// Time a model on random inputs (and random weights unless --weights is given).
-    Bench {
-        #[command(flatten)]
-        model: ModelArgs,
-        #[command(flatten)]
-        opt: OptArgs,
-        /// Batch size B of the inputs.
-        #[arg(long, default_value_t = 1)]
-        batch: usize,
-        /// Sequence length T of the inputs.
-        #[arg(long, default_value_t = 100)]
-        seq: usize,
-        /// Weights to use instead of random ones.
-        #[arg(long, value_name = "FILE")]
-        weights: Option<PathBuf>,
-        /// Which backend runs the model: cpu (compiled with Cranelift) or interp
-        /// (the reference interpreter).
-        #[arg(long, default_value = "cpu")]
-        backend: String,
-        /// Threads (the interpreter runs on one).
-        #[arg(long, default_value_t = 1)]
-        threads: usize,
-        /// Time one step at a time with kept state (needs a streaming backend).
-        #[arg(long)]
-        stream: bool,
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Bench(BenchArgs),
     /// Run a model on .npy inputs with safetensors weights; write DIR/<output>.npy.
     Run {
         #[command(flatten)]
@@ -159,4 +132,35 @@ pub fn parse() -> Cli {
         let _ = e.print();
         std::process::exit(code)
     })
+}
+
+/// `rnnc bench`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub opt: OptArgs,
+    /// Batch size B of the inputs.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Sequence length T of the inputs.
+    #[arg(long, default_value_t = 100)]
+    pub seq: usize,
+    /// Weights to use instead of random ones.
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+    /// Which backend runs the model: cpu (compiled with Cranelift) or interp
+    /// (the reference interpreter).
+    #[arg(long, default_value = "cpu")]
+    pub backend: String,
+    /// Threads (only 1 so far, on both backends).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Time one step at a time with kept state (needs a streaming backend).
+    #[arg(long)]
+    pub stream: bool,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -2,27 +2,14 @@
 //! peers (2 warm-up runs, then at least 10 runs and 1 s, at most 200; the median), on
 //! random inputs of the given batch and length, so that the numbers compare.
 
-use crate::args::{ModelArgs, OptArgs};
+use crate::args::BenchArgs;
 use crate::commands::{compile, optimise};
 use crate::error::{msg, CliError};
 use ndarray::{ArrayD, IxDyn};
 use rnnc_interp::{Tensor, Weights};
 use rnnc_ir::{DType, Dim, Graph};
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::Instant;
-
-pub struct BenchArgs {
-    pub model: ModelArgs,
-    pub opt: OptArgs,
-    pub batch: usize,
-    pub seq: usize,
-    pub weights: Option<PathBuf>,
-    pub backend: String,
-    pub threads: usize,
-    pub stream: bool,
-    pub json: bool,
-}
 
 /// A small deterministic generator: benchmarks must not vary with a seed.
 struct Lcg(u64);

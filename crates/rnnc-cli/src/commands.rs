@@ -31,27 +31,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
-        Command::Bench {
-            model,
-            opt,
-            batch,
-            seq,
-            weights,
-            backend,
-            threads,
-            stream,
-            json,
-        } => crate::bench::bench(&crate::bench::BenchArgs {
-            model,
-            opt,
-            batch,
-            seq,
-            weights,
-            backend,
-            threads,
-            stream,
-            json,
-        }),
+        Command::Bench(args) => crate::bench::bench(&args),
         Command::Passes { model, opt } => {
             let g = compile(&model)?;
             print!("{}", crate::passes_table::table(g, &opt)?);

@@ -38,6 +38,19 @@ fn fails_with(o: &Output, needles: &[&str]) {
     }
 }
 
+/// Writes `DIR/NAME`, an .npy array of zeros of `shape`; returns its path.
+fn zeros_npy<T: Clone + Default + ndarray_npy::WritableElement>(
+    dir: &Path,
+    name: &str,
+    shape: &[usize],
+) -> PathBuf {
+    let path = dir.join(name);
+    ArrayD::<T>::from_elem(ndarray::IxDyn(shape), T::default())
+        .write_npy(std::fs::File::create(&path).unwrap())
+        .unwrap();
+    path
+}
+
 fn read_npy(p: &Path) -> ArrayD<f32> {
     ArrayD::<f32>::read_npy(std::fs::File::open(p).unwrap()).unwrap()
 }
@@ -434,28 +447,19 @@ fn bad_inputs_name_the_input_and_the_file() {
         &["x.npy", "not a readable .npy file"],
     );
 
-    let wrong = dir.path().join("wrong.npy");
-    ArrayD::<f32>::zeros(ndarray::IxDyn(&[3, 7, 5]))
-        .write_npy(std::fs::File::create(&wrong).unwrap())
-        .unwrap();
+    let wrong = zeros_npy::<f32>(dir.path(), "wrong.npy", &[3, 7, 5]);
     fails_with(
         &run(&[format!("input={}", wrong.display()), h0.clone()], &[]),
         &["input `input` must have shape [B, T, 12]", "axis 2 is 5"],
     );
 
-    let batch = dir.path().join("batch.npy");
-    ArrayD::<f32>::zeros(ndarray::IxDyn(&[2, 7, 12]))
-        .write_npy(std::fs::File::create(&batch).unwrap())
-        .unwrap();
+    let batch = zeros_npy::<f32>(dir.path(), "batch.npy", &[2, 7, 12]);
     fails_with(
         &run(&[format!("input={}", batch.display()), h0.clone()], &[]),
         &["B = 3", "B = 2"],
     );
 
-    let ints = dir.path().join("ints.npy");
-    ArrayD::<i64>::zeros(ndarray::IxDyn(&[3, 7, 12]))
-        .write_npy(std::fs::File::create(&ints).unwrap())
-        .unwrap();
+    let ints = zeros_npy::<i64>(dir.path(), "ints.npy", &[3, 7, 12]);
     fails_with(
         &run(&[format!("input={}", ints.display()), h0.clone()], &[]),
         &["input `input` must be f32", "i64"],
@@ -653,10 +657,7 @@ fn zeros_too_large_to_allocate_are_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let m = dir.path().join("big.rnn");
     std::fs::write(&m, "model M() {\n    input x: [B, 4]\n    input h: [B, 100000, 100000] = zeros\n    output y = h\n}\n").unwrap();
-    let x = dir.path().join("x.npy");
-    ArrayD::<f32>::zeros(ndarray::IxDyn(&[2, 4]))
-        .write_npy(std::fs::File::create(&x).unwrap())
-        .unwrap();
+    let x = zeros_npy::<f32>(dir.path(), "x.npy", &[2, 4]);
     let w = dir.path().join("w.safetensors");
     safetensors::serialize_to_file(Vec::<(String, TensorView)>::new(), None, &w).unwrap();
     let o = rnnc(&[
