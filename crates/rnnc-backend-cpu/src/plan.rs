@@ -344,6 +344,7 @@ impl Builder<'_> {
                         (w.shape()[0], w.shape()[1])
                     };
                     if x.rows >= GEMM_MIN_ROWS {
+                        // One panel as wide as B: B itself, row-major [K, M].
                         let b = self.constant(pack_panels(w, transposed, m));
                         let out = self.scratch_view(x.rows, m);
                         instrs.push(Instr::Gemm { x, b, k, m, out });
