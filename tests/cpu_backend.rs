@@ -105,6 +105,79 @@ fn cpu_backend_matches_the_interpreter() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Bitwise equal outputs of two runs.
+fn assert_same(label: &str, a: &[(String, Tensor)], b: &[(String, Tensor)]) {
+    assert_eq!(a.len(), b.len(), "{label}");
+    for ((name, x), (_, y)) in a.iter().zip(b) {
+        let (Tensor::F32(x), Tensor::F32(y)) = (x, y) else {
+            panic!("{label}: f32 outputs")
+        };
+        let same = x.shape() == y.shape()
+            && x.iter()
+                .zip(y.iter())
+                .all(|(p, q)| p.to_bits() == q.to_bits());
+        assert!(same, "{label} {name}: differs from the one-thread run");
+    }
+}
+
+/// Each element is computed by the same code whatever the thread count (see
+/// parallel.rs), so 2 and 3 threads must give the one-thread results bit for bit:
+/// every fixture model, plus hidden sizes large enough that every loop is split.
+#[test]
+fn thread_count_does_not_change_results() {
+    let mut all: Vec<(std::path::PathBuf, Vec<String>)> = cases().into_iter().collect();
+    for (model, params) in [
+        ("models/lstm.rnn", "input_size=24 hidden_size=72"),
+        ("models/gru.rnn", "input_size=24 hidden_size=72"),
+        ("models/bilstm.rnn", "input_size=24 hidden_size=72"),
+        (
+            "models/gru_model.rnn",
+            "input_dim=24 hidden_dim=72 num_layers=2 output_dim=3",
+        ),
+    ] {
+        let params = params.split(' ').map(String::from).collect();
+        all.push((common::root().join(model), params));
+    }
+    for (model, params) in all {
+        let args = ModelArgs {
+            model: model.clone(),
+            params: params.clone(),
+            config: None,
+        };
+        let label = format!("{} {}", common::rel(&model), params.join(" "));
+        let lowered = rnnc_cli::compile(&args).unwrap_or_else(|e| panic!("{label}: {e}"));
+        let w = rnnc_cli::bench::random_weights(&lowered, 3);
+        // -O1 (unfused gates) and -O2 with unrolling (fused, and a tail program).
+        for opt in [Opt::Level(1), pipelines().pop().unwrap()] {
+            let mut g = lowered.clone();
+            let passes = opt.build().unwrap();
+            rnnc_opt::run_pipeline(&mut g, &passes, &Default::default(), &mut String::new())
+                .unwrap();
+            let backend = |n| {
+                rnnc_backend_cpu::CpuBackend::with_threads(rnnc_ir::verify(&g).unwrap(), &w, n)
+                    .unwrap()
+            };
+            let (one, two, three) = (backend(1), backend(2), backend(3));
+            for (batch, seq) in [(1, 7), (5, 7), (17, 3)] {
+                let label = format!("{label} {opt:?} B={batch} T={seq}");
+                let inputs = rnnc_cli::bench::random_inputs(&g, batch, seq, 5);
+                let want = one.run(&inputs).unwrap();
+                assert_same(
+                    &format!("{label} 2 threads"),
+                    &want,
+                    &two.run(&inputs).unwrap(),
+                );
+                assert_same(
+                    &format!("{label} 3 threads"),
+                    &want,
+                    &three.run(&inputs).unwrap(),
+                );
+            }
+            assert!(three.report().iter().all(|r| r.outcome.is_ok()), "{label}");
+        }
+    }
+}
+
 #[test]
 fn empty_batches_and_sequences_are_rejected() {
     let args = ModelArgs {

@@ -1,7 +1,7 @@
 //! Both backends against PyTorch: every committed fixture (seed 0 and random-dims
 //! seeds) run through the same path as `rnnc run`, on the interpreter and on the
-//! CPU backend (which must compile every scan: no fallback), at -O0, -O1 and -O2,
-//! compared at atol 1e-5, rtol 1e-4.
+//! CPU backend on one and on two threads (which must compile every scan: no
+//! fallback), at -O0, -O1 and -O2, compared at atol 1e-5, rtol 1e-4.
 
 mod common;
 
@@ -42,13 +42,15 @@ fn every_fixture_matches_pytorch() {
             let passes = rnnc_opt::Opt::Level(level).build().unwrap();
             rnnc_opt::run_pipeline(&mut g, &passes, &Default::default(), &mut String::new())
                 .unwrap_or_else(|e| panic!("{label}: {e}"));
-            for backend in ["interp", "cpu"] {
+            for backend in ["interp", "cpu", "cpu-2-threads"] {
                 let label = format!("{label} {backend}");
                 let verified = rnnc_ir::verify(&g).unwrap();
                 let outs: HashMap<String, Tensor> = match backend {
                     "interp" => rnnc_interp::run(&verified, &inputs, &w),
                     _ => {
-                        let b = rnnc_backend_cpu::CpuBackend::new(verified, &w).unwrap();
+                        let threads = if backend == "cpu" { 1 } else { 2 };
+                        let b = rnnc_backend_cpu::CpuBackend::with_threads(verified, &w, threads)
+                            .unwrap();
                         let out = b.run(&inputs);
                         for r in b.report() {
                             if let Err(why) = r.outcome {

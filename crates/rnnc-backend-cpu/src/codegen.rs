@@ -1,9 +1,12 @@
-//! A [`Plan`] as one Cranelift function `fn(table: *const *mut f32)`: the table
-//! holds a pointer per slot (see [`Plan::slots`]); the function runs the whole time
-//! loop, then the left-over steps of an unrolled scan with its tail program.
+//! A [`Plan`] as one Cranelift function per thread, `fn(table: *const *mut f32,
+//! barrier: *const SpinBarrier)`: the table holds a pointer per slot (see
+//! [`Plan::slots`]); the function runs the whole time loop, then the left-over steps
+//! of an unrolled scan with its tail program, doing its thread's [`Part`] of each
+//! instruction and meeting the other threads where [`parallel::barriers`] says.
 
 use crate::math;
 use crate::pack::row_block;
+use crate::parallel::{self, Part};
 use crate::plan::{EOp, Elementwise, Instr, Plan, Program, Slot, View};
 use cranelift_codegen::ir::{
     condcodes::IntCC, types, AbiParam, BlockArg, Function, InstBuilder, MemFlagsData, Signature,
@@ -16,15 +19,16 @@ use std::collections::HashMap;
 
 const F4: Type = types::F32X4;
 
-/// The signature every compiled scan has.
+/// The signature every compiled scan has: (pointer table, barrier).
 pub fn signature(call_conv: CallConv, ptr: Type) -> Signature {
     let mut sig = Signature::new(call_conv);
+    sig.params.push(AbiParam::new(ptr));
     sig.params.push(AbiParam::new(ptr));
     sig
 }
 
-/// Builds the function for `plan`.
-pub fn build(plan: &Plan, sig: Signature, config: TargetFrontendConfig) -> Function {
+/// Builds the function that does `part` of `plan`.
+pub fn build(plan: &Plan, part: Part, sig: Signature, config: TargetFrontendConfig) -> Function {
     let ptr = config.pointer_type();
     let mut func = Function::with_name_signature(UserFuncName::user(0, 0), sig);
     let mut fctx = FunctionBuilderContext::new();
@@ -33,6 +37,7 @@ pub fn build(plan: &Plan, sig: Signature, config: TargetFrontendConfig) -> Funct
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
     let table = b.block_params(entry)[0];
+    let barrier = b.block_params(entry)[1];
     let mut bases = HashMap::new();
     for (i, slot) in plan.slots().into_iter().enumerate() {
         let p = b.ins().load(ptr, flags(), table, (i * 8) as i32);
@@ -44,6 +49,8 @@ pub fn build(plan: &Plan, sig: Signature, config: TargetFrontendConfig) -> Funct
         bases,
         ptr,
         timed: HashMap::new(),
+        part,
+        barrier,
     };
     let k = plan.body.steps.max(1);
     let full = plan.time / k;
@@ -78,6 +85,8 @@ struct Emitter<'a, 'b> {
     ptr: Type,
     /// Per program: (slot, step offset) → base pointer at that time step.
     timed: HashMap<(Slot, usize), Value>,
+    part: Part,
+    barrier: Value,
 }
 
 impl Emitter<'_, '_> {
@@ -125,7 +134,16 @@ impl Emitter<'_, '_> {
 
     fn program(&mut self, p: &Program, t: Value) {
         self.timed.clear();
-        for instr in &p.instrs {
+        let parallel = self.part.threads > 1;
+        let waits = if parallel {
+            parallel::barriers(p)
+        } else {
+            vec![false; p.instrs.len()]
+        };
+        for (instr, wait) in p.instrs.iter().zip(waits) {
+            if wait {
+                self.wait();
+            }
             match instr {
                 Instr::MatMul {
                     x,
@@ -139,6 +157,23 @@ impl Emitter<'_, '_> {
                 Instr::Gemm { x, b, k, m, out } => self.gemm(x, *b, *k, *m, out, t),
             }
         }
+        // The next step reads this step's states, written by every thread.
+        if parallel {
+            self.wait();
+        }
+    }
+
+    /// A call to [`crate::barrier::rnnc_barrier_wait`] through its address.
+    fn wait(&mut self) {
+        let mut sig = Signature::new(self.b.func.signature.call_conv);
+        sig.params.push(AbiParam::new(self.ptr));
+        let sigref = self.b.import_signature(sig);
+        let callee = self.b.ins().iconst(
+            self.ptr,
+            crate::barrier::rnnc_barrier_wait as *const () as usize as i64,
+        );
+        let barrier = self.barrier;
+        self.b.ins().call_indirect(sigref, callee, &[barrier]);
     }
 
     /// Base pointer and constant byte offset of a view at step `t` of this program.
@@ -208,7 +243,9 @@ impl Emitter<'_, '_> {
         let blocks = rows / rb;
         let (xs, os) = (x.row_stride, out.row_stride);
         // Panels outside, rows inside: one K × nb panel stays in L1 for all rows.
-        self.counted(m.div_ceil(nb), &[], |e, p, _| {
+        let mine = self.part.panels(m.div_ceil(nb));
+        self.counted(mine.len(), &[], |e, p, _| {
+            let p = e.b.ins().iadd_imm_s(p, mine.start as i64);
             let pbytes = e.b.ins().imul_imm_s(p, (k * nb * 4) as i64);
             let wp = e.b.ins().iadd(wbase, pbytes);
             let cbytes = e.b.ins().imul_imm_s(p, (nb * 4) as i64);
@@ -228,6 +265,10 @@ impl Emitter<'_, '_> {
 
     /// A call to [`crate::gemm::rnnc_sgemm`] through its address.
     fn gemm(&mut self, x: &View, b: usize, k: usize, m: usize, out: &View, t: Value) {
+        let cols = self.part.gemm_columns(m);
+        if cols.is_empty() {
+            return;
+        }
         let ptr = self.ptr;
         let mut sig = Signature::new(self.b.func.signature.call_conv);
         for _ in 0..9 {
@@ -241,13 +282,14 @@ impl Emitter<'_, '_> {
         let (xb, xo) = self.addr(x, t);
         let (ob, oo) = self.addr(out, t);
         let xp = self.b.ins().iadd_imm_s(xb, xo);
-        let op = self.b.ins().iadd_imm_s(ob, oo);
+        let op = self.b.ins().iadd_imm_s(ob, oo + (cols.start * 4) as i64);
         let bp = self.bases[&Slot::Const(b)];
+        let bp = self.b.ins().iadd_imm_s(bp, (cols.start * 4) as i64);
         let c = |e: &mut Self, v: usize| e.b.ins().iconst(ptr, v as i64);
         let args = [
             c(self, x.rows),
             c(self, k),
-            c(self, m),
+            c(self, cols.len()),
             xp,
             c(self, x.row_stride),
             bp,
@@ -333,27 +375,21 @@ impl Emitter<'_, '_> {
     }
 
     fn elementwise(&mut self, e: &Elementwise, t: Value) {
-        let (mut rows, mut cols) = (e.rows, e.cols);
-        let mut inputs = e.inputs.clone();
-        let mut outputs: Vec<View> = e.outputs.iter().map(|(_, v)| *v).collect();
-        // Whole contiguous matrices run as one long row.
-        let dense = |v: &View| v.rows == rows && v.cols == cols && v.row_stride == cols;
-        let scalar = |v: &View| v.rows == 1 && v.cols == 1;
-        if rows > 1 && inputs.iter().all(|v| dense(v) || scalar(v)) && outputs.iter().all(dense) {
-            for v in inputs.iter_mut().chain(outputs.iter_mut()) {
-                if !scalar(v) {
-                    v.cols = rows * cols;
-                    v.rows = 1;
-                    v.row_stride = rows * cols;
-                }
-            }
-            cols *= rows;
-            rows = 1;
+        let e = e.flattened();
+        let cols = e.cols;
+        let (my_rows, my_cols) = self.part.elementwise(e.rows, e.cols);
+        if my_rows.is_empty() || my_cols.is_empty() {
+            return;
         }
-        let ins = self.addrs(&inputs, t);
+        let outputs: Vec<View> = e.outputs.iter().map(|(_, v)| *v).collect();
+        let ins = self.addrs(&e.inputs, t);
         let outs = self.addrs(&outputs, t);
-        let nvec = cols / 4;
-        self.counted(rows, &[], |em, r, _| {
+        // This thread's columns: whole vectors from `c0` (a multiple of 4), then
+        // the scalar tail if it is the last part.
+        let c0 = my_cols.start;
+        let nvec = my_cols.len() / 4;
+        self.counted(my_rows.len(), &[], |em, r, _| {
+            let r = em.b.ins().iadd_imm_s(r, my_rows.start as i64);
             // Per input: its row pointer, or its (scalar, splat) value when one
             // element stands for the whole row.
             let mut ptrs = Vec::new();
@@ -374,6 +410,7 @@ impl Emitter<'_, '_> {
                 .collect();
             em.counted(nvec, &[], |em, c, _| {
                 let bytes = em.b.ins().imul_imm_s(c, 16);
+                let bytes = em.b.ins().iadd_imm_s(bytes, (c0 * 4) as i64);
                 let vals: Vec<Value> = ptrs
                     .iter()
                     .map(|l| match l {
@@ -391,7 +428,7 @@ impl Emitter<'_, '_> {
                 }
                 vec![]
             });
-            for c in nvec * 4..cols {
+            for c in c0 + nvec * 4..my_cols.end {
                 let vals: Vec<Value> = ptrs
                     .iter()
                     .map(|l| match l {

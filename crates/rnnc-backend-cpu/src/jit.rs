@@ -1,20 +1,25 @@
 //! Compiling a plan to machine code in memory with Cranelift's JIT, for the CPU
-//! this runs on (its SIMD and FMA features detected by `cranelift-native`).
+//! this runs on (its SIMD and FMA features detected by `cranelift-native`): one
+//! function per thread, each specialised to its part of the work.
 
+use crate::barrier::SpinBarrier;
 use crate::codegen;
+use crate::parallel::Part;
 use crate::plan::Plan;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Linkage, Module};
 use std::time::{Duration, Instant};
 
-/// The generated entry point: one pointer per slot of the plan.
-pub type ScanFn = unsafe extern "C" fn(*const *mut f32);
+/// A generated entry point: one pointer per slot of the plan, and the barrier
+/// its threads share (unused with one thread).
+pub type ScanFn = unsafe extern "C" fn(*const *mut f32, *const SpinBarrier);
 
 /// Machine code for one plan; the memory it lives in is freed on drop.
 pub struct Jitted {
     module: Option<JITModule>,
-    pub entry: ScanFn,
+    /// One function per thread, in thread order.
+    pub entries: Vec<ScanFn>,
     pub compile_time: Duration,
     /// Size of the generated code in bytes.
     pub code_bytes: usize,
@@ -29,7 +34,7 @@ impl Drop for Jitted {
     }
 }
 
-pub fn compile(plan: &Plan) -> Result<Jitted, String> {
+pub fn compile(plan: &Plan, threads: usize) -> Result<Jitted, String> {
     let start = Instant::now();
     let mut flags = settings::builder();
     flags.set("opt_level", "speed").map_err(|e| e.to_string())?;
@@ -53,32 +58,40 @@ pub fn compile(plan: &Plan) -> Result<Jitted, String> {
     ));
     let ptr = module.target_config().pointer_type();
     let sig = codegen::signature(module.target_config().default_call_conv, ptr);
-    let id = module
-        .declare_function("rnnc_scan", Linkage::Local, &sig)
-        .map_err(|e| e.to_string())?;
-    let mut ctx = module.make_context();
-    ctx.func = codegen::build(plan, sig, module.target_config());
     let disasm = std::env::var_os("RNNC_DISASM").is_some();
-    ctx.set_disasm(disasm);
-    module
-        .define_function(id, &mut ctx)
-        .map_err(|e| format!("{e:?}"))?;
-    let code_bytes = ctx
-        .compiled_code()
-        .map(|c| c.code_buffer().len())
-        .unwrap_or(0);
-    if disasm {
+    let mut ids = Vec::new();
+    let mut code_bytes = 0;
+    for thread in 0..threads {
+        let id = module
+            .declare_function(&format!("rnnc_scan_{thread}"), Linkage::Local, &sig)
+            .map_err(|e| e.to_string())?;
+        let mut ctx = module.make_context();
+        let part = Part { thread, threads };
+        ctx.func = codegen::build(plan, part, sig.clone(), module.target_config());
+        ctx.set_disasm(disasm);
+        module
+            .define_function(id, &mut ctx)
+            .map_err(|e| format!("{e:?}"))?;
         if let Some(c) = ctx.compiled_code() {
-            eprintln!("{}", c.vcode.clone().unwrap_or_default());
+            code_bytes += c.code_buffer().len();
+            if disasm {
+                eprintln!("thread {thread}:\n{}", c.vcode.clone().unwrap_or_default());
+            }
         }
+        ids.push(id);
     }
     module.finalize_definitions().map_err(|e| e.to_string())?;
-    let code = module.get_finalized_function(id);
-    // SAFETY: the function was declared with exactly this signature.
-    let entry: ScanFn = unsafe { std::mem::transmute::<*const u8, ScanFn>(code) };
+    let entries = ids
+        .into_iter()
+        .map(|id| {
+            let code = module.get_finalized_function(id);
+            // SAFETY: the function was declared with exactly this signature.
+            unsafe { std::mem::transmute::<*const u8, ScanFn>(code) }
+        })
+        .collect();
     Ok(Jitted {
         module: Some(module),
-        entry,
+        entries,
         compile_time: start.elapsed(),
         code_bytes,
     })

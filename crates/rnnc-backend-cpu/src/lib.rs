@@ -8,12 +8,18 @@
 //! interpreter's kernels; its weight-only values are computed once, at load.
 //! A scan the code generator cannot handle is left to the interpreter, and
 //! [`CpuBackend::report`] says which and why.
+//!
+//! With several threads ([`CpuBackend::with_threads`]) each compiled scan splits
+//! every time step between them: each thread keeps its own slice of the recurrent
+//! weights and they meet at a barrier between dependent instructions.
 
+mod barrier;
 mod codegen;
 mod gemm;
 mod jit;
 mod math;
 mod pack;
+mod parallel;
 mod plan;
 mod scan;
 mod stream;
@@ -21,6 +27,7 @@ mod stream;
 pub use plan::Unsupported;
 pub use stream::Stream;
 
+use rayon_core::{ThreadPool, ThreadPoolBuilder};
 use rnnc_interp::{load_time_values, run_with, Hooks, InterpError, Tensor, Weights};
 use rnnc_ir::{NodeId, Op, Scan, Verified};
 use scan::CompiledScan;
@@ -49,10 +56,36 @@ pub struct CpuBackend<'g> {
     /// Top-level `linear`s whose matrix is a load-time value (see [`Hooks::op`]).
     weight_products: HashSet<NodeId>,
     scans: RefCell<HashMap<Key, Rc<Result<CompiledScan, Unsupported>>>>,
+    threads: usize,
+    /// The threads compiled scans run on; None when there is one (the caller's).
+    pool: Option<ThreadPool>,
 }
 
 impl<'g> CpuBackend<'g> {
+    /// The model on the calling thread alone.
     pub fn new(graph: Verified<'g>, weights: &'g Weights) -> Result<Self, InterpError> {
+        Self::with_threads(graph, weights, 1)
+    }
+
+    /// The model with its scans split over `threads` threads (a pool of its own).
+    pub fn with_threads(
+        graph: Verified<'g>,
+        weights: &'g Weights,
+        threads: usize,
+    ) -> Result<Self, InterpError> {
+        if threads == 0 {
+            return Err(InterpError("the thread count must be at least 1".into()));
+        }
+        let pool = match threads {
+            1 => None,
+            n => Some(
+                ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .thread_name(|i| format!("rnnc-cpu-{i}"))
+                    .build()
+                    .map_err(|e| InterpError(format!("cannot start {n} threads: {e}")))?,
+            ),
+        };
         let g = graph.graph();
         let load_time = load_time_values(g, weights)?;
         let weight_products = g
@@ -66,7 +99,14 @@ impl<'g> CpuBackend<'g> {
             load_time,
             weight_products,
             scans: RefCell::new(HashMap::new()),
+            threads,
+            pool,
         })
+    }
+
+    /// How many threads the compiled scans run on.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// Runs the model; same contract as [`rnnc_interp::run`].
@@ -107,7 +147,7 @@ impl<'g> CpuBackend<'g> {
         if let Some(c) = self.scans.borrow().get(&key) {
             return c.clone();
         }
-        let c = Rc::new(CompiledScan::new(scan, &key.1, self.weights));
+        let c = Rc::new(CompiledScan::new(scan, &key.1, self.weights, self.threads));
         self.scans.borrow_mut().insert(key, c.clone());
         c
     }
@@ -165,7 +205,7 @@ impl Hooks for CpuBackend<'_> {
             return None;
         }
         match &*self.compiled(node, scan, operands) {
-            Ok(c) => Some(Ok(c.run(operands))),
+            Ok(c) => Some(Ok(c.run(operands, self.pool.as_ref()))),
             Err(_) => None,
         }
     }

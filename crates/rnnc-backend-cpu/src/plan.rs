@@ -98,6 +98,34 @@ pub struct Elementwise {
     pub outputs: Vec<(usize, View)>,
 }
 
+impl Elementwise {
+    /// The same loop with whole contiguous matrices run as one long row (when every
+    /// operand is one, or a single element).
+    pub fn flattened(&self) -> Elementwise {
+        let (rows, cols) = (self.rows, self.cols);
+        let dense = |v: &View| v.rows == rows && v.cols == cols && v.row_stride == cols;
+        let scalar = |v: &View| v.rows == 1 && v.cols == 1;
+        let mut f = self.clone();
+        if rows > 1
+            && f.inputs.iter().all(|v| dense(v) || scalar(v))
+            && f.outputs.iter().all(|(_, v)| dense(v))
+        {
+            let views = f
+                .inputs
+                .iter_mut()
+                .chain(f.outputs.iter_mut().map(|(_, v)| v));
+            for v in views.filter(|v| !scalar(v)) {
+                v.cols = rows * cols;
+                v.rows = 1;
+                v.row_stride = rows * cols;
+            }
+            f.cols = rows * cols;
+            f.rows = 1;
+        }
+        f
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Instr {
     /// `out[r, m] = Σ_k x[r, k] · B[k, m]`, B packed in panels of `nb` columns

@@ -1,9 +1,12 @@
 //! Running one compiled scan: binding its operands to the pointer table, calling
-//! the generated code, and handing back emits and final states as tensors.
+//! the generated code (on every thread of the pool, each doing its part), and
+//! handing back emits and final states as tensors.
 
-use crate::jit::{self, Jitted};
+use crate::barrier::SpinBarrier;
+use crate::jit::{self, Jitted, ScanFn};
 use crate::plan::{self, Plan, Slot, Unsupported};
 use ndarray::{ArrayD, IxDyn};
+use rayon_core::ThreadPool;
 use rnnc_interp::{Tensor, Weights};
 use rnnc_ir::Scan;
 use std::borrow::Cow;
@@ -14,26 +17,51 @@ pub struct CompiledScan {
     pub plan: Plan,
     pub code: Jitted,
     scratch: RefCell<Vec<f32>>,
+    barrier: SpinBarrier,
+}
+
+/// The pointer table and barrier, handed to the pool's threads.
+struct Shared {
+    table: *const *mut f32,
+    barrier: *const SpinBarrier,
+}
+
+// SAFETY: the threads only pass these pointers to the generated code, which
+// partitions its writes between threads and meets at barriers (parallel.rs); the
+// buffers outlive the broadcast, which returns only when every thread is done.
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// # Safety
+    /// See [`CompiledScan::run`].
+    unsafe fn call(&self, f: ScanFn) {
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { f(self.table, self.barrier) }
+    }
 }
 
 impl CompiledScan {
+    /// Compiles `scan` for these operand shapes, split over `threads` threads.
     pub fn new(
         scan: &Scan,
         operand_shapes: &[Vec<usize>],
         weights: &Weights,
+        threads: usize,
     ) -> Result<Self, Unsupported> {
         let plan = plan::plan(scan, operand_shapes, weights)?;
-        let code = jit::compile(&plan).map_err(Unsupported)?;
+        let code = jit::compile(&plan, threads).map_err(Unsupported)?;
         let scratch = RefCell::new(vec![0.0; plan.scratch_len]);
         Ok(CompiledScan {
             plan,
             code,
             scratch,
+            barrier: SpinBarrier::new(threads),
         })
     }
 
-    /// Runs the scan on operands of the shapes it was compiled for.
-    pub fn run(&self, operands: &[Rc<Tensor>]) -> Vec<Tensor> {
+    /// Runs the scan on operands of the shapes it was compiled for; `pool` has
+    /// exactly as many threads as the scan was compiled for (None for one).
+    pub fn run(&self, operands: &[Rc<Tensor>], pool: Option<&ThreadPool>) -> Vec<Tensor> {
         let p = &self.plan;
         // Sequences are read in place when they are contiguous (they usually are).
         let seqs: Vec<Cow<'_, [f32]>> = operands[..p.n_seqs]
@@ -61,10 +89,31 @@ impl CompiledScan {
                 Slot::Scratch => scratch.as_mut_ptr(),
             })
             .collect();
+        let shared = Shared {
+            table: table.as_ptr(),
+            barrier: &self.barrier,
+        };
+        let entries = &self.code.entries;
         // SAFETY: every buffer has the size the plan was made for (the caller
         // compiled this scan for these operand shapes), the generated code only
         // writes states, emits and scratch, and all of them outlive the call.
-        unsafe { (self.code.entry)(table.as_ptr()) };
+        // With several threads, each runs its own part and all of them run at
+        // once (a broadcast starts one job on every thread of the pool), which
+        // the spinning barrier needs.
+        match pool {
+            Some(pool) if entries.len() > 1 => {
+                assert_eq!(pool.current_num_threads(), entries.len());
+                pool.broadcast(|ctx| unsafe { shared.call(entries[ctx.index()]) });
+            }
+            _ => {
+                assert_eq!(
+                    entries.len(),
+                    1,
+                    "a scan compiled for threads needs its pool"
+                );
+                unsafe { shared.call(entries[0]) }
+            }
+        }
         drop(scratch);
         let mut out: Vec<Tensor> = emits
             .into_iter()

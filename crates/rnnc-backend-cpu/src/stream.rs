@@ -16,7 +16,17 @@ pub struct Stream<'g> {
 }
 
 impl<'g> Stream<'g> {
+    /// A stream on the calling thread alone.
     pub fn new(graph: Verified<'g>, weights: &'g Weights) -> Result<Self, InterpError> {
+        Self::with_threads(graph, weights, 1)
+    }
+
+    /// A stream whose steps are split over `threads` threads.
+    pub fn with_threads(
+        graph: Verified<'g>,
+        weights: &'g Weights,
+        threads: usize,
+    ) -> Result<Self, InterpError> {
         let g = graph.graph();
         let name = g.name.clone();
         let mut reverse = false;
@@ -51,7 +61,7 @@ impl<'g> Stream<'g> {
             )));
         }
         Ok(Stream {
-            backend: CpuBackend::new(graph, weights)?,
+            backend: CpuBackend::with_threads(graph, weights, threads)?,
             pairs,
             state: HashMap::new(),
         })

@@ -94,6 +94,10 @@ pub enum Command {
         /// (the reference interpreter).
         #[arg(long, default_value = "cpu")]
         backend: String,
+        /// Threads the CPU backend splits each time step over (default: this
+        /// machine's cores). The interpreter runs on one.
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
         /// The directory to write the outputs to.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
@@ -154,9 +158,10 @@ pub struct BenchArgs {
     /// (the reference interpreter).
     #[arg(long, default_value = "cpu")]
     pub backend: String,
-    /// Threads (only 1 so far, on both backends).
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
+    /// Threads the CPU backend splits each time step over (default: this
+    /// machine's cores). The interpreter runs on one.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// Time one step at a time with kept state (needs a streaming backend).
     #[arg(long)]
     pub stream: bool,

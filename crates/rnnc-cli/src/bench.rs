@@ -82,12 +82,7 @@ pub fn random_inputs(g: &Graph, batch: usize, seq: usize, seed: u64) -> HashMap<
 
 pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
     crate::commands::check_backend(&a.backend)?;
-    if a.threads != 1 {
-        return msg(format!(
-            "--threads {}: the {} backend runs on one thread",
-            a.threads, a.backend
-        ));
-    }
+    let threads = crate::commands::thread_count(&a.backend, a.threads)?;
     if a.stream && a.backend != "cpu" {
         return msg(format!(
             "--stream: the {} backend has no streaming sessions; use --backend cpu",
@@ -127,7 +122,8 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
     let (mut times, compile_ms) = if a.stream {
         // One step per timed run, state kept: the latency a streaming caller sees.
         let inputs = random_inputs(&g, a.batch, 1, 0x5eed + 1);
-        let mut s = rnnc_backend_cpu::Stream::new(verified()?, &weights).map_err(model_err)?;
+        let mut s = rnnc_backend_cpu::Stream::with_threads(verified()?, &weights, threads)
+            .map_err(model_err)?;
         s.step(&inputs).map_err(model_err)?;
         let compile_ms = compile_ms + jit_ms(s.backend());
         let times = time_runs(1000, || s.step(&inputs).map(drop).map_err(model_err))?;
@@ -136,8 +132,8 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
         let inputs = random_inputs(&g, a.batch, a.seq, 0x5eed + 1);
         match a.backend.as_str() {
             "cpu" => {
-                let b =
-                    rnnc_backend_cpu::CpuBackend::new(verified()?, &weights).map_err(model_err)?;
+                let b = rnnc_backend_cpu::CpuBackend::with_threads(verified()?, &weights, threads)
+                    .map_err(model_err)?;
                 b.run(&inputs).map_err(model_err)?;
                 let compile_ms = compile_ms + jit_ms(&b);
                 let times = time_runs(200, || b.run(&inputs).map(drop).map_err(model_err))?;
@@ -165,17 +161,17 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
     if a.json && a.stream {
         println!(
             "{{\"model\": {:?}, \"backend\": {:?}, \"batch\": {}, \"stream\": true, \"threads\": {}, \"median_ms\": {median:.6}, \"median_us_per_step\": {:.3}, \"min_ms\": {:.6}, \"runs\": {}, \"gflops\": {gflops:.6}, \"compile_ms\": {compile_ms:.6}}}",
-            g.name, a.backend, a.batch, a.threads, median * 1e3, times[0], times.len()
+            g.name, a.backend, a.batch, threads, median * 1e3, times[0], times.len()
         );
     } else if a.stream {
-        println!("{} on {} streaming (B={}, one step per call, {} thread): median {:.2} µs per step, min {:.2} µs over {} steps, {gflops:.2} GFLOP/s in products; compiled in {compile_ms:.1} ms", g.name, a.backend, a.batch, a.threads, median * 1e3, times[0] * 1e3, times.len());
+        println!("{} on {} streaming (B={}, one step per call, threads: {}): median {:.2} µs per step, min {:.2} µs over {} steps, {gflops:.2} GFLOP/s in products; compiled in {compile_ms:.1} ms", g.name, a.backend, a.batch, threads, median * 1e3, times[0] * 1e3, times.len());
     } else if a.json {
         println!(
             "{{\"model\": {:?}, \"backend\": {:?}, \"batch\": {}, \"seq\": {}, \"threads\": {}, \"median_ms\": {median:.6}, \"min_ms\": {:.6}, \"runs\": {}, \"gflops\": {gflops:.6}, \"compile_ms\": {compile_ms:.6}}}",
-            g.name, a.backend, a.batch, a.seq, a.threads, times[0], times.len()
+            g.name, a.backend, a.batch, a.seq, threads, times[0], times.len()
         );
     } else {
-        println!("{} on {} (B={}, T={}, {} thread): median {median:.3} ms, min {:.3} ms over {} runs, {gflops:.2} GFLOP/s in products; compiled in {compile_ms:.1} ms", g.name, a.backend, a.batch, a.seq, a.threads, times[0], times.len());
+        println!("{} on {} (B={}, T={}, threads: {}): median {median:.3} ms, min {:.3} ms over {} runs, {gflops:.2} GFLOP/s in products; compiled in {compile_ms:.1} ms", g.name, a.backend, a.batch, a.seq, threads, times[0], times.len());
     }
     Ok(())
 }

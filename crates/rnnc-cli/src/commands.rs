@@ -43,12 +43,14 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             weights,
             inputs,
             backend,
+            threads,
             out,
             decode,
             beam_width,
             blank,
         } => {
             check_backend(&backend)?;
+            let threads = thread_count(&backend, threads)?;
             let mut g = compile(&model)?;
             // The file must fit the model as written, before passes drop or duplicate anything.
             let w = weights::load(&weights, &g.weights())?;
@@ -71,11 +73,13 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
                 .map_err(|e| CliError::Message(format!("internal error: {}", e.join("; "))))?;
             let outputs = match backend.as_str() {
                 "interp" => rnnc_interp::run(&verified, &given, &w),
-                _ => rnnc_backend_cpu::CpuBackend::new(verified, &w).and_then(|b| {
-                    let out = b.run(&given);
-                    report_fallbacks(&b);
-                    out
-                }),
+                _ => rnnc_backend_cpu::CpuBackend::with_threads(verified, &w, threads).and_then(
+                    |b| {
+                        let out = b.run(&given);
+                        report_fallbacks(&b);
+                        out
+                    },
+                ),
             }
             .map_err(|e| CliError::Message(format!("{}: {e}", model.model.display())))?;
             std::fs::create_dir_all(&out).map_err(|e| {
@@ -160,6 +164,21 @@ pub(crate) fn check_backend(name: &str) -> Result<(), CliError> {
             "--backend {name}: no such backend; the backends here are: {}",
             BACKENDS.join(", ")
         ))
+    }
+}
+
+/// The thread count for `backend`: `--threads` if given, else this machine's
+/// cores for the CPU backend; the interpreter only runs on one.
+pub(crate) fn thread_count(backend: &str, threads: Option<usize>) -> Result<usize, CliError> {
+    match (backend, threads) {
+        (_, Some(0)) => msg("--threads 0: at least one thread is needed"),
+        ("interp", Some(n)) if n > 1 => msg(format!(
+            "--threads {n}: the interp backend (the reference) runs on one thread; \
+             use --backend cpu for more"
+        )),
+        ("interp", _) => Ok(1),
+        (_, Some(n)) => Ok(n),
+        (_, None) => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
     }
 }
 

@@ -89,11 +89,18 @@ fn run_elman(weights: &Path, extra: &[&str], out: &Path) -> Output {
 
 #[test]
 fn run_writes_outputs_that_match_pytorch() {
-    for backend in [None, Some("cpu"), Some("interp")] {
+    let variants: [&[&str]; 5] = [
+        &[],
+        &["--backend", "cpu"],
+        &["--threads", "1"],
+        &["--threads", "2"],
+        &["--backend", "interp"],
+    ];
+    for backend in variants {
         let dir = tempfile::tempdir().unwrap();
         let o = run_elman(
             &fixture("elman_relu").join("weights.safetensors"),
-            &backend.map(|b| vec!["--backend", b]).unwrap_or_default(),
+            backend,
             dir.path(),
         );
         assert!(o.status.success(), "{}", stderr(&o));
@@ -745,9 +752,17 @@ fn bench_prints_json_on_both_backends_and_rejects_what_they_cannot_do() {
             v["runs"].as_u64().unwrap() >= 10 && v["min_ms"].as_f64() <= v["median_ms"].as_f64()
         );
     }
+    let o = rnnc(&[&base[..], &["--json", "--threads", "3"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    assert_eq!(v["threads"], 3);
     fails_with(
-        &rnnc(&[&base[..], &["--threads", "2"]].concat()),
-        &["--threads 2", "one thread"],
+        &rnnc(&[&base[..], &["--threads", "2", "--backend", "interp"]].concat()),
+        &["--threads 2", "interp", "one thread", "--backend cpu"],
+    );
+    fails_with(
+        &rnnc(&[&base[..], &["--threads", "0"]].concat()),
+        &["--threads 0", "at least one thread"],
     );
     let o = rnnc(&[&base[..], &["--stream", "--json"]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
