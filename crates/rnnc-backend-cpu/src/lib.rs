@@ -21,6 +21,7 @@ mod math;
 mod pack;
 mod parallel;
 mod plan;
+mod products;
 mod scan;
 mod stream;
 
@@ -158,9 +159,7 @@ impl Hooks for CpuBackend<'_> {
         self.load_time.get(&node).cloned()
     }
 
-    /// A product with few rows (the hoisted input projection of one streaming
-    /// step) as matrix-vector products: the GEMM would repack the whole weight
-    /// matrix on every call (measured: 64% of a B=1 H=256 LSTM step).
+    /// Products with a weight matrix: see `products.rs`.
     fn op(
         &self,
         node: NodeId,
@@ -170,24 +169,7 @@ impl Hooks for CpuBackend<'_> {
         if !self.weight_products.contains(&node) {
             return None;
         }
-        let (x, w) = (operands[0].f32(), operands[1].f32());
-        let k = *x.shape().last()?;
-        let rows = x.len() / k.max(1);
-        if rows >= plan::GEMM_MIN_ROWS || w.ndim() != 2 || k == 0 {
-            return None;
-        }
-        let x2 = x.as_standard_layout();
-        let x2 = x2.view().into_shape_with_order((rows, k)).ok()?;
-        let w2 = w.view().into_dimensionality::<ndarray::Ix2>().ok()?;
-        let mut out = Vec::with_capacity(rows * w2.nrows());
-        for r in x2.rows() {
-            out.extend(w2.dot(&r));
-        }
-        let mut shape = x.shape().to_vec();
-        *shape.last_mut()? = w2.nrows();
-        Some(Ok(Tensor::F32(
-            ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), out).ok()?,
-        )))
+        products::linear(&operands[0], &operands[1], self.pool.as_ref()).map(Ok)
     }
 
     fn scan(
