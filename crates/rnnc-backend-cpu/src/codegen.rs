@@ -10,7 +10,7 @@ use crate::parallel::{self, Part};
 use crate::plan::{EOp, Elementwise, Instr, Plan, Program, Slot, View};
 use cranelift_codegen::ir::{
     condcodes::IntCC, types, AbiParam, BlockArg, Function, InstBuilder, MemFlagsData, Signature,
-    Type, UserFuncName, Value,
+    StackSlotData, StackSlotKind, Type, UserFuncName, Value,
 };
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -155,12 +155,37 @@ impl Emitter<'_, '_> {
                 } => self.matmul(x, *panels, *k, *m, *nb, out, t),
                 Instr::Elementwise(e) => self.elementwise(e, t),
                 Instr::Gemm { x, b, k, m, out } => self.gemm(x, *b, *k, *m, out, t),
+                Instr::CallScan { scan, args } => self.call_scan(*scan, args, t),
             }
         }
         // The next step reads this step's states, written by every thread.
         if parallel {
             self.wait();
         }
+    }
+
+    /// A call of compiled scan `scan` (its address is in the table) with a table of
+    /// the views' start pointers, built on the stack.
+    fn call_scan(&mut self, scan: usize, args: &[View], t: Value) {
+        let bytes = u32::try_from(args.len() * 8).expect("a small table");
+        let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            bytes,
+            3,
+        ));
+        for (i, v) in args.iter().enumerate() {
+            let (base, off) = self.addr(v, t);
+            let p = self.b.ins().iadd_imm_s(base, off);
+            self.b.ins().stack_store(self.ptr, p, slot, (i * 8) as i32);
+        }
+        let table = self.b.ins().stack_addr(self.ptr, slot, 0);
+        let sig = signature(self.b.func.signature.call_conv, self.ptr);
+        let sigref = self.b.import_signature(sig);
+        let callee = self.bases[&Slot::Fn(scan)];
+        let barrier = self.barrier;
+        self.b
+            .ins()
+            .call_indirect(sigref, callee, &[table, barrier]);
     }
 
     /// A call to [`crate::barrier::rnnc_barrier_wait`] through its address.

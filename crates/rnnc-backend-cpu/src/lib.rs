@@ -13,6 +13,7 @@
 //! every time step between them: each thread keeps its own slice of the recurrent
 //! weights and they meet at a barrier between dependent instructions.
 
+pub mod aot;
 mod barrier;
 mod codegen;
 mod gemm;
@@ -24,6 +25,7 @@ mod plan;
 mod products;
 mod scan;
 mod stream;
+mod whole;
 
 pub use plan::Unsupported;
 pub use stream::Stream;

@@ -125,7 +125,7 @@ impl Access {
 /// constants) or only written once per step at distinct places (emits).
 fn extent(v: &View) -> Option<(Slot, Range<usize>)> {
     match v.slot {
-        Slot::Seq(_) | Slot::Const(_) | Slot::Emit(_) => None,
+        Slot::Seq(_) | Slot::Const(_) | Slot::Emit(_) | Slot::Fn(_) => None,
         Slot::State(_) | Slot::Scratch => {
             let len = v.rows.saturating_sub(1) * v.row_stride + v.cols;
             Some((v.slot, v.offset..v.offset + len))
@@ -141,6 +141,11 @@ fn accesses(instr: &Instr) -> (Vec<Access>, Vec<Access>) {
     match instr {
         Instr::MatMul { x, out, .. } | Instr::Gemm { x, out, .. } => {
             (vec![product(x)], vec![product(out)])
+        }
+        // A call may read and write all it is given.
+        Instr::CallScan { args, .. } => {
+            let all: Vec<Access> = args.iter().map(product).collect();
+            (all.clone(), all)
         }
         Instr::Elementwise(e) => {
             let f: Elementwise = e.flattened();

@@ -37,6 +37,8 @@ pub enum Slot {
     Const(usize),
     /// The one scratch buffer every intermediate value lives in.
     Scratch,
+    /// A compiled scan the program calls (whole-model programs only, `whole.rs`).
+    Fn(usize),
 }
 
 /// A rows × cols window of f32 elements. `row_stride` 0 repeats one row.
@@ -66,7 +68,7 @@ impl View {
         }
     }
 
-    fn contiguous(slot: Slot, offset: usize, rows: usize, cols: usize) -> Self {
+    pub(crate) fn contiguous(slot: Slot, offset: usize, rows: usize, cols: usize) -> Self {
         View {
             slot,
             offset,
@@ -148,6 +150,12 @@ pub enum Instr {
         out: View,
     },
     Elementwise(Elementwise),
+    /// Calls compiled scan `scan` with a pointer table made of the start of each view
+    /// (whole-model programs only).
+    CallScan {
+        scan: usize,
+        args: Vec<View>,
+    },
 }
 
 /// The instructions of one run of a body, which covers `steps` time steps.
@@ -173,6 +181,8 @@ pub struct Plan {
     pub tail: Option<Program>,
     pub consts: Vec<Vec<f32>>,
     pub scratch_len: usize,
+    /// Compiled scans the program calls (0 for a scan's own plan).
+    pub callees: usize,
 }
 
 impl Plan {
@@ -183,15 +193,19 @@ impl Plan {
         s.extend((0..self.n_emits).map(Slot::Emit));
         s.extend((0..self.consts.len()).map(Slot::Const));
         s.push(Slot::Scratch);
+        s.extend((0..self.callees).map(Slot::Fn));
         s
     }
 }
 
 /// Plans `scan` for batch `batch` and `time` steps, given its operands' shapes.
+/// In-loop products with at least `gemm_min_rows` rows call the tuned GEMM
+/// (`usize::MAX`: never, for code that must not call into this process).
 pub fn plan(
     scan: &Scan,
     operand_shapes: &[Vec<usize>],
     weights: &Weights,
+    gemm_min_rows: usize,
 ) -> Result<Plan, Unsupported> {
     let seq_shapes = &operand_shapes[..scan.n_seqs];
     let batch = seq_shapes[0][0];
@@ -226,6 +240,7 @@ pub fn plan(
         weights,
         consts: Vec::new(),
         scratch_len: 0,
+        gemm_min_rows,
     };
     let body = b.program(&scan.body, scan.step)?;
     let tail = match &scan.tail {
@@ -248,10 +263,11 @@ pub fn plan(
         tail,
         consts: b.consts,
         scratch_len: b.scratch_len,
+        callees: 0,
     })
 }
 
-fn concrete(ty: &TensorTy, batch: usize) -> Result<Vec<usize>, Unsupported> {
+pub(crate) fn concrete(ty: &TensorTy, batch: usize) -> Result<Vec<usize>, Unsupported> {
     ty.dims
         .iter()
         .map(|d| match d {
@@ -263,7 +279,7 @@ fn concrete(ty: &TensorTy, batch: usize) -> Result<Vec<usize>, Unsupported> {
 }
 
 /// (rows, cols) of a value of rank ≤ 2.
-fn as_matrix(dims: &[usize]) -> Result<(usize, usize), Unsupported> {
+pub(crate) fn as_matrix(dims: &[usize]) -> Result<(usize, usize), Unsupported> {
     match dims {
         [] => Ok((1, 1)),
         [c] => Ok((1, *c)),
@@ -280,6 +296,7 @@ struct Builder<'a> {
     weights: &'a Weights,
     consts: Vec<Vec<f32>>,
     scratch_len: usize,
+    gemm_min_rows: usize,
 }
 
 impl Builder<'_> {
@@ -371,7 +388,7 @@ impl Builder<'_> {
                     } else {
                         (w.shape()[0], w.shape()[1])
                     };
-                    if x.rows >= GEMM_MIN_ROWS {
+                    if x.rows >= self.gemm_min_rows {
                         // One panel as wide as B: B itself, row-major [K, M].
                         let b = self.constant(pack_panels(w, transposed, m));
                         let out = self.scratch_view(x.rows, m);
@@ -540,11 +557,11 @@ fn lookup(
     Ok(views[&v])
 }
 
-fn row_major(a: &ArrayD<f32>) -> Vec<f32> {
+pub(crate) fn row_major(a: &ArrayD<f32>) -> Vec<f32> {
     a.iter().copied().collect()
 }
 
-fn copy(src: View, dst: View) -> Instr {
+pub(crate) fn copy(src: View, dst: View) -> Instr {
     Instr::Elementwise(Elementwise {
         rows: dst.rows,
         cols: dst.cols,
@@ -556,7 +573,7 @@ fn copy(src: View, dst: View) -> Instr {
 
 /// A fused region's body as straight-line elementwise code; returns the code and
 /// where each yielded value is.
-fn elementwise_code(body: &Graph) -> Result<(Vec<EOp>, Vec<usize>), Unsupported> {
+pub(crate) fn elementwise_code(body: &Graph) -> Result<(Vec<EOp>, Vec<usize>), Unsupported> {
     let mut code = Vec::new();
     let mut at: HashMap<NodeId, usize> = HashMap::new();
     for id in body.topo_order().expect("verified graphs are acyclic") {

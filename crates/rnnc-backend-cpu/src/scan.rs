@@ -48,7 +48,7 @@ impl CompiledScan {
         weights: &Weights,
         threads: usize,
     ) -> Result<Self, Unsupported> {
-        let plan = plan::plan(scan, operand_shapes, weights)?;
+        let plan = plan::plan(scan, operand_shapes, weights, plan::GEMM_MIN_ROWS)?;
         let code = jit::compile(&plan, threads).map_err(Unsupported)?;
         let scratch = RefCell::new(vec![0.0; plan.scratch_len]);
         Ok(CompiledScan {
@@ -87,6 +87,7 @@ impl CompiledScan {
                 Slot::Emit(i) => emits[i].as_mut_ptr(),
                 Slot::Const(i) => p.consts[i].as_ptr() as *mut f32,
                 Slot::Scratch => scratch.as_mut_ptr(),
+                Slot::Fn(_) => unreachable!("a scan's plan calls nothing"),
             })
             .collect();
         let shared = Shared {

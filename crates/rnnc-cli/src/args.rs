@@ -78,6 +78,9 @@ pub enum Command {
     },
     /// Time a model on random inputs (and random weights unless --weights is given).
     Bench(BenchArgs),
+    /// Compile a model ahead of time: `--target cpu` writes DIR/<name>.o (weights
+    /// inside) and DIR/<name>.h for one batch size and length.
+    Compile(CompileArgs),
     /// Run a model on .npy inputs with safetensors weights; write DIR/<output>.npy.
     Run {
         #[command(flatten)]
@@ -136,6 +139,30 @@ pub fn parse() -> Cli {
         let _ = e.print();
         std::process::exit(code)
     })
+}
+
+/// `rnnc compile`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct CompileArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub opt: OptArgs,
+    /// What to generate: cpu (an object file and a C header).
+    #[arg(long)]
+    pub target: String,
+    /// The weights to build in, a PyTorch `state_dict` saved with safetensors.
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+    /// Batch size B the code is made for.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Sequence length T the code is made for.
+    #[arg(long, default_value_t = 100)]
+    pub seq: usize,
+    /// The directory to write to.
+    #[arg(short = 'o', long = "out", value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 /// `rnnc bench`'s arguments.

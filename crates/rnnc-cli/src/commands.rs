@@ -32,6 +32,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Bench(args) => crate::bench::bench(&args),
+        Command::Compile(args) => crate::aot::compile(&args),
         Command::Passes { model, opt } => {
             let g = compile(&model)?;
             print!("{}", crate::passes_table::table(g, &opt)?);

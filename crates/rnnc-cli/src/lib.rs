@@ -1,6 +1,7 @@
 //! The rnnc driver as a library: loading models with their hyperparameters,
 //! safetensors weights and `.npy` tensors, and the subcommands. `main.rs` is a thin shell.
 
+pub mod aot;
 pub mod args;
 pub mod bench;
 pub mod commands;

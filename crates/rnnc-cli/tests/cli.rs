@@ -782,3 +782,65 @@ fn bench_prints_json_on_both_backends_and_rejects_what_they_cannot_do() {
         &["--backend gpu", "no such backend", "cpu, interp"],
     );
 }
+
+#[test]
+fn compile_writes_an_object_file_and_a_header_or_says_why_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let weights = fixture("elman_relu").join("weights.safetensors");
+    let w = weights.to_str().unwrap();
+    let base = [&["compile", "models/elman_rnn.rnn"][..], ELMAN].concat();
+    let o = rnnc(&[&base[..], &["--target", "cpu", "--weights", w, "-o", out]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let header = std::fs::read_to_string(dir.path().join("elmanrnn.h")).unwrap();
+    assert!(header.contains("void elmanrnn_run("), "{header}");
+    assert!(header.contains("#define ELMANRNN_SEQ 100"), "{header}");
+    let object = std::fs::read(dir.path().join("elmanrnn.o")).unwrap();
+    assert_eq!(&object[..4], b"\x7fELF");
+
+    fails_with(
+        &rnnc(&[&base[..], &["--target", "cpu", "-o", out]].concat()),
+        &["--target cpu needs --weights"],
+    );
+    fails_with(
+        &rnnc(&[&base[..], &["--target", "wgsl", "--weights", w, "-o", out]].concat()),
+        &["--target wgsl", "not built yet"],
+    );
+    fails_with(
+        &rnnc(&[&base[..], &["--target", "arm", "--weights", w, "-o", out]].concat()),
+        &["--target arm", "no such target", "cpu, wgsl, cuda"],
+    );
+    fails_with(
+        &rnnc(
+            &[
+                &base[..],
+                &["--target", "cpu", "--weights", w, "--seq", "0", "-o", out],
+            ]
+            .concat(),
+        ),
+        &["at least 1"],
+    );
+    let bilstm = fixture("bilstm").join("weights.safetensors");
+    let o = rnnc(&[
+        "compile",
+        "models/bilstm.rnn",
+        "--param",
+        "input_size=12",
+        "--param",
+        "hidden_size=16",
+        "--target",
+        "cpu",
+        "--weights",
+        bilstm.to_str().unwrap(),
+        "-o",
+        out,
+    ]);
+    fails_with(
+        &o,
+        &[
+            "models/bilstm.rnn",
+            "cannot be compiled ahead of time",
+            "`flip`",
+        ],
+    );
+}

@@ -1,0 +1,435 @@
+//! A whole model as one program for one (B, T): the top-level graph's values become
+//! views into the model's inputs, outputs, constants and one workspace, its ops
+//! instructions over them, and each scan a call of that scan's own compiled plan.
+//! This is what the object file (`aot.rs`) holds: nothing is left to Rust at run
+//! time. Ops with no instruction here are reported as [`Unsupported`].
+//!
+//! A top-level value of shape `[d0, …, dn]` is a view of `d0·…·d(n−1)` rows of `dn`
+//! columns; slicing and indexing keep that form where the rows stay evenly spaced,
+//! and everything else (stacking, concatenating, a scan's operands) is copied into
+//! the workspace.
+
+use crate::pack::{pack_panels, panel_width};
+use crate::plan::{
+    self, as_matrix, copy, elementwise_code, row_major, EOp, Elementwise, Instr, Plan, Program,
+    Slot, Unsupported, View,
+};
+use rnnc_interp::{load_time_values, Tensor, Weights};
+use rnnc_ir::{DType, Dim, Graph, NodeId, Op, TensorTy, UnaryOp, Value};
+use std::collections::HashMap;
+
+/// The model's program, the scans it calls, and its interface.
+#[derive(Debug)]
+pub struct WholePlan {
+    /// The top-level program: `Seq(i)` is input i, `Emit(i)` output i, `Fn(k)` scan k.
+    pub top: Plan,
+    pub scans: Vec<Plan>,
+    /// (name, shape) of each input, in `Seq` slot order.
+    pub inputs: Vec<(String, Vec<usize>)>,
+    /// (name, shape) of each output, in `Emit` slot order.
+    pub outputs: Vec<(String, Vec<usize>)>,
+}
+
+fn unsupported<T>(msg: impl Into<String>) -> Result<T, Unsupported> {
+    Err(Unsupported(msg.into()))
+}
+
+fn concrete(ty: &TensorTy, batch: usize, time: usize) -> Vec<usize> {
+    ty.dims
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => *n,
+            Dim::Batch => batch,
+            Dim::Time => time,
+        })
+        .collect()
+}
+
+/// Rows and columns of a value of shape `dims` seen as a matrix.
+fn rows_cols(dims: &[usize]) -> (usize, usize) {
+    match dims.split_last() {
+        None => (1, 1),
+        Some((c, lead)) => (lead.iter().product(), *c),
+    }
+}
+
+/// Plans `g` for batch `batch` and length `time`. Products never call the tuned
+/// GEMM: the code must run outside this process.
+pub fn plan_model(
+    g: &Graph,
+    weights: &Weights,
+    batch: usize,
+    time: usize,
+) -> Result<WholePlan, Unsupported> {
+    let known = load_time_values(g, weights).map_err(|e| Unsupported(e.0))?;
+    let mut b = Top {
+        weights,
+        consts: Vec::new(),
+        const_of: HashMap::new(),
+        scratch_len: 0,
+        instrs: Vec::new(),
+        scans: Vec::new(),
+        batch,
+    };
+    let mut inputs = Vec::new();
+    let mut views: HashMap<Value, View> = HashMap::new();
+    let mut shapes: HashMap<Value, Vec<usize>> = HashMap::new();
+    for id in g.topo_order().expect("verified graphs are acyclic") {
+        let node = g.node(id);
+        if known.contains_key(&id) {
+            continue;
+        }
+        let dims = concrete(&node.results[0], batch, time);
+        let operands = g.operands(id);
+        let arg = |v: Value, b: &mut Top| -> Result<(View, Vec<usize>), Unsupported> {
+            if known.contains_key(&v.node) {
+                let t = &known[&v.node];
+                return Ok((b.constant_of(v.node, t)?, t.shape().to_vec()));
+            }
+            Ok((views[&v], shapes[&v].clone()))
+        };
+        let result = match &node.op {
+            Op::Input { name, .. } => {
+                if node.results[0].dtype != DType::F32 {
+                    return unsupported(format!("input `{name}` holds integers (token ids)"));
+                }
+                let (r, c) = rows_cols(&dims);
+                inputs.push((name.clone(), dims.clone()));
+                View::contiguous(Slot::Seq(inputs.len() - 1), 0, r, c)
+            }
+            Op::Zeros => {
+                let (r, c) = rows_cols(&dims);
+                let k = b.constant(vec![0.0; r * c]);
+                View::contiguous(Slot::Const(k), 0, r, c)
+            }
+            Op::Index { axis, index } => {
+                let (v, od) = arg(operands[0], &mut b)?;
+                let i = if *index < 0 {
+                    *index + od[*axis] as i64
+                } else {
+                    *index
+                } as usize;
+                b.sub_view(v, &od, *axis, i, i + 1)?
+            }
+            Op::Slice { axis, start, end } => {
+                let (v, od) = arg(operands[0], &mut b)?;
+                b.sub_view(v, &od, *axis, *start, *end)?
+            }
+            Op::Stack { axis: 0 } | Op::Concat { axis: 0 } => {
+                let (r, c) = rows_cols(&dims);
+                let out = b.scratch_view(r, c);
+                let mut at = 0;
+                for v in &operands {
+                    let (src, _) = arg(*v, &mut b)?;
+                    let mut dst = out;
+                    dst.offset += at * c;
+                    dst.rows = src.rows;
+                    at += src.rows;
+                    b.instrs.push(copy(src, dst));
+                }
+                out
+            }
+            Op::Concat { axis } if axis + 1 == dims.len() => {
+                let (r, c) = rows_cols(&dims);
+                let out = b.scratch_view(r, c);
+                let mut at = 0;
+                for v in &operands {
+                    let (src, _) = arg(*v, &mut b)?;
+                    let mut dst = out;
+                    dst.offset += at;
+                    dst.cols = src.cols;
+                    at += src.cols;
+                    b.instrs.push(copy(src, dst));
+                }
+                out
+            }
+            Op::Linear | Op::MatMul => {
+                let (x, _) = arg(operands[0], &mut b)?;
+                let Some(w) = known.get(&operands[1].node) else {
+                    return unsupported("a matrix product with a run-time right operand");
+                };
+                let w = w.f32();
+                if w.ndim() != 2 {
+                    return unsupported("a matrix product with a batched right operand");
+                }
+                b.product(x, w, matches!(node.op, Op::Linear))
+            }
+            Op::Unary(UnaryOp::Log) => return unsupported("`log` (e.g. in log_softmax)"),
+            Op::Unary(_) | Op::Binary(_) | Op::Fused(_) => {
+                let (r, c) = rows_cols(&dims);
+                let mut ins = Vec::new();
+                for v in &operands {
+                    let (view, od) = arg(*v, &mut b)?;
+                    ins.push(broadcast(view, &od, &dims)?);
+                }
+                let (code, results) = match &node.op {
+                    Op::Unary(u) => (vec![EOp::Input(0), EOp::Unary(*u, 0)], vec![1]),
+                    Op::Binary(o) => (
+                        vec![EOp::Input(0), EOp::Input(1), EOp::Binary(*o, 0, 1)],
+                        vec![2],
+                    ),
+                    Op::Fused(f) => elementwise_code(&f.body)?,
+                    _ => unreachable!(),
+                };
+                let mut outputs = Vec::new();
+                for (i, at) in results.into_iter().enumerate() {
+                    let out = b.scratch_view(r, c);
+                    views.insert(Value::new(id, i as u32), out);
+                    shapes.insert(Value::new(id, i as u32), dims.clone());
+                    outputs.push((at, out));
+                }
+                b.instrs.push(Instr::Elementwise(Elementwise {
+                    rows: r,
+                    cols: c,
+                    inputs: ins,
+                    code,
+                    outputs,
+                }));
+                continue;
+            }
+            Op::Scan(scan) => {
+                let mut operand_views = Vec::new();
+                let mut operand_shapes = Vec::new();
+                for v in &operands {
+                    let (view, od) = arg(*v, &mut b)?;
+                    operand_views.push(view);
+                    operand_shapes.push(od);
+                }
+                let results = b.call_scan(scan, &operand_views, &operand_shapes)?;
+                for (i, view) in results.into_iter().enumerate() {
+                    let v = Value::new(id, i as u32);
+                    shapes.insert(v, concrete(&node.results[i], batch, time));
+                    views.insert(v, view);
+                }
+                continue;
+            }
+            other => return unsupported(format!("`{}` outside a scan", other.name())),
+        };
+        views.insert(Value::new(id, 0), result);
+        shapes.insert(Value::new(id, 0), dims);
+    }
+    let mut outputs = Vec::new();
+    for (i, (name, v)) in g.outputs.iter().enumerate() {
+        let (src, dims) = if let Some(t) = known.get(&v.node) {
+            (b.constant_of(v.node, t)?, t.shape().to_vec())
+        } else {
+            (views[v], shapes[v].clone())
+        };
+        let (r, c) = rows_cols(&dims);
+        b.instrs
+            .push(copy(src, View::contiguous(Slot::Emit(i), 0, r, c)));
+        outputs.push((name.clone(), dims));
+    }
+    let top = Plan {
+        reverse: false,
+        batch,
+        time: 1,
+        n_seqs: inputs.len(),
+        n_states: 0,
+        n_emits: outputs.len(),
+        emit_widths: outputs.iter().map(|(_, d)| d.iter().product()).collect(),
+        state_shapes: Vec::new(),
+        body: Program {
+            steps: 1,
+            instrs: b.instrs,
+        },
+        tail: None,
+        consts: b.consts,
+        scratch_len: b.scratch_len,
+        callees: b.scans.len(),
+    };
+    Ok(WholePlan {
+        top,
+        scans: b.scans,
+        inputs,
+        outputs,
+    })
+}
+
+/// The view of an operand of shape `od` inside an elementwise loop over `dims`:
+/// the same rows, or one row (or one element) repeated.
+fn broadcast(v: View, od: &[usize], dims: &[usize]) -> Result<View, Unsupported> {
+    let (r, c) = rows_cols(dims);
+    let (or, oc) = rows_cols(od);
+    let same_rows = or == r && od.len() == dims.len();
+    if (same_rows || or == 1) && (oc == c || oc == 1) {
+        Ok(v)
+    } else {
+        unsupported(format!("broadcasting {od:?} to {dims:?} outside a scan"))
+    }
+}
+
+struct Top<'a> {
+    weights: &'a Weights,
+    consts: Vec<Vec<f32>>,
+    const_of: HashMap<NodeId, View>,
+    scratch_len: usize,
+    instrs: Vec<Instr>,
+    scans: Vec<Plan>,
+    batch: usize,
+}
+
+impl Top<'_> {
+    /// Workspace for `n` elements, 64-byte aligned.
+    fn scratch(&mut self, n: usize) -> usize {
+        let at = self.scratch_len;
+        self.scratch_len += n.div_ceil(16) * 16;
+        at
+    }
+
+    fn scratch_view(&mut self, rows: usize, cols: usize) -> View {
+        let at = self.scratch(rows * cols);
+        View::contiguous(Slot::Scratch, at, rows, cols)
+    }
+
+    fn constant(&mut self, data: Vec<f32>) -> usize {
+        self.consts.push(data);
+        self.consts.len() - 1
+    }
+
+    /// A load-time value as a constant buffer (made once).
+    fn constant_of(&mut self, id: NodeId, t: &Tensor) -> Result<View, Unsupported> {
+        if let Some(v) = self.const_of.get(&id) {
+            return Ok(*v);
+        }
+        let Tensor::F32(a) = t else {
+            return unsupported("an integer constant");
+        };
+        let (r, c) = rows_cols(a.shape());
+        let k = self.constant(row_major(a));
+        let v = View::contiguous(Slot::Const(k), 0, r, c);
+        self.const_of.insert(id, v);
+        Ok(v)
+    }
+
+    /// Elements `start..end` of axis `axis` of a value of shape `od` viewed by `v`,
+    /// where the rows of the result stay evenly spaced.
+    fn sub_view(
+        &mut self,
+        mut v: View,
+        od: &[usize],
+        axis: usize,
+        start: usize,
+        end: usize,
+    ) -> Result<View, Unsupported> {
+        let rank = od.len();
+        if axis + 1 == rank {
+            v.offset += start;
+            v.cols = end - start;
+            return Ok(v);
+        }
+        let outer: usize = od[..axis].iter().product();
+        let inner: usize = od[axis + 1..rank - 1].iter().product();
+        if axis + 2 == rank {
+            // [.., T, F] → rows step over the sliced axis.
+            if end - start == 1 {
+                v.offset += start * v.row_stride;
+                v.row_stride *= od[axis];
+                v.rows = outer;
+                return Ok(v);
+            }
+            if outer == 1 {
+                v.offset += start * v.row_stride;
+                v.rows = end - start;
+                return Ok(v);
+            }
+        } else if outer == 1 {
+            v.offset += start * inner * v.row_stride;
+            v.rows = (end - start) * inner;
+            return Ok(v);
+        }
+        unsupported(format!("a slice of axis {axis} of a {od:?} value"))
+    }
+
+    /// `x · w` (or `x · wᵀ`) as generated code over packed panels.
+    fn product(&mut self, x: View, w: &ndarray::ArrayD<f32>, transposed: bool) -> View {
+        let (k, m) = if transposed {
+            (w.shape()[1], w.shape()[0])
+        } else {
+            (w.shape()[0], w.shape()[1])
+        };
+        let nb = panel_width(x.rows);
+        let panels = self.constant(pack_panels(w, transposed, nb));
+        let padded = m.div_ceil(nb) * nb;
+        let at = self.scratch(x.rows * padded);
+        let out = View {
+            slot: Slot::Scratch,
+            offset: at,
+            rows: x.rows,
+            cols: m,
+            row_stride: padded,
+            time: None,
+        };
+        self.instrs.push(Instr::MatMul {
+            x,
+            panels,
+            k,
+            m,
+            nb,
+            out,
+        });
+        out
+    }
+
+    /// A copy of `v` into the workspace unless it already is a whole contiguous
+    /// `rows × cols` block (what a scan's sequence and state pointers must be).
+    fn contiguous(&mut self, v: View) -> View {
+        if v.row_stride == v.cols || v.rows == 1 {
+            return View {
+                row_stride: v.cols,
+                ..v
+            };
+        }
+        let out = self.scratch_view(v.rows, v.cols);
+        self.instrs.push(copy(v, out));
+        out
+    }
+
+    /// Plans `scan` and calls it; returns the views of its results (emits
+    /// `[B·T, F]`, then final states).
+    fn call_scan(
+        &mut self,
+        scan: &rnnc_ir::Scan,
+        operands: &[View],
+        shapes: &[Vec<usize>],
+    ) -> Result<Vec<View>, Unsupported> {
+        let p = plan::plan(scan, shapes, self.weights, usize::MAX)?;
+        let mut args = Vec::new();
+        for v in &operands[..p.n_seqs] {
+            let v = self.contiguous(*v);
+            args.push(v);
+        }
+        // The scan overwrites its state buffers with the final states: each starts
+        // as a copy of the initial state in the workspace.
+        let mut states = Vec::new();
+        for (v, shape) in operands[p.n_seqs..].iter().zip(&p.state_shapes) {
+            let (r, c) = as_matrix(shape)?;
+            let buf = self.scratch_view(r, c);
+            self.instrs.push(copy(*v, buf));
+            args.push(buf);
+            states.push(buf);
+        }
+        let mut emits = Vec::new();
+        for w in &p.emit_widths {
+            let e = self.scratch_view(p.batch * p.time, *w);
+            args.push(e);
+            emits.push(e);
+        }
+        let first = self.consts.len();
+        for (i, c) in p.consts.iter().enumerate() {
+            let k = self.constant(c.clone());
+            debug_assert_eq!(k, first + i);
+            args.push(View::contiguous(Slot::Const(k), 0, 1, c.len()));
+        }
+        args.push(self.scratch_view(1, p.scratch_len.max(1)));
+        debug_assert_eq!(args.len(), p.slots().len());
+        debug_assert!(p.batch == self.batch);
+        self.instrs.push(Instr::CallScan {
+            scan: self.scans.len(),
+            args,
+        });
+        self.scans.push(p);
+        emits.extend(states);
+        Ok(emits)
+    }
+}

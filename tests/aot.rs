@@ -1,0 +1,165 @@
+//! Ahead-of-time output: every seed fixture's model compiled to an object file and
+//! header (`rnnc_backend_cpu::aot`), linked with `tests/aot/driver.c` by the
+//! system C compiler (`cc`), run on the fixture's inputs, and compared with the
+//! interpreter (atol 1e-5) and with PyTorch's outputs (atol 1e-5, rtol 1e-4).
+//! Models with top-level ops the object-file path cannot generate yet must fail
+//! with the reason listed here, so that a change in coverage shows.
+
+mod common;
+
+use rnnc_cli::args::ModelArgs;
+use rnnc_interp::Tensor;
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+/// Fixtures whose models the object-file path declines, and why.
+const DECLINED: [(&str, &str); 3] = [
+    ("bilstm", "`flip` outside a scan"),
+    (
+        "lstm_classifier",
+        "input `input` holds integers (token ids)",
+    ),
+    ("speech_lstm", "`log_softmax` outside a scan"),
+];
+
+fn write_f32(path: &Path, t: &Tensor) {
+    let Tensor::F32(a) = t else {
+        panic!("f32 input")
+    };
+    let bytes: Vec<u8> = a.iter().flat_map(|x| x.to_le_bytes()).collect();
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn read_f32(path: &Path) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+#[test]
+fn object_files_run_from_c_and_match() {
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    let fixtures: Vec<_> = common::fixtures()
+        .into_iter()
+        .filter(|f| f.dir.parent().unwrap().ends_with("seed0"))
+        .collect();
+    assert!(fixtures.len() >= 13, "{} seed-0 fixtures", fixtures.len());
+    for fx in fixtures {
+        let label = fx.name.clone();
+        let args = ModelArgs {
+            model: fx.model(),
+            params: fx.params(),
+            config: None,
+        };
+        let mut g = rnnc_cli::compile(&args).unwrap();
+        let w = rnnc_cli::weights::load(&fx.dir.join("weights.safetensors"), &g.weights()).unwrap();
+        let passes = rnnc_opt::Opt::Level(2).build().unwrap();
+        rnnc_opt::run_pipeline(&mut g, &passes, &Default::default(), &mut String::new()).unwrap();
+        let given: HashMap<String, Tensor> = fx
+            .inputs()
+            .into_iter()
+            .map(|(n, p)| (n, rnnc_cli::npy::read(&p).unwrap()))
+            .collect();
+        let shape = given["input"].shape().to_vec();
+        let (batch, time) = (shape[0], shape[1]);
+        let verified = rnnc_ir::verify(&g).unwrap();
+        let compiled = rnnc_backend_cpu::aot::compile_object(&verified, &w, batch, time, "test");
+        let declined = DECLINED.iter().find(|(n, _)| *n == fx.name);
+        let obj = match (compiled, declined) {
+            (Ok(o), None) => o,
+            (Err(e), Some((_, why))) => {
+                assert_eq!(e.0, *why, "{label}");
+                continue;
+            }
+            (Ok(_), Some(_)) => {
+                failures.push(format!("{label}: compiles now; take it off DECLINED"));
+                continue;
+            }
+            (Err(e), None) => {
+                failures.push(format!("{label}: {}", e.0));
+                continue;
+            }
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("model.o"), &obj.object).unwrap();
+        std::fs::write(d.join("model.h"), &obj.header).unwrap();
+        let cc = Command::new("cc")
+            .args(["-O1", "-o"])
+            .arg(d.join("driver"))
+            .arg(common::root().join("tests/aot/driver.c"))
+            .arg(d.join("model.o"))
+            .arg(format!("-I{}", d.display()))
+            .arg("-DMODEL_H=\"model.h\"")
+            .arg(format!("-DPREFIX={}", obj.prefix))
+            .arg(format!("-DUPPER={}", obj.prefix.to_ascii_uppercase()))
+            .arg("-lm")
+            .output()
+            .expect("a C compiler `cc`");
+        assert!(
+            cc.status.success(),
+            "{label}: cc failed:\n{}",
+            String::from_utf8_lossy(&cc.stderr)
+        );
+        // Every input in the header's order; those the fixture leaves out are zeros.
+        let mut inputs = HashMap::new();
+        let mut argv = Vec::new();
+        for (i, (name, dims)) in obj.inputs.iter().enumerate() {
+            let t = given
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| Tensor::F32(ndarray::ArrayD::zeros(ndarray::IxDyn(dims))));
+            assert_eq!(t.shape(), &dims[..], "{label} {name}");
+            let path = d.join(format!("in{i}.f32"));
+            write_f32(&path, &t);
+            argv.push(path);
+            inputs.insert(name.clone(), t);
+        }
+        for i in 0..obj.outputs.len() {
+            argv.push(d.join(format!("out{i}.f32")));
+        }
+        let run = Command::new(d.join("driver")).args(&argv).output().unwrap();
+        assert!(
+            run.status.success(),
+            "{label}: the driver failed:\n{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let want: HashMap<String, Tensor> = rnnc_interp::run(&verified, &inputs, &w)
+            .unwrap()
+            .into_iter()
+            .collect();
+        for (i, (name, dims)) in obj.outputs.iter().enumerate() {
+            let got = read_f32(&d.join(format!("out{i}.f32")));
+            let Tensor::F32(interp) = &want[name] else {
+                panic!("f32 outputs")
+            };
+            assert_eq!(interp.shape(), &dims[..], "{label} {name}");
+            assert_eq!(got.len(), interp.len(), "{label} {name}");
+            let worst = got
+                .iter()
+                .zip(interp.iter())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            if worst > 1e-5 || got.iter().any(|v| v.is_nan()) {
+                failures.push(format!("{label} {name}: {worst:e} from the interpreter"));
+            }
+            let torch = fx.dir.join(format!("{name}.npy"));
+            if let Ok(Tensor::F32(t)) = rnnc_cli::npy::read(&torch) {
+                let bad = got
+                    .iter()
+                    .zip(t.iter())
+                    .any(|(a, b)| (a - b).abs() > 1e-5 + 1e-4 * b.abs());
+                if bad {
+                    failures.push(format!("{label} {name}: differs from PyTorch"));
+                }
+            }
+        }
+        ran += 1;
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(ran, 10);
+}

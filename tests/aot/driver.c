@@ -1,0 +1,46 @@
+/* Runs an rnnc object file on raw float32 files: the test driver of tests/aot.rs.
+ * Usage: driver IN_0.f32 ... IN_n.f32 OUT_0.f32 ... OUT_m.f32
+ * Built with -DMODEL_H='"model.h"' -DPREFIX=model -DUPPER=MODEL. */
+#include <stdio.h>
+#include <stdlib.h>
+#include MODEL_H
+
+#define CAT2(a, b) a##b
+#define CAT(a, b) CAT2(a, b)
+
+static float *read_floats(const char *path, size_t n) {
+    float *p = malloc(n * sizeof(float));
+    FILE *f = fopen(path, "rb");
+    if (!p || !f || fread(p, sizeof(float), n, f) != n) {
+        fprintf(stderr, "cannot read %zu floats from %s\n", n, path);
+        exit(1);
+    }
+    fclose(f);
+    return p;
+}
+
+int main(int argc, char **argv) {
+    enum { N_IN = CAT(UPPER, _N_INPUTS), N_OUT = CAT(UPPER, _N_OUTPUTS) };
+    if (argc != 1 + N_IN + N_OUT) {
+        fprintf(stderr, "expected %d input and %d output files\n", N_IN, N_OUT);
+        return 1;
+    }
+    const float *inputs[N_IN];
+    float *outputs[N_OUT];
+    for (int i = 0; i < N_IN; i++)
+        inputs[i] = read_floats(argv[1 + i], CAT(PREFIX, _input_len)[i]);
+    for (int i = 0; i < N_OUT; i++)
+        outputs[i] = calloc(CAT(PREFIX, _output_len)[i], sizeof(float));
+    float *workspace = malloc(CAT(UPPER, _WORKSPACE_FLOATS) * sizeof(float));
+    CAT(PREFIX, _run)(inputs, outputs, workspace);
+    for (int i = 0; i < N_OUT; i++) {
+        FILE *f = fopen(argv[1 + N_IN + i], "wb");
+        size_t n = CAT(PREFIX, _output_len)[i];
+        if (!f || fwrite(outputs[i], sizeof(float), n, f) != n) {
+            fprintf(stderr, "cannot write %s\n", argv[1 + N_IN + i]);
+            return 1;
+        }
+        fclose(f);
+    }
+    return 0;
+}
