@@ -44,7 +44,7 @@ pub fn compile_object(
     source: &str,
 ) -> Result<CompiledObject, Unsupported> {
     let g = graph.graph();
-    let plan = plan_model(g, weights, batch, time)?;
+    let plan = plan_model(g, weights, batch, time, usize::MAX)?;
     let prefix = c_identifier(&g.name);
     let fail = |e: String| Unsupported(format!("code generation failed: {e}"));
     let isa = host_isa(true).map_err(fail)?;

@@ -164,8 +164,8 @@ impl Emitter<'_, '_> {
         }
     }
 
-    /// A call of compiled scan `scan` (its address is in the table) with a table of
-    /// the views' start pointers, built on the stack.
+    /// A call of compiled scan `scan` (this thread's version; its address is in the
+    /// table) with a table of the views' start pointers, built on the stack.
     fn call_scan(&mut self, scan: usize, args: &[View], t: Value) {
         let bytes = u32::try_from(args.len() * 8).expect("a small table");
         let slot = self.b.create_sized_stack_slot(StackSlotData::new(
@@ -181,7 +181,7 @@ impl Emitter<'_, '_> {
         let table = self.b.ins().stack_addr(self.ptr, slot, 0);
         let sig = signature(self.b.func.signature.call_conv, self.ptr);
         let sigref = self.b.import_signature(sig);
-        let callee = self.bases[&Slot::Fn(scan)];
+        let callee = self.bases[&Slot::Fn(scan * self.part.threads + self.part.thread)];
         let barrier = self.barrier;
         self.b
             .ins()

@@ -6,9 +6,10 @@ use crate::barrier::SpinBarrier;
 use crate::codegen;
 use crate::parallel::Part;
 use crate::plan::Plan;
+use crate::whole::WholePlan;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{Linkage, Module};
+use cranelift_module::{FuncId, Linkage, Module};
 use std::time::{Duration, Instant};
 
 /// A generated entry point: one pointer per slot of the plan, and the barrier
@@ -20,6 +21,8 @@ pub struct Jitted {
     module: Option<JITModule>,
     /// One function per thread, in thread order.
     pub entries: Vec<ScanFn>,
+    /// Addresses of the functions the entries call through their table.
+    pub callees: Vec<usize>,
     pub compile_time: Duration,
     /// Size of the generated code in bytes.
     pub code_bytes: usize,
@@ -53,50 +56,110 @@ pub fn host_isa(pic: bool) -> Result<cranelift_codegen::isa::OwnedTargetIsa, Str
         .map_err(|e| e.to_string())
 }
 
-pub fn compile(plan: &Plan, threads: usize) -> Result<Jitted, String> {
-    let start = Instant::now();
-    let isa = host_isa(false)?;
-    let mut module = JITModule::new(JITBuilder::with_isa(
-        isa,
-        cranelift_module::default_libcall_names(),
-    ));
-    let ptr = module.target_config().pointer_type();
-    let sig = codegen::signature(module.target_config().default_call_conv, ptr);
-    let disasm = std::env::var_os("RNNC_DISASM").is_some();
-    let mut ids = Vec::new();
-    let mut code_bytes = 0;
-    for thread in 0..threads {
-        let id = module
-            .declare_function(&format!("rnnc_scan_{thread}"), Linkage::Local, &sig)
+/// A JIT module being filled with functions of the one signature.
+struct Builder {
+    module: JITModule,
+    sig: cranelift_codegen::ir::Signature,
+    disasm: bool,
+    code_bytes: usize,
+    start: Instant,
+}
+
+impl Builder {
+    fn new() -> Result<Self, String> {
+        let start = Instant::now();
+        let module = JITModule::new(JITBuilder::with_isa(
+            host_isa(false)?,
+            cranelift_module::default_libcall_names(),
+        ));
+        let ptr = module.target_config().pointer_type();
+        let sig = codegen::signature(module.target_config().default_call_conv, ptr);
+        Ok(Builder {
+            module,
+            sig,
+            disasm: std::env::var_os("RNNC_DISASM").is_some(),
+            code_bytes: 0,
+            start,
+        })
+    }
+
+    /// The function doing `part` of `plan`.
+    fn define(&mut self, name: &str, plan: &Plan, part: Part) -> Result<FuncId, String> {
+        let id = self
+            .module
+            .declare_function(name, Linkage::Local, &self.sig)
             .map_err(|e| e.to_string())?;
-        let mut ctx = module.make_context();
-        let part = Part { thread, threads };
-        ctx.func = codegen::build(plan, part, sig.clone(), module.target_config());
-        ctx.set_disasm(disasm);
-        module
+        let mut ctx = self.module.make_context();
+        let config = self.module.target_config();
+        ctx.func = codegen::build(plan, part, self.sig.clone(), config);
+        ctx.set_disasm(self.disasm);
+        self.module
             .define_function(id, &mut ctx)
             .map_err(|e| format!("{e:?}"))?;
         if let Some(c) = ctx.compiled_code() {
-            code_bytes += c.code_buffer().len();
-            if disasm {
-                eprintln!("thread {thread}:\n{}", c.vcode.clone().unwrap_or_default());
+            self.code_bytes += c.code_buffer().len();
+            if self.disasm {
+                eprintln!("{name}:\n{}", c.vcode.clone().unwrap_or_default());
             }
         }
-        ids.push(id);
+        Ok(id)
     }
-    module.finalize_definitions().map_err(|e| e.to_string())?;
-    let entries = ids
-        .into_iter()
-        .map(|id| {
-            let code = module.get_finalized_function(id);
-            // SAFETY: the function was declared with exactly this signature.
-            unsafe { std::mem::transmute::<*const u8, ScanFn>(code) }
+
+    /// Finalizes the module; `entries` become the entry points, `callees` plain
+    /// addresses.
+    fn finish(mut self, entries: &[FuncId], callees: &[FuncId]) -> Result<Jitted, String> {
+        self.module
+            .finalize_definitions()
+            .map_err(|e| e.to_string())?;
+        let entries = entries
+            .iter()
+            .map(|id| {
+                let code = self.module.get_finalized_function(*id);
+                // SAFETY: the function was declared with exactly this signature.
+                unsafe { std::mem::transmute::<*const u8, ScanFn>(code) }
+            })
+            .collect();
+        let callees = callees
+            .iter()
+            .map(|id| self.module.get_finalized_function(*id) as usize)
+            .collect();
+        Ok(Jitted {
+            module: Some(self.module),
+            entries,
+            callees,
+            compile_time: self.start.elapsed(),
+            code_bytes: self.code_bytes,
         })
-        .collect();
-    Ok(Jitted {
-        module: Some(module),
-        entries,
-        compile_time: start.elapsed(),
-        code_bytes,
-    })
+    }
+}
+
+/// One scan's plan, one function per thread.
+pub fn compile(plan: &Plan, threads: usize) -> Result<Jitted, String> {
+    let mut b = Builder::new()?;
+    let mut entries = Vec::new();
+    for thread in 0..threads {
+        let part = Part { thread, threads };
+        entries.push(b.define(&format!("rnnc_scan_{thread}"), plan, part)?);
+    }
+    b.finish(&entries, &[])
+}
+
+/// A whole-model program and the scans it calls, one function of each per
+/// thread; the scans' addresses are the program's `Fn` slots, in order
+/// `scan · threads + thread`.
+pub fn compile_program(whole: &WholePlan, threads: usize) -> Result<Jitted, String> {
+    let mut b = Builder::new()?;
+    let mut callees = Vec::new();
+    for (k, scan) in whole.scans.iter().enumerate() {
+        for thread in 0..threads {
+            let part = Part { thread, threads };
+            callees.push(b.define(&format!("rnnc_scan_{k}_{thread}"), scan, part)?);
+        }
+    }
+    let mut entries = Vec::new();
+    for thread in 0..threads {
+        let part = Part { thread, threads };
+        entries.push(b.define(&format!("rnnc_program_{thread}"), &whole.top, part)?);
+    }
+    b.finish(&entries, &callees)
 }

@@ -1,13 +1,17 @@
 //! The rnnc CPU backend.
 //!
-//! Every scan is compiled, for the batch size and length it is run at, to one
-//! native function (Cranelift): the time loop, the recurrent matrix product (f32x4
-//! FMA over packed weight panels) and the fused gate arithmetic (vectorised
-//! `exp`/`sigmoid`/`tanh`) are generated code. The rest of the graph, which runs
-//! once per call (the hoisted input projection, the classifier head), runs on the
-//! interpreter's kernels; its weight-only values are computed once, at load.
-//! A scan the code generator cannot handle is left to the interpreter, and
-//! [`CpuBackend::report`] says which and why.
+//! The whole model is compiled, for the batch size and length it is run at, to
+//! native code (Cranelift): a top-level program (the hoisted input projection,
+//! bias additions, the classifier head, copies) that calls one function per scan,
+//! in which the time loop, the recurrent matrix product (f32x4 FMA over packed
+//! weight panels) and the fused gate arithmetic (vectorised `exp`/`sigmoid`/`tanh`)
+//! are generated code. Weight-only values are computed once, at load.
+//!
+//! A model whose top level uses an op the program builder has no code for
+//! (`flip`, `embedding`, `log_softmax`…) runs on the interpreter's walk of the
+//! graph instead, with each scan still compiled on its own; a scan the code
+//! generator cannot handle is left to the interpreter. [`CpuBackend::report`] and
+//! [`CpuBackend::program_report`] say which and why.
 //!
 //! With several threads ([`CpuBackend::with_threads`]) each compiled scan splits
 //! every time step between them: each thread keeps its own slice of the recurrent
@@ -23,6 +27,7 @@ mod pack;
 mod parallel;
 mod plan;
 mod products;
+mod program;
 mod scan;
 mod stream;
 mod whole;
@@ -30,6 +35,7 @@ mod whole;
 pub use plan::Unsupported;
 pub use stream::Stream;
 
+use program::CompiledProgram;
 use rayon_core::{ThreadPool, ThreadPoolBuilder};
 use rnnc_interp::{load_time_values, run_with, Hooks, InterpError, Tensor, Weights};
 use rnnc_ir::{NodeId, Op, Scan, Verified};
@@ -49,6 +55,16 @@ pub struct ScanReport {
 }
 
 type Key = (NodeId, Vec<Vec<usize>>);
+type Program = Rc<Result<CompiledProgram, Unsupported>>;
+
+/// What happened to the whole-model program at one (B, T).
+#[derive(Clone, Debug)]
+pub struct ProgramReport {
+    pub batch: usize,
+    pub time: usize,
+    /// Compile time and code size, or why the model runs scan by scan.
+    pub outcome: Result<(Duration, usize), Unsupported>,
+}
 
 /// A model loaded for the CPU: weights bound, load-time values folded, scans
 /// compiled on first use at each shape and kept.
@@ -59,6 +75,8 @@ pub struct CpuBackend<'g> {
     /// Top-level `linear`s whose matrix is a load-time value (see [`Hooks::op`]).
     weight_products: HashSet<NodeId>,
     scans: RefCell<HashMap<Key, Rc<Result<CompiledScan, Unsupported>>>>,
+    /// Whole-model programs by (B, T).
+    programs: RefCell<HashMap<(usize, usize), Program>>,
     threads: usize,
     /// The threads compiled scans run on; None when there is one (the caller's).
     pool: Option<ThreadPool>,
@@ -102,6 +120,7 @@ impl<'g> CpuBackend<'g> {
             load_time,
             weight_products,
             scans: RefCell::new(HashMap::new()),
+            programs: RefCell::new(HashMap::new()),
             threads,
             pool,
         })
@@ -117,10 +136,54 @@ impl<'g> CpuBackend<'g> {
         &self,
         inputs: &HashMap<String, Tensor>,
     ) -> Result<Vec<(String, Tensor)>, InterpError> {
+        let (batch, time) = rnnc_interp::bind_sizes(&self.graph, inputs, self.weights)?;
+        if let Some(batch) = batch {
+            // A model without a time axis compiles the same at any T.
+            if let Ok(p) = &*self.program(batch, time.unwrap_or(1)) {
+                return Ok(p.run(inputs, self.pool.as_ref()));
+            }
+        }
         run_with(&self.graph, inputs, self.weights, self)
     }
 
-    /// Every scan compiled (or declined) so far.
+    /// The whole-model program for (B, T), compiled on first use and kept.
+    fn program(&self, batch: usize, time: usize) -> Program {
+        if let Some(p) = self.programs.borrow().get(&(batch, time)) {
+            return p.clone();
+        }
+        let g = self.graph.graph();
+        let p = Rc::new(CompiledProgram::new(
+            g,
+            self.weights,
+            batch,
+            time,
+            self.threads,
+        ));
+        self.programs.borrow_mut().insert((batch, time), p.clone());
+        p
+    }
+
+    /// Every whole-model program compiled (or declined) so far.
+    pub fn program_report(&self) -> Vec<ProgramReport> {
+        let mut out: Vec<ProgramReport> = self
+            .programs
+            .borrow()
+            .iter()
+            .map(|((batch, time), p)| ProgramReport {
+                batch: *batch,
+                time: *time,
+                outcome: match &**p {
+                    Ok(p) => Ok((p.code.compile_time, p.code.code_bytes)),
+                    Err(e) => Err(e.clone()),
+                },
+            })
+            .collect();
+        out.sort_by_key(|r| (r.batch, r.time));
+        out
+    }
+
+    /// Every scan compiled (or declined) on its own so far (models that run as a
+    /// whole-model program have none).
     pub fn report(&self) -> Vec<ScanReport> {
         let mut out: Vec<ScanReport> = self
             .scans

@@ -20,26 +20,6 @@ pub struct CompiledScan {
     barrier: SpinBarrier,
 }
 
-/// The pointer table and barrier, handed to the pool's threads.
-struct Shared {
-    table: *const *mut f32,
-    barrier: *const SpinBarrier,
-}
-
-// SAFETY: the threads only pass these pointers to the generated code, which
-// partitions its writes between threads and meets at barriers (parallel.rs); the
-// buffers outlive the broadcast, which returns only when every thread is done.
-unsafe impl Sync for Shared {}
-
-impl Shared {
-    /// # Safety
-    /// See [`CompiledScan::run`].
-    unsafe fn call(&self, f: ScanFn) {
-        // SAFETY: forwarded from the caller's contract.
-        unsafe { f(self.table, self.barrier) }
-    }
-}
-
 impl CompiledScan {
     /// Compiles `scan` for these operand shapes, split over `threads` threads.
     pub fn new(
@@ -90,31 +70,7 @@ impl CompiledScan {
                 Slot::Fn(_) => unreachable!("a scan's plan calls nothing"),
             })
             .collect();
-        let shared = Shared {
-            table: table.as_ptr(),
-            barrier: &self.barrier,
-        };
-        let entries = &self.code.entries;
-        // SAFETY: every buffer has the size the plan was made for (the caller
-        // compiled this scan for these operand shapes), the generated code only
-        // writes states, emits and scratch, and all of them outlive the call.
-        // With several threads, each runs its own part and all of them run at
-        // once (a broadcast starts one job on every thread of the pool), which
-        // the spinning barrier needs.
-        match pool {
-            Some(pool) if entries.len() > 1 => {
-                assert_eq!(pool.current_num_threads(), entries.len());
-                pool.broadcast(|ctx| unsafe { shared.call(entries[ctx.index()]) });
-            }
-            _ => {
-                assert_eq!(
-                    entries.len(),
-                    1,
-                    "a scan compiled for threads needs its pool"
-                );
-                unsafe { shared.call(entries[0]) }
-            }
-        }
+        run_entries(&self.code.entries, &table, &self.barrier, pool);
         drop(scratch);
         let mut out: Vec<Tensor> = emits
             .into_iter()
@@ -128,10 +84,58 @@ impl CompiledScan {
     }
 }
 
-fn flat(t: &Tensor) -> Vec<f32> {
+pub(crate) fn flat(t: &Tensor) -> Vec<f32> {
     t.f32().iter().copied().collect()
 }
 
-fn array(shape: &[usize], data: Vec<f32>) -> ArrayD<f32> {
+pub(crate) fn array(shape: &[usize], data: Vec<f32>) -> ArrayD<f32> {
     ArrayD::from_shape_vec(IxDyn(shape), data).expect("sizes agree")
+}
+
+/// The pointer table and barrier, handed to the pool's threads.
+struct Shared {
+    table: *const *mut f32,
+    barrier: *const SpinBarrier,
+}
+
+// SAFETY: the threads only pass these pointers to the generated code, which
+// partitions its writes between threads and meets at barriers (parallel.rs); the
+// buffers outlive the broadcast, which returns only when every thread is done.
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// # Safety
+    /// See [`CompiledScan::run`].
+    unsafe fn call(&self, f: ScanFn) {
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { f(self.table, self.barrier) }
+    }
+}
+
+/// Calls generated entry points (one per thread) on `table`: directly with one,
+/// on every thread of `pool` at once (a broadcast, which the spinning barrier
+/// needs) with more.
+pub(crate) fn run_entries(
+    entries: &[ScanFn],
+    table: &[*mut f32],
+    barrier: &SpinBarrier,
+    pool: Option<&ThreadPool>,
+) {
+    let shared = Shared {
+        table: table.as_ptr(),
+        barrier,
+    };
+    // SAFETY: the caller made every pointer in the table cover the buffer its plan
+    // was made for, alive until this returns; the generated code only writes
+    // states, emits (outputs) and scratch.
+    match pool {
+        Some(pool) if entries.len() > 1 => {
+            assert_eq!(pool.current_num_threads(), entries.len());
+            pool.broadcast(|ctx| unsafe { shared.call(entries[ctx.index()]) });
+        }
+        _ => {
+            assert_eq!(entries.len(), 1, "code compiled for threads needs its pool");
+            unsafe { shared.call(entries[0]) }
+        }
+    }
 }

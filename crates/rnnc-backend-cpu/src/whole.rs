@@ -21,7 +21,8 @@ use std::collections::HashMap;
 /// The model's program, the scans it calls, and its interface.
 #[derive(Debug)]
 pub struct WholePlan {
-    /// The top-level program: `Seq(i)` is input i, `Emit(i)` output i, `Fn(k)` scan k.
+    /// The top-level program: `Seq(i)` is input i, `Emit(i)` output i, and
+    /// `Fn(k · threads + t)` scan k's function for thread t.
     pub top: Plan,
     pub scans: Vec<Plan>,
     /// (name, shape) of each input, in `Seq` slot order.
@@ -34,15 +35,24 @@ fn unsupported<T>(msg: impl Into<String>) -> Result<T, Unsupported> {
     Err(Unsupported(msg.into()))
 }
 
-fn concrete(ty: &TensorTy, batch: usize, time: usize) -> Vec<usize> {
-    ty.dims
+/// The interpreter's allocation limit (1 GiB of f32): larger values are left to
+/// it, which reports them.
+const MAX_ELEMS: usize = 1 << 28;
+
+fn concrete(ty: &TensorTy, batch: usize, time: usize) -> Result<Vec<usize>, Unsupported> {
+    let dims: Vec<usize> = ty
+        .dims
         .iter()
         .map(|d| match d {
             Dim::Fixed(n) => *n,
             Dim::Batch => batch,
             Dim::Time => time,
         })
-        .collect()
+        .collect();
+    match dims.iter().try_fold(1usize, |acc, n| acc.checked_mul(*n)) {
+        Some(n) if n <= MAX_ELEMS => Ok(dims),
+        _ => unsupported(format!("a value of shape {dims:?} is too large")),
+    }
 }
 
 /// Rows and columns of a value of shape `dims` seen as a matrix.
@@ -53,13 +63,15 @@ fn rows_cols(dims: &[usize]) -> (usize, usize) {
     }
 }
 
-/// Plans `g` for batch `batch` and length `time`. Products never call the tuned
-/// GEMM: the code must run outside this process.
+/// Plans `g` for batch `batch` and length `time`. Products with at least
+/// `gemm_min_rows` rows call the tuned GEMM (`usize::MAX` for code that must run
+/// outside this process).
 pub fn plan_model(
     g: &Graph,
     weights: &Weights,
     batch: usize,
     time: usize,
+    gemm_min_rows: usize,
 ) -> Result<WholePlan, Unsupported> {
     let known = load_time_values(g, weights).map_err(|e| Unsupported(e.0))?;
     let mut b = Top {
@@ -70,6 +82,7 @@ pub fn plan_model(
         instrs: Vec::new(),
         scans: Vec::new(),
         batch,
+        gemm_min_rows,
     };
     let mut inputs = Vec::new();
     let mut views: HashMap<Value, View> = HashMap::new();
@@ -79,7 +92,7 @@ pub fn plan_model(
         if known.contains_key(&id) {
             continue;
         }
-        let dims = concrete(&node.results[0], batch, time);
+        let dims = concrete(&node.results[0], batch, time)?;
         let operands = g.operands(id);
         let arg = |v: Value, b: &mut Top| -> Result<(View, Vec<usize>), Unsupported> {
             if known.contains_key(&v.node) {
@@ -198,7 +211,7 @@ pub fn plan_model(
                 let results = b.call_scan(scan, &operand_views, &operand_shapes)?;
                 for (i, view) in results.into_iter().enumerate() {
                     let v = Value::new(id, i as u32);
-                    shapes.insert(v, concrete(&node.results[i], batch, time));
+                    shapes.insert(v, concrete(&node.results[i], batch, time)?);
                     views.insert(v, view);
                 }
                 continue;
@@ -267,6 +280,7 @@ struct Top<'a> {
     instrs: Vec<Instr>,
     scans: Vec<Plan>,
     batch: usize,
+    gemm_min_rows: usize,
 }
 
 impl Top<'_> {
@@ -341,13 +355,20 @@ impl Top<'_> {
         unsupported(format!("a slice of axis {axis} of a {od:?} value"))
     }
 
-    /// `x · w` (or `x · wᵀ`) as generated code over packed panels.
+    /// `x · w` (or `x · wᵀ`): generated code over packed panels, or the GEMM.
     fn product(&mut self, x: View, w: &ndarray::ArrayD<f32>, transposed: bool) -> View {
         let (k, m) = if transposed {
             (w.shape()[1], w.shape()[0])
         } else {
             (w.shape()[0], w.shape()[1])
         };
+        if x.rows >= self.gemm_min_rows {
+            // One panel as wide as B: B itself, row-major [K, M].
+            let b = self.constant(pack_panels(w, transposed, m));
+            let out = self.scratch_view(x.rows, m);
+            self.instrs.push(Instr::Gemm { x, b, k, m, out });
+            return out;
+        }
         let nb = panel_width(x.rows);
         let panels = self.constant(pack_panels(w, transposed, nb));
         let padded = m.div_ceil(nb) * nb;
@@ -393,7 +414,7 @@ impl Top<'_> {
         operands: &[View],
         shapes: &[Vec<usize>],
     ) -> Result<Vec<View>, Unsupported> {
-        let p = plan::plan(scan, shapes, self.weights, usize::MAX)?;
+        let p = plan::plan(scan, shapes, self.weights, self.gemm_min_rows)?;
         let mut args = Vec::new();
         for v in &operands[..p.n_seqs] {
             let v = self.contiguous(*v);

@@ -185,6 +185,15 @@ pub(crate) fn thread_count(backend: &str, threads: Option<usize>) -> Result<usiz
 
 /// Says which scans the CPU backend left to the interpreter, and why.
 fn report_fallbacks(b: &rnnc_backend_cpu::CpuBackend<'_>) {
+    for r in b.program_report() {
+        if let Err(why) = &r.outcome {
+            eprintln!(
+                "note: the model runs scan by scan, its top level on the interpreter's \
+                 kernels: {}",
+                why.0
+            );
+        }
+    }
     for r in b.report() {
         if let Err(why) = &r.outcome {
             eprintln!(

@@ -63,40 +63,7 @@ pub fn run_with(
     hooks: &dyn Hooks,
 ) -> Result<Vec<(String, Tensor)>, InterpError> {
     let g = graph.graph();
-    let declared = g.inputs();
-    for name in inputs.keys() {
-        if !declared.iter().any(|(n, _, _)| n == name) {
-            let names: Vec<&str> = declared.iter().map(|(n, _, _)| n.as_str()).collect();
-            return err(format!(
-                "the model has no input `{name}`; its inputs are: {}",
-                names.join(", ")
-            ));
-        }
-    }
-    let mut env = Env::default();
-    for (name, ty, zeros) in &declared {
-        match inputs.get(name) {
-            Some(t) => env.bind(name, ty, t)?,
-            None if *zeros => {}
-            None => {
-                return err(format!(
-                    "missing input `{name}` ({ty}): pass it with --input {name}=FILE.npy"
-                ))
-            }
-        }
-    }
-    for (key, ty) in g.weights() {
-        let Some(w) = weights.get(&key) else {
-            return err(format!("missing weight `{key}` ({ty})"));
-        };
-        let want = env.shape(&ty)?;
-        if w.shape() != want.as_slice() {
-            return err(format!(
-                "weight `{key}` must have shape {want:?}, found {:?}",
-                w.shape()
-            ));
-        }
-    }
+    let env = check_inputs(graph, inputs, weights)?;
     let cx = Cx {
         env,
         inputs,
@@ -267,6 +234,61 @@ impl Cx<'_> {
         results.extend(states.into_iter().map(|s| (*s).clone()));
         Ok(results)
     }
+}
+
+/// Checks the inputs and weights of a run against the graph's declarations (names,
+/// dtypes, shapes; inputs declared `= zeros` may be left out) and returns the sizes
+/// of `B` and `T` they set (None for a dim no input has).
+pub fn bind_sizes(
+    graph: &Verified<'_>,
+    inputs: &HashMap<String, Tensor>,
+    weights: &Weights,
+) -> Result<(Option<usize>, Option<usize>), InterpError> {
+    let env = check_inputs(graph, inputs, weights)?;
+    Ok((env.batch, env.time))
+}
+
+fn check_inputs(
+    graph: &Verified<'_>,
+    inputs: &HashMap<String, Tensor>,
+    weights: &Weights,
+) -> Result<Env, InterpError> {
+    let g = graph.graph();
+    let declared = g.inputs();
+    for name in inputs.keys() {
+        if !declared.iter().any(|(n, _, _)| n == name) {
+            let names: Vec<&str> = declared.iter().map(|(n, _, _)| n.as_str()).collect();
+            return err(format!(
+                "the model has no input `{name}`; its inputs are: {}",
+                names.join(", ")
+            ));
+        }
+    }
+    let mut env = Env::default();
+    for (name, ty, zeros) in &declared {
+        match inputs.get(name) {
+            Some(t) => env.bind(name, ty, t)?,
+            None if *zeros => {}
+            None => {
+                return err(format!(
+                    "missing input `{name}` ({ty}): pass it with --input {name}=FILE.npy"
+                ))
+            }
+        }
+    }
+    for (key, ty) in g.weights() {
+        let Some(w) = weights.get(&key) else {
+            return err(format!("missing weight `{key}` ({ty})"));
+        };
+        let want = env.shape(&ty)?;
+        if w.shape() != want.as_slice() {
+            return err(format!(
+                "weight `{key}` must have shape {want:?}, found {:?}",
+                w.shape()
+            ));
+        }
+    }
+    Ok(env)
 }
 
 /// Evaluates, once, every node of `g` that depends on nothing but weights and

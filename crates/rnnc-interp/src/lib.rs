@@ -10,7 +10,7 @@ mod kernels;
 mod tensor;
 
 pub use bind::Weights;
-pub use eval::{load_time_values, run, run_with, Hooks};
+pub use eval::{bind_sizes, load_time_values, run, run_with, Hooks};
 pub use tensor::Tensor;
 
 /// A run-time failure, worded for the person running the model.

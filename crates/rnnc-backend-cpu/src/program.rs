@@ -1,0 +1,92 @@
+//! A whole model compiled for one (B, T): the top-level program (`whole.rs`) and
+//! the scans it calls, one function of each per thread. A run binds the inputs,
+//! outputs, constants, workspace and scan addresses to the program's pointer table
+//! and makes one call: nothing of the model is left to the interpreter.
+
+use crate::barrier::SpinBarrier;
+use crate::jit::{self, Jitted};
+use crate::plan::{Slot, Unsupported, GEMM_MIN_ROWS};
+use crate::scan::{array, flat, run_entries};
+use crate::whole::{plan_model, WholePlan};
+use rayon_core::ThreadPool;
+use rnnc_interp::{Tensor, Weights};
+use rnnc_ir::Graph;
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+pub struct CompiledProgram {
+    whole: WholePlan,
+    pub code: Jitted,
+    scratch: RefCell<Vec<f32>>,
+    barrier: SpinBarrier,
+}
+
+impl CompiledProgram {
+    pub fn new(
+        g: &Graph,
+        weights: &Weights,
+        batch: usize,
+        time: usize,
+        threads: usize,
+    ) -> Result<Self, Unsupported> {
+        let mut whole = plan_model(g, weights, batch, time, GEMM_MIN_ROWS)?;
+        whole.top.callees = whole.scans.len() * threads;
+        let code = jit::compile_program(&whole, threads).map_err(Unsupported)?;
+        let scratch = RefCell::new(vec![0.0; whole.top.scratch_len]);
+        Ok(CompiledProgram {
+            whole,
+            code,
+            scratch,
+            barrier: SpinBarrier::new(threads),
+        })
+    }
+
+    /// Runs the model on inputs already checked against the graph
+    /// ([`rnnc_interp::bind_sizes`]) with the (B, T) this was compiled for; inputs
+    /// declared `= zeros` may be missing.
+    pub fn run(
+        &self,
+        inputs: &HashMap<String, Tensor>,
+        pool: Option<&ThreadPool>,
+    ) -> Vec<(String, Tensor)> {
+        let w = &self.whole;
+        let ins: Vec<Cow<'_, [f32]>> = w
+            .inputs
+            .iter()
+            .map(|(name, dims)| match inputs.get(name) {
+                Some(t) => match t.f32().as_slice() {
+                    Some(s) => Cow::Borrowed(s),
+                    None => Cow::Owned(flat(t)),
+                },
+                None => Cow::Owned(vec![0.0; dims.iter().product()]),
+            })
+            .collect();
+        let mut outs: Vec<Vec<f32>> = w
+            .outputs
+            .iter()
+            .map(|(_, dims)| vec![0.0; dims.iter().product()])
+            .collect();
+        let mut scratch = self.scratch.borrow_mut();
+        let table: Vec<*mut f32> = w
+            .top
+            .slots()
+            .into_iter()
+            .map(|s| match s {
+                Slot::Seq(i) => ins[i].as_ptr() as *mut f32,
+                Slot::Emit(i) => outs[i].as_mut_ptr(),
+                Slot::Const(i) => w.top.consts[i].as_ptr() as *mut f32,
+                Slot::Scratch => scratch.as_mut_ptr(),
+                Slot::Fn(i) => self.code.callees[i] as *mut f32,
+                Slot::State(_) => unreachable!("the top-level program has no states"),
+            })
+            .collect();
+        run_entries(&self.code.entries, &table, &self.barrier, pool);
+        drop(scratch);
+        w.outputs
+            .iter()
+            .zip(outs.drain(..))
+            .map(|((name, dims), data)| (name.clone(), Tensor::F32(array(dims, data))))
+            .collect()
+    }
+}
