@@ -156,6 +156,12 @@ impl Emitter<'_, '_> {
                 Instr::Elementwise(e) => self.elementwise(e, t),
                 Instr::Gemm { x, b, k, m, out } => self.gemm(x, *b, *k, *m, out, t),
                 Instr::CallScan { scan, args } => self.call_scan(*scan, args, t),
+                Instr::FlipTime {
+                    src,
+                    dst,
+                    steps,
+                    stride,
+                } => self.flip_time(src, dst, *steps, *stride, t),
             }
         }
         // The next step reads this step's states, written by every thread.
@@ -401,14 +407,46 @@ impl Emitter<'_, '_> {
 
     fn elementwise(&mut self, e: &Elementwise, t: Value) {
         let e = e.flattened();
+        let outputs: Vec<View> = e.outputs.iter().map(|(_, v)| *v).collect();
+        let ins = self.addrs(&e.inputs, t);
+        let outs = self.addrs(&outputs, t);
+        self.elementwise_at(&e, &ins, &outs);
+    }
+
+    /// `steps` copies of one time step each, step `i` of `src` to step
+    /// `steps − 1 − i` of `dst` (a `flip` of the time axis).
+    fn flip_time(&mut self, src: &View, dst: &View, steps: usize, stride: usize, t: Value) {
+        let e = crate::plan::copy(*src, *dst);
+        let Instr::Elementwise(e) = e else {
+            unreachable!("a copy is elementwise")
+        };
+        let (sb, so) = self.addr(src, t);
+        let (db, d_off) = self.addr(dst, t);
+        self.counted(steps, &[], |em, i, _| {
+            let step = (stride * 4) as i64;
+            let fwd = em.b.ins().imul_imm_s(i, step);
+            let s = em.b.ins().iadd(sb, fwd);
+            let back = em.b.ins().ineg(fwd);
+            let d = em.b.ins().iadd(db, back);
+            let d = em.b.ins().iadd_imm_s(d, (steps as i64 - 1) * step);
+            em.elementwise_at(&e, &[(s, so, *src)], &[(d, d_off, *dst)]);
+            vec![]
+        });
+    }
+
+    /// The loops of elementwise `e` (flattened), with each input's and output's
+    /// (base pointer, byte offset, view) given.
+    fn elementwise_at(
+        &mut self,
+        e: &Elementwise,
+        ins: &[(Value, i64, View)],
+        outs: &[(Value, i64, View)],
+    ) {
         let cols = e.cols;
         let (my_rows, my_cols) = self.part.elementwise(e.rows, e.cols);
         if my_rows.is_empty() || my_cols.is_empty() {
             return;
         }
-        let outputs: Vec<View> = e.outputs.iter().map(|(_, v)| *v).collect();
-        let ins = self.addrs(&e.inputs, t);
-        let outs = self.addrs(&outputs, t);
         // This thread's columns: whole vectors from `c0` (a multiple of 4), then
         // the scalar tail if it is the last part.
         let c0 = my_cols.start;
@@ -418,7 +456,7 @@ impl Emitter<'_, '_> {
             // Per input: its row pointer, or its (scalar, splat) value when one
             // element stands for the whole row.
             let mut ptrs = Vec::new();
-            for (b, o, v) in &ins {
+            for (b, o, v) in ins {
                 let stride = if v.rows == 1 { 0 } else { v.row_stride };
                 let p = em.row_ptr(*b, *o, stride, r);
                 if v.cols == 1 && (cols > 1 || v.rows == 1) {

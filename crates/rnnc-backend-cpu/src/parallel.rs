@@ -147,6 +147,17 @@ fn accesses(instr: &Instr) -> (Vec<Access>, Vec<Access>) {
             let all: Vec<Access> = args.iter().map(product).collect();
             (all.clone(), all)
         }
+        // Every step of both, as for products: a barrier before and after.
+        Instr::FlipTime { src, dst, .. } => {
+            let whole = |v: &View| Access {
+                view: View {
+                    cols: v.row_stride.max(v.cols),
+                    ..*v
+                },
+                space: None,
+            };
+            (vec![whole(src)], vec![whole(dst)])
+        }
         Instr::Elementwise(e) => {
             let f: Elementwise = e.flattened();
             let space = Some((f.rows, f.cols));

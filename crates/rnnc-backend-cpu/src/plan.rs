@@ -156,6 +156,15 @@ pub enum Instr {
         scan: usize,
         args: Vec<View>,
     },
+    /// Reverses the time axis: `src` and `dst` are step 0 of `[B, T, F]` values
+    /// (rows B, row stride T·F); step `i` of `src` goes to step `steps − 1 − i` of
+    /// `dst`, steps `stride` elements apart (whole-model programs only).
+    FlipTime {
+        src: View,
+        dst: View,
+        steps: usize,
+        stride: usize,
+    },
 }
 
 /// The instructions of one run of a body, which covers `steps` time steps.

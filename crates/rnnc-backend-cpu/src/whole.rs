@@ -156,6 +156,24 @@ pub fn plan_model(
                 }
                 out
             }
+            Op::Flip { axis: 1 } if dims.len() == 3 => {
+                let (v, _) = arg(operands[0], &mut b)?;
+                let v = b.contiguous(v);
+                let (batch_, steps, f) = (dims[0], dims[1], dims[2]);
+                let out = b.scratch_view(batch_ * steps, f);
+                let step0 = |v: View| View {
+                    rows: batch_,
+                    row_stride: steps * f,
+                    ..v
+                };
+                b.instrs.push(Instr::FlipTime {
+                    src: step0(v),
+                    dst: step0(out),
+                    steps,
+                    stride: f,
+                });
+                out
+            }
             Op::Linear | Op::MatMul => {
                 let (x, _) = arg(operands[0], &mut b)?;
                 let Some(w) = known.get(&operands[1].node) else {

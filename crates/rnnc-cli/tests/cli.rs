@@ -820,27 +820,33 @@ fn compile_writes_an_object_file_and_a_header_or_says_why_not() {
         ),
         &["at least 1"],
     );
-    let bilstm = fixture("bilstm").join("weights.safetensors");
+    let classifier = fixture("lstm_classifier").join("weights.safetensors");
     let o = rnnc(&[
         "compile",
-        "models/bilstm.rnn",
+        "models/lstm_classifier.rnn",
         "--param",
-        "input_size=12",
+        "vocab_size=50",
         "--param",
-        "hidden_size=16",
+        "embed_dim=12",
+        "--param",
+        "hidden_dim=16",
+        "--param",
+        "num_layers=2",
+        "--param",
+        "num_classes=5",
         "--target",
         "cpu",
         "--weights",
-        bilstm.to_str().unwrap(),
+        classifier.to_str().unwrap(),
         "-o",
         out,
     ]);
     fails_with(
         &o,
         &[
-            "models/bilstm.rnn",
+            "models/lstm_classifier.rnn",
             "cannot be compiled ahead of time",
-            "`flip`",
+            "token ids",
         ],
     );
 }
