@@ -1,6 +1,7 @@
 //! The interpreter's ops that the seed models leave unexercised (softmax, layer
 //! norm, batched matmul, transpose, exp/log/div, slicing, …) against PyTorch, and
-//! models/lstm.rnn with batch_first=false (tests/fixtures/make_ops.py made both).
+//! models/lstm.rnn with batch_first=false (tests/fixtures/make_ops.py made both), on
+//! the interpreter and on the CPU backend with one and two threads.
 
 mod common;
 
@@ -26,12 +27,13 @@ fn assert_close(label: &str, got: &Tensor, want: &Tensor) {
     }
 }
 
+/// The outputs of each backend: (label, outputs by name).
 fn run(
     model: &Path,
     params: &[&str],
     weights: Option<&Path>,
     inputs: HashMap<String, Tensor>,
-) -> HashMap<String, Tensor> {
+) -> Vec<(String, HashMap<String, Tensor>)> {
     let g = rnnc_cli::compile(&ModelArgs {
         model: model.to_path_buf(),
         params: params.iter().map(|s| s.to_string()).collect(),
@@ -43,10 +45,20 @@ fn run(
         None => Default::default(),
     };
     let v = rnnc_ir::verify(&g).unwrap();
-    rnnc_interp::run(&v, &inputs, &w)
-        .unwrap()
-        .into_iter()
-        .collect()
+    let mut all = vec![(
+        "interp".to_string(),
+        rnnc_interp::run(&v, &inputs, &w)
+            .unwrap()
+            .into_iter()
+            .collect(),
+    )];
+    for threads in [1, 2] {
+        let v = rnnc_ir::verify(&g).unwrap();
+        let cpu = rnnc_backend_cpu::CpuBackend::with_threads(v, &w, threads).unwrap();
+        let outs = cpu.run(&inputs).unwrap().into_iter().collect();
+        all.push((format!("cpu, {threads} threads"), outs));
+    }
+    all
 }
 
 #[test]
@@ -62,9 +74,11 @@ fn ops_match_pytorch() {
         None,
         inputs,
     );
-    assert_eq!(outs.len(), 12);
-    for (name, got) in &outs {
-        assert_close(name, got, &read(&dir, name));
+    for (backend, outs) in &outs {
+        assert_eq!(outs.len(), 12);
+        for (name, got) in outs {
+            assert_close(&format!("{backend} {name}"), got, &read(&dir, name));
+        }
     }
 }
 
@@ -85,7 +99,9 @@ fn time_major_lstm_matches_pytorch() {
         Some(&dir.join("weights.safetensors")),
         inputs,
     );
-    for name in ["output", "h_n", "c_n"] {
-        assert_close(name, &outs[name], &read(&dir, name));
+    for (backend, outs) in &outs {
+        for name in ["output", "h_n", "c_n"] {
+            assert_close(&format!("{backend} {name}"), &outs[name], &read(&dir, name));
+        }
     }
 }

@@ -162,6 +162,7 @@ impl Emitter<'_, '_> {
                     steps,
                     stride,
                 } => self.flip_time(src, dst, *steps, *stride, t),
+                Instr::RowSoftmax { x, out, log } => self.row_softmax(x, out, *log, t),
             }
         }
         // The next step reads this step's states, written by every thread.
@@ -434,6 +435,90 @@ impl Emitter<'_, '_> {
         });
     }
 
+    /// `softmax`/`log_softmax` of each row: its maximum, the sum of `exp(x − max)`,
+    /// then `exp(x − max) / sum` or `x − max − log(sum)` (f32x4, then a scalar tail).
+    fn row_softmax(&mut self, x: &View, out: &View, log: bool, t: Value) {
+        let mine = self.part.rows(x.rows);
+        if mine.is_empty() {
+            return;
+        }
+        let (xb, xo) = self.addr(x, t);
+        let (ob, oo) = self.addr(out, t);
+        let cols = x.cols;
+        let nvec = cols / 4;
+        self.counted(mine.len(), &[], |em, r, _| {
+            let r = em.b.ins().iadd_imm_s(r, mine.start as i64);
+            let xp = em.row_ptr(xb, xo, x.row_stride, r);
+            let op = em.row_ptr(ob, oo, out.row_stride, r);
+            let at = |em: &mut Self, p: Value, c: Value| {
+                let bytes = em.b.ins().imul_imm_s(c, 16);
+                em.b.ins().iadd(p, bytes)
+            };
+            // The maximum.
+            let low = math::constant(em.b, F4, f32::NEG_INFINITY);
+            let m4 = em.counted(nvec, &[low], |em, c, acc| {
+                let a = at(em, xp, c);
+                let v = em.b.ins().load(F4, flags(), a, 0);
+                vec![em.b.ins().fmax(acc[0], v)]
+            })[0];
+            let mut m = em.b.ins().extractlane(m4, 0);
+            for lane in 1..4 {
+                let l = em.b.ins().extractlane(m4, lane);
+                m = em.b.ins().fmax(m, l);
+            }
+            for c in nvec * 4..cols {
+                let v = em.b.ins().load(types::F32, flags(), xp, (c * 4) as i32);
+                m = em.b.ins().fmax(m, v);
+            }
+            let m4 = em.b.ins().splat(F4, m);
+            // The sum of exp(x − max).
+            let zero = math::constant(em.b, F4, 0.0);
+            let s4 = em.counted(nvec, &[zero], |em, c, acc| {
+                let a = at(em, xp, c);
+                let v = em.b.ins().load(F4, flags(), a, 0);
+                let d = em.b.ins().fsub(v, m4);
+                let e = math::exp(em.b, F4, d);
+                vec![em.b.ins().fadd(acc[0], e)]
+            })[0];
+            let mut s = em.b.ins().extractlane(s4, 0);
+            for lane in 1..4 {
+                let l = em.b.ins().extractlane(s4, lane);
+                s = em.b.ins().fadd(s, l);
+            }
+            for c in nvec * 4..cols {
+                let v = em.b.ins().load(types::F32, flags(), xp, (c * 4) as i32);
+                let d = em.b.ins().fsub(v, m);
+                let e = math::exp(em.b, types::F32, d);
+                s = em.b.ins().fadd(s, e);
+            }
+            let ls = math::log(em.b, types::F32, s);
+            let (ls4, s4) = (em.b.ins().splat(F4, ls), em.b.ins().splat(F4, s));
+            let result = |em: &mut Self, v: Value, ty: Type, m: Value, ls: Value, s: Value| {
+                let d = em.b.ins().fsub(v, m);
+                if log {
+                    em.b.ins().fsub(d, ls)
+                } else {
+                    let e = math::exp(em.b, ty, d);
+                    em.b.ins().fdiv(e, s)
+                }
+            };
+            em.counted(nvec, &[], |em, c, _| {
+                let a = at(em, xp, c);
+                let v = em.b.ins().load(F4, flags(), a, 0);
+                let y = result(em, v, F4, m4, ls4, s4);
+                let o = at(em, op, c);
+                em.b.ins().store(flags(), y, o, 0);
+                vec![]
+            });
+            for c in nvec * 4..cols {
+                let v = em.b.ins().load(types::F32, flags(), xp, (c * 4) as i32);
+                let y = result(em, v, types::F32, m, ls, s);
+                em.b.ins().store(flags(), y, op, (c * 4) as i32);
+            }
+            vec![]
+        });
+    }
+
     /// The loops of elementwise `e` (flattened), with each input's and output's
     /// (base pointer, byte offset, view) given.
     fn elementwise_at(
@@ -525,7 +610,7 @@ impl Emitter<'_, '_> {
                         UnaryOp::Sigmoid => math::sigmoid(self.b, ty, x),
                         UnaryOp::Tanh => math::tanh(self.b, ty, x),
                         UnaryOp::Exp => math::exp(self.b, ty, x),
-                        UnaryOp::Log => unreachable!("plans reject log"),
+                        UnaryOp::Log => math::log(self.b, ty, x),
                     }
                 }
                 EOp::Binary(op, a, c) => {

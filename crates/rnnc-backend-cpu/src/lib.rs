@@ -8,7 +8,7 @@
 //! are generated code. Weight-only values are computed once, at load.
 //!
 //! A model whose top level uses an op the program builder has no code for
-//! (`embedding`, `log_softmax`…) runs on the interpreter's walk of the
+//! (`embedding`, `transpose`…) runs on the interpreter's walk of the
 //! graph instead, with each scan still compiled on its own; a scan the code
 //! generator cannot handle is left to the interpreter. [`CpuBackend::report`] and
 //! [`CpuBackend::program_report`] say which and why.

@@ -1,9 +1,13 @@
-//! Vectorised `exp`, `sigmoid` and `tanh` as Cranelift IR, for f32 and f32x4 alike.
+//! Vectorised `exp`, `log`, `sigmoid` and `tanh` as Cranelift IR, for f32 and f32x4
+//! alike.
 //!
 //! `exp` is Cephes' `expf`: x = n·ln2 + r with |r| ≤ ln2/2, a degree-6 polynomial
 //! for e^r, and 2^n built in the exponent bits. `tanh` uses its odd Taylor series
 //! below |x| = 0.3 (where 1 − 2/(e^{2x}+1) would cancel) and that form above.
-//! Saturation is exact (sigmoid(±∞) = 1/0, tanh(±∞) = ±1, exp(∞) = ∞, exp(−∞) = 0)
+//! `log` is Cephes' `logf`: x = m·2^e with m in [√½, √2), a degree-8 polynomial in
+//! m − 1, e·ln2 added in two parts; subnormal inputs are scaled by 2^23 first.
+//! Saturation is exact (sigmoid(±∞) = 1/0, tanh(±∞) = ±1, exp(∞) = ∞, exp(−∞) = 0,
+//! log(0) = −∞, log(∞) = ∞, log(x < 0) = NaN)
 //! and NaN propagates: Cranelift's `fmin`/`fmax` return NaN for a NaN operand.
 //! The measured maximum errors against f64 are in `tests/math.rs`.
 
@@ -89,6 +93,90 @@ pub fn exp(b: &mut FunctionBuilder, ty: Type, x: Value) -> Value {
     let y = select(b, ty, over, inf, y);
     let under = b.ins().fcmp(FloatCC::LessThan, x, lo);
     select(b, ty, under, zero, y)
+}
+
+/// An i32 constant of `ty`'s integer type (i32, or i32x4 with every lane equal).
+fn int_constant(b: &mut FunctionBuilder, ty: Type, v: i32) -> Value {
+    let c = b.ins().iconst(types::I32, i64::from(v));
+    if ty == types::F32 {
+        c
+    } else {
+        b.ins().splat(types::I32X4, c)
+    }
+}
+
+pub fn log(b: &mut FunctionBuilder, ty: Type, x: Value) -> Value {
+    // Subnormals: scale into the normal range and take 23 off the exponent.
+    let min_normal = constant(b, ty, f32::MIN_POSITIVE);
+    let tiny = b.ins().fcmp(FloatCC::LessThan, x, min_normal);
+    let two23 = constant(b, ty, 8_388_608.0);
+    let scaled = b.ins().fmul(x, two23);
+    let xn = select(b, ty, tiny, scaled, x);
+    let minus23 = constant(b, ty, -23.0);
+    let zero = constant(b, ty, 0.0);
+    let adjust = select(b, ty, tiny, minus23, zero);
+    // x = m · 2^e, m in [0.5, 1).
+    let ity = int_type(ty);
+    let xi = bits(b, ity, xn);
+    let e = b.ins().ushr_imm_u(xi, 23);
+    let ff = int_constant(b, ty, 0xff);
+    let e = b.ins().band(e, ff);
+    let bias = int_constant(b, ty, 126);
+    let e = b.ins().isub(e, bias);
+    let e = b.ins().fcvt_from_sint(ty, e);
+    let e = b.ins().fadd(e, adjust);
+    let keep = int_constant(b, ty, 0x807f_ffff_u32 as i32);
+    let half = int_constant(b, ty, 0x3f00_0000);
+    let mi = b.ins().band(xi, keep);
+    let mi = b.ins().bor(mi, half);
+    let m = bits(b, ty, mi);
+    // m < √½: use 2m and e − 1, so that r = m − 1 lies in [√½ − 1, √2 − 1).
+    let sqrt_half = constant(b, ty, std::f32::consts::FRAC_1_SQRT_2);
+    let low = b.ins().fcmp(FloatCC::LessThan, m, sqrt_half);
+    let one = constant(b, ty, 1.0);
+    let e_low = b.ins().fsub(e, one);
+    let e = select(b, ty, low, e_low, e);
+    let m2 = b.ins().fadd(m, m);
+    let m = select(b, ty, low, m2, m);
+    let r = b.ins().fsub(m, one);
+    let z = b.ins().fmul(r, r);
+    let coeffs = [
+        7.037_683_6e-2,
+        -1.151_461e-1,
+        1.167_699_9e-1,
+        -1.242_014_1e-1,
+        1.424_932_3e-1,
+        -1.666_805_8e-1,
+        2.000_071_5e-1,
+        -2.499_999_4e-1,
+        3.333_333e-1,
+    ];
+    let mut p = constant(b, ty, coeffs[0]);
+    for c in &coeffs[1..] {
+        let c = constant(b, ty, *c);
+        p = b.ins().fma(p, r, c);
+    }
+    let pr = b.ins().fmul(p, r);
+    let y = b.ins().fmul(pr, z);
+    let c2 = constant(b, ty, -2.121_944_4e-4);
+    let y = b.ins().fma(e, c2, y);
+    let minus_half = constant(b, ty, -0.5);
+    let y = b.ins().fma(z, minus_half, y);
+    let y = b.ins().fadd(r, y);
+    let c1 = constant(b, ty, 0.693_359_4);
+    let y = b.ins().fma(e, c1, y);
+    // log(0) = −∞, log(x < 0) = NaN, log(∞) = ∞, NaN stays NaN.
+    let neg_inf = constant(b, ty, f32::NEG_INFINITY);
+    let is_zero = b.ins().fcmp(FloatCC::Equal, x, zero);
+    let y = select(b, ty, is_zero, neg_inf, y);
+    let nan = constant(b, ty, f32::NAN);
+    let negative = b.ins().fcmp(FloatCC::LessThan, x, zero);
+    let y = select(b, ty, negative, nan, y);
+    let inf = constant(b, ty, f32::INFINITY);
+    let is_inf = b.ins().fcmp(FloatCC::Equal, x, inf);
+    let y = select(b, ty, is_inf, inf, y);
+    let is_nan = b.ins().fcmp(FloatCC::Unordered, x, x);
+    select(b, ty, is_nan, x, y)
 }
 
 /// `c ? a : b` lane by lane, for a mask from `fcmp` of the same type.

@@ -38,6 +38,11 @@ impl Part {
         start..end.max(start)
     }
 
+    /// Rows of a loop that must see whole rows (softmax).
+    pub fn rows(&self, rows: usize) -> Range<usize> {
+        self.share(rows, 1)
+    }
+
     /// Panels of a generated matrix product.
     pub fn panels(&self, panels: usize) -> Range<usize> {
         self.share(panels, 1)
@@ -139,9 +144,9 @@ fn accesses(instr: &Instr) -> (Vec<Access>, Vec<Access>) {
         space: None,
     };
     match instr {
-        Instr::MatMul { x, out, .. } | Instr::Gemm { x, out, .. } => {
-            (vec![product(x)], vec![product(out)])
-        }
+        Instr::MatMul { x, out, .. }
+        | Instr::Gemm { x, out, .. }
+        | Instr::RowSoftmax { x, out, .. } => (vec![product(x)], vec![product(out)]),
         // A call may read and write all it is given.
         Instr::CallScan { args, .. } => {
             let all: Vec<Access> = args.iter().map(product).collect();

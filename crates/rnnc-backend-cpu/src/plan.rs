@@ -165,6 +165,12 @@ pub enum Instr {
         steps: usize,
         stride: usize,
     },
+    /// `softmax` (or with `log`, `log_softmax`) of each row of `x` into `out`.
+    RowSoftmax {
+        x: View,
+        out: View,
+        log: bool,
+    },
 }
 
 /// The instructions of one run of a body, which covers `steps` time steps.
@@ -427,7 +433,6 @@ impl Builder<'_> {
                     });
                     out
                 }
-                Op::Unary(UnaryOp::Log) => return unsupported("`log` inside a scan body"),
                 Op::Unary(_) | Op::Binary(_) => {
                     let (r, c) = as_matrix(&dims)?;
                     let mut inputs = Vec::new();
@@ -594,7 +599,6 @@ pub(crate) fn elementwise_code(body: &Graph) -> Result<(Vec<EOp>, Vec<usize>), U
                 index,
             } => EOp::Input(*index),
             Op::Const(c) => EOp::Const(*c),
-            Op::Unary(UnaryOp::Log) => return unsupported("`log` inside a scan body"),
             Op::Unary(u) => EOp::Unary(*u, ops[0]),
             Op::Binary(b) => EOp::Binary(*b, ops[0], ops[1]),
             other => return unsupported(format!("`{}` inside a fused region", other.name())),

@@ -15,7 +15,7 @@ use crate::plan::{
     Slot, Unsupported, View,
 };
 use rnnc_interp::{load_time_values, Tensor, Weights};
-use rnnc_ir::{DType, Dim, Graph, NodeId, Op, TensorTy, UnaryOp, Value};
+use rnnc_ir::{DType, Dim, Graph, NodeId, Op, TensorTy, Value};
 use std::collections::HashMap;
 
 /// The model's program, the scans it calls, and its interface.
@@ -174,6 +174,14 @@ pub fn plan_model(
                 });
                 out
             }
+            Op::Softmax { axis } | Op::LogSoftmax { axis } if axis + 1 == dims.len() => {
+                let (x, _) = arg(operands[0], &mut b)?;
+                let (r, c) = rows_cols(&dims);
+                let out = b.scratch_view(r, c);
+                let log = matches!(node.op, Op::LogSoftmax { .. });
+                b.instrs.push(Instr::RowSoftmax { x, out, log });
+                out
+            }
             Op::Linear | Op::MatMul => {
                 let (x, _) = arg(operands[0], &mut b)?;
                 let Some(w) = known.get(&operands[1].node) else {
@@ -185,7 +193,6 @@ pub fn plan_model(
                 }
                 b.product(x, w, matches!(node.op, Op::Linear))
             }
-            Op::Unary(UnaryOp::Log) => return unsupported("`log` (e.g. in log_softmax)"),
             Op::Unary(_) | Op::Binary(_) | Op::Fused(_) => {
                 let (r, c) = rows_cols(&dims);
                 let mut ins = Vec::new();
