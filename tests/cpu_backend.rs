@@ -13,9 +13,9 @@ use std::collections::{BTreeSet, HashMap};
 
 const ATOL: f32 = 1e-5;
 
-/// Models whose top level the whole-model program cannot take yet (token ids):
-/// they run scan by scan.
-const SCAN_BY_SCAN: [&str; 1] = ["lstm_classifier.rnn"];
+/// Models whose top level the whole-model program cannot take yet: they run scan
+/// by scan (none today).
+const SCAN_BY_SCAN: [&str; 0] = [];
 
 fn pipelines() -> Vec<Opt> {
     vec![
@@ -348,4 +348,40 @@ fn softmax_rows_match_the_interpreter() {
             assert!(programs.iter().all(|r| r.outcome.is_ok()), "{programs:?}");
         }
     }
+}
+
+/// A token id outside the embedding table is an error on both backends, with the
+/// same message, and the compiled program never reads outside the table.
+#[test]
+fn token_ids_outside_the_vocabulary_are_rejected() {
+    let args = ModelArgs {
+        model: common::root().join("models/lstm_classifier.rnn"),
+        params: [
+            "vocab_size=10",
+            "embed_dim=4",
+            "hidden_dim=6",
+            "num_layers=1",
+            "num_classes=3",
+        ]
+        .map(String::from)
+        .to_vec(),
+        config: None,
+    };
+    let g = rnnc_cli::compile(&args).unwrap();
+    let w = rnnc_cli::bench::random_weights(&g, 1);
+    let v = || rnnc_ir::verify(&g).unwrap();
+    let cpu = rnnc_backend_cpu::CpuBackend::new(v(), &w).unwrap();
+    for bad in [10, -1, i64::MAX] {
+        let ids =
+            ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[2, 3]), vec![1, 2, 3, 4, bad, 5])
+                .unwrap();
+        let inputs = HashMap::from([("input".to_string(), Tensor::I64(ids))]);
+        let want = rnnc_interp::run(&v(), &inputs, &w).unwrap_err().0;
+        assert_eq!(
+            want,
+            format!("token id {bad} is out of range for an embedding table of 10 rows")
+        );
+        assert_eq!(cpu.run(&inputs).unwrap_err().0, want);
+    }
+    assert!(cpu.program_report().iter().all(|r| r.outcome.is_ok()));
 }

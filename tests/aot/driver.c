@@ -8,11 +8,12 @@
 #define CAT2(a, b) a##b
 #define CAT(a, b) CAT2(a, b)
 
-static float *read_floats(const char *path, size_t n) {
-    float *p = malloc(n * sizeof(float));
+/* n elements of `size` bytes (4: float32, 8: int64 token ids). */
+static void *read_elements(const char *path, size_t n, size_t size) {
+    void *p = malloc(n * size);
     FILE *f = fopen(path, "rb");
-    if (!p || !f || fread(p, sizeof(float), n, f) != n) {
-        fprintf(stderr, "cannot read %zu floats from %s\n", n, path);
+    if (!p || !f || fread(p, size, n, f) != n) {
+        fprintf(stderr, "cannot read %zu elements from %s\n", n, path);
         exit(1);
     }
     fclose(f);
@@ -28,7 +29,8 @@ int main(int argc, char **argv) {
     const float *inputs[N_IN];
     float *outputs[N_OUT];
     for (int i = 0; i < N_IN; i++)
-        inputs[i] = read_floats(argv[1 + i], CAT(PREFIX, _input_len)[i]);
+        inputs[i] = read_elements(argv[1 + i], CAT(PREFIX, _input_len)[i],
+                                  CAT(PREFIX, _input_elem_bytes)[i]);
     for (int i = 0; i < N_OUT; i++)
         outputs[i] = calloc(CAT(PREFIX, _output_len)[i], sizeof(float));
     float *workspace = malloc(CAT(UPPER, _WORKSPACE_FLOATS) * sizeof(float));

@@ -201,8 +201,14 @@ fn header(plan: &WholePlan, prefix: &str, source: &str, batch: usize, time: usiz
         format!(" * {prefix}_run(inputs, outputs, workspace) runs the whole model once."),
         format!(" * inputs: {n_in} pointers, in this order (row-major float32):"),
     ];
-    for (i, (n, d)) in plan.inputs.iter().enumerate() {
-        h.push(format!(" *   [{i}] {n}: f32{d:?}"));
+    for (i, ((n, d), vocab)) in plan.inputs.iter().zip(&plan.vocab).enumerate() {
+        h.push(match vocab {
+            None => format!(" *   [{i}] {n}: f32{d:?}"),
+            Some(rows) => format!(
+                " *   [{i}] {n}: i64{d:?}, token ids in [0, {rows}) (pass the int64_t pointer \
+                 cast to const float *; an id outside gives a zero embedding row)"
+            ),
+        });
     }
     h.push(format!(
         " * outputs: {n_out} pointers, in this order (written, row-major float32):"
@@ -226,8 +232,17 @@ fn header(plan: &WholePlan, prefix: &str, source: &str, batch: usize, time: usiz
         format!("#define {up}_N_OUTPUTS {n_out}"),
         format!("#define {up}_WORKSPACE_FLOATS {}", plan.top.scratch_len.max(1)),
         String::new(),
-        "/* Elements of each input and output, in order. */".into(),
+        "/* Elements of each input and output, in order, and bytes per input element. */"
+            .into(),
         format!("static const size_t {prefix}_input_len[{n_in}] = {{{}}};", lens(&plan.inputs)),
+        format!(
+            "static const size_t {prefix}_input_elem_bytes[{n_in}] = {{{}}};",
+            plan.vocab
+                .iter()
+                .map(|v| if v.is_some() { "8" } else { "4" })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         format!("static const size_t {prefix}_output_len[{n_out}] = {{{}}};", lens(&plan.outputs)),
         String::new(),
         format!("void {prefix}_run(const float *const *inputs, float *const *outputs, float *workspace);"),

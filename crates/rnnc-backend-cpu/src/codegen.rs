@@ -163,6 +163,12 @@ impl Emitter<'_, '_> {
                     stride,
                 } => self.flip_time(src, dst, *steps, *stride, t),
                 Instr::RowSoftmax { x, out, log } => self.row_softmax(x, out, *log, t),
+                Instr::Gather {
+                    table,
+                    vocab,
+                    ids,
+                    out,
+                } => self.gather(*table, *vocab, *ids, out, t),
             }
         }
         // The next step reads this step's states, written by every thread.
@@ -431,6 +437,54 @@ impl Emitter<'_, '_> {
             let d = em.b.ins().iadd(db, back);
             let d = em.b.ins().iadd_imm_s(d, (steps as i64 - 1) * step);
             em.elementwise_at(&e, &[(s, so, *src)], &[(d, d_off, *dst)]);
+            vec![]
+        });
+    }
+
+    /// Embedding rows by token id: the id is checked against the table (an id out
+    /// of range reads row 0 and is masked to zeros, so nothing outside the table is
+    /// ever read), then the row is copied, 4 lanes at a time and a scalar tail.
+    fn gather(&mut self, table: usize, vocab: usize, ids: usize, out: &View, t: Value) {
+        let mine = self.part.rows(out.rows);
+        if mine.is_empty() {
+            return;
+        }
+        let tb = self.bases[&Slot::Const(table)];
+        let ib = self.bases[&Slot::Seq(ids)];
+        let (ob, oo) = self.addr(out, t);
+        let d = out.cols;
+        let nvec = d / 4;
+        self.counted(mine.len(), &[], |em, r, _| {
+            let r = em.b.ins().iadd_imm_s(r, mine.start as i64);
+            let at = em.b.ins().imul_imm_s(r, 8);
+            let ip = em.b.ins().iadd(ib, at);
+            let id = em.b.ins().load(types::I64, flags(), ip, 0);
+            let ok =
+                em.b.ins()
+                    .icmp_imm_s(IntCC::UnsignedLessThan, id, vocab as i64);
+            let zero = em.b.ins().iconst(types::I64, 0);
+            let row = em.b.ins().select(ok, id, zero);
+            let bytes = em.b.ins().imul_imm_s(row, (d * 4) as i64);
+            let src = em.b.ins().iadd(tb, bytes);
+            let dst = em.row_ptr(ob, oo, out.row_stride, r);
+            // All ones where the id is valid, else zero.
+            let m = em.b.ins().uextend(types::I32, ok);
+            let m = em.b.ins().ineg(m);
+            let m4 = em.b.ins().splat(types::I32X4, m);
+            em.counted(nvec, &[], |em, c, _| {
+                let off = em.b.ins().imul_imm_s(c, 16);
+                let s = em.b.ins().iadd(src, off);
+                let v = em.b.ins().load(types::I32X4, flags(), s, 0);
+                let v = em.b.ins().band(v, m4);
+                let o = em.b.ins().iadd(dst, off);
+                em.b.ins().store(flags(), v, o, 0);
+                vec![]
+            });
+            for c in nvec * 4..d {
+                let v = em.b.ins().load(types::I32, flags(), src, (c * 4) as i32);
+                let v = em.b.ins().band(v, m);
+                em.b.ins().store(flags(), v, dst, (c * 4) as i32);
+            }
             vec![]
         });
     }

@@ -8,7 +8,7 @@
 //! are generated code. Weight-only values are computed once, at load.
 //!
 //! A model whose top level uses an op the program builder has no code for
-//! (`embedding`, `transpose`…) runs on the interpreter's walk of the
+//! (`transpose`, a softmax over time…) runs on the interpreter's walk of the
 //! graph instead, with each scan still compiled on its own; a scan the code
 //! generator cannot handle is left to the interpreter. [`CpuBackend::report`] and
 //! [`CpuBackend::program_report`] say which and why.
@@ -140,7 +140,7 @@ impl<'g> CpuBackend<'g> {
         if let Some(batch) = batch {
             // A model without a time axis compiles the same at any T.
             if let Ok(p) = &*self.program(batch, time.unwrap_or(1)) {
-                return Ok(p.run(inputs, self.pool.as_ref()));
+                return p.run(inputs, self.pool.as_ref());
             }
         }
         run_with(&self.graph, inputs, self.weights, self)

@@ -152,6 +152,13 @@ fn accesses(instr: &Instr) -> (Vec<Access>, Vec<Access>) {
             let all: Vec<Access> = args.iter().map(product).collect();
             (all.clone(), all)
         }
+        Instr::Gather { out, .. } => (
+            Vec::new(),
+            vec![Access {
+                view: *out,
+                space: None,
+            }],
+        ),
         // Every step of both, as for products: a barrier before and after.
         Instr::FlipTime { src, dst, .. } => {
             let whole = |v: &View| Access {

@@ -171,6 +171,15 @@ pub enum Instr {
         out: View,
         log: bool,
     },
+    /// Row `ids[r]` of constant `table` (`vocab` rows of `out.cols`) into row r of
+    /// `out`, for the i64 token ids of input `ids`; an id outside the table gives
+    /// a row of zeros (whole-model programs only).
+    Gather {
+        table: usize,
+        vocab: usize,
+        ids: usize,
+        out: View,
+    },
 }
 
 /// The instructions of one run of a body, which covers `steps` time steps.

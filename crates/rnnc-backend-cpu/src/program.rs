@@ -9,7 +9,7 @@ use crate::plan::{Slot, Unsupported, GEMM_MIN_ROWS};
 use crate::scan::{array, flat, run_entries};
 use crate::whole::{plan_model, WholePlan};
 use rayon_core::ThreadPool;
-use rnnc_interp::{Tensor, Weights};
+use rnnc_interp::{InterpError, Tensor, Weights};
 use rnnc_ir::Graph;
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -44,24 +44,38 @@ impl CompiledProgram {
 
     /// Runs the model on inputs already checked against the graph
     /// ([`rnnc_interp::bind_sizes`]) with the (B, T) this was compiled for; inputs
-    /// declared `= zeros` may be missing.
+    /// declared `= zeros` may be missing. Token ids outside their embedding table
+    /// are an error, as in the interpreter.
     pub fn run(
         &self,
         inputs: &HashMap<String, Tensor>,
         pool: Option<&ThreadPool>,
-    ) -> Vec<(String, Tensor)> {
+    ) -> Result<Vec<(String, Tensor)>, InterpError> {
         let w = &self.whole;
-        let ins: Vec<Cow<'_, [f32]>> = w
-            .inputs
-            .iter()
-            .map(|(name, dims)| match inputs.get(name) {
-                Some(t) => match t.f32().as_slice() {
+        let mut ins: Vec<Input<'_>> = Vec::new();
+        for ((name, dims), vocab) in w.inputs.iter().zip(&w.vocab) {
+            let n: usize = dims.iter().product();
+            ins.push(match (inputs.get(name), vocab) {
+                (Some(Tensor::I64(ids)), Some(rows)) => {
+                    if let Some(bad) = ids.iter().find(|&&id| id < 0 || id as usize >= *rows) {
+                        return Err(InterpError(format!(
+                            "token id {bad} is out of range for an embedding table of {rows} rows"
+                        )));
+                    }
+                    Input::Ids(match ids.as_slice() {
+                        Some(s) => Cow::Borrowed(s),
+                        None => Cow::Owned(ids.iter().copied().collect()),
+                    })
+                }
+                (Some(t @ Tensor::F32(_)), None) => Input::F32(match t.f32().as_slice() {
                     Some(s) => Cow::Borrowed(s),
                     None => Cow::Owned(flat(t)),
-                },
-                None => Cow::Owned(vec![0.0; dims.iter().product()]),
-            })
-            .collect();
+                }),
+                (None, Some(_)) => Input::Ids(Cow::Owned(vec![0; n])),
+                (None, None) => Input::F32(Cow::Owned(vec![0.0; n])),
+                (Some(_), _) => unreachable!("bind_sizes checked the dtypes"),
+            });
+        }
         let mut outs: Vec<Vec<f32>> = w
             .outputs
             .iter()
@@ -73,7 +87,10 @@ impl CompiledProgram {
             .slots()
             .into_iter()
             .map(|s| match s {
-                Slot::Seq(i) => ins[i].as_ptr() as *mut f32,
+                Slot::Seq(i) => match &ins[i] {
+                    Input::F32(s) => s.as_ptr() as *mut f32,
+                    Input::Ids(s) => s.as_ptr() as *mut f32,
+                },
                 Slot::Emit(i) => outs[i].as_mut_ptr(),
                 Slot::Const(i) => w.top.consts[i].as_ptr() as *mut f32,
                 Slot::Scratch => scratch.as_mut_ptr(),
@@ -83,10 +100,16 @@ impl CompiledProgram {
             .collect();
         run_entries(&self.code.entries, &table, &self.barrier, pool);
         drop(scratch);
-        w.outputs
+        Ok(w.outputs
             .iter()
             .zip(outs.drain(..))
             .map(|((name, dims), data)| (name.clone(), Tensor::F32(array(dims, data))))
-            .collect()
+            .collect())
     }
+}
+
+/// One input's data: f32 values, or i64 token ids.
+enum Input<'a> {
+    F32(Cow<'a, [f32]>),
+    Ids(Cow<'a, [i64]>),
 }

@@ -27,6 +27,9 @@ pub struct WholePlan {
     pub scans: Vec<Plan>,
     /// (name, shape) of each input, in `Seq` slot order.
     pub inputs: Vec<(String, Vec<usize>)>,
+    /// Per input: for token ids (i64), the rows of the smallest embedding table
+    /// they index; None for f32 inputs.
+    pub vocab: Vec<Option<usize>>,
     /// (name, shape) of each output, in `Emit` slot order.
     pub outputs: Vec<(String, Vec<usize>)>,
 }
@@ -85,6 +88,9 @@ pub fn plan_model(
         gemm_min_rows,
     };
     let mut inputs = Vec::new();
+    let mut vocab: Vec<Option<usize>> = Vec::new();
+    // Values holding token ids, and the input each is.
+    let mut ids: HashMap<Value, usize> = HashMap::new();
     let mut views: HashMap<Value, View> = HashMap::new();
     let mut shapes: HashMap<Value, Vec<usize>> = HashMap::new();
     for id in g.topo_order().expect("verified graphs are acyclic") {
@@ -94,6 +100,10 @@ pub fn plan_model(
         }
         let dims = concrete(&node.results[0], batch, time)?;
         let operands = g.operands(id);
+        let reads_ids = operands.iter().any(|v| ids.contains_key(v));
+        if reads_ids && !matches!(node.op, Op::Embedding) {
+            return unsupported(format!("token ids read by `{}`", node.op.name()));
+        }
         let arg = |v: Value, b: &mut Top| -> Result<(View, Vec<usize>), Unsupported> {
             if known.contains_key(&v.node) {
                 let t = &known[&v.node];
@@ -103,12 +113,39 @@ pub fn plan_model(
         };
         let result = match &node.op {
             Op::Input { name, .. } => {
-                if node.results[0].dtype != DType::F32 {
-                    return unsupported(format!("input `{name}` holds integers (token ids)"));
-                }
                 let (r, c) = rows_cols(&dims);
                 inputs.push((name.clone(), dims.clone()));
-                View::contiguous(Slot::Seq(inputs.len() - 1), 0, r, c)
+                let i = inputs.len() - 1;
+                if node.results[0].dtype != DType::F32 {
+                    // Token ids: only `embedding` may read them (see below).
+                    ids.insert(Value::new(id, 0), i);
+                    vocab.push(Some(usize::MAX));
+                } else {
+                    vocab.push(None);
+                }
+                View::contiguous(Slot::Seq(i), 0, r, c)
+            }
+            Op::Embedding => {
+                let Some(table) = known.get(&operands[0].node) else {
+                    return unsupported("an embedding table computed at run time");
+                };
+                let Some(&input) = ids.get(&operands[1]) else {
+                    return unsupported("embedding ids that are not a model input");
+                };
+                let table = table.f32();
+                let (n, d) = (table.shape()[0], table.shape()[1]);
+                let v = vocab[input].get_or_insert(n);
+                *v = (*v).min(n);
+                let rows = dims[..dims.len() - 1].iter().product();
+                let t = b.constant(row_major(table));
+                let out = b.scratch_view(rows, d);
+                b.instrs.push(Instr::Gather {
+                    table: t,
+                    vocab: n,
+                    ids: input,
+                    out,
+                });
+                out
             }
             Op::Zeros => {
                 let (r, c) = rows_cols(&dims);
@@ -276,10 +313,14 @@ pub fn plan_model(
         scratch_len: b.scratch_len,
         callees: b.scans.len(),
     };
+    if let Some(v) = g.outputs.iter().find(|(_, v)| ids.contains_key(v)) {
+        return unsupported(format!("output `{}` is token ids", v.0));
+    }
     Ok(WholePlan {
         top,
         scans: b.scans,
         inputs,
+        vocab,
         outputs,
     })
 }
