@@ -312,6 +312,63 @@ pub(crate) fn as_matrix(dims: &[usize]) -> Result<(usize, usize), Unsupported> {
     }
 }
 
+/// Where a planner keeps constants and scratch space.
+pub(crate) trait Buffers {
+    /// A new constant buffer; returns its index.
+    fn constant(&mut self, data: Vec<f32>) -> usize;
+    /// Scratch space for `n` elements; returns its offset.
+    fn scratch(&mut self, n: usize) -> usize;
+
+    fn scratch_view(&mut self, rows: usize, cols: usize) -> View {
+        let at = self.scratch(rows * cols);
+        View::contiguous(Slot::Scratch, at, rows, cols)
+    }
+}
+
+/// `x · w` (or `x · wᵀ` with `transposed`, as `linear` stores `w`): generated code
+/// over packed panels, or the tuned GEMM from `gemm_min_rows` rows on.
+pub(crate) fn product(
+    bufs: &mut impl Buffers,
+    x: View,
+    w: &ArrayD<f32>,
+    transposed: bool,
+    gemm_min_rows: usize,
+) -> (Instr, View) {
+    let (k, m) = if transposed {
+        (w.shape()[1], w.shape()[0])
+    } else {
+        (w.shape()[0], w.shape()[1])
+    };
+    if x.rows >= gemm_min_rows {
+        // One panel as wide as B: B itself, row-major [K, M].
+        let b = bufs.constant(pack_panels(w, transposed, m));
+        let out = bufs.scratch_view(x.rows, m);
+        return (Instr::Gemm { x, b, k, m, out }, out);
+    }
+    let nb = panel_width(x.rows);
+    let panels = bufs.constant(pack_panels(w, transposed, nb));
+    // Room for whole panels in every row.
+    let padded = m.div_ceil(nb) * nb;
+    let at = bufs.scratch(x.rows * padded);
+    let out = View {
+        slot: Slot::Scratch,
+        offset: at,
+        rows: x.rows,
+        cols: m,
+        row_stride: padded,
+        time: None,
+    };
+    let instr = Instr::MatMul {
+        x,
+        panels,
+        k,
+        m,
+        nb,
+        out,
+    };
+    (instr, out)
+}
+
 struct Builder<'a> {
     scan: &'a Scan,
     batch: usize,
@@ -323,7 +380,7 @@ struct Builder<'a> {
     gemm_min_rows: usize,
 }
 
-impl Builder<'_> {
+impl Buffers for Builder<'_> {
     /// Scratch space for `n` elements, 64-byte aligned so vector rows start aligned.
     fn scratch(&mut self, n: usize) -> usize {
         let at = self.scratch_len;
@@ -335,7 +392,9 @@ impl Builder<'_> {
         self.consts.push(data);
         self.consts.len() - 1
     }
+}
 
+impl Builder<'_> {
     fn program(&mut self, g: &Graph, steps: usize) -> Result<Program, Unsupported> {
         let known = load_time_values(g, self.weights).map_err(|e| Unsupported(e.0))?;
         let order = g.topo_order().expect("verified graphs are acyclic");
@@ -407,39 +466,8 @@ impl Builder<'_> {
                         return unsupported("a matrix product with a batched right operand");
                     }
                     let transposed = matches!(node.op, Op::Linear);
-                    let (k, m) = if transposed {
-                        (w.shape()[1], w.shape()[0])
-                    } else {
-                        (w.shape()[0], w.shape()[1])
-                    };
-                    if x.rows >= self.gemm_min_rows {
-                        // One panel as wide as B: B itself, row-major [K, M].
-                        let b = self.constant(pack_panels(w, transposed, m));
-                        let out = self.scratch_view(x.rows, m);
-                        instrs.push(Instr::Gemm { x, b, k, m, out });
-                        views.insert(Value::new(id, 0), out);
-                        continue;
-                    }
-                    let nb = panel_width(x.rows);
-                    let panels = self.constant(pack_panels(w, transposed, nb));
-                    let padded = m.div_ceil(nb) * nb;
-                    let at = self.scratch(x.rows * padded);
-                    let out = View {
-                        slot: Slot::Scratch,
-                        offset: at,
-                        rows: x.rows,
-                        cols: m,
-                        row_stride: padded,
-                        time: None,
-                    };
-                    instrs.push(Instr::MatMul {
-                        x,
-                        panels,
-                        k,
-                        m,
-                        nb,
-                        out,
-                    });
+                    let (instr, out) = product(self, x, w, transposed, self.gemm_min_rows);
+                    instrs.push(instr);
                     out
                 }
                 Op::Unary(_) | Op::Binary(_) => {
@@ -544,11 +572,6 @@ impl Builder<'_> {
         }
         instrs.extend(finals);
         Ok(Program { steps, instrs })
-    }
-
-    fn scratch_view(&mut self, rows: usize, cols: usize) -> View {
-        let at = self.scratch(rows * cols);
-        View::contiguous(Slot::Scratch, at, rows, cols)
     }
 
     fn const_view(&mut self, t: &Rc<Tensor>) -> Result<View, Unsupported> {

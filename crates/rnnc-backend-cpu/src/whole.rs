@@ -9,10 +9,9 @@
 //! and everything else (stacking, concatenating, a scan's operands) is copied into
 //! the workspace.
 
-use crate::pack::{pack_panels, panel_width};
 use crate::plan::{
-    self, as_matrix, copy, elementwise_code, row_major, EOp, Elementwise, Instr, Plan, Program,
-    Slot, Unsupported, View,
+    self, as_matrix, copy, elementwise_code, product, row_major, Buffers, EOp, Elementwise, Instr,
+    Plan, Program, Slot, Unsupported, View,
 };
 use rnnc_interp::{load_time_values, Tensor, Weights};
 use rnnc_ir::{DType, Dim, Graph, NodeId, Op, TensorTy, Value};
@@ -165,30 +164,24 @@ pub fn plan_model(
                 let (v, od) = arg(operands[0], &mut b)?;
                 b.sub_view(v, &od, *axis, *start, *end)?
             }
-            Op::Stack { axis: 0 } | Op::Concat { axis: 0 } => {
+            // Copies side by side: row blocks or column blocks.
+            Op::Stack { .. } | Op::Concat { .. } if side_by_side(&node.op, &dims).is_some() => {
+                let by_rows = side_by_side(&node.op, &dims) == Some(true);
                 let (r, c) = rows_cols(&dims);
                 let out = b.scratch_view(r, c);
                 let mut at = 0;
                 for v in &operands {
                     let (src, _) = arg(*v, &mut b)?;
                     let mut dst = out;
-                    dst.offset += at * c;
-                    dst.rows = src.rows;
-                    at += src.rows;
-                    b.instrs.push(copy(src, dst));
-                }
-                out
-            }
-            Op::Concat { axis } if axis + 1 == dims.len() => {
-                let (r, c) = rows_cols(&dims);
-                let out = b.scratch_view(r, c);
-                let mut at = 0;
-                for v in &operands {
-                    let (src, _) = arg(*v, &mut b)?;
-                    let mut dst = out;
-                    dst.offset += at;
-                    dst.cols = src.cols;
-                    at += src.cols;
+                    if by_rows {
+                        dst.offset += at * c;
+                        dst.rows = src.rows;
+                        at += src.rows;
+                    } else {
+                        dst.offset += at;
+                        dst.cols = src.cols;
+                        at += src.cols;
+                    }
                     b.instrs.push(copy(src, dst));
                 }
                 out
@@ -228,7 +221,10 @@ pub fn plan_model(
                 if w.ndim() != 2 {
                     return unsupported("a matrix product with a batched right operand");
                 }
-                b.product(x, w, matches!(node.op, Op::Linear))
+                let (instr, out) =
+                    product(&mut b, x, w, matches!(node.op, Op::Linear), gemm_min_rows);
+                b.instrs.push(instr);
+                out
             }
             Op::Unary(_) | Op::Binary(_) | Op::Fused(_) => {
                 let (r, c) = rows_cols(&dims);
@@ -325,6 +321,21 @@ pub fn plan_model(
     })
 }
 
+/// How a `stack` or `concat` with result shape `dims` lays its operands out in the
+/// result viewed as a matrix: Some(true) one after another as rows, Some(false)
+/// side by side as columns, None when neither (then it is unsupported).
+fn side_by_side(op: &Op, dims: &[usize]) -> Option<bool> {
+    let rank = dims.len();
+    match *op {
+        // Along the last axis (or a rank-1 result): column blocks.
+        Op::Concat { axis } if axis + 1 == rank => Some(false),
+        Op::Stack { axis: 0 } if rank == 1 => Some(false),
+        // Along the first axis: row blocks.
+        Op::Concat { axis: 0 } | Op::Stack { axis: 0 } => Some(true),
+        _ => None,
+    }
+}
+
 /// The view of an operand of shape `od` inside an elementwise loop over `dims`:
 /// the same rows, or one row (or one element) repeated.
 fn broadcast(v: View, od: &[usize], dims: &[usize]) -> Result<View, Unsupported> {
@@ -349,7 +360,7 @@ struct Top<'a> {
     gemm_min_rows: usize,
 }
 
-impl Top<'_> {
+impl Buffers for Top<'_> {
     /// Workspace for `n` elements, 64-byte aligned.
     fn scratch(&mut self, n: usize) -> usize {
         let at = self.scratch_len;
@@ -357,16 +368,13 @@ impl Top<'_> {
         at
     }
 
-    fn scratch_view(&mut self, rows: usize, cols: usize) -> View {
-        let at = self.scratch(rows * cols);
-        View::contiguous(Slot::Scratch, at, rows, cols)
-    }
-
     fn constant(&mut self, data: Vec<f32>) -> usize {
         self.consts.push(data);
         self.consts.len() - 1
     }
+}
 
+impl Top<'_> {
     /// A load-time value as a constant buffer (made once).
     fn constant_of(&mut self, id: NodeId, t: &Tensor) -> Result<View, Unsupported> {
         if let Some(v) = self.const_of.get(&id) {
@@ -419,43 +427,6 @@ impl Top<'_> {
             return Ok(v);
         }
         unsupported(format!("a slice of axis {axis} of a {od:?} value"))
-    }
-
-    /// `x · w` (or `x · wᵀ`): generated code over packed panels, or the GEMM.
-    fn product(&mut self, x: View, w: &ndarray::ArrayD<f32>, transposed: bool) -> View {
-        let (k, m) = if transposed {
-            (w.shape()[1], w.shape()[0])
-        } else {
-            (w.shape()[0], w.shape()[1])
-        };
-        if x.rows >= self.gemm_min_rows {
-            // One panel as wide as B: B itself, row-major [K, M].
-            let b = self.constant(pack_panels(w, transposed, m));
-            let out = self.scratch_view(x.rows, m);
-            self.instrs.push(Instr::Gemm { x, b, k, m, out });
-            return out;
-        }
-        let nb = panel_width(x.rows);
-        let panels = self.constant(pack_panels(w, transposed, nb));
-        let padded = m.div_ceil(nb) * nb;
-        let at = self.scratch(x.rows * padded);
-        let out = View {
-            slot: Slot::Scratch,
-            offset: at,
-            rows: x.rows,
-            cols: m,
-            row_stride: padded,
-            time: None,
-        };
-        self.instrs.push(Instr::MatMul {
-            x,
-            panels,
-            k,
-            m,
-            nb,
-            out,
-        });
-        out
     }
 
     /// A copy of `v` into the workspace unless it already is a whole contiguous
