@@ -20,7 +20,7 @@ use cranelift_codegen::ir::{
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{DataDescription, Linkage, Module};
 use cranelift_object::{ObjectBuilder, ObjectModule};
-use rnnc_interp::Weights;
+use rnnc_interp::{load_time_values, Weights};
 use rnnc_ir::Verified;
 
 /// An object file and the C header that declares what it exports.
@@ -44,7 +44,8 @@ pub fn compile_object(
     source: &str,
 ) -> Result<CompiledObject, Unsupported> {
     let g = graph.graph();
-    let plan = plan_model(g, weights, batch, time, usize::MAX)?;
+    let known = load_time_values(g, weights).map_err(|e| Unsupported(e.0))?;
+    let plan = plan_model(g, weights, &known, (batch, time), 1, usize::MAX)?;
     let prefix = c_identifier(&g.name);
     let fail = |e: String| Unsupported(format!("code generation failed: {e}"));
     let isa = host_isa(true).map_err(fail)?;

@@ -51,10 +51,19 @@ pub struct ScanReport {
     pub node: NodeId,
     pub shapes: Vec<Vec<usize>>,
     /// Compile time and code size, or why the interpreter runs it.
-    pub outcome: Result<(Duration, usize), Unsupported>,
+    pub outcome: Outcome,
 }
 
 type Key = (NodeId, Vec<Vec<usize>>);
+
+/// Compile time and code size of what was compiled, or why it was not.
+pub type Outcome = Result<(Duration, usize), Unsupported>;
+
+fn outcome(compiled: Result<&jit::Jitted, &Unsupported>) -> Outcome {
+    compiled
+        .map(|c| (c.compile_time, c.code_bytes))
+        .map_err(Unsupported::clone)
+}
 type Program = Rc<Result<CompiledProgram, Unsupported>>;
 
 /// What happened to the whole-model program at one (B, T).
@@ -63,7 +72,7 @@ pub struct ProgramReport {
     pub batch: usize,
     pub time: usize,
     /// Compile time and code size, or why the model runs scan by scan.
-    pub outcome: Result<(Duration, usize), Unsupported>,
+    pub outcome: Outcome,
 }
 
 /// A model loaded for the CPU: weights bound, load-time values folded, scans
@@ -155,8 +164,8 @@ impl<'g> CpuBackend<'g> {
         let p = Rc::new(CompiledProgram::new(
             g,
             self.weights,
-            batch,
-            time,
+            &self.load_time,
+            (batch, time),
             self.threads,
         ));
         self.programs.borrow_mut().insert((batch, time), p.clone());
@@ -172,10 +181,7 @@ impl<'g> CpuBackend<'g> {
             .map(|((batch, time), p)| ProgramReport {
                 batch: *batch,
                 time: *time,
-                outcome: match &**p {
-                    Ok(p) => Ok((p.code.compile_time, p.code.code_bytes)),
-                    Err(e) => Err(e.clone()),
-                },
+                outcome: outcome(p.as_ref().as_ref().map(|p| &p.code)),
             })
             .collect();
         out.sort_by_key(|r| (r.batch, r.time));
@@ -192,10 +198,7 @@ impl<'g> CpuBackend<'g> {
             .map(|((node, shapes), c)| ScanReport {
                 node: *node,
                 shapes: shapes.clone(),
-                outcome: match &**c {
-                    Ok(c) => Ok((c.code.compile_time, c.code.code_bytes)),
-                    Err(e) => Err(e.clone()),
-                },
+                outcome: outcome(c.as_ref().as_ref().map(|c| &c.code)),
             })
             .collect();
         out.sort_by_key(|r| (r.node.index(), r.shapes.clone()));

@@ -20,7 +20,7 @@ pub const GEMM_MIN_ROWS: usize = 16;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Unsupported(pub String);
 
-fn unsupported<T>(msg: impl Into<String>) -> Result<T, Unsupported> {
+pub(crate) fn unsupported<T>(msg: impl Into<String>) -> Result<T, Unsupported> {
     Err(Unsupported(msg.into()))
 }
 

@@ -10,10 +10,11 @@ use crate::scan::{array, flat, run_entries};
 use crate::whole::{plan_model, WholePlan};
 use rayon_core::ThreadPool;
 use rnnc_interp::{InterpError, Tensor, Weights};
-use rnnc_ir::Graph;
+use rnnc_ir::{Graph, NodeId};
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 pub struct CompiledProgram {
     whole: WholePlan,
@@ -23,15 +24,15 @@ pub struct CompiledProgram {
 }
 
 impl CompiledProgram {
+    /// Compiles `g` for (B, T) = `shape`; `known` are its load-time values.
     pub fn new(
         g: &Graph,
         weights: &Weights,
-        batch: usize,
-        time: usize,
+        known: &HashMap<NodeId, Rc<Tensor>>,
+        shape: (usize, usize),
         threads: usize,
     ) -> Result<Self, Unsupported> {
-        let mut whole = plan_model(g, weights, batch, time, GEMM_MIN_ROWS)?;
-        whole.top.callees = whole.scans.len() * threads;
+        let whole = plan_model(g, weights, known, shape, threads, GEMM_MIN_ROWS)?;
         let code = jit::compile_program(&whole, threads).map_err(Unsupported)?;
         let scratch = RefCell::new(vec![0.0; whole.top.scratch_len]);
         Ok(CompiledProgram {

@@ -10,12 +10,13 @@
 //! the workspace.
 
 use crate::plan::{
-    self, as_matrix, copy, elementwise_code, product, row_major, Buffers, EOp, Elementwise, Instr,
-    Plan, Program, Slot, Unsupported, View,
+    self, as_matrix, copy, elementwise_code, product, row_major, unsupported, Buffers, EOp,
+    Elementwise, Instr, Plan, Program, Slot, Unsupported, View,
 };
-use rnnc_interp::{load_time_values, Tensor, Weights};
+use rnnc_interp::{Tensor, Weights};
 use rnnc_ir::{DType, Dim, Graph, NodeId, Op, TensorTy, Value};
 use std::collections::HashMap;
+use std::rc::Rc;
 
 /// The model's program, the scans it calls, and its interface.
 #[derive(Debug)]
@@ -31,10 +32,6 @@ pub struct WholePlan {
     pub vocab: Vec<Option<usize>>,
     /// (name, shape) of each output, in `Emit` slot order.
     pub outputs: Vec<(String, Vec<usize>)>,
-}
-
-fn unsupported<T>(msg: impl Into<String>) -> Result<T, Unsupported> {
-    Err(Unsupported(msg.into()))
 }
 
 /// The interpreter's allocation limit (1 GiB of f32): larger values are left to
@@ -65,17 +62,18 @@ fn rows_cols(dims: &[usize]) -> (usize, usize) {
     }
 }
 
-/// Plans `g` for batch `batch` and length `time`. Products with at least
-/// `gemm_min_rows` rows call the tuned GEMM (`usize::MAX` for code that must run
-/// outside this process).
+/// Plans `g` for batch `batch` and length `time`, with `known` its load-time values
+/// (`rnnc_interp::load_time_values`, computed once by the caller), for code split
+/// over `threads` threads. Products with at least `gemm_min_rows` rows call the
+/// tuned GEMM (`usize::MAX` for code that must run outside this process).
 pub fn plan_model(
     g: &Graph,
     weights: &Weights,
-    batch: usize,
-    time: usize,
+    known: &HashMap<NodeId, Rc<Tensor>>,
+    (batch, time): (usize, usize),
+    threads: usize,
     gemm_min_rows: usize,
 ) -> Result<WholePlan, Unsupported> {
-    let known = load_time_values(g, weights).map_err(|e| Unsupported(e.0))?;
     let mut b = Top {
         weights,
         consts: Vec::new(),
@@ -307,7 +305,8 @@ pub fn plan_model(
         tail: None,
         consts: b.consts,
         scratch_len: b.scratch_len,
-        callees: b.scans.len(),
+        // Each scan has one function per thread: `Fn(k · threads + t)`.
+        callees: b.scans.len() * threads,
     };
     if let Some(v) = g.outputs.iter().find(|(_, v)| ids.contains_key(v)) {
         return unsupported(format!("output `{}` is token ids", v.0));

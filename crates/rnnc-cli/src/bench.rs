@@ -110,9 +110,8 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
     };
     // The first run compiles the scans for its shape: that counts as compile time.
     let jit_ms = |b: &rnnc_backend_cpu::CpuBackend<'_>| -> f64 {
-        let ms = |o: &Result<(std::time::Duration, usize), _>| {
-            o.as_ref().map_or(0.0, |(t, _)| t.as_secs_f64() * 1e3)
-        };
+        let ms =
+            |o: &rnnc_backend_cpu::Outcome| o.as_ref().map_or(0.0, |(t, _)| t.as_secs_f64() * 1e3);
         let programs: f64 = b.program_report().iter().map(|r| ms(&r.outcome)).sum();
         let scans: f64 = b.report().iter().map(|r| ms(&r.outcome)).sum();
         programs + scans
