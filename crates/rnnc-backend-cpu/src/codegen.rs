@@ -504,73 +504,85 @@ impl Emitter<'_, '_> {
             let r = em.b.ins().iadd_imm_s(r, mine.start as i64);
             let xp = em.row_ptr(xb, xo, x.row_stride, r);
             let op = em.row_ptr(ob, oo, out.row_stride, r);
-            let at = |em: &mut Self, p: Value, c: Value| {
-                let bytes = em.b.ins().imul_imm_s(c, 16);
-                em.b.ins().iadd(p, bytes)
-            };
-            // The maximum.
-            let low = math::constant(em.b, F4, f32::NEG_INFINITY);
-            let m4 = em.counted(nvec, &[low], |em, c, acc| {
-                let a = at(em, xp, c);
-                let v = em.b.ins().load(F4, flags(), a, 0);
-                vec![em.b.ins().fmax(acc[0], v)]
-            })[0];
-            let mut m = em.b.ins().extractlane(m4, 0);
-            for lane in 1..4 {
-                let l = em.b.ins().extractlane(m4, lane);
-                m = em.b.ins().fmax(m, l);
-            }
-            for c in nvec * 4..cols {
-                let v = em.b.ins().load(types::F32, flags(), xp, (c * 4) as i32);
-                m = em.b.ins().fmax(m, v);
-            }
+            let m = em.fold_row(xp, cols, Fold::Max, |_, v, _| v);
             let m4 = em.b.ins().splat(F4, m);
-            // The sum of exp(x − max).
-            let zero = math::constant(em.b, F4, 0.0);
-            let s4 = em.counted(nvec, &[zero], |em, c, acc| {
-                let a = at(em, xp, c);
-                let v = em.b.ins().load(F4, flags(), a, 0);
-                let d = em.b.ins().fsub(v, m4);
-                let e = math::exp(em.b, F4, d);
-                vec![em.b.ins().fadd(acc[0], e)]
-            })[0];
-            let mut s = em.b.ins().extractlane(s4, 0);
-            for lane in 1..4 {
-                let l = em.b.ins().extractlane(s4, lane);
-                s = em.b.ins().fadd(s, l);
-            }
-            for c in nvec * 4..cols {
-                let v = em.b.ins().load(types::F32, flags(), xp, (c * 4) as i32);
+            let s = em.fold_row(xp, cols, Fold::Add, |em, v, ty| {
+                let m = if ty == F4 { m4 } else { m };
                 let d = em.b.ins().fsub(v, m);
-                let e = math::exp(em.b, types::F32, d);
-                s = em.b.ins().fadd(s, e);
-            }
-            let ls = math::log(em.b, types::F32, s);
-            let (ls4, s4) = (em.b.ins().splat(F4, ls), em.b.ins().splat(F4, s));
-            let result = |em: &mut Self, v: Value, ty: Type, m: Value, ls: Value, s: Value| {
+                math::exp(em.b, ty, d)
+            });
+            // x − max − log(sum) for log_softmax, exp(x − max) / sum for softmax.
+            let k = if log {
+                math::log(em.b, types::F32, s)
+            } else {
+                s
+            };
+            let k4 = em.b.ins().splat(F4, k);
+            let result = |em: &mut Self, v: Value, ty: Type| {
+                let (m, k) = if ty == F4 { (m4, k4) } else { (m, k) };
                 let d = em.b.ins().fsub(v, m);
                 if log {
-                    em.b.ins().fsub(d, ls)
+                    em.b.ins().fsub(d, k)
                 } else {
                     let e = math::exp(em.b, ty, d);
-                    em.b.ins().fdiv(e, s)
+                    em.b.ins().fdiv(e, k)
                 }
             };
             em.counted(nvec, &[], |em, c, _| {
-                let a = at(em, xp, c);
+                let bytes = em.b.ins().imul_imm_s(c, 16);
+                let a = em.b.ins().iadd(xp, bytes);
                 let v = em.b.ins().load(F4, flags(), a, 0);
-                let y = result(em, v, F4, m4, ls4, s4);
-                let o = at(em, op, c);
+                let y = result(em, v, F4);
+                let o = em.b.ins().iadd(op, bytes);
                 em.b.ins().store(flags(), y, o, 0);
                 vec![]
             });
             for c in nvec * 4..cols {
                 let v = em.b.ins().load(types::F32, flags(), xp, (c * 4) as i32);
-                let y = result(em, v, types::F32, m, ls, s);
+                let y = result(em, v, types::F32);
                 em.b.ins().store(flags(), y, op, (c * 4) as i32);
             }
             vec![]
         });
+    }
+
+    /// Folds the `cols` elements of the row at `xp`: `fold` over `f(x)` across f32x4
+    /// vectors, then across their lanes, then over the scalar tail.
+    fn fold_row(
+        &mut self,
+        xp: Value,
+        cols: usize,
+        fold: Fold,
+        f: impl Fn(&mut Self, Value, Type) -> Value,
+    ) -> Value {
+        let combine = |em: &mut Self, a: Value, b: Value| match fold {
+            Fold::Max => em.b.ins().fmax(a, b),
+            Fold::Add => em.b.ins().fadd(a, b),
+        };
+        let start = match fold {
+            Fold::Max => f32::NEG_INFINITY,
+            Fold::Add => 0.0,
+        };
+        let nvec = cols / 4;
+        let init = math::constant(self.b, F4, start);
+        let acc = self.counted(nvec, &[init], |em, c, acc| {
+            let bytes = em.b.ins().imul_imm_s(c, 16);
+            let a = em.b.ins().iadd(xp, bytes);
+            let v = em.b.ins().load(F4, flags(), a, 0);
+            let y = f(em, v, F4);
+            vec![combine(em, acc[0], y)]
+        })[0];
+        let mut r = self.b.ins().extractlane(acc, 0);
+        for lane in 1..4 {
+            let l = self.b.ins().extractlane(acc, lane);
+            r = combine(self, r, l);
+        }
+        for c in nvec * 4..cols {
+            let v = self.b.ins().load(types::F32, flags(), xp, (c * 4) as i32);
+            let y = f(self, v, types::F32);
+            r = combine(self, r, y);
+        }
+        r
     }
 
     /// The loops of elementwise `e` (flattened), with each input's and output's
@@ -681,6 +693,13 @@ impl Emitter<'_, '_> {
         }
         vals
     }
+}
+
+/// How [`Emitter::fold_row`] combines a row's elements.
+#[derive(Clone, Copy)]
+enum Fold {
+    Max,
+    Add,
 }
 
 /// How one elementwise input is read along a row.
