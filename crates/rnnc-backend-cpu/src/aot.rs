@@ -8,8 +8,7 @@
 //! workspace of `<PREFIX>_WORKSPACE_FLOATS` floats. The code is for the CPU it was
 //! compiled on (its SIMD and FMA features), like `-march=native`.
 
-use crate::codegen;
-use crate::jit::host_isa;
+use crate::jit::{define_plan, host_isa};
 use crate::parallel::Part;
 use crate::plan::{Slot, Unsupported};
 use crate::whole::{plan_model, WholePlan};
@@ -58,26 +57,15 @@ pub fn compile_object(
     let mut module = ObjectModule::new(builder);
     let ptr = module.target_config().pointer_type();
     let call_conv = module.target_config().default_call_conv;
-    let sig = codegen::signature(call_conv, ptr);
     let config = module.target_config();
+    let whole = Part {
+        thread: 0,
+        threads: 1,
+    };
     let define = |module: &mut ObjectModule, name: &str, p: &crate::plan::Plan| {
-        let id = module
-            .declare_function(name, Linkage::Local, &sig)
-            .map_err(|e| fail(e.to_string()))?;
-        let mut ctx = module.make_context();
-        ctx.func = codegen::build(
-            p,
-            Part {
-                thread: 0,
-                threads: 1,
-            },
-            sig.clone(),
-            config,
-        );
-        module
-            .define_function(id, &mut ctx)
-            .map_err(|e| fail(format!("{e:?}")))?;
-        Ok::<_, Unsupported>(id)
+        define_plan(module, name, p, whole)
+            .map(|(id, _)| id)
+            .map_err(fail)
     };
     let scan_ids = plan
         .scans

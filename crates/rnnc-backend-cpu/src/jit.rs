@@ -57,10 +57,37 @@ pub fn host_isa(pic: bool) -> Result<cranelift_codegen::isa::OwnedTargetIsa, Str
 }
 
 /// A JIT module being filled with functions of the one signature.
+/// Declares and defines, in any Cranelift module (JIT or object file), the local
+/// function doing `part` of `plan`; returns its id and code size.
+/// `RNNC_DISASM=1` prints its machine code.
+pub fn define_plan<M: Module>(
+    module: &mut M,
+    name: &str,
+    plan: &Plan,
+    part: Part,
+) -> Result<(FuncId, usize), String> {
+    let config = module.target_config();
+    let sig = codegen::signature(config.default_call_conv, config.pointer_type());
+    let id = module
+        .declare_function(name, Linkage::Local, &sig)
+        .map_err(|e| e.to_string())?;
+    let mut ctx = module.make_context();
+    ctx.func = codegen::build(plan, part, sig, config);
+    let disasm = std::env::var_os("RNNC_DISASM").is_some();
+    ctx.set_disasm(disasm);
+    module
+        .define_function(id, &mut ctx)
+        .map_err(|e| format!("{e:?}"))?;
+    let c = ctx.compiled_code().expect("defined just now");
+    if disasm {
+        eprintln!("{name}:\n{}", c.vcode.clone().unwrap_or_default());
+    }
+    Ok((id, c.code_buffer().len()))
+}
+
+/// A JIT module being filled with compiled plans.
 struct Builder {
     module: JITModule,
-    sig: cranelift_codegen::ir::Signature,
-    disasm: bool,
     code_bytes: usize,
     start: Instant,
 }
@@ -72,12 +99,8 @@ impl Builder {
             host_isa(false)?,
             cranelift_module::default_libcall_names(),
         ));
-        let ptr = module.target_config().pointer_type();
-        let sig = codegen::signature(module.target_config().default_call_conv, ptr);
         Ok(Builder {
             module,
-            sig,
-            disasm: std::env::var_os("RNNC_DISASM").is_some(),
             code_bytes: 0,
             start,
         })
@@ -85,23 +108,8 @@ impl Builder {
 
     /// The function doing `part` of `plan`.
     fn define(&mut self, name: &str, plan: &Plan, part: Part) -> Result<FuncId, String> {
-        let id = self
-            .module
-            .declare_function(name, Linkage::Local, &self.sig)
-            .map_err(|e| e.to_string())?;
-        let mut ctx = self.module.make_context();
-        let config = self.module.target_config();
-        ctx.func = codegen::build(plan, part, self.sig.clone(), config);
-        ctx.set_disasm(self.disasm);
-        self.module
-            .define_function(id, &mut ctx)
-            .map_err(|e| format!("{e:?}"))?;
-        if let Some(c) = ctx.compiled_code() {
-            self.code_bytes += c.code_buffer().len();
-            if self.disasm {
-                eprintln!("{name}:\n{}", c.vcode.clone().unwrap_or_default());
-            }
-        }
+        let (id, bytes) = define_plan(&mut self.module, name, plan, part)?;
+        self.code_bytes += bytes;
         Ok(id)
     }
 
