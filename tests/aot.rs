@@ -171,3 +171,78 @@ fn object_files_run_from_c_and_match() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_eq!(ran, 13);
 }
+
+/// The C example of docs/aot.md builds against the object and header as the page
+/// says, prints the interpreter's numbers, and prints exactly what the page quotes.
+#[test]
+fn the_docs_example_runs_as_documented() {
+    let fx = common::root().join("tests/fixtures/seed0/torch_lstm_bidir2_h0");
+    let args = ModelArgs {
+        model: common::root().join("models/lstm.rnn"),
+        params: [
+            "input_size=12",
+            "hidden_size=16",
+            "num_layers=2",
+            "bidirectional=true",
+        ]
+        .map(String::from)
+        .to_vec(),
+        config: None,
+    };
+    let mut g = rnnc_cli::compile(&args).unwrap();
+    let w = rnnc_cli::weights::load(&fx.join("weights.safetensors"), &g.weights()).unwrap();
+    let passes = rnnc_opt::Opt::Level(2).build().unwrap();
+    rnnc_opt::run_pipeline(&mut g, &passes, &Default::default(), &mut String::new()).unwrap();
+    let verified = rnnc_ir::verify(&g).unwrap();
+    let obj =
+        rnnc_backend_cpu::aot::compile_object(&verified, &w, 3, 7, "models/lstm.rnn").unwrap();
+    assert_eq!(obj.prefix, "lstm");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("lstm.o"), &obj.object).unwrap();
+    std::fs::write(d.join("lstm.h"), &obj.header).unwrap();
+    let cc = Command::new("cc")
+        .args(["-O2", "-I"])
+        .arg(d)
+        .arg(common::root().join("docs/examples/lstm_main.c"))
+        .arg(d.join("lstm.o"))
+        .arg("-o")
+        .arg(d.join("lstm_demo"))
+        .output()
+        .expect("a C compiler `cc`");
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    let run = Command::new(d.join("lstm_demo")).output().unwrap();
+    assert!(run.status.success());
+    let line = String::from_utf8(run.stdout).unwrap();
+    let docs = std::fs::read_to_string(common::root().join("docs/aot.md")).unwrap();
+    assert!(
+        docs.contains(&format!("# {}", line.trim())),
+        "docs/aot.md quotes {line}"
+    );
+    // The example's input: ((i mod 17) − 8) / 8; zero states.
+    let input: Vec<f32> = (0..3 * 7 * 12)
+        .map(|i| ((i % 17) as i32 - 8) as f32 / 8.0)
+        .collect();
+    let x = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[3, 7, 12]), input).unwrap();
+    let inputs = HashMap::from([("input".to_string(), Tensor::F32(x))]);
+    let want: HashMap<String, Tensor> = rnnc_interp::run(&verified, &inputs, &w)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let printed: Vec<f32> = line
+        .split('=')
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(printed.len(), 4, "{line}");
+    for (p, w) in printed.iter().zip(want["output"].f32().iter()) {
+        // Printed with 6 decimals.
+        assert!((p - w).abs() <= 1e-5 + 5e-7, "{line}: interpreter {w}");
+    }
+}
