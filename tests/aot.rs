@@ -225,7 +225,7 @@ fn the_docs_example_runs_as_documented() {
     );
     // The example's input: ((i mod 17) − 8) / 8; zero states.
     let input: Vec<f32> = (0..3 * 7 * 12)
-        .map(|i| ((i % 17) as i32 - 8) as f32 / 8.0)
+        .map(|i: i32| (i % 17 - 8) as f32 / 8.0)
         .collect();
     let x = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[3, 7, 12]), input).unwrap();
     let inputs = HashMap::from([("input".to_string(), Tensor::F32(x))]);

@@ -262,8 +262,7 @@ pub fn plan(
         time,
         seq_widths: &seq_widths,
         weights,
-        consts: Vec::new(),
-        scratch_len: 0,
+        bufs: Buffers::default(),
         gemm_min_rows,
     };
     let body = b.program(&scan.body, scan.step)?;
@@ -285,8 +284,8 @@ pub fn plan(
         state_shapes,
         body,
         tail,
-        consts: b.consts,
-        scratch_len: b.scratch_len,
+        consts: b.bufs.consts,
+        scratch_len: b.bufs.scratch_len,
         callees: 0,
     })
 }
@@ -313,13 +312,28 @@ pub(crate) fn as_matrix(dims: &[usize]) -> Result<(usize, usize), Unsupported> {
 }
 
 /// Where a planner keeps constants and scratch space.
-pub(crate) trait Buffers {
-    /// A new constant buffer; returns its index.
-    fn constant(&mut self, data: Vec<f32>) -> usize;
-    /// Scratch space for `n` elements; returns its offset.
-    fn scratch(&mut self, n: usize) -> usize;
+#[derive(Default)]
+pub(crate) struct Buffers {
+    pub consts: Vec<Vec<f32>>,
+    pub scratch_len: usize,
+}
 
-    fn scratch_view(&mut self, rows: usize, cols: usize) -> View {
+impl Buffers {
+    /// A new constant buffer; returns its index.
+    pub fn constant(&mut self, data: Vec<f32>) -> usize {
+        self.consts.push(data);
+        self.consts.len() - 1
+    }
+
+    /// Scratch space for `n` elements, 64-byte aligned so vector rows start
+    /// aligned; returns its offset.
+    pub fn scratch(&mut self, n: usize) -> usize {
+        let at = self.scratch_len;
+        self.scratch_len += n.div_ceil(16) * 16;
+        at
+    }
+
+    pub fn scratch_view(&mut self, rows: usize, cols: usize) -> View {
         let at = self.scratch(rows * cols);
         View::contiguous(Slot::Scratch, at, rows, cols)
     }
@@ -328,7 +342,7 @@ pub(crate) trait Buffers {
 /// `x · w` (or `x · wᵀ` with `transposed`, as `linear` stores `w`): generated code
 /// over packed panels, or the tuned GEMM from `gemm_min_rows` rows on.
 pub(crate) fn product(
-    bufs: &mut impl Buffers,
+    bufs: &mut Buffers,
     x: View,
     w: &ArrayD<f32>,
     transposed: bool,
@@ -375,23 +389,8 @@ struct Builder<'a> {
     time: usize,
     seq_widths: &'a [usize],
     weights: &'a Weights,
-    consts: Vec<Vec<f32>>,
-    scratch_len: usize,
+    bufs: Buffers,
     gemm_min_rows: usize,
-}
-
-impl Buffers for Builder<'_> {
-    /// Scratch space for `n` elements, 64-byte aligned so vector rows start aligned.
-    fn scratch(&mut self, n: usize) -> usize {
-        let at = self.scratch_len;
-        self.scratch_len += n.div_ceil(16) * 16;
-        at
-    }
-
-    fn constant(&mut self, data: Vec<f32>) -> usize {
-        self.consts.push(data);
-        self.consts.len() - 1
-    }
 }
 
 impl Builder<'_> {
@@ -426,7 +425,7 @@ impl Builder<'_> {
                 }
                 Op::Zeros => {
                     let (r, c) = as_matrix(&dims)?;
-                    let k = self.constant(vec![0.0; r * c]);
+                    let k = self.bufs.constant(vec![0.0; r * c]);
                     View::contiguous(Slot::Const(k), 0, r, c)
                 }
                 Op::Slice { axis, start, end } => {
@@ -466,7 +465,8 @@ impl Builder<'_> {
                         return unsupported("a matrix product with a batched right operand");
                     }
                     let transposed = matches!(node.op, Op::Linear);
-                    let (instr, out) = product(self, x, w, transposed, self.gemm_min_rows);
+                    let (instr, out) =
+                        product(&mut self.bufs, x, w, transposed, self.gemm_min_rows);
                     instrs.push(instr);
                     out
                 }
@@ -481,7 +481,7 @@ impl Builder<'_> {
                         Op::Binary(b) => vec![EOp::Input(0), EOp::Input(1), EOp::Binary(*b, 0, 1)],
                         _ => unreachable!(),
                     };
-                    let out = self.scratch_view(r, c);
+                    let out = self.bufs.scratch_view(r, c);
                     let last = code.len() - 1;
                     instrs.push(Instr::Elementwise(Elementwise {
                         rows: r,
@@ -504,7 +504,7 @@ impl Builder<'_> {
                     let (code, results) = elementwise_code(&f.body)?;
                     let mut outputs = Vec::new();
                     for (i, at) in results.into_iter().enumerate() {
-                        let out = self.scratch_view(r, c);
+                        let out = self.bufs.scratch_view(r, c);
                         views.insert(Value::new(id, i as u32), out);
                         outputs.push((at, out));
                     }
@@ -521,7 +521,7 @@ impl Builder<'_> {
                     if *axis + 1 == dims.len() || (*axis == 0 && dims.len() == 2) =>
                 {
                     let (r, c) = as_matrix(&dims)?;
-                    let out = self.scratch_view(r, c);
+                    let out = self.bufs.scratch_view(r, c);
                     let mut at = 0;
                     for v in &operands {
                         let src = lookup(self, &known, &mut const_of, &views, *v)?;
@@ -564,7 +564,7 @@ impl Builder<'_> {
                 continue;
             }
             if matches!(src.slot, Slot::State(_)) {
-                let staged = self.scratch_view(r, c);
+                let staged = self.bufs.scratch_view(r, c);
                 instrs.push(copy(src, staged));
                 src = staged;
             }
@@ -579,7 +579,7 @@ impl Builder<'_> {
             return unsupported("an integer constant inside a scan body");
         };
         let (r, c) = as_matrix(a.shape())?;
-        let k = self.constant(row_major(a));
+        let k = self.bufs.constant(row_major(a));
         Ok(View::contiguous(Slot::Const(k), 0, r, c))
     }
 }

@@ -76,9 +76,8 @@ pub fn plan_model(
 ) -> Result<WholePlan, Unsupported> {
     let mut b = Top {
         weights,
-        consts: Vec::new(),
+        bufs: Buffers::default(),
         const_of: HashMap::new(),
-        scratch_len: 0,
         instrs: Vec::new(),
         scans: Vec::new(),
         batch,
@@ -134,8 +133,8 @@ pub fn plan_model(
                 let v = vocab[input].get_or_insert(n);
                 *v = (*v).min(n);
                 let rows = dims[..dims.len() - 1].iter().product();
-                let t = b.constant(row_major(table));
-                let out = b.scratch_view(rows, d);
+                let t = b.bufs.constant(row_major(table));
+                let out = b.bufs.scratch_view(rows, d);
                 b.instrs.push(Instr::Gather {
                     table: t,
                     vocab: n,
@@ -146,7 +145,7 @@ pub fn plan_model(
             }
             Op::Zeros => {
                 let (r, c) = rows_cols(&dims);
-                let k = b.constant(vec![0.0; r * c]);
+                let k = b.bufs.constant(vec![0.0; r * c]);
                 View::contiguous(Slot::Const(k), 0, r, c)
             }
             Op::Index { axis, index } => {
@@ -166,7 +165,7 @@ pub fn plan_model(
             Op::Stack { .. } | Op::Concat { .. } if side_by_side(&node.op, &dims).is_some() => {
                 let by_rows = side_by_side(&node.op, &dims) == Some(true);
                 let (r, c) = rows_cols(&dims);
-                let out = b.scratch_view(r, c);
+                let out = b.bufs.scratch_view(r, c);
                 let mut at = 0;
                 for v in &operands {
                     let (src, _) = arg(*v, &mut b)?;
@@ -188,7 +187,7 @@ pub fn plan_model(
                 let (v, _) = arg(operands[0], &mut b)?;
                 let v = b.contiguous(v);
                 let (batch_, steps, f) = (dims[0], dims[1], dims[2]);
-                let out = b.scratch_view(batch_ * steps, f);
+                let out = b.bufs.scratch_view(batch_ * steps, f);
                 let step0 = |v: View| View {
                     rows: batch_,
                     row_stride: steps * f,
@@ -205,7 +204,7 @@ pub fn plan_model(
             Op::Softmax { axis } | Op::LogSoftmax { axis } if axis + 1 == dims.len() => {
                 let (x, _) = arg(operands[0], &mut b)?;
                 let (r, c) = rows_cols(&dims);
-                let out = b.scratch_view(r, c);
+                let out = b.bufs.scratch_view(r, c);
                 let log = matches!(node.op, Op::LogSoftmax { .. });
                 b.instrs.push(Instr::RowSoftmax { x, out, log });
                 out
@@ -219,8 +218,13 @@ pub fn plan_model(
                 if w.ndim() != 2 {
                     return unsupported("a matrix product with a batched right operand");
                 }
-                let (instr, out) =
-                    product(&mut b, x, w, matches!(node.op, Op::Linear), gemm_min_rows);
+                let (instr, out) = product(
+                    &mut b.bufs,
+                    x,
+                    w,
+                    matches!(node.op, Op::Linear),
+                    gemm_min_rows,
+                );
                 b.instrs.push(instr);
                 out
             }
@@ -242,7 +246,7 @@ pub fn plan_model(
                 };
                 let mut outputs = Vec::new();
                 for (i, at) in results.into_iter().enumerate() {
-                    let out = b.scratch_view(r, c);
+                    let out = b.bufs.scratch_view(r, c);
                     views.insert(Value::new(id, i as u32), out);
                     shapes.insert(Value::new(id, i as u32), dims.clone());
                     outputs.push((at, out));
@@ -303,8 +307,8 @@ pub fn plan_model(
             instrs: b.instrs,
         },
         tail: None,
-        consts: b.consts,
-        scratch_len: b.scratch_len,
+        consts: b.bufs.consts,
+        scratch_len: b.bufs.scratch_len,
         // Each scan has one function per thread: `Fn(k · threads + t)`.
         callees: b.scans.len() * threads,
     };
@@ -350,27 +354,12 @@ fn broadcast(v: View, od: &[usize], dims: &[usize]) -> Result<View, Unsupported>
 
 struct Top<'a> {
     weights: &'a Weights,
-    consts: Vec<Vec<f32>>,
+    bufs: Buffers,
     const_of: HashMap<NodeId, View>,
-    scratch_len: usize,
     instrs: Vec<Instr>,
     scans: Vec<Plan>,
     batch: usize,
     gemm_min_rows: usize,
-}
-
-impl Buffers for Top<'_> {
-    /// Workspace for `n` elements, 64-byte aligned.
-    fn scratch(&mut self, n: usize) -> usize {
-        let at = self.scratch_len;
-        self.scratch_len += n.div_ceil(16) * 16;
-        at
-    }
-
-    fn constant(&mut self, data: Vec<f32>) -> usize {
-        self.consts.push(data);
-        self.consts.len() - 1
-    }
 }
 
 impl Top<'_> {
@@ -383,7 +372,7 @@ impl Top<'_> {
             return unsupported("an integer constant");
         };
         let (r, c) = rows_cols(a.shape());
-        let k = self.constant(row_major(a));
+        let k = self.bufs.constant(row_major(a));
         let v = View::contiguous(Slot::Const(k), 0, r, c);
         self.const_of.insert(id, v);
         Ok(v)
@@ -437,7 +426,7 @@ impl Top<'_> {
                 ..v
             };
         }
-        let out = self.scratch_view(v.rows, v.cols);
+        let out = self.bufs.scratch_view(v.rows, v.cols);
         self.instrs.push(copy(v, out));
         out
     }
@@ -461,24 +450,24 @@ impl Top<'_> {
         let mut states = Vec::new();
         for (v, shape) in operands[p.n_seqs..].iter().zip(&p.state_shapes) {
             let (r, c) = as_matrix(shape)?;
-            let buf = self.scratch_view(r, c);
+            let buf = self.bufs.scratch_view(r, c);
             self.instrs.push(copy(*v, buf));
             args.push(buf);
             states.push(buf);
         }
         let mut emits = Vec::new();
         for w in &p.emit_widths {
-            let e = self.scratch_view(p.batch * p.time, *w);
+            let e = self.bufs.scratch_view(p.batch * p.time, *w);
             args.push(e);
             emits.push(e);
         }
-        let first = self.consts.len();
+        let first = self.bufs.consts.len();
         for (i, c) in p.consts.iter().enumerate() {
-            let k = self.constant(c.clone());
+            let k = self.bufs.constant(c.clone());
             debug_assert_eq!(k, first + i);
             args.push(View::contiguous(Slot::Const(k), 0, 1, c.len()));
         }
-        args.push(self.scratch_view(1, p.scratch_len.max(1)));
+        args.push(self.bufs.scratch_view(1, p.scratch_len.max(1)));
         debug_assert_eq!(args.len(), p.slots().len());
         debug_assert!(p.batch == self.batch);
         self.instrs.push(Instr::CallScan {
