@@ -1,35 +1,35 @@
 //! `rnnc compile`: ahead-of-time output. `--target cpu` writes an object file with
-//! the weights inside and a C header (see `rnnc_backend_cpu::aot`); the GPU
-//! targets are not built yet and say so.
+//! the weights inside and a C header (see `rnnc_backend_cpu::aot`); `--target wgsl`
+//! the GPU kernels and their launch manifest (see `rnnc_gpu`).
 
 use crate::args::CompileArgs;
 use crate::commands::{compile as front_end, optimise};
 use crate::error::{msg, CliError};
+use std::path::Path;
 
 pub fn compile(a: &CompileArgs) -> Result<(), CliError> {
-    match a.target.as_str() {
-        "cpu" => {}
-        "wgsl" | "cuda" => {
-            return msg(format!(
-                "--target {}: the GPU backends are not built yet; --target cpu writes an \
-                 object file",
-                a.target
-            ))
-        }
-        other => {
-            return msg(format!(
+    if !["cpu", "wgsl"].contains(&a.target.as_str()) {
+        return match a.target.as_str() {
+            "cuda" => msg(
+                "--target cuda: the CUDA backend is not built yet; --target wgsl \
+                 writes GPU kernels",
+            ),
+            other => msg(format!(
                 "--target {other}: no such target; the targets are: cpu, wgsl, cuda"
-            ))
-        }
+            )),
+        };
+    }
+    if a.batch == 0 || a.seq == 0 {
+        return msg("--batch and --seq must be at least 1");
+    }
+    if a.target != "cpu" {
+        return compile_gpu(a);
     }
     let Some(weights_path) = &a.weights else {
         return msg(
             "--target cpu needs --weights FILE.safetensors: the weights go into the object file",
         );
     };
-    if a.batch == 0 || a.seq == 0 {
-        return msg("--batch and --seq must be at least 1");
-    }
     let mut g = front_end(&a.model)?;
     let weights = crate::weights::load(weights_path, &g.weights())?;
     optimise(&mut g, &a.opt)?;
@@ -43,21 +43,8 @@ pub fn compile(a: &CompileArgs) -> Result<(), CliError> {
             e.0
         ))
     })?;
-    std::fs::create_dir_all(&a.out).map_err(|e| {
-        CliError::Message(format!(
-            "cannot create output directory `{}`: {e}",
-            a.out.display()
-        ))
-    })?;
-    let write = |name: String, bytes: &[u8]| -> Result<(), CliError> {
-        let path = a.out.join(name);
-        std::fs::write(&path, bytes)
-            .map_err(|e| CliError::Message(format!("cannot write `{}`: {e}", path.display())))?;
-        println!("wrote {}", path.display());
-        Ok(())
-    };
-    write(format!("{}.o", out.prefix), &out.object)?;
-    write(format!("{}.h", out.prefix), out.header.as_bytes())?;
+    write(&a.out, &format!("{}.o", out.prefix), &out.object)?;
+    write(&a.out, &format!("{}.h", out.prefix), out.header.as_bytes())?;
     println!(
         "{}_run: {} inputs, {} outputs, workspace {} floats; batch {}, length {}",
         out.prefix,
@@ -67,5 +54,52 @@ pub fn compile(a: &CompileArgs) -> Result<(), CliError> {
         a.batch,
         a.seq
     );
+    Ok(())
+}
+
+/// `--target wgsl`: the kernels as one source file plus the launch manifest. The
+/// weights are not built in (the host uploads them by key), so none are needed.
+fn compile_gpu(a: &CompileArgs) -> Result<(), CliError> {
+    let mut g = front_end(&a.model)?;
+    if let Some(path) = &a.weights {
+        // Checked against the model all the same, so a wrong file is caught here.
+        crate::weights::load(path, &g.weights())?;
+    }
+    optimise(&mut g, &a.opt)?;
+    let verified = rnnc_ir::verify(&g)
+        .map_err(|e| CliError::Message(format!("internal error: {}", e.join("; "))))?;
+    let source = a.model.model.display().to_string();
+    let plan = rnnc_gpu::plan(&verified, &g.name, a.batch, a.seq).map_err(|e| {
+        CliError::Message(format!("{source}: cannot be compiled for the GPU: {}", e.0))
+    })?;
+    let (ext, text) = ("wgsl", rnnc_backend_wgsl::source(&plan));
+    let file = format!("{}.{ext}", plan.model);
+    write(&a.out, &file, text.as_bytes())?;
+    let manifest = rnnc_gpu::manifest::to_json(&plan, &a.target, &file);
+    write(&a.out, &format!("{file}.json"), manifest.as_bytes())?;
+    println!(
+        "{}: {} kernels, {} launches per run, arena {} floats; batch {}, length {}",
+        plan.model,
+        plan.kernels.len(),
+        plan.launches_per_run(),
+        plan.arena_words,
+        a.batch,
+        a.seq
+    );
+    Ok(())
+}
+
+/// Writes `bytes` to `dir/name`, creating `dir`, and says so.
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), CliError> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        CliError::Message(format!(
+            "cannot create output directory `{}`: {e}",
+            dir.display()
+        ))
+    })?;
+    let path = dir.join(name);
+    std::fs::write(&path, bytes)
+        .map_err(|e| CliError::Message(format!("cannot write `{}`: {e}", path.display())))?;
+    println!("wrote {}", path.display());
     Ok(())
 }

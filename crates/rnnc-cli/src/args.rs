@@ -93,8 +93,8 @@ pub enum Command {
         /// An input as NAME=FILE.npy (repeatable).
         #[arg(long = "input", value_name = "NAME=FILE")]
         inputs: Vec<String>,
-        /// Which backend runs the model: cpu (compiled with Cranelift) or interp
-        /// (the reference interpreter).
+        /// Which backend runs the model: cpu (compiled with Cranelift), interp
+        /// (the reference interpreter) or wgsl (WebGPU compute shaders via wgpu).
         #[arg(long, default_value = "cpu")]
         backend: String,
         /// Threads the CPU backend splits each time step over (default: this
@@ -181,8 +181,8 @@ pub struct BenchArgs {
     /// Weights to use instead of random ones.
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
-    /// Which backend runs the model: cpu (compiled with Cranelift) or interp
-    /// (the reference interpreter).
+    /// Which backend runs the model: cpu (compiled with Cranelift), interp
+    /// (the reference interpreter) or wgsl (WebGPU compute shaders via wgpu).
     #[arg(long, default_value = "cpu")]
     pub backend: String,
     /// Threads the CPU backend splits each time step over (default: this

@@ -136,6 +136,16 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
                 let times = time_runs(200, || b.run(&inputs).map(drop).map_err(model_err))?;
                 (times, compile_ms)
             }
+            "wgsl" => {
+                let b = rnnc_backend_wgsl::WgslBackend::new(verified()?, &weights)
+                    .map_err(model_err)?;
+                let start = std::time::Instant::now();
+                b.run(&inputs).map_err(model_err)?;
+                // Pipeline compilation and the weight upload happen on the first run.
+                let compile_ms = compile_ms + start.elapsed().as_secs_f64() * 1e3;
+                let times = time_runs(200, || b.run(&inputs).map(drop).map_err(model_err))?;
+                (times, compile_ms)
+            }
             _ => {
                 let v = verified()?;
                 let times = time_runs(200, || {

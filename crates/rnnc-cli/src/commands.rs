@@ -74,6 +74,10 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
                 .map_err(|e| CliError::Message(format!("internal error: {}", e.join("; "))))?;
             let outputs = match backend.as_str() {
                 "interp" => rnnc_interp::run(&verified, &given, &w),
+                "wgsl" => rnnc_backend_wgsl::WgslBackend::new(verified, &w).and_then(|b| {
+                    eprintln!("wgsl backend on {}", b.adapter());
+                    b.run(&given)
+                }),
                 _ => rnnc_backend_cpu::CpuBackend::with_threads(verified, &w, threads).and_then(
                     |b| {
                         let out = b.run(&given);
@@ -155,7 +159,7 @@ pub fn compile(args: &ModelArgs) -> Result<Graph, CliError> {
 }
 
 /// The backends `run` and `bench` know.
-pub(crate) const BACKENDS: &[&str] = &["cpu", "interp"];
+pub(crate) const BACKENDS: &[&str] = &["cpu", "interp", "wgsl"];
 
 pub(crate) fn check_backend(name: &str) -> Result<(), CliError> {
     if BACKENDS.contains(&name) {
@@ -178,6 +182,10 @@ pub(crate) fn thread_count(backend: &str, threads: Option<usize>) -> Result<usiz
              use --backend cpu for more"
         )),
         ("interp", _) => Ok(1),
+        ("wgsl", Some(n)) => msg(format!(
+            "--threads {n}: the wgsl backend runs on the GPU; --threads is for --backend cpu"
+        )),
+        ("wgsl", None) => Ok(1),
         (_, Some(n)) => Ok(n),
         (_, None) => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
     }

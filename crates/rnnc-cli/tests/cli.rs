@@ -103,12 +103,13 @@ fn run_elman(weights: &Path, extra: &[&str], out: &Path) -> Output {
 
 #[test]
 fn run_writes_outputs_that_match_pytorch() {
-    let variants: [&[&str]; 5] = [
+    let variants: [&[&str]; 6] = [
         &[],
         &["--backend", "cpu"],
         &["--threads", "1"],
         &["--threads", "2"],
         &["--backend", "interp"],
+        &["--backend", "wgsl"],
     ];
     for backend in variants {
         let dir = tempfile::tempdir().unwrap();
@@ -719,7 +720,7 @@ fn run_decodes_ctc_output() {
 }
 
 #[test]
-fn bench_prints_json_on_both_backends_and_rejects_what_they_cannot_do() {
+fn bench_prints_json_on_every_backend_and_rejects_what_they_cannot_do() {
     let base = [
         "bench",
         "models/gru.rnn",
@@ -732,7 +733,7 @@ fn bench_prints_json_on_both_backends_and_rejects_what_they_cannot_do() {
         "--seq",
         "3",
     ];
-    for backend in ["cpu", "interp"] {
+    for backend in ["cpu", "interp", "wgsl"] {
         let o = rnnc(&[&base[..], &["--json", "--backend", backend]].concat());
         assert!(o.status.success(), "{}", stderr(&o));
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
@@ -751,6 +752,10 @@ fn bench_prints_json_on_both_backends_and_rejects_what_they_cannot_do() {
     fails_with(
         &rnnc(&[&base[..], &["--threads", "2", "--backend", "interp"]].concat()),
         &["--threads 2", "interp", "one thread", "--backend cpu"],
+    );
+    fails_with(
+        &rnnc(&[&base[..], &["--threads", "2", "--backend", "wgsl"]].concat()),
+        &["--threads 2", "wgsl", "GPU", "--backend cpu"],
     );
     fails_with(
         &rnnc(&[&base[..], &["--threads", "0"]].concat()),
@@ -794,9 +799,41 @@ fn compile_writes_an_object_file_and_a_header_or_says_why_not() {
         &rnnc(&[&base[..], &["--target", "cpu", "-o", out]].concat()),
         &["--target cpu needs --weights"],
     );
+    // WGSL: one module of compute shaders and the manifest a host program follows.
+    let o = rnnc(
+        &[
+            &base[..],
+            &["--target", "wgsl", "--batch", "3", "--seq", "5", "-o", out],
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let wgsl = std::fs::read_to_string(dir.path().join("ElmanRNN.wgsl")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("ElmanRNN.wgsl.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["format"], "rnnc-gpu-manifest");
+    assert_eq!(
+        (manifest["batch"].as_u64(), manifest["time"].as_u64()),
+        (Some(3), Some(5))
+    );
+    let kernels = manifest["kernels"].as_array().unwrap();
+    assert!(!kernels.is_empty());
+    for k in kernels {
+        let entry = format!("fn {}(", k["name"].as_str().unwrap());
+        assert!(wgsl.contains(&entry), "{entry} missing from the module");
+    }
+    let keys: Vec<&str> = manifest["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert!(keys.contains(&"rnn.weight_hh_l1"), "{keys:?}");
     fails_with(
-        &rnnc(&[&base[..], &["--target", "wgsl", "--weights", w, "-o", out]].concat()),
-        &["--target wgsl", "not built yet"],
+        &rnnc(&[&base[..], &["--target", "wgsl", "--batch", "0", "-o", out]].concat()),
+        &["at least 1"],
     );
     fails_with(
         &rnnc(&[&base[..], &["--target", "arm", "--weights", w, "-o", out]].concat()),

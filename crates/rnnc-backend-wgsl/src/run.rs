@@ -1,0 +1,435 @@
+//! Running the WGSL output through wgpu. One device per backend; per (B, T) a
+//! *session*: the plan, its shader module and one pipeline per kernel, the arena
+//! with the weights uploaded and the prologue run, and the clock values. A run
+//! writes the inputs, records the whole schedule in one compute pass (each
+//! dispatch sees the writes of the ones before it), copies the outputs to a
+//! mappable buffer and waits for it.
+
+use crate::dialect::source;
+use crate::validate::validate;
+use ndarray::{ArrayD, IxDyn};
+use rnnc_gpu::plan::{Body, GpuPlan, Step};
+use rnnc_interp::{InterpError, Tensor, Weights};
+use rnnc_ir::Verified;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::num::NonZeroU64;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+pub type WgslError = InterpError;
+
+fn fail<T>(msg: impl Into<String>) -> Result<T, InterpError> {
+    Err(InterpError(msg.into()))
+}
+
+/// Token ids are stored as f32 values, exact below this.
+const MAX_VOCAB: usize = 1 << 24;
+
+pub struct WgslBackend<'g> {
+    graph: Verified<'g>,
+    weights: &'g Weights,
+    gpu: Gpu,
+    sessions: RefCell<HashMap<(usize, usize), Rc<Session>>>,
+}
+
+struct Gpu {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    adapter: String,
+    limits: wgpu::Limits,
+    layout: wgpu::BindGroupLayout,
+    pipeline_layout: wgpu::PipelineLayout,
+    /// Errors wgpu reports outside a call (validation, out of memory).
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+struct Session {
+    plan: GpuPlan,
+    arena: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+    pipelines: Vec<wgpu::ComputePipeline>,
+    /// Bytes between consecutive clock values in the uniform buffer.
+    clock_stride: u64,
+    /// The smallest embedding table ids index (None without embeddings).
+    vocab: Option<usize>,
+}
+
+impl<'g> WgslBackend<'g> {
+    /// Opens the first Vulkan adapter wgpu finds (a GPU, or Mesa's llvmpipe).
+    pub fn new(graph: Verified<'g>, weights: &'g Weights) -> Result<Self, InterpError> {
+        Ok(WgslBackend {
+            graph,
+            weights,
+            gpu: Gpu::open()?,
+            sessions: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// The adapter in use, as wgpu names it.
+    pub fn adapter(&self) -> &str {
+        &self.gpu.adapter
+    }
+
+    /// Runs the model; same contract as [`rnnc_interp::run`].
+    pub fn run(
+        &self,
+        inputs: &HashMap<String, Tensor>,
+    ) -> Result<Vec<(String, Tensor)>, InterpError> {
+        let (batch, time) = rnnc_interp::bind_sizes(&self.graph, inputs, self.weights)?;
+        let session = self.session(batch.unwrap_or(1), time.unwrap_or(1))?;
+        self.gpu.run(&session, inputs)
+    }
+
+    /// The plan for (B, T), as the session runs it.
+    pub fn plan(&self, batch: usize, time: usize) -> Result<GpuPlan, InterpError> {
+        Ok(self.session(batch, time)?.plan.clone())
+    }
+
+    fn session(&self, batch: usize, time: usize) -> Result<Rc<Session>, InterpError> {
+        if let Some(s) = self.sessions.borrow().get(&(batch, time)) {
+            return Ok(s.clone());
+        }
+        let plan = rnnc_gpu::plan(&self.graph, &self.graph.graph().name, batch, time)
+            .map_err(|e| InterpError(format!("the WGSL backend cannot run this model: {}", e.0)))?;
+        let s = Rc::new(self.gpu.session(plan, self.weights)?);
+        self.sessions.borrow_mut().insert((batch, time), s.clone());
+        Ok(s)
+    }
+}
+
+impl Gpu {
+    fn open() -> Result<Gpu, InterpError> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends: wgpu::Backends::VULKAN,
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        }))
+        .map_err(|e| {
+            InterpError(format!(
+                "no Vulkan adapter for the WGSL backend ({e}); without a GPU, Mesa's software \
+                 Vulkan works: apt-get install mesa-vulkan-drivers"
+            ))
+        })?;
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("rnnc"),
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| InterpError(format!("cannot open {}: {e}", info.name)))?;
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            sink.lock().expect("error list").push(e.to_string())
+        }));
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("arena and clock"),
+            entries: &[
+                wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage { read_only: false },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                },
+                wgpu::BindGroupLayoutEntry {
+                    binding: 1,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: true,
+                        min_binding_size: NonZeroU64::new(16),
+                    },
+                    count: None,
+                },
+            ],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("rnnc"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        Ok(Gpu {
+            device,
+            queue,
+            adapter: format!("{} ({:?}, {})", info.name, info.backend, info.driver_info),
+            limits,
+            layout,
+            pipeline_layout,
+            errors,
+        })
+    }
+
+    /// wgpu's reported errors since the last check, as one failure.
+    fn check(&self, during: &str) -> Result<(), InterpError> {
+        let mut errors = self.errors.lock().expect("error list");
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let all = errors.drain(..).collect::<Vec<_>>().join("; ");
+        fail(format!("wgpu failed {during}: {all}"))
+    }
+
+    fn session(&self, plan: GpuPlan, weights: &Weights) -> Result<Session, InterpError> {
+        let src = source(&plan);
+        validate(&src)
+            .map_err(|e| InterpError(format!("internal error: emitted WGSL is invalid:\n{e}")))?;
+        let bytes = plan.arena_words as u64 * 4;
+        let most = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
+        if bytes > most {
+            return fail(format!(
+                "the model needs {} MiB of GPU memory at batch {}, length {}; this adapter \
+                 binds at most {} MiB",
+                bytes >> 20,
+                plan.batch,
+                plan.time,
+                most >> 20
+            ));
+        }
+        let vocab = plan
+            .kernels
+            .iter()
+            .filter_map(|k| match k.body {
+                Body::Gather { vocab, .. } => Some(vocab),
+                _ => None,
+            })
+            .min();
+        if vocab.is_some_and(|v| v > MAX_VOCAB) {
+            return fail(format!(
+                "embedding tables over {MAX_VOCAB} rows are not supported"
+            ));
+        }
+        let device = &self.device;
+        let arena = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("arena"),
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let clock_stride = u64::from(self.limits.min_uniform_buffer_offset_alignment).max(16);
+        let clock_values = plan.clock_max + 1;
+        let clock = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("clock"),
+            size: clock_stride * clock_values as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut words = vec![0u8; (clock_stride as usize) * clock_values];
+        for t in 0..clock_values {
+            let at = t * clock_stride as usize;
+            words[at..at + 4].copy_from_slice(&(t as i32).to_le_bytes());
+        }
+        self.queue.write_buffer(&clock, 0, &words);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(&plan.model),
+            source: wgpu::ShaderSource::Wgsl(src.into()),
+        });
+        let pipelines = plan
+            .kernels
+            .iter()
+            .map(|k| {
+                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(&k.name),
+                    layout: Some(&self.pipeline_layout),
+                    module: &module,
+                    entry_point: Some(&k.name),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
+            })
+            .collect();
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("arena and clock"),
+            layout: &self.layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: arena.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &clock,
+                        offset: 0,
+                        size: NonZeroU64::new(16),
+                    }),
+                },
+            ],
+        });
+        for w in &plan.weights {
+            let Some(t) = weights.get(&w.name) else {
+                return fail(format!("missing weight `{}`", w.name));
+            };
+            self.write(&arena, w.offset, t.iter().copied());
+        }
+        for c in &plan.constants {
+            self.write(&arena, c.offset, [c.value]);
+        }
+        let session = Session {
+            plan,
+            arena,
+            bind_group,
+            pipelines,
+            clock_stride,
+            vocab,
+        };
+        self.submit(&session, &session.plan.prologue, None)?;
+        self.check("while preparing the model")?;
+        Ok(session)
+    }
+
+    fn write(&self, buffer: &wgpu::Buffer, offset: usize, values: impl IntoIterator<Item = f32>) {
+        let bytes: Vec<u8> = values.into_iter().flat_map(f32::to_le_bytes).collect();
+        if !bytes.is_empty() {
+            self.queue.write_buffer(buffer, offset as u64 * 4, &bytes);
+        }
+    }
+
+    fn run(
+        &self,
+        s: &Session,
+        inputs: &HashMap<String, Tensor>,
+    ) -> Result<Vec<(String, Tensor)>, InterpError> {
+        for region in &s.plan.inputs {
+            match inputs.get(&region.name) {
+                Some(Tensor::F32(a)) => self.write(&s.arena, region.offset, a.iter().copied()),
+                Some(Tensor::I64(ids)) => {
+                    if let (Some(bad), Some(n)) = (
+                        ids.iter()
+                            .find(|&&i| i < 0 || s.vocab.is_some_and(|n| i as usize >= n)),
+                        s.vocab,
+                    ) {
+                        return fail(format!(
+                            "token id {bad} is out of range for an embedding table of {n} rows"
+                        ));
+                    }
+                    self.write(&s.arena, region.offset, ids.iter().map(|&i| i as f32))
+                }
+                None => self.write(
+                    &s.arena,
+                    region.offset,
+                    std::iter::repeat_n(0.0, region.len()),
+                ),
+            }
+        }
+        let total: usize = s.plan.outputs.iter().map(|o| o.len()).sum();
+        let readback = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("outputs"),
+            size: (total.max(1) * 4) as u64,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.submit(s, &s.plan.schedule, Some(&readback))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        readback.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| InterpError(format!("waiting for the GPU: {e}")))?;
+        self.check("while running the model")?;
+        rx.recv()
+            .map_err(|_| InterpError("the GPU never returned the outputs".into()))?
+            .map_err(|e| InterpError(format!("cannot read the outputs back: {e}")))?;
+        let floats: Vec<f32> = {
+            let view = readback
+                .get_mapped_range(..)
+                .map_err(|e| InterpError(format!("cannot read the outputs back: {e}")))?;
+            view.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        };
+        readback.unmap();
+        let mut at = 0;
+        let mut outputs = vec![];
+        for o in &s.plan.outputs {
+            let data = floats[at..at + o.len()].to_vec();
+            at += o.len();
+            let shape = IxDyn(&o.shape);
+            let t = match o.dtype {
+                "id" => Tensor::I64(
+                    ArrayD::from_shape_vec(shape, data.iter().map(|&v| v as i64).collect())
+                        .expect("shape"),
+                ),
+                _ => Tensor::F32(ArrayD::from_shape_vec(shape, data).expect("shape")),
+            };
+            outputs.push((o.name.clone(), t));
+        }
+        Ok(outputs)
+    }
+
+    /// Records `steps` in one compute pass (then the outputs' copy into
+    /// `readback`, if given) and submits it.
+    fn submit(
+        &self,
+        s: &Session,
+        steps: &[Step],
+        readback: Option<&wgpu::Buffer>,
+    ) -> Result<(), InterpError> {
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("rnnc"),
+            });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(&s.plan.model),
+                timestamp_writes: None,
+            });
+            record(&mut pass, s, steps, 0);
+        }
+        if let Some(rb) = readback {
+            let mut at = 0u64;
+            for o in &s.plan.outputs {
+                let n = o.len() as u64 * 4;
+                if n > 0 {
+                    encoder.copy_buffer_to_buffer(&s.arena, o.offset as u64 * 4, rb, at, n);
+                }
+                at += n;
+            }
+        }
+        self.queue.submit([encoder.finish()]);
+        Ok(())
+    }
+}
+
+/// Records the launches of `steps`, with `clock` the enclosing loop's step.
+fn record(pass: &mut wgpu::ComputePass<'_>, s: &Session, steps: &[Step], clock: usize) {
+    for step in steps {
+        match step {
+            Step::Launch { kernel } => {
+                let k = &s.plan.kernels[*kernel];
+                let offset = match k.uses_clock {
+                    true => clock as u64 * s.clock_stride,
+                    false => 0,
+                };
+                pass.set_pipeline(&s.pipelines[*kernel]);
+                pass.set_bind_group(0, &s.bind_group, &[offset as u32]);
+                pass.dispatch_workgroups(k.groups[0], k.groups[1], k.groups[2]);
+            }
+            Step::Loop {
+                count,
+                first,
+                stride,
+                body,
+            } => {
+                for i in 0..*count {
+                    record(pass, s, body, first + i * stride);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The GPU plan shared by the WGSL and CUDA backends: a model at one (B, T) as
+//! kernels over one buffer and the order to launch them (`plan.rs`), built from the
+//! optimised IR (`lower.rs`), written out by either backend through a dialect
+//! (`render.rs`), and described for host programs by a JSON manifest
+//! (`manifest.rs`).
+
+pub mod lower;
+pub mod manifest;
+pub mod plan;
+pub mod render;
+
+pub use lower::{identifier, plan, Unsupported};
+pub use plan::{Body, GpuPlan, Kernel, Step};
+pub use render::{render, Dialect};

@@ -1,0 +1,921 @@
+//! Lowering a verified graph at one (B, T) to a [`GpuPlan`]. Every value gets a
+//! region of the arena or is a strided *view* of another value's region (slices,
+//! indexing, transposes and flips cost nothing); kernels that need rows in order
+//! (products, row reductions, lookups, the outputs) get a copy. Values that depend
+//! only on weights are computed by the prologue, once per upload.
+
+use crate::plan::{
+    row_major, Access, Body, Constant, GpuPlan, Kernel, Region, RowOp, Scalar, Step, TimeRef,
+    THREADS, TILE,
+};
+use rnnc_ir::deps::{dependencies, Dep};
+use rnnc_ir::{ArgKind, DType, Dim, Graph, Op, TensorTy, Value, Verified};
+use std::collections::HashMap;
+
+/// Why a graph has no GPU plan (an op or shape the plan cannot express).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unsupported(pub String);
+
+fn unsupported<T>(msg: impl Into<String>) -> Result<T, Unsupported> {
+    Err(Unsupported(msg.into()))
+}
+
+/// Most workgroups a one-dimensional kernel launches; its threads then loop.
+const MAX_GROUPS: usize = 4096;
+/// WebGPU's (and CUDA's y/z) limit on workgroups per dispatch dimension.
+const MAX_DISPATCH: usize = 65535;
+/// The arena is indexed with signed 32-bit integers.
+const MAX_WORDS: usize = (i32::MAX as usize) / 2;
+
+/// A value: `shape` read at `offset + Σ coordᵢ · stridesᵢ`.
+#[derive(Clone, Debug)]
+struct Val {
+    offset: usize,
+    shape: Vec<usize>,
+    strides: Vec<isize>,
+    /// i32 token ids rather than f32.
+    ids: bool,
+}
+
+impl Val {
+    fn contiguous(offset: usize, shape: Vec<usize>, ids: bool) -> Self {
+        Val {
+            offset,
+            strides: row_major(&shape),
+            shape,
+            ids,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    fn is_contiguous(&self) -> bool {
+        let want = row_major(&self.shape);
+        self.shape
+            .iter()
+            .zip(self.strides.iter().zip(&want))
+            .all(|(n, (s, w))| *n == 1 || s == w)
+    }
+
+    fn access(&self) -> Access {
+        Access {
+            offset: self.offset,
+            strides: self.strides.clone(),
+            time: None,
+        }
+    }
+
+    /// How `self` is read at each coordinate of `shape`, which it broadcasts to.
+    fn broadcast_to(&self, shape: &[usize]) -> Access {
+        let lead = shape.len() - self.shape.len();
+        let strides = (0..shape.len())
+            .map(|d| match d.checked_sub(lead) {
+                Some(i) if self.shape[i] == shape[d] && shape[d] != 1 => self.strides[i],
+                _ => 0,
+            })
+            .collect();
+        Access {
+            offset: self.offset,
+            strides,
+            time: None,
+        }
+    }
+}
+
+/// Plans `graph` for batch `batch` and length `time`; `model` names the kernels.
+pub fn plan(
+    graph: &Verified<'_>,
+    model: &str,
+    batch: usize,
+    time: usize,
+) -> Result<GpuPlan, Unsupported> {
+    let g = graph.graph();
+    let mut b = Builder {
+        batch,
+        time,
+        plan: GpuPlan {
+            model: identifier(model),
+            batch,
+            time,
+            arena_words: 0,
+            inputs: vec![],
+            outputs: vec![],
+            weights: vec![],
+            constants: vec![],
+            kernels: vec![],
+            prologue: vec![],
+            schedule: vec![],
+            clock_max: 0,
+        },
+        weight_at: HashMap::new(),
+        names: HashMap::new(),
+        scans: 0,
+    };
+    let mut schedule = vec![];
+    let vals = b.graph(g, &[], 0, &mut schedule, "")?;
+    for (name, v) in &g.outputs {
+        let val = vals[v].clone();
+        let val = b.contiguous(val, false, &mut schedule, &format!("output_{name}"))?;
+        b.plan.outputs.push(Region {
+            name: name.clone(),
+            offset: val.offset,
+            shape: val.shape.clone(),
+            dtype: if val.ids { "id" } else { "f32" },
+        });
+    }
+    b.plan.clock_max = GpuPlan::clock_max(&schedule);
+    b.plan.schedule = schedule;
+    if b.plan.arena_words > MAX_WORDS {
+        return unsupported(format!(
+            "the model needs {} MiB of GPU memory at batch {batch}, length {time}; \
+             the arena is limited to {} MiB",
+            b.plan.arena_words / (1 << 18),
+            MAX_WORDS / (1 << 18)
+        ));
+    }
+    Ok(b.plan)
+}
+
+/// `name` as a C and WGSL identifier.
+pub fn identifier(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.insert(0, '_');
+    }
+    s
+}
+
+struct Builder {
+    batch: usize,
+    time: usize,
+    plan: GpuPlan,
+    weight_at: HashMap<String, usize>,
+    /// Kernel names given so far, for unique ones.
+    names: HashMap<String, usize>,
+    scans: usize,
+}
+
+impl Builder {
+    fn shape(&self, ty: &TensorTy) -> Vec<usize> {
+        ty.dims
+            .iter()
+            .map(|d| match d {
+                Dim::Fixed(n) => *n,
+                Dim::Batch => self.batch,
+                Dim::Time => self.time,
+            })
+            .collect()
+    }
+
+    fn alloc(&mut self, shape: &[usize]) -> usize {
+        let offset = self.plan.arena_words;
+        // Regions start on 16-byte boundaries (vector loads may use them later).
+        let words = shape.iter().product::<usize>().max(1);
+        self.plan.arena_words = offset.saturating_add(words.next_multiple_of(4));
+        offset
+    }
+
+    fn fresh(&mut self, shape: Vec<usize>, ids: bool) -> Val {
+        let offset = self.alloc(&shape);
+        Val::contiguous(offset, shape, ids)
+    }
+
+    /// Adds a kernel and its launch (to the prologue when `load`, else to `sched`).
+    fn launch(&mut self, load: bool, sched: &mut Vec<Step>, name: &str, about: String, body: Body) {
+        let (groups, threads, work) = match &body {
+            Body::Map { shape, .. } | Body::Copy { shape, .. } => {
+                let n: usize = shape.iter().product();
+                (line(n), [THREADS, 1, 1], n)
+            }
+            Body::Rows {
+                outer, inner, len, ..
+            } => (line(outer * inner), [THREADS, 1, 1], outer * inner * len),
+            Body::Gather { rows, dim, .. } => (line(rows * dim), [THREADS, 1, 1], rows * dim),
+            Body::MatMul {
+                m, n, batch_dims, ..
+            } => {
+                let z: usize = batch_dims.iter().product();
+                let t = TILE as usize;
+                (
+                    [n.div_ceil(t) as u32, m.div_ceil(t) as u32, z as u32],
+                    [TILE, TILE, 1],
+                    m * n * z,
+                )
+            }
+        };
+        if work == 0 {
+            return; // an empty batch: nothing to compute
+        }
+        let uses_clock = match &body {
+            Body::Copy { src, dst, .. } => src.time.is_some() || dst.time.is_some(),
+            _ => false,
+        };
+        // Prefixed with the model, so no kernel is named like a builtin (`exp`) and
+        // CUDA's extern "C" names of two models do not clash.
+        let base = identifier(&format!("{}_{name}", self.plan.model));
+        let n = self.names.entry(base.clone()).or_insert(0);
+        *n += 1;
+        let name = if *n == 1 { base } else { format!("{base}_{n}") };
+        let kernel = self.plan.kernels.len();
+        self.plan.kernels.push(Kernel {
+            name,
+            groups,
+            threads,
+            uses_clock,
+            about,
+            body,
+        });
+        let step = Step::Launch { kernel };
+        if load {
+            self.plan.prologue.push(step);
+        } else {
+            sched.push(step);
+        }
+    }
+
+    /// `v` itself if its elements are in row-major order, else a copy that is.
+    fn contiguous(
+        &mut self,
+        v: Val,
+        load: bool,
+        sched: &mut Vec<Step>,
+        name: &str,
+    ) -> Result<Val, Unsupported> {
+        if v.is_contiguous() {
+            return Ok(v);
+        }
+        let out = self.fresh(v.shape.clone(), v.ids);
+        self.copy(
+            load,
+            sched,
+            name,
+            "gather a strided view into rows",
+            &v,
+            &out,
+        );
+        Ok(out)
+    }
+
+    fn copy(
+        &mut self,
+        load: bool,
+        sched: &mut Vec<Step>,
+        name: &str,
+        about: &str,
+        from: &Val,
+        to: &Val,
+    ) {
+        let body = Body::Copy {
+            shape: from.shape.clone(),
+            src: from.access(),
+            dst: to.access(),
+        };
+        self.launch(load, sched, name, about.to_string(), body);
+    }
+
+    /// Lowers `g`, whose `seq`/`operand` arguments are `args[..n_seqs]` (all of
+    /// `args` for a fused region) and `state` arguments `args[n_seqs..]`.
+    fn graph(
+        &mut self,
+        g: &Graph,
+        args: &[Val],
+        n_seqs: usize,
+        sched: &mut Vec<Step>,
+        prefix: &str,
+    ) -> Result<HashMap<Value, Val>, Unsupported> {
+        let deps = dependencies(g);
+        let named: HashMap<Value, &str> = g.outputs.iter().map(|(n, v)| (*v, n.as_str())).collect();
+        let mut vals: HashMap<Value, Val> = HashMap::new();
+        let order = g.topo_order().expect("verified graphs are acyclic");
+        for id in order {
+            let node = g.node(id);
+            let ops: Vec<Val> = g.operands(id).iter().map(|v| vals[v].clone()).collect();
+            let load = deps[&id] == Dep::Load;
+            let out_shape = |b: &Builder, r: usize| b.shape(&node.results[r]);
+            let name = match named.get(&Value::new(id, 0)) {
+                Some(n) => format!("{prefix}{n}"),
+                None => format!("{prefix}{}", node.op.name()),
+            };
+            let results: Vec<Val> = match &node.op {
+                Op::Input { name, .. } => {
+                    let ty = &node.results[0];
+                    let v = self.fresh(self.shape(ty), ty.dtype == DType::I64);
+                    self.plan.inputs.push(Region {
+                        name: name.clone(),
+                        offset: v.offset,
+                        shape: v.shape.clone(),
+                        dtype: if v.ids { "id" } else { "f32" },
+                    });
+                    vec![v]
+                }
+                Op::Weight { key } => {
+                    let shape = out_shape(self, 0);
+                    let offset = match self.weight_at.get(key) {
+                        Some(o) => *o,
+                        None => {
+                            let o = self.alloc(&shape);
+                            self.weight_at.insert(key.clone(), o);
+                            self.plan.weights.push(Region {
+                                name: key.clone(),
+                                offset: o,
+                                shape: shape.clone(),
+                                dtype: "f32",
+                            });
+                            o
+                        }
+                    };
+                    vec![Val::contiguous(offset, shape, false)]
+                }
+                Op::Const(c) => {
+                    let v = self.fresh(vec![], false);
+                    self.plan.constants.push(Constant {
+                        offset: v.offset,
+                        value: *c,
+                    });
+                    vec![v]
+                }
+                Op::Zeros => {
+                    let ty = &node.results[0];
+                    vec![self.fresh(self.shape(ty), ty.dtype == DType::I64)]
+                }
+                Op::Arg { kind, index } => vec![match kind {
+                    ArgKind::Seq | ArgKind::Operand => args[*index].clone(),
+                    ArgKind::State => args[n_seqs + index].clone(),
+                }],
+                Op::Unary(u) => {
+                    let scalars = vec![Scalar::Load(0), Scalar::Unary(*u, 0)];
+                    self.map(load, sched, &name, &ops, out_shape(self, 0), scalars, &[1])?
+                }
+                Op::Binary(bo) => {
+                    let scalars = vec![Scalar::Load(0), Scalar::Load(1), Scalar::Binary(*bo, 0, 1)];
+                    self.map(load, sched, &name, &ops, out_shape(self, 0), scalars, &[2])?
+                }
+                Op::Fused(f) => self.fused(load, sched, &name, &f.body, &ops)?,
+                Op::Linear | Op::MatMul => {
+                    let (a, b) = (&ops[0], &ops[1]);
+                    let a = self.contiguous(a.clone(), load, sched, &format!("{name}_lhs"))?;
+                    let b = self.contiguous(b.clone(), load, sched, &format!("{name}_rhs"))?;
+                    let out = self.fresh(out_shape(self, 0), false);
+                    let body = match node.op {
+                        Op::Linear => linear(&a, &b, out.offset),
+                        _ => matmul(&a, &b, &out),
+                    };
+                    if let Body::MatMul { batch_dims, m, .. } = &body {
+                        let z: usize = batch_dims.iter().product();
+                        if z > MAX_DISPATCH || m.div_ceil(TILE as usize) > MAX_DISPATCH {
+                            return unsupported(format!(
+                                "a product of {z} batches of {m} rows is too large for one dispatch"
+                            ));
+                        }
+                    }
+                    let about = format!("{} {:?} x {:?}", node.op.name(), a.shape, b.shape);
+                    self.launch(load, sched, &name, about, body);
+                    vec![out]
+                }
+                Op::Concat { axis } => {
+                    let out = self.fresh(out_shape(self, 0), ops[0].ids);
+                    let mut start = 0;
+                    for v in &ops {
+                        let mut part = out.clone();
+                        part.offset += start * out.strides[*axis] as usize;
+                        part.shape = v.shape.clone();
+                        start += v.shape[*axis];
+                        self.copy(load, sched, &name, "concatenate", v, &part);
+                    }
+                    vec![out]
+                }
+                Op::Stack { axis } => {
+                    let out = self.fresh(out_shape(self, 0), ops[0].ids);
+                    for (k, v) in ops.iter().enumerate() {
+                        let mut part = out.clone();
+                        part.offset += k * out.strides[*axis] as usize;
+                        part.strides.remove(*axis);
+                        part.shape = v.shape.clone();
+                        self.copy(load, sched, &name, "stack", v, &part);
+                    }
+                    vec![out]
+                }
+                Op::Slice { axis, start, end } => {
+                    let mut v = ops[0].clone();
+                    v.offset += start * v.strides[*axis] as usize;
+                    v.shape[*axis] = end - start;
+                    vec![v]
+                }
+                Op::Index { axis, index } => {
+                    let mut v = ops[0].clone();
+                    let n = v.shape[*axis] as i64;
+                    let i = if *index < 0 { index + n } else { *index };
+                    if i < 0 || i >= n {
+                        return unsupported(format!(
+                            "index {index} is out of range for an axis of length {n}"
+                        ));
+                    }
+                    v.offset = (v.offset as isize + i as isize * v.strides[*axis]) as usize;
+                    v.shape.remove(*axis);
+                    v.strides.remove(*axis);
+                    vec![v]
+                }
+                Op::Flip { axis } => {
+                    let mut v = ops[0].clone();
+                    let n = v.shape[*axis];
+                    if n > 0 {
+                        v.offset =
+                            (v.offset as isize + (n as isize - 1) * v.strides[*axis]) as usize;
+                    }
+                    v.strides[*axis] = -v.strides[*axis];
+                    vec![v]
+                }
+                Op::Transpose { a, b } => {
+                    let mut v = ops[0].clone();
+                    v.shape.swap(*a, *b);
+                    v.strides.swap(*a, *b);
+                    vec![v]
+                }
+                Op::Embedding => {
+                    let table =
+                        self.contiguous(ops[0].clone(), load, sched, &format!("{name}_table"))?;
+                    let ids =
+                        self.contiguous(ops[1].clone(), load, sched, &format!("{name}_ids"))?;
+                    let out = self.fresh(out_shape(self, 0), false);
+                    let body = Body::Gather {
+                        rows: ids.len(),
+                        dim: table.shape[1],
+                        vocab: table.shape[0],
+                        table: table.offset,
+                        ids: ids.offset,
+                        dst: out.offset,
+                    };
+                    self.launch(load, sched, &name, "embedding lookup".into(), body);
+                    vec![out]
+                }
+                Op::Softmax { axis } => {
+                    self.rows(load, sched, &name, &ops[0], *axis, RowOp::Softmax)?
+                }
+                Op::LogSoftmax { axis } => {
+                    self.rows(load, sched, &name, &ops[0], *axis, RowOp::LogSoftmax)?
+                }
+                Op::LayerNorm { eps } => {
+                    let last = ops[0].shape.len() - 1;
+                    self.rows(load, sched, &name, &ops[0], last, RowOp::LayerNorm(*eps))?
+                }
+                Op::Scan(scan) => {
+                    if !prefix.is_empty() {
+                        return unsupported("a scan inside a scan body");
+                    }
+                    let k = self.scans;
+                    self.scans += 1;
+                    let shapes: Vec<Vec<usize>> = (0..node.results.len())
+                        .map(|r| out_shape(self, r))
+                        .collect();
+                    self.scan(scan, &ops, &shapes, sched, &format!("scan{k}_"))?
+                }
+            };
+            for (r, v) in results.into_iter().enumerate() {
+                vals.insert(Value::new(id, r as u32), v);
+            }
+        }
+        Ok(vals)
+    }
+
+    /// One elementwise kernel computing `scalars` over `shape` from `ops`; returns
+    /// the values of the scalars listed in `outs`.
+    #[allow(clippy::too_many_arguments)]
+    fn map(
+        &mut self,
+        load: bool,
+        sched: &mut Vec<Step>,
+        name: &str,
+        ops: &[Val],
+        shape: Vec<usize>,
+        scalars: Vec<Scalar>,
+        outs: &[usize],
+    ) -> Result<Vec<Val>, Unsupported> {
+        // Keep only what the outputs need, so every load broadcasts to `shape`.
+        let mut needed = vec![false; scalars.len()];
+        for &o in outs {
+            needed[o] = true;
+        }
+        for i in (0..scalars.len()).rev() {
+            if needed[i] {
+                match scalars[i] {
+                    Scalar::Unary(_, a) => needed[a] = true,
+                    Scalar::Binary(_, a, b) => {
+                        needed[a] = true;
+                        needed[b] = true;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut renumber = vec![usize::MAX; scalars.len()];
+        let mut kept = vec![];
+        let mut loads = vec![];
+        let mut load_of: HashMap<usize, usize> = HashMap::new();
+        for (i, s) in scalars.iter().enumerate() {
+            if !needed[i] {
+                continue;
+            }
+            renumber[i] = kept.len();
+            kept.push(match *s {
+                Scalar::Load(op) => Scalar::Load(*load_of.entry(op).or_insert_with(|| {
+                    loads.push(ops[op].broadcast_to(&shape));
+                    loads.len() - 1
+                })),
+                Scalar::Const(c) => Scalar::Const(c),
+                Scalar::Unary(u, a) => Scalar::Unary(u, renumber[a]),
+                Scalar::Binary(b, x, y) => Scalar::Binary(b, renumber[x], renumber[y]),
+            });
+        }
+        let results: Vec<Val> = outs
+            .iter()
+            .map(|_| self.fresh(shape.clone(), false))
+            .collect();
+        let stores = outs
+            .iter()
+            .zip(&results)
+            .map(|(o, v)| (v.access(), renumber[*o]))
+            .collect();
+        let about = describe(&kept);
+        let body = Body::Map {
+            shape,
+            loads,
+            scalars: kept,
+            stores,
+        };
+        self.launch(load, sched, name, about, body);
+        Ok(results)
+    }
+
+    /// A fused region: one kernel per distinct result shape (usually one).
+    fn fused(
+        &mut self,
+        load: bool,
+        sched: &mut Vec<Step>,
+        name: &str,
+        body: &Graph,
+        ops: &[Val],
+    ) -> Result<Vec<Val>, Unsupported> {
+        let mut scalars = vec![];
+        let mut at: HashMap<Value, usize> = HashMap::new();
+        for id in body.topo_order().expect("verified graphs are acyclic") {
+            let operand = |v: &Value| at[v];
+            let args = body.operands(id);
+            let s = match &body.node(id).op {
+                Op::Arg { index, .. } => Scalar::Load(*index),
+                Op::Const(c) => Scalar::Const(*c),
+                Op::Unary(u) => Scalar::Unary(*u, operand(&args[0])),
+                Op::Binary(b) => Scalar::Binary(*b, operand(&args[0]), operand(&args[1])),
+                other => return unsupported(format!("`{}` inside a fused region", other.name())),
+            };
+            at.insert(Value::new(id, 0), scalars.len());
+            scalars.push(s);
+        }
+        let shapes: Vec<Vec<usize>> = body
+            .outputs
+            .iter()
+            .map(|(_, v)| self.shape(body.ty(*v)))
+            .collect();
+        let mut results: Vec<Option<Val>> = vec![None; shapes.len()];
+        for (r, shape) in shapes.iter().enumerate() {
+            if results[r].is_some() {
+                continue;
+            }
+            let group: Vec<usize> = (0..shapes.len()).filter(|&o| &shapes[o] == shape).collect();
+            let outs: Vec<usize> = group.iter().map(|&o| at[&body.outputs[o].1]).collect();
+            let vals = self.map(
+                load,
+                sched,
+                name,
+                ops,
+                shape.clone(),
+                scalars.clone(),
+                &outs,
+            )?;
+            for (o, v) in group.into_iter().zip(vals) {
+                results[o] = Some(v);
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|v| v.expect("every output planned"))
+            .collect())
+    }
+
+    fn rows(
+        &mut self,
+        load: bool,
+        sched: &mut Vec<Step>,
+        name: &str,
+        x: &Val,
+        axis: usize,
+        op: RowOp,
+    ) -> Result<Vec<Val>, Unsupported> {
+        let x = self.contiguous(x.clone(), load, sched, &format!("{name}_in"))?;
+        let out = self.fresh(x.shape.clone(), false);
+        let body = Body::Rows {
+            op,
+            outer: x.shape[..axis].iter().product(),
+            len: x.shape[axis],
+            inner: x.shape[axis + 1..].iter().product(),
+            src: x.offset,
+            dst: out.offset,
+        };
+        self.launch(load, sched, name, format!("{op:?} over axis {axis}"), body);
+        Ok(vec![out])
+    }
+
+    /// A scan: its states get regions, initialised by copies; each step copies its
+    /// sequence slices in, runs the body's kernels, copies emits out to their time
+    /// index and the next states over the states. Results: emits, then final states.
+    fn scan(
+        &mut self,
+        scan: &rnnc_ir::Scan,
+        ops: &[Val],
+        shapes: &[Vec<usize>],
+        sched: &mut Vec<Step>,
+        prefix: &str,
+    ) -> Result<Vec<Val>, Unsupported> {
+        let (seqs, inits) = ops.split_at(scan.n_seqs);
+        let steps = seqs.first().map_or(self.time, |s| s.shape[1]);
+        let mut states = vec![];
+        for (i, init) in inits.iter().enumerate() {
+            let s = self.fresh(init.shape.clone(), init.ids);
+            self.copy(
+                false,
+                sched,
+                &format!("{prefix}init{i}"),
+                "initial state",
+                init,
+                &s,
+            );
+            states.push(s);
+        }
+        let n_emits = scan.n_emits();
+        let emits: Vec<Val> = shapes[..n_emits]
+            .iter()
+            .map(|s| self.fresh(s.clone(), false))
+            .collect();
+        let k = scan.step.max(1);
+        let full = steps / k;
+        let left = steps % k;
+        if left > 0 && scan.tail.is_none() {
+            return unsupported(format!(
+                "a scan unrolled by {k} without a tail cannot run {steps} steps"
+            ));
+        }
+        if full > 0 {
+            let body = self.step_body(scan, &scan.body, k, seqs, &states, &emits, steps, prefix)?;
+            sched.push(Step::Loop {
+                count: full,
+                first: 0,
+                stride: k,
+                body,
+            });
+        }
+        if let (Some(tail), true) = (&scan.tail, left > 0) {
+            let tail_prefix = format!("{prefix}tail_");
+            let body = self.step_body(scan, tail, 1, seqs, &states, &emits, steps, &tail_prefix)?;
+            sched.push(Step::Loop {
+                count: left,
+                first: full * k,
+                stride: 1,
+                body,
+            });
+        }
+        Ok(emits.into_iter().chain(states).collect())
+    }
+
+    /// The launches of one run of a `k`-step body.
+    #[allow(clippy::too_many_arguments)]
+    fn step_body(
+        &mut self,
+        scan: &rnnc_ir::Scan,
+        body: &Graph,
+        k: usize,
+        seqs: &[Val],
+        states: &[Val],
+        emits: &[Val],
+        steps: usize,
+        prefix: &str,
+    ) -> Result<Vec<Step>, Unsupported> {
+        let mut run = vec![];
+        let at = |lag: usize, stride: isize| TimeRef {
+            stride,
+            lag,
+            reverse: scan.reverse,
+            steps,
+        };
+        let mut args = vec![];
+        for j in 0..k {
+            for (s, seq) in seqs.iter().enumerate() {
+                let mut shape = seq.shape.clone();
+                shape.remove(1);
+                let slot = self.fresh(shape.clone(), seq.ids);
+                let mut strides = seq.strides.clone();
+                let t_stride = strides.remove(1);
+                let src = Access {
+                    offset: seq.offset,
+                    strides,
+                    time: Some(at(j, t_stride)),
+                };
+                let body = Body::Copy {
+                    shape,
+                    src,
+                    dst: slot.access(),
+                };
+                self.launch(
+                    false,
+                    &mut run,
+                    &format!("{prefix}x{s}"),
+                    format!("step t+{j} of sequence {s}"),
+                    body,
+                );
+                args.push(slot);
+            }
+        }
+        args.extend(states.iter().cloned());
+        let vals = self.graph(body, &args, seqs.len() * k, &mut run, prefix)?;
+        let out = |i: usize| vals[&body.outputs[i].1].clone();
+        let n_states = states.len();
+        for j in 0..k {
+            for (e, emit) in emits.iter().enumerate() {
+                let v = out(n_states + j * emits.len() + e);
+                let mut strides = emit.strides.clone();
+                let t_stride = strides.remove(1);
+                let dst = Access {
+                    offset: emit.offset,
+                    strides,
+                    time: Some(at(j, t_stride)),
+                };
+                let copy = Body::Copy {
+                    shape: v.shape.clone(),
+                    src: v.access(),
+                    dst,
+                };
+                let name = format!("{prefix}{}_out", body.outputs[n_states + e].0);
+                let about = format!("emit {e} at step t+{j}");
+                self.launch(false, &mut run, &name, about, copy);
+            }
+        }
+        // Next states that read a state region (a state passed on unchanged, a slice
+        // of one) are copied aside first, so no update overwrites what another reads.
+        let mut next = vec![];
+        for i in 0..n_states {
+            let v = out(i);
+            let reads_state = states.iter().any(|s| overlaps(&v, s));
+            next.push(if reads_state {
+                let tmp = self.fresh(v.shape.clone(), v.ids);
+                self.copy(
+                    false,
+                    &mut run,
+                    &format!("{prefix}keep{i}"),
+                    "next state, set aside",
+                    &v,
+                    &tmp,
+                );
+                tmp
+            } else {
+                v
+            });
+        }
+        for (i, (v, s)) in next.iter().zip(states).enumerate() {
+            self.copy(
+                false,
+                &mut run,
+                &format!("{prefix}next{i}"),
+                "next state",
+                v,
+                s,
+            );
+        }
+        Ok(run)
+    }
+}
+
+/// Whether `v` reads any word of `s`'s region (conservatively, by address range).
+fn overlaps(v: &Val, s: &Val) -> bool {
+    let span = |x: &Val| {
+        let (mut lo, mut hi) = (x.offset as isize, x.offset as isize);
+        for (n, st) in x.shape.iter().zip(&x.strides) {
+            let reach = (*n as isize - 1).max(0) * st;
+            if reach < 0 {
+                lo += reach
+            } else {
+                hi += reach
+            }
+        }
+        (lo, hi)
+    };
+    let ((a0, a1), (b0, b1)) = (span(v), span(s));
+    a0 <= b1 && b0 <= a1
+}
+
+/// Workgroups for `n` elements, each thread looping when there are more.
+fn line(n: usize) -> [u32; 3] {
+    [
+        n.div_ceil(THREADS as usize).clamp(1, MAX_GROUPS) as u32,
+        1,
+        1,
+    ]
+}
+
+/// `x @ wᵀ` over x's last axis (torch's F.linear).
+fn linear(x: &Val, w: &Val, c: usize) -> Body {
+    let k = *x.shape.last().expect("rank ≥ 1");
+    let m = x.len() / k.max(1);
+    let n = w.shape[0];
+    Body::MatMul {
+        m,
+        n,
+        k,
+        batch_dims: vec![],
+        a: Access {
+            offset: x.offset,
+            strides: vec![k as isize, 1],
+            time: None,
+        },
+        b: Access {
+            offset: w.offset,
+            strides: vec![1, k as isize],
+            time: None,
+        },
+        c,
+    }
+}
+
+/// NumPy matmul: a `[…, m, k]` @ b `[…, k, n]`, batch axes broadcast.
+fn matmul(a: &Val, b: &Val, out: &Val) -> Body {
+    let (ra, rb) = (a.shape.len(), b.shape.len());
+    let (m, k, n) = (a.shape[ra - 2], a.shape[ra - 1], b.shape[rb - 1]);
+    if rb == 2 {
+        // b is one matrix: every row of a (whatever its batch axes) is a row of c.
+        return Body::MatMul {
+            m: a.len() / k.max(1),
+            n,
+            k,
+            batch_dims: vec![],
+            a: Access {
+                offset: a.offset,
+                strides: vec![k as isize, 1],
+                time: None,
+            },
+            b: Access {
+                offset: b.offset,
+                strides: vec![n as isize, 1],
+                time: None,
+            },
+            c: out.offset,
+        };
+    }
+    let batch_dims = out.shape[..out.shape.len() - 2].to_vec();
+    // (batch axes…, row, column) strides of a contiguous operand, its batch axes
+    // broadcast to the result's.
+    let strides = |v: &Val| {
+        let r = v.shape.len();
+        let full = row_major(&v.shape);
+        let batch = Val {
+            offset: v.offset,
+            shape: v.shape[..r - 2].to_vec(),
+            strides: full[..r - 2].to_vec(),
+            ids: false,
+        };
+        let mut st = batch.broadcast_to(&batch_dims).strides;
+        st.extend_from_slice(&full[r - 2..]);
+        st
+    };
+    Body::MatMul {
+        m,
+        n,
+        k,
+        batch_dims: batch_dims.clone(),
+        a: Access {
+            offset: a.offset,
+            strides: strides(a),
+            time: None,
+        },
+        b: Access {
+            offset: b.offset,
+            strides: strides(b),
+            time: None,
+        },
+        c: out.offset,
+    }
+}
+
+/// A short account of an elementwise kernel, for the source's comments.
+fn describe(scalars: &[Scalar]) -> String {
+    let ops: Vec<String> = scalars
+        .iter()
+        .filter_map(|s| match s {
+            Scalar::Unary(u, _) => Some(format!("{u:?}").to_lowercase()),
+            Scalar::Binary(b, _, _) => Some(format!("{b:?}").to_lowercase()),
+            _ => None,
+        })
+        .collect();
+    format!("elementwise: {}", ops.join(", "))
+}

@@ -1,0 +1,252 @@
+//! The GPU plan: what both GPU backends emit and run. A model at one (B, T) becomes
+//! one f32 buffer (the *arena*: every value has its own region at a fixed offset),
+//! a list of kernels over it, and the order to launch them in: a *prologue* run once
+//! after the weights are uploaded (stacked gate weights, folded biases), and the
+//! per-run schedule, where each scan is a loop of launches (the recurrence as a
+//! dispatch sequence, one launch per body op and step).
+//!
+//! The kernels are described, not written: `render.rs` turns each into WGSL or CUDA
+//! C through a small dialect, so both targets come from the same plan.
+
+use rnnc_ir::{BinaryOp, UnaryOp};
+use serde::Serialize;
+
+/// Threads per workgroup (block) of every one-dimensional kernel.
+pub const THREADS: u32 = 64;
+/// Side of a matrix-product tile (and of its workgroup: TILE × TILE threads).
+pub const TILE: u32 = 16;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GpuPlan {
+    /// The model's name, a C/WGSL identifier (file names, kernel prefixes).
+    pub model: String,
+    pub batch: usize,
+    pub time: usize,
+    /// Arena length in 32-bit words; it starts zeroed (zeros values are never written).
+    pub arena_words: usize,
+    pub inputs: Vec<Region>,
+    pub outputs: Vec<Region>,
+    /// Weight regions, uploaded from the `state_dict` by key before the prologue.
+    pub weights: Vec<Region>,
+    /// Scalar constants outside fused kernels, uploaded with the weights.
+    pub constants: Vec<Constant>,
+    pub kernels: Vec<Kernel>,
+    pub prologue: Vec<Step>,
+    pub schedule: Vec<Step>,
+    /// Clock values the loops use: 0 ..= clock_max.
+    pub clock_max: usize,
+}
+
+/// A named, contiguous, row-major region of the arena.
+#[derive(Clone, Debug, Serialize)]
+pub struct Region {
+    /// Input or output name, or weight key.
+    pub name: String,
+    pub offset: usize,
+    pub shape: Vec<usize>,
+    /// `f32`, or `id` for token ids, stored as f32 values (exact below 2^24; the
+    /// host checks them against the vocabulary before it writes them).
+    pub dtype: &'static str,
+}
+
+impl Region {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Constant {
+    pub offset: usize,
+    pub value: f32,
+}
+
+/// One launch in the dispatch order.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Launch kernel `kernel` (an index into `kernels`) once.
+    Launch { kernel: usize },
+    /// Run `body` `count` times; iteration i sees the clock `first + i * stride`
+    /// (the scan step it starts at), which time-indexed copies read.
+    Loop {
+        count: usize,
+        first: usize,
+        stride: usize,
+        body: Vec<Step>,
+    },
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Kernel {
+    /// Unique identifier, from the model: the value it computes where that has a name.
+    pub name: String,
+    /// Workgroups (CUDA blocks) to launch, x/y/z.
+    pub groups: [u32; 3],
+    /// Threads per workgroup, x/y/z.
+    pub threads: [u32; 3],
+    /// Whether it reads the clock (its launches pass the loop's step).
+    pub uses_clock: bool,
+    /// What it computes, in the IR's words (comments in the emitted source).
+    pub about: String,
+    #[serde(skip)]
+    pub body: Body,
+}
+
+/// Where a kernel reads or writes: `offset + Σ coordᵢ · stridesᵢ` over the kernel's
+/// iteration shape, plus `time_index · time.stride` for a time-indexed access.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Access {
+    pub offset: usize,
+    pub strides: Vec<isize>,
+    pub time: Option<TimeRef>,
+}
+
+/// The time index a copy in a scan body reads or writes: step `clock + lag` of the
+/// scan, counted from the end when it runs in reverse.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TimeRef {
+    /// Words between time steps (negative for a sequence read through a flip).
+    pub stride: isize,
+    pub lag: usize,
+    pub reverse: bool,
+    pub steps: usize,
+}
+
+/// One scalar of an elementwise kernel, in terms of earlier ones.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scalar {
+    /// Load `i` of the kernel.
+    Load(usize),
+    Const(f32),
+    Unary(UnaryOp, usize),
+    Binary(BinaryOp, usize, usize),
+}
+
+/// Row-wise reductions over one axis.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RowOp {
+    Softmax,
+    LogSoftmax,
+    /// Zero mean, unit variance (biased variance, as PyTorch's layer_norm).
+    LayerNorm(f32),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Body {
+    /// Elementwise over `shape`: the scalars in order, each output storing one.
+    Map {
+        shape: Vec<usize>,
+        loads: Vec<Access>,
+        scalars: Vec<Scalar>,
+        stores: Vec<(Access, usize)>,
+    },
+    /// `c[z] = a[z] · b[z]` for `z < batch`, c contiguous `[batch, m, n]`; `a`'s
+    /// strides are (batch axes…, row, k), `b`'s (batch axes…, k, column), the batch
+    /// axes `batch_dims` (broadcast axes have stride 0).
+    MatMul {
+        m: usize,
+        n: usize,
+        k: usize,
+        batch_dims: Vec<usize>,
+        a: Access,
+        b: Access,
+        c: usize,
+    },
+    /// 32-bit words copied over `shape` (slices, stacks, flips, time steps).
+    Copy {
+        shape: Vec<usize>,
+        src: Access,
+        dst: Access,
+    },
+    /// `op` along the middle axis of `[outer, len, inner]`, contiguous.
+    Rows {
+        op: RowOp,
+        outer: usize,
+        len: usize,
+        inner: usize,
+        src: usize,
+        dst: usize,
+    },
+    /// Rows of `table` (`[vocab, dim]`) picked by the ids at `ids`; an id out of
+    /// range reads zeros (the host rejects such ids before it launches anything).
+    Gather {
+        rows: usize,
+        dim: usize,
+        vocab: usize,
+        table: usize,
+        ids: usize,
+        dst: usize,
+    },
+}
+
+impl Default for Body {
+    fn default() -> Self {
+        Body::Copy {
+            shape: vec![],
+            src: Access::contiguous(0, &[]),
+            dst: Access::contiguous(0, &[]),
+        }
+    }
+}
+
+/// Row-major strides of `shape`.
+pub fn row_major(shape: &[usize]) -> Vec<isize> {
+    let mut strides = vec![0isize; shape.len()];
+    let mut s = 1isize;
+    for (d, n) in shape.iter().enumerate().rev() {
+        strides[d] = s;
+        s *= *n as isize;
+    }
+    strides
+}
+
+impl Access {
+    pub fn contiguous(offset: usize, shape: &[usize]) -> Self {
+        Access {
+            offset,
+            strides: row_major(shape),
+            time: None,
+        }
+    }
+}
+
+impl GpuPlan {
+    /// The largest clock value any loop of `steps` sets.
+    pub fn clock_max(steps: &[Step]) -> usize {
+        steps
+            .iter()
+            .map(|s| match s {
+                Step::Launch { .. } => 0,
+                Step::Loop {
+                    count,
+                    first,
+                    stride,
+                    body,
+                } => match count {
+                    0 => 0,
+                    n => (first + (n - 1) * stride).max(Self::clock_max(body)),
+                },
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Launches in the per-run schedule, loops expanded (what one run dispatches).
+    pub fn launches_per_run(&self) -> usize {
+        fn count(steps: &[Step]) -> usize {
+            steps
+                .iter()
+                .map(|s| match s {
+                    Step::Launch { .. } => 1,
+                    Step::Loop { count: n, body, .. } => n * count(body),
+                })
+                .sum()
+        }
+        count(&self.schedule)
+    }
+}

@@ -1,0 +1,216 @@
+//! The WGSL backend against the interpreter: every model the fixtures name, the
+//! equations LSTM and the test models (`tests/models/`: the ops the seed models do
+//! not use, custom cells), run through wgpu on whatever Vulkan adapter there is
+//! (Mesa's llvmpipe in CI), at -O0, -O2 and -O2 with time unrolling (a loop and a
+//! tail), at batch 1 and 5; and naga's validator on every emitted module.
+
+mod common;
+
+use rnnc_cli::args::ModelArgs;
+use rnnc_interp::Tensor;
+use rnnc_opt::Opt;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+/// The issue's tolerance against the interpreter.
+const ATOL: f32 = 1e-4;
+
+fn pipelines() -> Vec<Opt> {
+    vec![
+        Opt::Level(0),
+        Opt::Level(2),
+        Opt::Passes(
+            "canonicalize,split-concat-matmul,fuse-gates,fold-biases,hoist-input-projection,\
+             cse,dce,fuse-elementwise,unroll-time{factor=4}"
+                .into(),
+        ),
+    ]
+}
+
+/// (model file, params): every seed-0 fixture's, the equations LSTM, the test models.
+fn cases() -> BTreeSet<(PathBuf, Vec<String>)> {
+    let mut cases: BTreeSet<_> = common::fixtures()
+        .iter()
+        .filter(|f| f.dir.to_string_lossy().contains("seed0"))
+        .map(|f| (f.model(), f.params()))
+        .collect();
+    let eq = common::seed0("lstm_seed_equations");
+    cases.insert((eq.model(), eq.params()));
+    let small = vec!["input_size=3".to_string(), "hidden_size=4".to_string()];
+    for (m, params) in [
+        ("ops", vec![]),
+        ("fixed_length", vec![]),
+        ("cifg", small.clone()),
+        ("mgu", small),
+    ] {
+        cases.insert((common::root().join(format!("tests/models/{m}.rnn")), params));
+    }
+    cases
+}
+
+fn lowered(model: &Path, params: &[String]) -> rnnc_ir::Graph {
+    let args = ModelArgs {
+        model: model.to_path_buf(),
+        params: params.to_vec(),
+        config: None,
+    };
+    rnnc_cli::compile(&args).unwrap_or_else(|e| panic!("{}: {e}", model.display()))
+}
+
+fn optimised(g: &rnnc_ir::Graph, opt: &Opt) -> rnnc_ir::Graph {
+    let mut g = g.clone();
+    let passes = opt.build().unwrap();
+    rnnc_opt::run_pipeline(&mut g, &passes, &Default::default(), &mut String::new()).unwrap();
+    g
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    match (a, b) {
+        (Tensor::F32(a), Tensor::F32(b)) => {
+            assert_eq!(a.shape(), b.shape());
+            a.iter()
+                .zip(b.iter())
+                .map(|(x, y)| match x.is_nan() || y.is_nan() {
+                    true if x.is_nan() && y.is_nan() => 0.0,
+                    true => f32::INFINITY,
+                    false => (x - y).abs(),
+                })
+                .fold(0.0, f32::max)
+        }
+        _ => panic!("f32 outputs"),
+    }
+}
+
+#[test]
+fn every_model_runs_on_wgpu_like_the_interpreter() {
+    let mut failures = vec![];
+    let mut runs = 0;
+    for (model, params) in cases() {
+        let label = format!("{} {}", common::rel(&model), params.join(" "));
+        let lowered = lowered(&model, &params);
+        let w = rnnc_cli::bench::random_weights(&lowered, 7);
+        for opt in pipelines() {
+            let g = optimised(&lowered, &opt);
+            let gpu = rnnc_backend_wgsl::WgslBackend::new(rnnc_ir::verify(&g).unwrap(), &w)
+                .unwrap_or_else(|e| panic!("{e}"));
+            for (batch, seq) in [(1, 6), (5, 7)] {
+                let label = format!("{label} {opt:?} B={batch} T={seq}");
+                let inputs = rnnc_cli::bench::random_inputs(&g, batch, seq, 11);
+                let want: HashMap<String, Tensor> =
+                    rnnc_interp::run(&rnnc_ir::verify(&g).unwrap(), &inputs, &w)
+                        .unwrap_or_else(|e| panic!("{label}: {e}"))
+                        .into_iter()
+                        .collect();
+                let got = match gpu.run(&inputs) {
+                    Ok(got) => got,
+                    Err(e) => {
+                        failures.push(format!("{label}: {e}"));
+                        continue;
+                    }
+                };
+                assert_eq!(got.len(), want.len(), "{label}: outputs");
+                for (name, t) in &got {
+                    let d = max_diff(t, &want[name]);
+                    if d > ATOL {
+                        failures.push(format!("{label} {name}: differs by {d:e}"));
+                    }
+                }
+                runs += 1;
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(runs >= 100, "only {runs} runs");
+}
+
+/// naga's front end and validator accept every emitted module, at every level and
+/// at sizes where tiles and loops have ragged edges.
+#[test]
+fn every_emitted_module_passes_naga() {
+    let mut checked = 0;
+    for (model, params) in cases() {
+        let lowered = lowered(&model, &params);
+        for opt in pipelines().into_iter().chain([Opt::Level(1)]) {
+            let g = optimised(&lowered, &opt);
+            let v = rnnc_ir::verify(&g).unwrap();
+            for (batch, seq) in [(1, 2), (3, 9), (17, 5)] {
+                let plan = rnnc_gpu::plan(&v, &g.name, batch, seq).unwrap();
+                let src = rnnc_backend_wgsl::source(&plan);
+                if let Err(e) = rnnc_backend_wgsl::validate(&src) {
+                    panic!("{} {opt:?} B={batch} T={seq}:\n{e}", model.display());
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 150, "only {checked} modules");
+}
+
+/// The validator is not a formality: a broken module is refused.
+#[test]
+fn naga_refuses_a_broken_module() {
+    let g = lowered(
+        &common::root().join("models/gru.rnn"),
+        &["input_size=3".into(), "hidden_size=4".into()],
+    );
+    let plan = rnnc_gpu::plan(&rnnc_ir::verify(&g).unwrap(), "gru", 1, 2).unwrap();
+    let src = rnnc_backend_wgsl::source(&plan);
+    // An f32 stored into an i32 binding: a type error only validation catches.
+    let broken = src.replacen("let id: i32 =", "let id: f32 =", 1);
+    let broken = if broken == src {
+        src.replacen("var acc: f32 = 0.0f;", "var acc: i32 = 0.0f;", 1)
+    } else {
+        broken
+    };
+    assert_ne!(broken, src);
+    assert!(rnnc_backend_wgsl::validate(&broken).is_err());
+    assert!(rnnc_backend_wgsl::validate(&src).is_ok());
+}
+
+/// Token ids outside the embedding table: the interpreter's error, nothing run.
+#[test]
+fn token_ids_outside_the_vocabulary_are_rejected() {
+    let params: Vec<String> = [
+        "vocab_size=10",
+        "embed_dim=4",
+        "hidden_dim=6",
+        "num_layers=1",
+        "num_classes=3",
+    ]
+    .map(String::from)
+    .to_vec();
+    let g = lowered(&common::root().join("models/lstm_classifier.rnn"), &params);
+    let w = rnnc_cli::bench::random_weights(&g, 1);
+    let v = || rnnc_ir::verify(&g).unwrap();
+    let gpu = rnnc_backend_wgsl::WgslBackend::new(v(), &w).unwrap();
+    for bad in [10, -1, i64::MAX] {
+        let ids =
+            ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[2, 3]), vec![1, 2, 3, 4, bad, 5])
+                .unwrap();
+        let inputs = HashMap::from([("input".to_string(), Tensor::I64(ids))]);
+        let want = rnnc_interp::run(&v(), &inputs, &w).unwrap_err().0;
+        assert_eq!(gpu.run(&inputs).unwrap_err().0, want);
+    }
+}
+
+/// A session is kept per (B, T) and reused: a second run gives the same numbers,
+/// and runs at another size in between do not disturb it (state regions are
+/// re-initialised every run).
+#[test]
+fn runs_repeat_exactly() {
+    let g = lowered(
+        &common::root().join("models/lstm.rnn"),
+        &["input_size=5".into(), "hidden_size=7".into()],
+    );
+    let g = optimised(&g, &Opt::Level(2));
+    let w = rnnc_cli::bench::random_weights(&g, 3);
+    let gpu = rnnc_backend_wgsl::WgslBackend::new(rnnc_ir::verify(&g).unwrap(), &w).unwrap();
+    let a = rnnc_cli::bench::random_inputs(&g, 2, 4, 1);
+    let b = rnnc_cli::bench::random_inputs(&g, 3, 6, 2);
+    let first = gpu.run(&a).unwrap();
+    gpu.run(&b).unwrap();
+    let again = gpu.run(&a).unwrap();
+    for ((n, x), (_, y)) in first.iter().zip(&again) {
+        assert_eq!(max_diff(x, y), 0.0, "{n}");
+    }
+}
