@@ -3,7 +3,10 @@
 # runs every test. Needs: the Rust toolchain; apt (Debian) for the rest:
 #   - a C compiler: tests/aot.rs links generated object files with `cc`;
 #   - a Vulkan driver: tests/wgsl_backend.rs runs the WGSL backend through wgpu, on
-#     Mesa's software Vulkan (llvmpipe) where there is no GPU.
+#     Mesa's software Vulkan (llvmpipe) where there is no GPU;
+#   - clang-16, NVRTC and ptxas: tests/cuda_compile.rs compiles the CUDA backend's
+#     source with both compilers and assembles the PTX (NVRTC and ptxas come from
+#     NVIDIA's PyPI wheels, installed with pip under target/cuda-tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,11 +14,21 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v cc >/dev/null || missing+=(gcc libc6-dev)
 ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1 || missing+=(mesa-vulkan-drivers)
+command -v clang-16 >/dev/null || missing+=(clang-16)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   as_root apt-get update
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y --no-install-recommends "${missing[@]}"
 fi
+
+cuda_tools=target/cuda-tools
+if [ ! -x "$cuda_tools/nvidia/cuda_nvcc/bin/ptxas" ]; then
+  echo "installing NVRTC and ptxas (NVIDIA's PyPI wheels) into $cuda_tools"
+  python3 -m pip install --quiet --disable-pip-version-check --target "$cuda_tools" \
+    nvidia-cuda-nvrtc-cu12==12.9.86 nvidia-cuda-nvcc-cu12==12.9.86
+fi
+export PATH="$PWD/$cuda_tools/nvidia/cuda_nvcc/bin:$PATH"
+export LD_LIBRARY_PATH="$PWD/$cuda_tools/nvidia/cuda_nvrtc/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 # Mesa's Vulkan loader complains without a runtime directory; give it one.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"

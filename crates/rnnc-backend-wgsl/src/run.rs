@@ -7,8 +7,8 @@
 
 use crate::dialect::source;
 use crate::validate::validate;
-use ndarray::{ArrayD, IxDyn};
-use rnnc_gpu::plan::{Body, GpuPlan, Step};
+use rnnc_gpu::host;
+use rnnc_gpu::plan::{GpuPlan, Step};
 use rnnc_interp::{InterpError, Tensor, Weights};
 use rnnc_ir::Verified;
 use std::cell::RefCell;
@@ -22,9 +22,6 @@ pub type WgslError = InterpError;
 fn fail<T>(msg: impl Into<String>) -> Result<T, InterpError> {
     Err(InterpError(msg.into()))
 }
-
-/// Token ids are stored as f32 values, exact below this.
-const MAX_VOCAB: usize = 1 << 24;
 
 pub struct WgslBackend<'g> {
     graph: Verified<'g>,
@@ -51,8 +48,6 @@ struct Session {
     pipelines: Vec<wgpu::ComputePipeline>,
     /// Bytes between consecutive clock values in the uniform buffer.
     clock_stride: u64,
-    /// The smallest embedding table ids index (None without embeddings).
-    vocab: Option<usize>,
 }
 
 impl<'g> WgslBackend<'g> {
@@ -197,19 +192,6 @@ impl Gpu {
                 most >> 20
             ));
         }
-        let vocab = plan
-            .kernels
-            .iter()
-            .filter_map(|k| match k.body {
-                Body::Gather { vocab, .. } => Some(vocab),
-                _ => None,
-            })
-            .min();
-        if vocab.is_some_and(|v| v > MAX_VOCAB) {
-            return fail(format!(
-                "embedding tables over {MAX_VOCAB} rows are not supported"
-            ));
-        }
         let device = &self.device;
         let arena = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("arena"),
@@ -269,14 +251,8 @@ impl Gpu {
                 },
             ],
         });
-        for w in &plan.weights {
-            let Some(t) = weights.get(&w.name) else {
-                return fail(format!("missing weight `{}`", w.name));
-            };
-            self.write(&arena, w.offset, t.iter().copied());
-        }
-        for c in &plan.constants {
-            self.write(&arena, c.offset, [c.value]);
+        for (offset, words) in host::weight_uploads(&plan, weights)? {
+            self.write(&arena, offset, words);
         }
         let session = Session {
             plan,
@@ -284,14 +260,13 @@ impl Gpu {
             bind_group,
             pipelines,
             clock_stride,
-            vocab,
         };
         self.submit(&session, &session.plan.prologue, None)?;
         self.check("while preparing the model")?;
         Ok(session)
     }
 
-    fn write(&self, buffer: &wgpu::Buffer, offset: usize, values: impl IntoIterator<Item = f32>) {
+    fn write(&self, buffer: &wgpu::Buffer, offset: usize, values: Vec<f32>) {
         let bytes: Vec<u8> = values.into_iter().flat_map(f32::to_le_bytes).collect();
         if !bytes.is_empty() {
             self.queue.write_buffer(buffer, offset as u64 * 4, &bytes);
@@ -303,27 +278,8 @@ impl Gpu {
         s: &Session,
         inputs: &HashMap<String, Tensor>,
     ) -> Result<Vec<(String, Tensor)>, InterpError> {
-        for region in &s.plan.inputs {
-            match inputs.get(&region.name) {
-                Some(Tensor::F32(a)) => self.write(&s.arena, region.offset, a.iter().copied()),
-                Some(Tensor::I64(ids)) => {
-                    if let (Some(bad), Some(n)) = (
-                        ids.iter()
-                            .find(|&&i| i < 0 || s.vocab.is_some_and(|n| i as usize >= n)),
-                        s.vocab,
-                    ) {
-                        return fail(format!(
-                            "token id {bad} is out of range for an embedding table of {n} rows"
-                        ));
-                    }
-                    self.write(&s.arena, region.offset, ids.iter().map(|&i| i as f32))
-                }
-                None => self.write(
-                    &s.arena,
-                    region.offset,
-                    std::iter::repeat_n(0.0, region.len()),
-                ),
-            }
+        for (offset, words) in host::input_uploads(&s.plan, inputs)? {
+            self.write(&s.arena, offset, words);
         }
         let total: usize = s.plan.outputs.iter().map(|o| o.len()).sum();
         let readback = self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -354,21 +310,10 @@ impl Gpu {
         };
         readback.unmap();
         let mut at = 0;
-        let mut outputs = vec![];
-        for o in &s.plan.outputs {
-            let data = floats[at..at + o.len()].to_vec();
-            at += o.len();
-            let shape = IxDyn(&o.shape);
-            let t = match o.dtype {
-                "id" => Tensor::I64(
-                    ArrayD::from_shape_vec(shape, data.iter().map(|&v| v as i64).collect())
-                        .expect("shape"),
-                ),
-                _ => Tensor::F32(ArrayD::from_shape_vec(shape, data).expect("shape")),
-            };
-            outputs.push((o.name.clone(), t));
-        }
-        Ok(outputs)
+        Ok(host::outputs(&s.plan, |r| {
+            at += r.len();
+            floats[at - r.len()..at].to_vec()
+        }))
     }
 
     /// Records `steps` in one compute pass (then the outputs' copy into
@@ -389,7 +334,7 @@ impl Gpu {
                 label: Some(&s.plan.model),
                 timestamp_writes: None,
             });
-            record(&mut pass, s, steps, 0);
+            record(&mut pass, s, steps);
         }
         if let Some(rb) = readback {
             let mut at = 0u64;
@@ -406,30 +351,16 @@ impl Gpu {
     }
 }
 
-/// Records the launches of `steps`, with `clock` the enclosing loop's step.
-fn record(pass: &mut wgpu::ComputePass<'_>, s: &Session, steps: &[Step], clock: usize) {
-    for step in steps {
-        match step {
-            Step::Launch { kernel } => {
-                let k = &s.plan.kernels[*kernel];
-                let offset = match k.uses_clock {
-                    true => clock as u64 * s.clock_stride,
-                    false => 0,
-                };
-                pass.set_pipeline(&s.pipelines[*kernel]);
-                pass.set_bind_group(0, &s.bind_group, &[offset as u32]);
-                pass.dispatch_workgroups(k.groups[0], k.groups[1], k.groups[2]);
-            }
-            Step::Loop {
-                count,
-                first,
-                stride,
-                body,
-            } => {
-                for i in 0..*count {
-                    record(pass, s, body, first + i * stride);
-                }
-            }
-        }
-    }
+/// Records the launches of `steps`, each with its loop's clock.
+fn record(pass: &mut wgpu::ComputePass<'_>, s: &Session, steps: &[Step]) {
+    host::launches(steps, &mut |kernel, clock| {
+        let k = &s.plan.kernels[kernel];
+        let offset = match k.uses_clock {
+            true => clock as u64 * s.clock_stride,
+            false => 0,
+        };
+        pass.set_pipeline(&s.pipelines[kernel]);
+        pass.set_bind_group(0, &s.bind_group, &[offset as u32]);
+        pass.dispatch_workgroups(k.groups[0], k.groups[1], k.groups[2]);
+    });
 }

@@ -1,6 +1,6 @@
 //! `rnnc compile`: ahead-of-time output. `--target cpu` writes an object file with
 //! the weights inside and a C header (see `rnnc_backend_cpu::aot`); `--target wgsl`
-//! the GPU kernels and their launch manifest (see `rnnc_gpu`).
+//! and `--target cuda` the GPU kernels and their launch manifest (see `rnnc_gpu`).
 
 use crate::args::CompileArgs;
 use crate::commands::{compile as front_end, optimise};
@@ -8,16 +8,11 @@ use crate::error::{msg, CliError};
 use std::path::Path;
 
 pub fn compile(a: &CompileArgs) -> Result<(), CliError> {
-    if !["cpu", "wgsl"].contains(&a.target.as_str()) {
-        return match a.target.as_str() {
-            "cuda" => msg(
-                "--target cuda: the CUDA backend is not built yet; --target wgsl \
-                 writes GPU kernels",
-            ),
-            other => msg(format!(
-                "--target {other}: no such target; the targets are: cpu, wgsl, cuda"
-            )),
-        };
+    if !["cpu", "wgsl", "cuda"].contains(&a.target.as_str()) {
+        return msg(format!(
+            "--target {}: no such target; the targets are: cpu, wgsl, cuda",
+            a.target
+        ));
     }
     if a.batch == 0 || a.seq == 0 {
         return msg("--batch and --seq must be at least 1");
@@ -57,7 +52,7 @@ pub fn compile(a: &CompileArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `--target wgsl`: the kernels as one source file plus the launch manifest. The
+/// `--target wgsl|cuda`: the kernels as one source file plus the launch manifest. The
 /// weights are not built in (the host uploads them by key), so none are needed.
 fn compile_gpu(a: &CompileArgs) -> Result<(), CliError> {
     let mut g = front_end(&a.model)?;
@@ -72,7 +67,10 @@ fn compile_gpu(a: &CompileArgs) -> Result<(), CliError> {
     let plan = rnnc_gpu::plan(&verified, &g.name, a.batch, a.seq).map_err(|e| {
         CliError::Message(format!("{source}: cannot be compiled for the GPU: {}", e.0))
     })?;
-    let (ext, text) = ("wgsl", rnnc_backend_wgsl::source(&plan));
+    let (ext, text) = match a.target.as_str() {
+        "wgsl" => ("wgsl", rnnc_backend_wgsl::source(&plan)),
+        _ => ("cu", rnnc_backend_cuda::source(&plan)),
+    };
     let file = format!("{}.{ext}", plan.model);
     write(&a.out, &file, text.as_bytes())?;
     let manifest = rnnc_gpu::manifest::to_json(&plan, &a.target, &file);

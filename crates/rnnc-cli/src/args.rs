@@ -94,7 +94,8 @@ pub enum Command {
         #[arg(long = "input", value_name = "NAME=FILE")]
         inputs: Vec<String>,
         /// Which backend runs the model: cpu (compiled with Cranelift), interp
-        /// (the reference interpreter) or wgsl (WebGPU compute shaders via wgpu).
+        /// (the reference interpreter), wgsl (WebGPU compute shaders via wgpu) or cuda
+        /// (needs an NVIDIA GPU, its driver and NVRTC).
         #[arg(long, default_value = "cpu")]
         backend: String,
         /// Threads the CPU backend splits each time step over (default: this
@@ -148,7 +149,8 @@ pub struct CompileArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub opt: OptArgs,
-    /// What to generate: cpu (an object file and a C header).
+    /// What to generate: cpu (an object file and a C header), wgsl or cuda (GPU
+    /// kernels and a JSON launch manifest).
     #[arg(long)]
     pub target: String,
     /// The weights to build in, a PyTorch `state_dict` saved with safetensors.
@@ -182,7 +184,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
     /// Which backend runs the model: cpu (compiled with Cranelift), interp
-    /// (the reference interpreter) or wgsl (WebGPU compute shaders via wgpu).
+    /// (the reference interpreter), wgsl (WebGPU compute shaders via wgpu) or cuda
+    /// (needs an NVIDIA GPU, its driver and NVRTC).
     #[arg(long, default_value = "cpu")]
     pub backend: String,
     /// Threads the CPU backend splits each time step over (default: this

@@ -139,12 +139,12 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
             "wgsl" => {
                 let b = rnnc_backend_wgsl::WgslBackend::new(verified()?, &weights)
                     .map_err(model_err)?;
-                let start = std::time::Instant::now();
-                b.run(&inputs).map_err(model_err)?;
-                // Pipeline compilation and the weight upload happen on the first run.
-                let compile_ms = compile_ms + start.elapsed().as_secs_f64() * 1e3;
-                let times = time_runs(200, || b.run(&inputs).map(drop).map_err(model_err))?;
-                (times, compile_ms)
+                gpu_times(|| b.run(&inputs).map(drop).map_err(model_err), compile_ms)?
+            }
+            "cuda" => {
+                let b = rnnc_backend_cuda::CudaBackend::new(verified()?, &weights)
+                    .map_err(model_err)?;
+                gpu_times(|| b.run(&inputs).map(drop).map_err(model_err), compile_ms)?
             }
             _ => {
                 let v = verified()?;
@@ -206,4 +206,16 @@ fn time_runs(
         }
     }
     Ok(times)
+}
+
+/// Times a GPU backend's runs; the first (kernel compilation, weight upload) counts
+/// as compile time.
+fn gpu_times(
+    mut run: impl FnMut() -> Result<(), CliError>,
+    compile_ms: f64,
+) -> Result<(Vec<f64>, f64), CliError> {
+    let start = std::time::Instant::now();
+    run()?;
+    let compile_ms = compile_ms + start.elapsed().as_secs_f64() * 1e3;
+    Ok((time_runs(200, run)?, compile_ms))
 }

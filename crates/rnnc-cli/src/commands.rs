@@ -72,21 +72,23 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             }
             let verified = verify(&g)
                 .map_err(|e| CliError::Message(format!("internal error: {}", e.join("; "))))?;
-            let outputs = match backend.as_str() {
-                "interp" => rnnc_interp::run(&verified, &given, &w),
-                "wgsl" => rnnc_backend_wgsl::WgslBackend::new(verified, &w).and_then(|b| {
-                    eprintln!("wgsl backend on {}", b.adapter());
-                    b.run(&given)
-                }),
-                _ => rnnc_backend_cpu::CpuBackend::with_threads(verified, &w, threads).and_then(
-                    |b| {
-                        let out = b.run(&given);
-                        report_fallbacks(&b);
-                        out
-                    },
-                ),
-            }
-            .map_err(|e| CliError::Message(format!("{}: {e}", model.model.display())))?;
+            let outputs =
+                match backend.as_str() {
+                    "interp" => rnnc_interp::run(&verified, &given, &w),
+                    "wgsl" => rnnc_backend_wgsl::WgslBackend::new(verified, &w).and_then(|b| {
+                        eprintln!("wgsl backend on {}", b.adapter());
+                        b.run(&given)
+                    }),
+                    "cuda" => rnnc_backend_cuda::CudaBackend::new(verified, &w)
+                        .and_then(|b| b.run(&given)),
+                    _ => rnnc_backend_cpu::CpuBackend::with_threads(verified, &w, threads)
+                        .and_then(|b| {
+                            let out = b.run(&given);
+                            report_fallbacks(&b);
+                            out
+                        }),
+                }
+                .map_err(|e| CliError::Message(format!("{}: {e}", model.model.display())))?;
             std::fs::create_dir_all(&out).map_err(|e| {
                 CliError::Message(format!(
                     "cannot create output directory `{}`: {e}",
@@ -159,7 +161,7 @@ pub fn compile(args: &ModelArgs) -> Result<Graph, CliError> {
 }
 
 /// The backends `run` and `bench` know.
-pub(crate) const BACKENDS: &[&str] = &["cpu", "interp", "wgsl"];
+pub(crate) const BACKENDS: &[&str] = &["cpu", "interp", "wgsl", "cuda"];
 
 pub(crate) fn check_backend(name: &str) -> Result<(), CliError> {
     if BACKENDS.contains(&name) {
@@ -182,10 +184,10 @@ pub(crate) fn thread_count(backend: &str, threads: Option<usize>) -> Result<usiz
              use --backend cpu for more"
         )),
         ("interp", _) => Ok(1),
-        ("wgsl", Some(n)) => msg(format!(
-            "--threads {n}: the wgsl backend runs on the GPU; --threads is for --backend cpu"
+        ("wgsl" | "cuda", Some(n)) => msg(format!(
+            "--threads {n}: the {backend} backend runs on the GPU; --threads is for --backend cpu"
         )),
-        ("wgsl", None) => Ok(1),
+        ("wgsl" | "cuda", None) => Ok(1),
         (_, Some(n)) => Ok(n),
         (_, None) => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
     }

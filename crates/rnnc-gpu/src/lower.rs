@@ -24,6 +24,8 @@ fn unsupported<T>(msg: impl Into<String>) -> Result<T, Unsupported> {
 const MAX_GROUPS: usize = 4096;
 /// WebGPU's (and CUDA's y/z) limit on workgroups per dispatch dimension.
 const MAX_DISPATCH: usize = 65535;
+/// Token ids are stored as f32 values, exact up to this.
+const MAX_VOCAB: usize = 1 << 24;
 /// The arena is indexed with signed 32-bit integers.
 const MAX_WORDS: usize = (i32::MAX as usize) / 2;
 
@@ -441,6 +443,13 @@ impl Builder {
                         self.contiguous(ops[0].clone(), load, sched, &format!("{name}_table"))?;
                     let ids =
                         self.contiguous(ops[1].clone(), load, sched, &format!("{name}_ids"))?;
+                    if table.shape[0] > MAX_VOCAB {
+                        return unsupported(format!(
+                            "an embedding table of {} rows (token ids are f32 values on the \
+                             GPU, exact up to {MAX_VOCAB})",
+                            table.shape[0]
+                        ));
+                    }
                     let out = self.fresh(out_shape(self, 0), false);
                     let body = Body::Gather {
                         rows: ids.len(),

@@ -220,12 +220,14 @@ fn matmul(
     w.open(d.for_up("k0", "0", &k.to_string(), &t.to_string()));
     w.line(d.var_float("ta", "0.0f"));
     w.open(format!("if (row < {m} && k0 + lx < {k}) {{"));
-    w.line(format!("ta = arena[a0 + row * {ar} + (k0 + lx) * {ak}];"));
+    let ka = times("(k0 + lx)", ak);
+    w.line(format!("ta = arena[a0 + {} + {ka}];", times("row", ar)));
     w.close();
     w.line(format!("tile_a[ly * {t} + lx] = ta;"));
     w.line(d.var_float("tb", "0.0f"));
     w.open(format!("if (k0 + ly < {k} && col < {n}) {{"));
-    w.line(format!("tb = arena[b0 + (k0 + ly) * {bk} + col * {bc}];"));
+    let kb = times("(k0 + ly)", bk);
+    w.line(format!("tb = arena[b0 + {kb} + {}];", times("col", bc)));
     w.close();
     w.line(format!("tile_b[ly * {t} + lx] = tb;"));
     w.line(d.barrier());
@@ -293,8 +295,10 @@ impl Writer<'_> {
         for (dim, used) in needed.iter().enumerate() {
             if *used {
                 let after: usize = shape[dim + 1..].iter().product();
-                let e = match dim {
-                    0 => format!("i / {after}"),
+                let e = match (dim, after) {
+                    (0, 1) => "i".to_string(),
+                    (0, _) => format!("i / {after}"),
+                    (_, 1) => format!("i % {}", shape[dim]),
                     _ => format!("(i / {after}) % {}", shape[dim]),
                 };
                 self.line(self.d.let_int(&format!("c{dim}"), &e));
@@ -320,14 +324,22 @@ fn index(a: &Access, shape: &[usize]) -> String {
     } else {
         for (dim, s) in a.strides.iter().enumerate() {
             if *s != 0 && shape[dim] > 1 {
-                terms.push(format!("c{dim} * {s}"));
+                terms.push(times(&format!("c{dim}"), *s));
             }
         }
     }
     if let Some(t) = a.time {
-        terms.push(format!("tau * {}", t.stride));
+        terms.push(times("tau", t.stride));
     }
     terms.join(" + ")
+}
+
+/// `x * s`, or `x` where s is 1.
+fn times(x: &str, s: isize) -> String {
+    match s {
+        1 => x.to_string(),
+        _ => format!("{x} * {s}"),
+    }
 }
 
 fn float(v: f32, d: &dyn Dialect) -> String {
