@@ -128,6 +128,25 @@ fn run_writes_outputs_that_match_pytorch() {
     }
 }
 
+/// `--backend cuda` runs where there is an NVIDIA GPU, driver and NVRTC, and
+/// elsewhere exits 1 saying what is missing.
+#[test]
+fn the_cuda_backend_runs_or_says_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run_elman(
+        &fixture("elman_relu").join("weights.safetensors"),
+        &["--backend", "cuda"],
+        dir.path(),
+    );
+    if o.status.success() {
+        for name in ["output", "h_n"] {
+            assert_matches_fixture(dir.path(), &fixture("elman_relu"), name, "cuda");
+        }
+    } else {
+        fails_with(&o, &["models/elman_rnn.rnn", "the cuda backend needs"]);
+    }
+}
+
 #[test]
 fn token_ids_run_through_the_classifier() {
     let dir = tempfile::tempdir().unwrap();
@@ -835,6 +854,15 @@ fn compile_writes_an_object_file_and_a_header_or_says_why_not() {
         &rnnc(&[&base[..], &["--target", "wgsl", "--batch", "0", "-o", out]].concat()),
         &["at least 1"],
     );
+    // CUDA: the same plan as a .cu file with its manifest.
+    let o = rnnc(&[&base[..], &["--target", "cuda", "-o", out]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cu = std::fs::read_to_string(dir.path().join("ElmanRNN.cu")).unwrap();
+    assert!(
+        cu.contains("extern \"C\" __global__ void ElmanRNN_"),
+        "{cu}"
+    );
+    assert!(dir.path().join("ElmanRNN.cu.json").exists());
     fails_with(
         &rnnc(&[&base[..], &["--target", "arm", "--weights", w, "-o", out]].concat()),
         &["--target arm", "no such target", "cpu, wgsl, cuda"],
