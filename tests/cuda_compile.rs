@@ -73,23 +73,7 @@ fn every_model_compiles_with_clang_and_nvrtc_and_assembles_with_ptxas() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut cases: std::collections::BTreeSet<(std::path::PathBuf, Vec<String>)> =
-        common::fixtures()
-            .iter()
-            .filter(|f| f.dir.to_string_lossy().contains("seed0"))
-            .map(|f| (f.model(), f.params()))
-            .collect();
-    let eq = common::seed0("lstm_seed_equations");
-    cases.insert((eq.model(), eq.params()));
-    let small = vec!["input_size=3".to_string(), "hidden_size=4".to_string()];
-    for (m, params) in [
-        ("ops", vec![]),
-        ("fixed_length", vec![]),
-        ("cifg", small.clone()),
-        ("mgu", small),
-    ] {
-        cases.insert((common::root().join(format!("tests/models/{m}.rnn")), params));
-    }
+    let cases = common::gpu_cases();
     let mut files = 0;
     for (i, (model, params)) in cases.iter().enumerate() {
         let args = ModelArgs {

@@ -27,25 +27,8 @@ fn pipelines() -> Vec<Opt> {
     ]
 }
 
-/// (model file, params): every seed-0 fixture's, the equations LSTM, the test models.
 fn cases() -> BTreeSet<(PathBuf, Vec<String>)> {
-    let mut cases: BTreeSet<_> = common::fixtures()
-        .iter()
-        .filter(|f| f.dir.to_string_lossy().contains("seed0"))
-        .map(|f| (f.model(), f.params()))
-        .collect();
-    let eq = common::seed0("lstm_seed_equations");
-    cases.insert((eq.model(), eq.params()));
-    let small = vec!["input_size=3".to_string(), "hidden_size=4".to_string()];
-    for (m, params) in [
-        ("ops", vec![]),
-        ("fixed_length", vec![]),
-        ("cifg", small.clone()),
-        ("mgu", small),
-    ] {
-        cases.insert((common::root().join(format!("tests/models/{m}.rnn")), params));
-    }
-    cases
+    common::gpu_cases()
 }
 
 fn lowered(model: &Path, params: &[String]) -> rnnc_ir::Graph {

@@ -102,3 +102,26 @@ pub fn seed0(name: &str) -> Fixture {
 pub fn rel(p: &Path) -> String {
     p.strip_prefix(root()).unwrap_or(p).display().to_string()
 }
+
+/// (model file, params) the GPU tests cover: every seed-0 fixture's model, the
+/// equations LSTM, and the test models (ops the seed models leave out, custom cells,
+/// a fixed length).
+pub fn gpu_cases() -> std::collections::BTreeSet<(PathBuf, Vec<String>)> {
+    let mut cases: std::collections::BTreeSet<_> = fixtures()
+        .iter()
+        .filter(|f| f.dir.to_string_lossy().contains("seed0"))
+        .map(|f| (f.model(), f.params()))
+        .collect();
+    let eq = seed0("lstm_seed_equations");
+    cases.insert((eq.model(), eq.params()));
+    let small = vec!["input_size=3".to_string(), "hidden_size=4".to_string()];
+    for (m, params) in [
+        ("ops", vec![]),
+        ("fixed_length", vec![]),
+        ("cifg", small.clone()),
+        ("mgu", small),
+    ] {
+        cases.insert((root().join(format!("tests/models/{m}.rnn")), params));
+    }
+    cases
+}
