@@ -83,10 +83,6 @@ impl Dialect for Cuda {
         format!("for (int {var} = {from}; {var} < {to}; {var} += {step}) {{")
     }
 
-    fn select(&self, c: &str, a: &str, b: &str) -> String {
-        format!("({c} ? {a} : {b})")
-    }
-
     fn to_int(&self, x: &str) -> String {
         format!("(int)({x})")
     }

@@ -84,10 +84,6 @@ impl Dialect for Wgsl {
         format!("for (var {var}: i32 = {from}; {var} < {to}; {var} += {step}) {{")
     }
 
-    fn select(&self, c: &str, a: &str, b: &str) -> String {
-        format!("select({b}, {a}, {c})")
-    }
-
     fn to_int(&self, x: &str) -> String {
         format!("i32({x})")
     }

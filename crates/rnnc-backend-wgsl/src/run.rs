@@ -76,11 +76,6 @@ impl<'g> WgslBackend<'g> {
         self.gpu.run(&session, inputs)
     }
 
-    /// The plan for (B, T), as the session runs it.
-    pub fn plan(&self, batch: usize, time: usize) -> Result<GpuPlan, InterpError> {
-        Ok(self.session(batch, time)?.plan.clone())
-    }
-
     fn session(&self, batch: usize, time: usize) -> Result<Rc<Session>, InterpError> {
         if let Some(s) = self.sessions.borrow().get(&(batch, time)) {
             return Ok(s.clone());
@@ -261,7 +256,7 @@ impl Gpu {
             pipelines,
             clock_stride,
         };
-        self.submit(&session, &session.plan.prologue, None)?;
+        self.submit(&session, &session.plan.prologue, None);
         self.check("while preparing the model")?;
         Ok(session)
     }
@@ -288,7 +283,7 @@ impl Gpu {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        self.submit(s, &s.plan.schedule, Some(&readback))?;
+        self.submit(s, &s.plan.schedule, Some(&readback));
         let (tx, rx) = std::sync::mpsc::channel();
         readback.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
@@ -318,12 +313,7 @@ impl Gpu {
 
     /// Records `steps` in one compute pass (then the outputs' copy into
     /// `readback`, if given) and submits it.
-    fn submit(
-        &self,
-        s: &Session,
-        steps: &[Step],
-        readback: Option<&wgpu::Buffer>,
-    ) -> Result<(), InterpError> {
+    fn submit(&self, s: &Session, steps: &[Step], readback: Option<&wgpu::Buffer>) {
         let mut encoder = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -347,7 +337,6 @@ impl Gpu {
             }
         }
         self.queue.submit([encoder.finish()]);
-        Ok(())
     }
 }
 

@@ -119,7 +119,7 @@ pub fn plan(
     let vals = b.graph(g, &[], 0, &mut schedule, "")?;
     for (name, v) in &g.outputs {
         let val = vals[v].clone();
-        let val = b.contiguous(val, false, &mut schedule, &format!("output_{name}"))?;
+        let val = b.contiguous(val, false, &mut schedule, &format!("output_{name}"));
         b.plan.outputs.push(Region {
             name: name.clone(),
             offset: val.offset,
@@ -241,15 +241,9 @@ impl Builder {
     }
 
     /// `v` itself if its elements are in row-major order, else a copy that is.
-    fn contiguous(
-        &mut self,
-        v: Val,
-        load: bool,
-        sched: &mut Vec<Step>,
-        name: &str,
-    ) -> Result<Val, Unsupported> {
+    fn contiguous(&mut self, v: Val, load: bool, sched: &mut Vec<Step>, name: &str) -> Val {
         if v.is_contiguous() {
-            return Ok(v);
+            return v;
         }
         let out = self.fresh(v.shape.clone(), v.ids);
         self.copy(
@@ -260,7 +254,7 @@ impl Builder {
             &v,
             &out,
         );
-        Ok(out)
+        out
     }
 
     fn copy(
@@ -360,8 +354,8 @@ impl Builder {
                 Op::Fused(f) => self.fused(load, sched, &name, &f.body, &ops)?,
                 Op::Linear | Op::MatMul => {
                     let (a, b) = (&ops[0], &ops[1]);
-                    let a = self.contiguous(a.clone(), load, sched, &format!("{name}_lhs"))?;
-                    let b = self.contiguous(b.clone(), load, sched, &format!("{name}_rhs"))?;
+                    let a = self.contiguous(a.clone(), load, sched, &format!("{name}_lhs"));
+                    let b = self.contiguous(b.clone(), load, sched, &format!("{name}_rhs"));
                     let out = self.fresh(out_shape(self, 0), false);
                     let body = match node.op {
                         Op::Linear => linear(&a, &b, out.offset),
@@ -440,9 +434,8 @@ impl Builder {
                 }
                 Op::Embedding => {
                     let table =
-                        self.contiguous(ops[0].clone(), load, sched, &format!("{name}_table"))?;
-                    let ids =
-                        self.contiguous(ops[1].clone(), load, sched, &format!("{name}_ids"))?;
+                        self.contiguous(ops[0].clone(), load, sched, &format!("{name}_table"));
+                    let ids = self.contiguous(ops[1].clone(), load, sched, &format!("{name}_ids"));
                     if table.shape[0] > MAX_VOCAB {
                         return unsupported(format!(
                             "an embedding table of {} rows (token ids are f32 values on the \
@@ -624,7 +617,7 @@ impl Builder {
         axis: usize,
         op: RowOp,
     ) -> Result<Vec<Val>, Unsupported> {
-        let x = self.contiguous(x.clone(), load, sched, &format!("{name}_in"))?;
+        let x = self.contiguous(x.clone(), load, sched, &format!("{name}_in"));
         let out = self.fresh(x.shape.clone(), false);
         let body = Body::Rows {
             op,

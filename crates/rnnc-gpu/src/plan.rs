@@ -216,37 +216,17 @@ impl Access {
 }
 
 impl GpuPlan {
-    /// The largest clock value any loop of `steps` sets.
+    /// The largest clock value any launch of `steps` sees.
     pub fn clock_max(steps: &[Step]) -> usize {
-        steps
-            .iter()
-            .map(|s| match s {
-                Step::Launch { .. } => 0,
-                Step::Loop {
-                    count,
-                    first,
-                    stride,
-                    body,
-                } => match count {
-                    0 => 0,
-                    n => (first + (n - 1) * stride).max(Self::clock_max(body)),
-                },
-            })
-            .max()
-            .unwrap_or(0)
+        let mut most = 0;
+        crate::host::launches(steps, &mut |_, clock| most = most.max(clock));
+        most
     }
 
     /// Launches in the per-run schedule, loops expanded (what one run dispatches).
     pub fn launches_per_run(&self) -> usize {
-        fn count(steps: &[Step]) -> usize {
-            steps
-                .iter()
-                .map(|s| match s {
-                    Step::Launch { .. } => 1,
-                    Step::Loop { count: n, body, .. } => n * count(body),
-                })
-                .sum()
-        }
-        count(&self.schedule)
+        let mut n = 0;
+        crate::host::launches(&self.schedule, &mut |_, _| n += 1);
+        n
     }
 }

@@ -23,8 +23,6 @@ pub trait Dialect {
     fn var_float(&self, name: &str, expr: &str) -> String;
     /// `for (i = from; i < to; i += step) {`, i an i32.
     fn for_up(&self, var: &str, from: &str, to: &str, step: &str) -> String;
-    /// `c ? a : b`.
-    fn select(&self, c: &str, a: &str, b: &str) -> String;
     /// An f32 value as an i32 (truncating).
     fn to_int(&self, x: &str) -> String;
     /// A non-finite f32 literal, from its bits.
