@@ -22,6 +22,9 @@ const MODELS: &[(&str, &str)] = &[
     ("timeseries_lstm", "timeseries_lstm"),
 ];
 
+/// The seq2seq model in each of its modes, with its fixture's hyperparameters.
+const SEQ2SEQ_MODES: &[&str] = &["teacher", "greedy", "beam"];
+
 fn lowered(fixture: &str) -> rnnc_ir::Graph {
     let fx = common::seed0(fixture);
     rnnc_cli::compile(&ModelArgs {
@@ -32,6 +35,24 @@ fn lowered(fixture: &str) -> rnnc_ir::Graph {
     .unwrap_or_else(|e| panic!("{fixture}: {e}"))
 }
 
+/// Every snapshotted graph: (snapshot name, graph).
+fn all_lowered() -> Vec<(String, rnnc_ir::Graph)> {
+    let mut out: Vec<(String, rnnc_ir::Graph)> = MODELS
+        .iter()
+        .map(|(name, fixture)| (name.to_string(), lowered(fixture)))
+        .collect();
+    for mode in SEQ2SEQ_MODES {
+        let g = rnnc_cli::compile(&ModelArgs {
+            model: common::root().join("models/seq2seq_attention.rnn"),
+            params: common::seq2seq_params(mode),
+            config: None,
+        })
+        .unwrap_or_else(|e| panic!("seq2seq {mode}: {e}"));
+        out.push((format!("seq2seq_attention_{mode}"), g));
+    }
+    out
+}
+
 #[test]
 fn every_model_files_appears_here() {
     for entry in std::fs::read_dir(common::root().join("models")).unwrap() {
@@ -39,7 +60,7 @@ fn every_model_files_appears_here() {
         if p.extension().is_some_and(|e| e == "rnn") {
             let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
             assert!(
-                MODELS.iter().any(|(m, _)| *m == stem),
+                MODELS.iter().any(|(m, _)| *m == stem) || stem == "seq2seq_attention",
                 "models/{stem}.rnn has no lowering snapshot"
             );
         }
@@ -48,16 +69,14 @@ fn every_model_files_appears_here() {
 
 #[test]
 fn lowered_ir_snapshots() {
-    for (name, fixture) in MODELS {
-        let g = lowered(fixture);
+    for (name, g) in all_lowered() {
         insta::assert_snapshot!(format!("lower_{name}"), g.to_string());
     }
 }
 
 #[test]
 fn text_form_round_trips() {
-    for (name, fixture) in MODELS {
-        let g = lowered(fixture);
+    for (name, g) in all_lowered() {
         let text = g.to_string();
         let back = rnnc_ir::parse_graph(&text).unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
         rnnc_ir::verify(&back)

@@ -86,6 +86,7 @@ fn random_case(g: &Graph, seed: u64) -> (HashMap<String, Tensor>, Weights) {
                 Dim::Fixed(n) => *n,
                 Dim::Batch => 2,
                 Dim::Time => 5,
+                Dim::Source => 4,
             })
             .collect();
         let n: usize = shape.iter().product();

@@ -125,3 +125,24 @@ pub fn gpu_cases() -> std::collections::BTreeSet<(PathBuf, Vec<String>)> {
     }
     cases
 }
+
+/// The PyTorch fixture of `models/seq2seq_attention.rnn` (made by
+/// `tests/fixtures/make_seq2seq.py`).
+pub fn seq2seq_dir() -> PathBuf {
+    root().join("tests/fixtures/seq2seq")
+}
+
+/// `--param` values for the seq2seq fixture in one `mode` (teacher, greedy, beam).
+pub fn seq2seq_params(mode: &str) -> Vec<String> {
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(seq2seq_dir().join("meta.json")).unwrap())
+            .unwrap();
+    let mut params: Vec<String> = meta
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    params.push(format!("mode={mode}"));
+    params
+}

@@ -231,6 +231,9 @@ pub fn plan(
     weights: &Weights,
     gemm_min_rows: usize,
 ) -> Result<Plan, Unsupported> {
+    if scan.n_memory > 0 {
+        return unsupported("a scan whose cell reads a `memory` (attention over encoder states)");
+    }
     let seq_shapes = &operand_shapes[..scan.n_seqs];
     let batch = seq_shapes[0][0];
     let time = seq_shapes[0][1];
@@ -297,6 +300,7 @@ pub(crate) fn concrete(ty: &TensorTy, batch: usize) -> Result<Vec<usize>, Unsupp
             Dim::Fixed(n) => Ok(*n),
             Dim::Batch => Ok(batch),
             Dim::Time => unsupported("a value with a time axis inside a scan body"),
+            Dim::Source => unsupported("a value with a source-length axis (S)"),
         })
         .collect()
 }

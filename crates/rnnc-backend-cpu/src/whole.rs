@@ -43,11 +43,13 @@ fn concrete(ty: &TensorTy, batch: usize, time: usize) -> Result<Vec<usize>, Unsu
         .dims
         .iter()
         .map(|d| match d {
-            Dim::Fixed(n) => *n,
-            Dim::Batch => batch,
-            Dim::Time => time,
+            Dim::Fixed(n) => Some(*n),
+            Dim::Batch => Some(batch),
+            Dim::Time => Some(time),
+            Dim::Source => None,
         })
-        .collect();
+        .collect::<Option<_>>()
+        .map_or_else(|| unsupported("a value with a source-length axis (S)"), Ok)?;
     match dims.iter().try_fold(1usize, |acc, n| acc.checked_mul(*n)) {
         Some(n) if n <= MAX_ELEMS => Ok(dims),
         _ => unsupported(format!("a value of shape {dims:?} is too large")),

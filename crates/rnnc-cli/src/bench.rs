@@ -29,7 +29,8 @@ fn dims(ty: &rnnc_ir::TensorTy, batch: usize, seq: usize) -> Vec<usize> {
         .map(|d| match d {
             Dim::Fixed(n) => *n,
             Dim::Batch => batch,
-            Dim::Time => seq,
+            // A seq2seq model's source is as long as its target here.
+            Dim::Time | Dim::Source => seq,
         })
         .collect()
 }
@@ -54,7 +55,8 @@ pub fn random_weights(g: &Graph, seed: u64) -> Weights {
 }
 
 /// Random values for every input of `g` not declared `= zeros`, at batch `batch`
-/// and length `seq`; token ids are 0.
+/// and length `seq`; token ids are 0, and an i64 `[B]` input (sequence lengths)
+/// holds the full length.
 pub fn random_inputs(g: &Graph, batch: usize, seq: usize, seed: u64) -> HashMap<String, Tensor> {
     let mut rng = Lcg(seed);
     let rng = &mut rng;
@@ -72,6 +74,9 @@ pub fn random_inputs(g: &Graph, batch: usize, seq: usize, seed: u64) -> HashMap<
                     )
                     .expect("sizes agree"),
                 ),
+                DType::I64 if ty.dims == [Dim::Batch] => {
+                    Tensor::I64(ArrayD::from_elem(IxDyn(&shape), seq as i64))
+                }
                 // Token 0 is in range of any embedding table.
                 DType::I64 => Tensor::I64(ArrayD::zeros(IxDyn(&shape))),
             };

@@ -693,6 +693,86 @@ fn zeros_too_large_to_allocate_are_an_error() {
 }
 
 #[test]
+fn seq2seq_translates_a_batch_and_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = root().join("tests/fixtures/seq2seq");
+    let weights = fx.join("weights.safetensors").display().to_string();
+    let src = format!("src={}", fx.join("src.npy").display());
+    let lengths = format!("src_lengths={}", fx.join("src_lengths.npy").display());
+    let out = dir.path().display().to_string();
+    let run = |extra: &[&str]| {
+        let base = [
+            "run",
+            "models/seq2seq_attention.rnn",
+            "--param",
+            "src_vocab=11",
+            "--param",
+            "tgt_vocab=12",
+            "--param",
+            "hidden_size=16",
+            "--param",
+            "max_len=8",
+            "--weights",
+            weights.as_str(),
+            "--out",
+            out.as_str(),
+        ];
+        rnnc(&[&base[..], extra].concat())
+    };
+    let read_ids = |p: &Path| ArrayD::<i64>::read_npy(std::fs::File::open(p).unwrap()).unwrap();
+    for (mode, width, want) in [
+        ("greedy", "4", "greedy_tokens"),
+        ("beam", "3", "beam_tokens"),
+    ] {
+        let mode = format!("mode={mode}");
+        let width = format!("beam_width={width}");
+        let o = run(&[
+            "--param", &mode, "--param", &width, "--input", &src, "--input", &lengths,
+        ]);
+        assert!(o.status.success(), "{mode}: {}", stderr(&o));
+        assert_eq!(
+            read_ids(&dir.path().join("tokens.npy")),
+            read_ids(&fx.join(format!("{want}.npy"))),
+            "{mode}"
+        );
+    }
+    fails_with(
+        &run(&["--param", "max_len=0", "--input", &src, "--input", &lengths]),
+        &[
+            "seq2seq_attention.rnn",
+            "`max_len` of `greedy_decode` must be at least 1",
+        ],
+    );
+    let tmp = dir.path();
+    let bad_len = tmp.join("len.npy");
+    ndarray::arr1(&[6i64, 0, 2, 5])
+        .into_dyn()
+        .write_npy(std::fs::File::create(&bad_len).unwrap())
+        .unwrap();
+    let bad_len = format!("src_lengths={}", bad_len.display());
+    fails_with(
+        &run(&["--input", &src, "--input", &bad_len]),
+        &["lengths[1] = 0: an empty sequence"],
+    );
+    let empty = zeros_npy::<i64>(tmp, "empty.npy", &[4, 0]);
+    let empty = format!("src={}", empty.display());
+    fails_with(
+        &run(&["--input", &empty, "--input", &lengths]),
+        &["input `src`", "empty source sequence (S = 0)"],
+    );
+    let mut ids = read_ids(&fx.join("src.npy"));
+    ids[[0, 0]] = 11;
+    let oov = tmp.join("oov.npy");
+    ids.write_npy(std::fs::File::create(&oov).unwrap()).unwrap();
+    let oov = format!("src={}", oov.display());
+    fails_with(&run(&["--input", &oov, "--input", &lengths]), &["11"]);
+    fails_with(
+        &run(&["--input", &src, "--input", &lengths, "--backend", "cuda"]),
+        &["seq2seq_attention.rnn"],
+    );
+}
+
+#[test]
 fn run_decodes_ctc_output() {
     let dir = tempfile::tempdir().unwrap();
     let fx = fixture("speech_lstm");

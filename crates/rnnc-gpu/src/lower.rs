@@ -20,6 +20,35 @@ fn unsupported<T>(msg: impl Into<String>) -> Result<T, Unsupported> {
     Err(Unsupported(msg.into()))
 }
 
+/// Why the sequence-to-sequence pieces have no GPU plan yet.
+const NOT_YET: &str =
+    "is not in the GPU backends yet: sequence-to-sequence models run with --backend interp or cpu";
+
+/// Values with a source-length axis and scans with memories are refused up front,
+/// before any shape is computed.
+fn refuse_seq2seq(g: &Graph) -> Result<(), Unsupported> {
+    let mut found = None;
+    g.walk(&mut |sub| {
+        for id in sub.node_ids() {
+            let node = sub.node(id);
+            if let Op::Arg {
+                kind: ArgKind::Memory,
+                ..
+            } = node.op
+            {
+                found.get_or_insert("a cell `memory`");
+            }
+            if node.results.iter().any(|t| t.dims.contains(&Dim::Source)) {
+                found.get_or_insert("a source-length axis (S)");
+            }
+        }
+    });
+    match found {
+        Some(what) => unsupported(format!("{what} {NOT_YET}")),
+        None => Ok(()),
+    }
+}
+
 /// Most workgroups a one-dimensional kernel launches; its threads then loop.
 const MAX_GROUPS: usize = 4096;
 /// WebGPU's (and CUDA's y/z) limit on workgroups per dispatch dimension.
@@ -94,6 +123,7 @@ pub fn plan(
     time: usize,
 ) -> Result<GpuPlan, Unsupported> {
     let g = graph.graph();
+    refuse_seq2seq(g)?;
     let mut b = Builder {
         batch,
         time,
@@ -170,6 +200,7 @@ impl Builder {
                 Dim::Fixed(n) => *n,
                 Dim::Batch => self.batch,
                 Dim::Time => self.time,
+                Dim::Source => unreachable!("plan() refuses values with an S axis"),
             })
             .collect()
     }
@@ -342,6 +373,7 @@ impl Builder {
                 Op::Arg { kind, index } => vec![match kind {
                     ArgKind::Seq | ArgKind::Operand => args[*index].clone(),
                     ArgKind::State => args[n_seqs + index].clone(),
+                    ArgKind::Memory => unreachable!("plan() refuses scans with memories"),
                 }],
                 Op::Unary(u) => {
                     let scalars = vec![Scalar::Load(0), Scalar::Unary(*u, 0)];
@@ -352,6 +384,9 @@ impl Builder {
                     self.map(load, sched, &name, &ops, out_shape(self, 0), scalars, &[2])?
                 }
                 Op::Fused(f) => self.fused(load, sched, &name, &f.body, &ops)?,
+                Op::Unsqueeze { .. } | Op::Squeeze { .. } | Op::SequenceMask | Op::Decode(_) => {
+                    return unsupported(format!("`{}` {NOT_YET}", node.op.name()))
+                }
                 Op::Linear | Op::MatMul => {
                     let (a, b) = (&ops[0], &ops[1]);
                     let a = self.contiguous(a.clone(), load, sched, &format!("{name}_lhs"));

@@ -18,6 +18,7 @@ pub(crate) const MAX_ELEMS: usize = 1 << 28;
 pub(crate) struct Env {
     pub batch: Option<usize>,
     pub time: Option<usize>,
+    pub source: Option<usize>,
 }
 
 impl Env {
@@ -31,6 +32,9 @@ impl Env {
                 InterpError(
                     "the sequence length T is unknown: no input that has it was given".into(),
                 )
+            }),
+            Dim::Source => self.source.ok_or_else(|| {
+                InterpError("the source length S is unknown: no input that has it was given".into())
             }),
         }
     }
@@ -82,10 +86,12 @@ impl Env {
                 }
                 Dim::Batch => &mut self.batch,
                 Dim::Time => &mut self.time,
+                Dim::Source => &mut self.source,
             };
             if *n == 0 {
                 let what = match d {
                     Dim::Batch => "an empty batch (B = 0)",
+                    Dim::Source => "an empty source sequence (S = 0)",
                     _ => "an empty sequence (T = 0)",
                 };
                 return err(format!(

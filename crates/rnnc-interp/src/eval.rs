@@ -72,7 +72,7 @@ pub fn run_with(
         hooks,
     };
     let order = g.topo_order().expect("verified graphs are acyclic");
-    let outs = cx.eval_in_order(g, &order, &[], 0, true)?;
+    let outs = cx.eval_in_order(g, &order, &[], ArgLayout::default(), true)?;
     Ok(g.outputs
         .iter()
         .map(|(n, _)| n.clone())
@@ -80,7 +80,15 @@ pub fn run_with(
         .collect())
 }
 
-struct Cx<'a> {
+/// Where a body's arguments sit in the `args` it is evaluated with: the sequence
+/// slices first, then the states, then the memories.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct ArgLayout {
+    pub seqs: usize,
+    pub states: usize,
+}
+
+pub(crate) struct Cx<'a> {
     env: Env,
     inputs: &'a HashMap<String, Tensor>,
     weights: &'a Weights,
@@ -92,15 +100,15 @@ impl Cx<'_> {
     /// Evaluates a graph; `args` feed its `seq`/`state` arguments (sequences first).
     fn eval(&self, g: &Graph, args: &[Rc<Tensor>]) -> Result<Vec<Rc<Tensor>>, InterpError> {
         let order = g.topo_order().expect("verified graphs are acyclic");
-        self.eval_in_order(g, &order, args, 0, false)
+        self.eval_in_order(g, &order, args, ArgLayout::default(), false)
     }
 
-    fn eval_in_order(
+    pub(crate) fn eval_in_order(
         &self,
         g: &Graph,
         order: &[rnnc_ir::NodeId],
         args: &[Rc<Tensor>],
-        n_seqs: usize,
+        layout: ArgLayout,
         top_level: bool,
     ) -> Result<Vec<Rc<Tensor>>, InterpError> {
         let mut vals: HashMap<Value, Rc<Tensor>> = HashMap::with_capacity(order.len());
@@ -124,7 +132,8 @@ impl Cx<'_> {
                 Op::Arg { kind, index } => {
                     let i = match kind {
                         ArgKind::Seq | ArgKind::Operand => *index,
-                        ArgKind::State => n_seqs + index,
+                        ArgKind::State => layout.seqs + index,
+                        ArgKind::Memory => layout.seqs + layout.states + index,
                     };
                     vec![args[i].clone()]
                 }
@@ -141,6 +150,11 @@ impl Cx<'_> {
                     .map(Rc::new)
                     .collect()
                 }
+                Op::Decode(d) => self
+                    .decode(d, &operands)?
+                    .into_iter()
+                    .map(Rc::new)
+                    .collect(),
                 // A fused region computes exactly what its ops would one by one.
                 Op::Fused(fused) => self.eval(&fused.body, &operands)?,
                 op => {
@@ -171,7 +185,7 @@ impl Cx<'_> {
             .clone()
     }
 
-    fn zeros(&self, ty: &rnnc_ir::TensorTy) -> Result<Tensor, InterpError> {
+    pub(crate) fn zeros(&self, ty: &rnnc_ir::TensorTy) -> Result<Tensor, InterpError> {
         let shape = self.env.shape(ty)?;
         Ok(match ty.dtype {
             rnnc_ir::DType::F32 => Tensor::F32(ArrayD::zeros(IxDyn(&shape))),
@@ -183,12 +197,14 @@ impl Cx<'_> {
     /// the scan runs in reverse (as PyTorch aligns a backward direction's outputs).
     /// An unrolled scan runs its k-step body while k steps remain, then its tail.
     fn scan(&self, scan: &Scan, operands: &[Rc<Tensor>]) -> Result<Vec<Tensor>, InterpError> {
-        let seqs: Vec<&ArrayD<f32>> = operands[..scan.n_seqs].iter().map(|t| t.f32()).collect();
+        let seqs = &operands[..scan.n_seqs];
         let n_steps = seqs[0].shape()[1];
         let batch = seqs[0].shape()[0];
         let body = &scan.body;
         let n_emits = scan.n_emits();
-        let mut states: Vec<Rc<Tensor>> = operands[scan.n_seqs..].to_vec();
+        let mut states: Vec<Rc<Tensor>> =
+            operands[scan.n_seqs..scan.n_seqs + scan.n_states].to_vec();
+        let memory = &operands[scan.n_seqs + scan.n_states..];
         let mut emits: Vec<ArrayD<f32>> = body.outputs[scan.n_states..scan.n_states + n_emits]
             .iter()
             .map(|(_, v)| {
@@ -212,16 +228,25 @@ impl Cx<'_> {
                 _ => (&**body, scan.step),
             };
             let order = g.topo_order().expect("verified graphs are acyclic");
-            let mut args: Vec<Rc<Tensor>> = Vec::with_capacity(k * scan.n_seqs + scan.n_states);
+            let mut args: Vec<Rc<Tensor>> =
+                Vec::with_capacity(k * scan.n_seqs + scan.n_states + memory.len());
             for j in 0..k {
-                for s in &seqs {
-                    args.push(Rc::new(Tensor::F32(
-                        s.index_axis(Axis(1), time(step + j)).to_owned(),
+                for s in seqs {
+                    let t = time(step + j);
+                    args.push(Rc::new(kernels::map_any(
+                        s,
+                        |a| a.index_axis(Axis(1), t).to_owned(),
+                        |a| a.index_axis(Axis(1), t).to_owned(),
                     )));
                 }
             }
             args.extend(states.iter().cloned());
-            let outs = self.eval_in_order(g, &order, &args, k * scan.n_seqs, false)?;
+            args.extend(memory.iter().cloned());
+            let layout = ArgLayout {
+                seqs: k * scan.n_seqs,
+                states: scan.n_states,
+            };
+            let outs = self.eval_in_order(g, &order, &args, layout, false)?;
             for j in 0..k {
                 for (e, out) in emits.iter_mut().zip(&outs[scan.n_states + j * n_emits..]) {
                     e.index_axis_mut(Axis(1), time(step + j)).assign(out.f32());

@@ -90,25 +90,59 @@ pub(crate) fn apply(op: &Op, args: &[Rc<Tensor>]) -> Result<Tensor, InterpError>
         Op::Softmax { axis } => Tensor::F32(softmax(f(0), *axis, false)),
         Op::LogSoftmax { axis } => Tensor::F32(softmax(f(0), *axis, true)),
         Op::LayerNorm { eps } => Tensor::F32(layer_norm(f(0), *eps)),
+        Op::Unsqueeze { axis } => map_any(
+            &args[0],
+            |a| a.clone().insert_axis(Axis(*axis)),
+            |a| a.clone().insert_axis(Axis(*axis)),
+        ),
+        Op::Squeeze { axis } => map_any(
+            &args[0],
+            |a| a.index_axis(Axis(*axis), 0).to_owned(),
+            |a| a.index_axis(Axis(*axis), 0).to_owned(),
+        ),
+        Op::SequenceMask => Tensor::F32(sequence_mask(ids(&args[0]), args[1].shape()[1])?),
         Op::Input { .. }
         | Op::Weight { .. }
         | Op::Zeros
         | Op::Arg { .. }
         | Op::Scan(_)
+        | Op::Decode(_)
         | Op::Fused(_) => {
             unreachable!("handled by the evaluator")
         }
     })
 }
 
-fn ids(t: &Tensor) -> &ArrayD<i64> {
+/// `[B, T]`: 1 while `t < lengths[b]`. Each length must be in `1..=T`: a sequence
+/// cannot be empty or longer than the padded tensor that holds it.
+fn sequence_mask(lengths: &ArrayD<i64>, steps: usize) -> Result<ArrayD<f32>, InterpError> {
+    let mut mask = ArrayD::zeros(IxDyn(&[lengths.len(), steps]));
+    for (b, &n) in lengths.iter().enumerate() {
+        if n < 1 || n as u64 > steps as u64 {
+            let what = if n < 1 {
+                "an empty sequence has nothing to run".to_string()
+            } else {
+                format!("the padded sequences have only {steps} steps")
+            };
+            return err(format!(
+                "lengths[{b}] = {n}: {what} (each length must be between 1 and {steps})"
+            ));
+        }
+        for t in 0..n as usize {
+            mask[[b, t]] = 1.0;
+        }
+    }
+    Ok(mask)
+}
+
+pub(crate) fn ids(t: &Tensor) -> &ArrayD<i64> {
     match t {
         Tensor::I64(a) => a,
         Tensor::F32(_) => panic!("verified graphs feed i64 ids here"),
     }
 }
 
-fn map_any(
+pub(crate) fn map_any(
     t: &Tensor,
     f: impl Fn(&ArrayD<f32>) -> ArrayD<f32>,
     g: impl Fn(&ArrayD<i64>) -> ArrayD<i64>,
@@ -217,7 +251,7 @@ fn embedding(table: &ArrayD<f32>, ids: &ArrayD<i64>) -> Result<ArrayD<f32>, Inte
 }
 
 /// Softmax (or its log) along one axis, shifted by the maximum for stability.
-fn softmax(x: &ArrayD<f32>, axis: usize, log: bool) -> ArrayD<f32> {
+pub(crate) fn softmax(x: &ArrayD<f32>, axis: usize, log: bool) -> ArrayD<f32> {
     let mut out = x.clone();
     for mut lane in out.lanes_mut(Axis(axis)) {
         let max = lane.fold(f32::NEG_INFINITY, |m, v| m.max(*v));

@@ -5,6 +5,7 @@
 //! ndarray allows, scans stepped one time step after another.
 
 mod bind;
+mod decode;
 mod eval;
 mod kernels;
 mod tensor;

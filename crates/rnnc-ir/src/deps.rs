@@ -28,11 +28,14 @@ pub fn dependencies(g: &Graph) -> HashMap<NodeId, Dep> {
             | Op::Input { .. }
             | Op::Zeros => Dep::Seq,
             // A fused region's operands could be anything: never treat them as constant.
+            // Memories are fixed over a loop but known only at run time: per step
+            // they are treated like states, so nothing reading them moves (yet).
             Op::Arg {
-                kind: ArgKind::State | ArgKind::Operand,
+                kind: ArgKind::State | ArgKind::Operand | ArgKind::Memory,
                 ..
             }
-            | Op::Scan(_) => Dep::State,
+            | Op::Scan(_)
+            | Op::Decode(_) => Dep::State,
             _ => g
                 .operands(id)
                 .iter()

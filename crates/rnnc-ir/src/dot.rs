@@ -69,6 +69,7 @@ fn write_graph(
                 .chain(s.tail.as_deref().map(|t| (t, "scan tail")))
                 .collect(),
             Op::Fused(f) => vec![(&*f.body, "fused region")],
+            Op::Decode(d) => vec![(&*d.body, "decoder step")],
             _ => Vec::new(),
         };
         for (body, what) in bodies {

@@ -229,6 +229,7 @@ impl Graph {
                     }
                 }
                 Op::Fused(x) => x.body.walk(f),
+                Op::Decode(d) => d.body.walk(f),
                 _ => {}
             }
         }

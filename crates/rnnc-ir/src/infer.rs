@@ -1,7 +1,7 @@
 //! Result types of every op from its operand types. Lowering uses this to build
 //! the graph and the verifier uses it to re-check every node, so both agree.
 
-use crate::op::{ArgKind, Fused, Op, Scan};
+use crate::op::{ArgKind, Decode, Fused, Op, Scan};
 use crate::types::{dims_str, DType, Dim, TensorTy};
 
 /// Infers the result types of `op` applied to operands of the given types.
@@ -226,7 +226,54 @@ pub fn infer(op: &Op, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String> {
             d.push(table.dims[1]);
             one(TensorTy::f32(d))
         }
+        Op::Unsqueeze { axis } => {
+            arity(1)?;
+            if *axis > args[0].rank() {
+                return Err(format!(
+                    "axis {axis} is out of range for {}",
+                    dims_str(&args[0].dims)
+                ));
+            }
+            let mut d = args[0].dims.clone();
+            d.insert(*axis, Dim::Fixed(1));
+            one(TensorTy {
+                dtype: args[0].dtype,
+                dims: d,
+            })
+        }
+        Op::Squeeze { axis } => {
+            arity(1)?;
+            check_axis(*axis, args[0])?;
+            if args[0].dims[*axis] != Dim::Fixed(1) {
+                return Err(format!(
+                    "axis {axis} of {} has length {}, not 1",
+                    dims_str(&args[0].dims),
+                    args[0].dims[*axis]
+                ));
+            }
+            let mut d = args[0].dims.clone();
+            d.remove(*axis);
+            one(TensorTy {
+                dtype: args[0].dtype,
+                dims: d,
+            })
+        }
+        Op::SequenceMask => {
+            arity(2)?;
+            let (lengths, seq) = (args[0], args[1]);
+            if lengths.dtype != DType::I64 || lengths.rank() != 1 {
+                return Err(format!("lengths must be i64[B], found {lengths}"));
+            }
+            if seq.rank() < 2 || seq.dims[0] != lengths.dims[0] {
+                return Err(format!(
+                    "lengths {lengths} need a sequence [{}, T, …], found {seq}",
+                    lengths.dims[0]
+                ));
+            }
+            one(TensorTy::f32(vec![seq.dims[0], seq.dims[1]]))
+        }
         Op::Scan(scan) => infer_scan(scan, args),
+        Op::Decode(d) => infer_decode(d, args),
         Op::Fused(fused) => infer_fused(fused, args),
     }
 }
@@ -326,11 +373,12 @@ fn infer_fused(fused: &Fused, args: &[&TensorTy]) -> Result<Vec<TensorTy>, Strin
 }
 
 fn infer_scan(scan: &Scan, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String> {
-    if args.len() != scan.n_seqs + scan.n_states {
+    if args.len() != scan.n_seqs + scan.n_states + scan.n_memory {
         return Err(format!(
-            "scan expects {} sequences and {} initial states, found {} operands",
+            "scan expects {} sequences, {} initial states and {} memories, found {} operands",
             scan.n_seqs,
             scan.n_states,
+            scan.n_memory,
             args.len()
         ));
     }
@@ -369,8 +417,113 @@ fn infer_scan(scan: &Scan, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String> 
             dims: d,
         });
     }
-    out.extend(args[scan.n_seqs..].iter().map(|t| (*t).clone()));
+    out.extend(
+        args[scan.n_seqs..scan.n_seqs + scan.n_states]
+            .iter()
+            .map(|t| (*t).clone()),
+    );
     Ok(out)
+}
+
+/// Types of a decode loop: its body reads the previous token (i64 `[B]`), the
+/// states and the memories; its first emit scores the vocabulary.
+fn infer_decode(d: &Decode, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String> {
+    let op = if d.beam.is_some() {
+        "beam_search"
+    } else {
+        "greedy_decode"
+    };
+    if args.len() != d.n_states + d.n_memory {
+        return Err(format!(
+            "`{op}` expects {} initial states and {} memories, found {} operands",
+            d.n_states,
+            d.n_memory,
+            args.len()
+        ));
+    }
+    let batch = match args.first().and_then(|t| t.dims.first()) {
+        Some(b) => *b,
+        None => return Err(format!("`{op}` needs a state with a batch axis")),
+    };
+    if args.iter().any(|t| t.dims.first() != Some(&batch)) {
+        return Err(format!(
+            "the states and memories of `{op}` differ in batch size"
+        ));
+    }
+    if d.max_len == 0 {
+        return Err(format!("`{op}` needs a maximum length of at least 1"));
+    }
+    if d.beam == Some(0) {
+        return Err("a beam search needs a width of at least 1".into());
+    }
+    let token = TensorTy {
+        dtype: DType::I64,
+        dims: vec![batch],
+    };
+    let body = &d.body;
+    for id in body.node_ids() {
+        if let Op::Arg { kind, index } = body.node(id).op {
+            let want = match kind {
+                ArgKind::Seq if index == 0 => token.clone(),
+                ArgKind::State if index < d.n_states => args[index].clone(),
+                ArgKind::Memory if index < d.n_memory => args[d.n_states + index].clone(),
+                _ => {
+                    return Err(format!(
+                        "a decoder step reads {} {index}, which `{op}` does not have",
+                        body.node(id).op.name()
+                    ))
+                }
+            };
+            if body.node(id).results.first() != Some(&want) {
+                return Err(format!(
+                    "decoder step argument {} {index} is declared with another type than {want}",
+                    body.node(id).op.name()
+                ));
+            }
+        }
+    }
+    if body.outputs.len() <= d.n_states {
+        return Err("a decoder step must emit its scores over the vocabulary".into());
+    }
+    for (i, (_, v)) in body.outputs[..d.n_states].iter().enumerate() {
+        if body.ty(*v) != args[i] {
+            return Err(format!(
+                "the next value of state {i} is {} but its initial value is {}",
+                body.ty(*v),
+                args[i]
+            ));
+        }
+    }
+    let scores = body.ty(body.outputs[d.n_states].1);
+    if scores.dtype != DType::F32
+        || scores.rank() != 2
+        || scores.dims[0] != batch
+        || !matches!(scores.dims[1], Dim::Fixed(_))
+    {
+        return Err(format!(
+            "the first emit of a decoder step scores the vocabulary, [B, V]; found {scores}"
+        ));
+    }
+    let len = Dim::Fixed(d.max_len);
+    let ids = |dims: Vec<Dim>| TensorTy {
+        dtype: DType::I64,
+        dims,
+    };
+    Ok(match d.beam {
+        None => vec![
+            ids(vec![batch, len]),
+            ids(vec![batch]),
+            TensorTy::f32(vec![batch]),
+        ],
+        Some(k) => {
+            let k = Dim::Fixed(k);
+            vec![
+                ids(vec![batch, k, len]),
+                ids(vec![batch, k]),
+                TensorTy::f32(vec![batch, k]),
+            ]
+        }
+    })
 }
 
 /// Checks a scan body covering `k` steps against the scan's operands; returns the
@@ -386,6 +539,9 @@ fn check_body(
             let want = match kind {
                 ArgKind::Seq if index < k * scan.n_seqs => step_type(args[index % scan.n_seqs])?,
                 ArgKind::State if index < scan.n_states => args[scan.n_seqs + index].clone(),
+                ArgKind::Memory if index < scan.n_memory => {
+                    args[scan.n_seqs + scan.n_states + index].clone()
+                }
                 ArgKind::Operand => return Err("a scan body has no `operand` arguments".into()),
                 _ => {
                     return Err(format!(

@@ -32,10 +32,13 @@ pub enum ArgKind {
     State,
     /// The i-th operand of a fused elementwise region.
     Operand,
+    /// The i-th memory of a scan or decode loop: the same tensor at every step
+    /// (the encoder states an attention reads).
+    Memory,
 }
 
 /// A loop over time. Operands: the sequences (`[B, T, …]`, time is axis 1), then the
-/// initial states. Results: each `emit` stacked over time (`[B, T, …]`), then each
+/// initial states, then the memories (read whole at every step). Results: each `emit` stacked over time (`[B, T, …]`), then each
 /// final state. The body is its own graph whose outputs are the next states and
 /// the emits; its loop-carried edges are the `state` arguments.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,6 +46,8 @@ pub struct Scan {
     pub reverse: bool,
     pub n_seqs: usize,
     pub n_states: usize,
+    /// Operands after the states that every step reads unchanged (`memory` in a cell).
+    pub n_memory: usize,
     /// Time steps one run of `body` covers: 1, or k after `unroll-time{factor=k}`.
     /// A k-step body reads sequence s at offset j as `seq` argument `j * n_seqs + s`
     /// and yields the next states, then the emits of offset 0, 1, …, k-1.
@@ -64,11 +69,36 @@ impl Scan {
             reverse,
             n_seqs,
             n_states,
+            n_memory: 0,
             step: 1,
             body: Box::new(body),
             tail: None,
         }
     }
+}
+
+/// A generation loop: the body (one decoder step) reads the previous token (its
+/// `seq 0`, i64 `[B]`: `bos` at the first step), its states and memories; it
+/// yields the next states, then its emits, of which the first holds the scores over
+/// the vocabulary (`[B, V]`; log_softmax is applied to them, so logits or
+/// log-probabilities both work). Operands: the initial states, then the memories.
+///
+/// Greedy (`beam: None`) feeds back the argmax (the first index among equals) and
+/// returns tokens i64 `[B, max_len]`, lengths i64 `[B]`, scores f32 `[B]`. Beam
+/// search keeps `k` hypotheses per example and returns tokens `[B, k, max_len]`,
+/// lengths `[B, k]`, scores `[B, k]`, best first. A sequence ends with its `eos`
+/// (counted in its length) or at `max_len`; positions after its end hold `pad`.
+/// Scores are sums of log-probabilities, with no length penalty.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decode {
+    pub n_states: usize,
+    pub n_memory: usize,
+    pub bos: i64,
+    pub eos: i64,
+    pub pad: i64,
+    pub max_len: usize,
+    pub beam: Option<usize>,
+    pub body: Box<Graph>,
 }
 
 /// A region of elementwise ops evaluated as one kernel: one pass over memory, no
@@ -140,7 +170,19 @@ pub enum Op {
     LayerNorm {
         eps: f32,
     },
+    /// A new axis of length 1 at `axis`.
+    Unsqueeze {
+        axis: usize,
+    },
+    /// Removes `axis`, which has length 1.
+    Squeeze {
+        axis: usize,
+    },
+    /// Lengths i64 `[B]` and a sequence `[B, T, …]` → f32 `[B, T]`: 1 where
+    /// `t < lengths[b]`, else 0. A length outside `1..=T` is an error at run time.
+    SequenceMask,
     Scan(Scan),
+    Decode(Decode),
     Fused(Fused),
     /// A body argument: `seq`/`state` in a scan body, `operand` in a fused region.
     Arg {
@@ -183,7 +225,12 @@ impl Op {
             Op::Softmax { .. } => "softmax",
             Op::LogSoftmax { .. } => "log_softmax",
             Op::LayerNorm { .. } => "layer_norm",
+            Op::Unsqueeze { .. } => "unsqueeze",
+            Op::Squeeze { .. } => "squeeze",
+            Op::SequenceMask => "sequence_mask",
             Op::Scan(_) => "scan",
+            Op::Decode(d) if d.beam.is_some() => "beam_search",
+            Op::Decode(_) => "greedy_decode",
             Op::Fused(_) => "fused",
             Op::Arg {
                 kind: ArgKind::Seq, ..
@@ -196,6 +243,10 @@ impl Op {
                 kind: ArgKind::Operand,
                 ..
             } => "operand",
+            Op::Arg {
+                kind: ArgKind::Memory,
+                ..
+            } => "memory",
         }
     }
 

@@ -325,6 +325,7 @@ impl Lexer {
             dims.push(match self.next()? {
                 Tok::Ident(s) if s == "B" => Dim::Batch,
                 Tok::Ident(s) if s == "T" => Dim::Time,
+                Tok::Ident(s) if s == "S" => Dim::Source,
                 Tok::Num(n) => {
                     Dim::Fixed(n.parse().map_err(|_| self.err(format!("bad dim `{n}`")))?)
                 }
@@ -448,6 +449,40 @@ impl Lexer {
                 kind: ArgKind::Operand,
                 index: usize_("index")?,
             },
+            "memory" => Op::Arg {
+                kind: ArgKind::Memory,
+                index: usize_("index")?,
+            },
+            "unsqueeze" => Op::Unsqueeze {
+                axis: usize_("axis")?,
+            },
+            "squeeze" => Op::Squeeze {
+                axis: usize_("axis")?,
+            },
+            "sequence_mask" => Op::SequenceMask,
+            "greedy_decode" | "beam_search" => {
+                let body =
+                    body.ok_or_else(|| self.err(format!("`{name}` needs a `{{ … }}` body")))?;
+                if tail.is_some() {
+                    return Err(self.err(format!("`{name}` has no tail")));
+                }
+                let beam = if name == "beam_search" {
+                    Some(usize_("width")?)
+                } else {
+                    None
+                };
+                let decode = crate::op::Decode {
+                    n_states: usize_("states")?,
+                    n_memory: usize_("memory")?,
+                    bos: num("bos")?,
+                    eos: num("eos")?,
+                    pad: num("pad")?,
+                    max_len: usize_("max_len")?,
+                    beam,
+                    body: Box::new(body),
+                };
+                return Ok(Op::Decode(decode));
+            }
             "fused" => {
                 let body = body.ok_or_else(|| self.err("`fused` needs a `{ … }` body"))?;
                 if tail.is_some() {
@@ -473,6 +508,11 @@ impl Lexer {
                     reverse: bool_("reverse")?,
                     n_seqs: usize_("seqs")?,
                     n_states: usize_("states")?,
+                    n_memory: if attrs.iter().any(|(k, _)| k == "memory") {
+                        usize_("memory")?
+                    } else {
+                        0
+                    },
                     step,
                     body: Box::new(body),
                     tail: tail.map(Box::new),

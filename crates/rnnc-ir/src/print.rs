@@ -74,6 +74,7 @@ fn write_body(
         write!(out, " : {}", tys.join(", "))?;
         let body = match &node.op {
             Op::Scan(scan) => Some(&scan.body),
+            Op::Decode(d) => Some(&d.body),
             Op::Fused(fused) => Some(&fused.body),
             _ => None,
         };
@@ -141,14 +142,39 @@ pub fn attrs(op: &Op) -> Vec<(&'static str, String)> {
                 ("seqs", s.n_seqs.to_string()),
                 ("states", s.n_states.to_string()),
             ];
+            if s.n_memory > 0 {
+                a.push(("memory", s.n_memory.to_string()));
+            }
             if s.step > 1 {
                 a.push(("step", s.step.to_string()));
             }
             a
         }
+        Op::Decode(d) => {
+            let mut a = vec![];
+            if let Some(k) = d.beam {
+                a.push(("width", k.to_string()));
+            }
+            a.extend([
+                ("states", d.n_states.to_string()),
+                ("memory", d.n_memory.to_string()),
+                ("bos", d.bos.to_string()),
+                ("eos", d.eos.to_string()),
+                ("pad", d.pad.to_string()),
+                ("max_len", d.max_len.to_string()),
+            ]);
+            a
+        }
+        Op::Unsqueeze { axis } | Op::Squeeze { axis } => vec![("axis", axis.to_string())],
         Op::Arg { index, .. } => vec![("index", index.to_string())],
         Op::Fused(_) => vec![],
-        Op::Zeros | Op::Unary(_) | Op::Binary(_) | Op::Linear | Op::MatMul | Op::Embedding => {
+        Op::Zeros
+        | Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Linear
+        | Op::MatMul
+        | Op::Embedding
+        | Op::SequenceMask => {
             vec![]
         }
     }

@@ -17,12 +17,15 @@ impl fmt::Display for DType {
     }
 }
 
-/// One axis length. `B` (batch) and `T` (time) are bound when the model runs.
+/// One axis length. `B` (batch), `T` (time) and `S` (the source length of a
+/// sequence-to-sequence model, which differs from its target's `T`) are bound when
+/// the model runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Dim {
     Fixed(usize),
     Batch,
     Time,
+    Source,
 }
 
 impl fmt::Display for Dim {
@@ -31,6 +34,7 @@ impl fmt::Display for Dim {
             Dim::Fixed(n) => write!(f, "{n}"),
             Dim::Batch => f.write_str("B"),
             Dim::Time => f.write_str("T"),
+            Dim::Source => f.write_str("S"),
         }
     }
 }

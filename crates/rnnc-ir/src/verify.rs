@@ -105,6 +105,19 @@ fn check(g: &Graph, cx: Context, errors: &mut Vec<String>) {
                         errors.push(format!("{}: a fused region's outputs are `yield`s", at()));
                     }
                 }
+                if let Op::Decode(d) = op {
+                    check(&d.body, Context::ScanBody, errors);
+                    let labels: Vec<&str> =
+                        d.body.outputs.iter().map(|(l, _)| l.as_str()).collect();
+                    let ok = labels.iter().take(d.n_states).all(|l| *l == "next")
+                        && labels.iter().skip(d.n_states).all(|l| *l == "emit");
+                    if !ok {
+                        errors.push(format!(
+                            "{}: body outputs must be the next states, then the emits",
+                            at()
+                        ));
+                    }
+                }
                 if let Op::Scan(scan) = op {
                     check(&scan.body, Context::ScanBody, errors);
                     if let Some(tail) = &scan.tail {

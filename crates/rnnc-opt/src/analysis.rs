@@ -90,7 +90,7 @@ pub fn matmul_flops(g: &Graph, batch: usize, time: usize) -> f64 {
             .map(|d| match d {
                 Dim::Fixed(n) => *n as f64,
                 Dim::Batch => batch as f64,
-                Dim::Time => time as f64,
+                Dim::Time | Dim::Source => time as f64,
             })
             .product()
     };

@@ -89,6 +89,9 @@ pub enum StmtKind {
     },
     /// `state h: [n]` (cells only): a value carried from one time step to the next.
     State { name: Ident, ty: TensorType },
+    /// `memory m: [S, n]` (cells only): a tensor every step reads whole, such as the
+    /// encoder states an attention looks at.
+    Memory { name: Ident, ty: TensorType },
     /// `param weight: [m, n]`: a weight tensor loaded by key.
     Param { name: Ident, ty: TensorType },
     /// `layer fc = Linear(a, b)`: a sub-model whose weights live under `fc.`.

@@ -182,7 +182,7 @@ impl Cx {
         let rule = pair.as_rule();
         let mut inner = pair.into_inner();
         let kind = match rule {
-            Rule::input_decl | Rule::state_decl | Rule::param_decl => {
+            Rule::input_decl | Rule::state_decl | Rule::memory_decl | Rule::param_decl => {
                 inner.next(); // keyword
                 let name = self.ident(inner.next().expect("grammar: decl name"));
                 let ty = self.tensor_type(inner.next().expect("grammar: decl type"));
@@ -193,6 +193,7 @@ impl Cx {
                         default_zeros: inner.next().is_some(),
                     },
                     Rule::state_decl => StmtKind::State { name, ty },
+                    Rule::memory_decl => StmtKind::Memory { name, ty },
                     _ => StmtKind::Param { name, ty },
                 }
             }
@@ -544,6 +545,7 @@ fn rule_name(rule: Rule) -> Option<&'static str> {
         Rule::block => "`{`",
         Rule::input_decl => "`input`",
         Rule::state_decl => "`state`",
+        Rule::memory_decl => "`memory`",
         Rule::param_decl => "`param`",
         Rule::layer_decl => "`layer`",
         Rule::output_stmt => "`output`",

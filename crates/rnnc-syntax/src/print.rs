@@ -63,6 +63,7 @@ fn write_stmt(f: &mut Formatter<'_>, s: &Stmt, depth: usize) -> fmt::Result {
             }
         }
         StmtKind::State { name, ty } => write!(f, "state {}: {ty}", name.name)?,
+        StmtKind::Memory { name, ty } => write!(f, "memory {}: {ty}", name.name)?,
         StmtKind::Param { name, ty } => write!(f, "param {}: {ty}", name.name)?,
         StmtKind::Layer { name, value } => write!(f, "layer {} = {value}", name.name)?,
         StmtKind::Output { name, value } => {

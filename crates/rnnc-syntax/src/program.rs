@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 
 /// The standard library of cells and layers, as shipped in `models/std/`.
 pub const STD_FILES: &[(&str, &str)] = &[
+    (
+        "std/attention.rnn",
+        include_str!("../../../models/std/attention.rnn"),
+    ),
     ("std/gru.rnn", include_str!("../../../models/std/gru.rnn")),
     ("std/lstm.rnn", include_str!("../../../models/std/lstm.rnn")),
     ("std/nn.rnn", include_str!("../../../models/std/nn.rnn")),
@@ -163,8 +167,15 @@ impl Loader {
         sources: &SourceMap,
     ) -> Option<(String, Option<PathBuf>, Result<String, Vec<Diagnostic>>)> {
         if let Some(dir) = sources.file(from).path.as_deref().and_then(Path::parent) {
-            let p = dir.join(import);
-            if p.is_file() {
+            let mut candidates = vec![dir.join(import)];
+            // A std file on disk importing `std/…` means its sibling, the same file
+            // the model that imported it reads (not a second copy of it).
+            if import.starts_with("std/") && dir.file_name().is_some_and(|n| n == "std") {
+                if let Some(root) = dir.parent() {
+                    candidates.insert(0, root.join(import));
+                }
+            }
+            if let Some(p) = candidates.into_iter().find(|p| p.is_file()) {
                 let text = read_source(&p);
                 return Some((p.display().to_string(), Some(p), text));
             }

@@ -36,10 +36,21 @@ pub(crate) enum Mode {
     Cell {
         seq_types: Vec<TensorTy>,
         next_seq: usize,
+        memory_types: Vec<TensorTy>,
+        next_memory: usize,
         states: Vec<StateSlot>,
         emits: Vec<Tensor>,
         call: Span,
+        /// A cell called as a function (`gru(x, h)`) runs one step inline: its
+        /// `input`, `state` and `memory` declarations take these, in order.
+        inline: Option<InlineArgs>,
     },
+}
+
+/// The tensors of a one-step cell call, consumed by the cell's declarations.
+pub(crate) struct InlineArgs {
+    pub args: Vec<(Tensor, Span)>,
+    pub next: usize,
 }
 
 /// Tensors passed to a model called as a layer.
@@ -178,11 +189,114 @@ impl Lowerer {
         Ok(outputs)
     }
 
-    /// Lowers a cell's body into a new scan-body graph fed with `seq_types` per step.
+    /// Runs one step of a cell inline, in the graph being built: `gru(x, h)` binds
+    /// the cell's `input`, `state` and `memory` declarations in order and returns
+    /// the next states (as torch.nn.GRUCell/LSTMCell return `h'` or `(h', c')`).
+    pub(crate) fn step_cell(
+        &mut self,
+        module: &Module,
+        args: Vec<(Tensor, Span)>,
+        suffix: String,
+        call: Span,
+    ) -> LResult<Vec<Tensor>> {
+        let ModuleKind::Def { def, hparams } = &module.kind else {
+            unreachable!("only cells are stepped")
+        };
+        let n_given = args.len();
+        let n_decls = def
+            .body
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.kind,
+                    StmtKind::Input { .. } | StmtKind::State { .. } | StmtKind::Memory { .. }
+                )
+            })
+            .count();
+        if n_decls != n_given {
+            return Err(Diagnostic::error(format!(
+                "`{}` is a cell: one step of it takes {n_decls} tensor(s) (its inputs, states and memories, in order), but {n_given} were given",
+                def.name.name
+            ))
+            .with_label(call, "called here")
+            .with_note(format!(
+                "to run it over a sequence, use `scan({}(…), x)` or `rnn({}(…), x, num_layers = …)`",
+                def.name.name, def.name.name
+            ))
+            .into());
+        }
+        self.enter(call)?;
+        let mut frame = Frame {
+            vars: hparams.iter().cloned().collect(),
+            prefix: module.prefix.clone().unwrap_or_default(),
+            suffix,
+            batch_axes: 1,
+            mode: Mode::Cell {
+                seq_types: Vec::new(),
+                next_seq: 0,
+                memory_types: Vec::new(),
+                next_memory: 0,
+                states: Vec::new(),
+                emits: Vec::new(),
+                call,
+                inline: Some(InlineArgs { args, next: 0 }),
+            },
+            context: context_of(module),
+            had_error: false,
+        };
+        let result = self.block(&def.body, &mut frame);
+        self.leave();
+        result?;
+        if frame.had_error {
+            return Err(Fail(None));
+        }
+        let Mode::Cell {
+            states,
+            inline: Some(inline),
+            ..
+        } = frame.mode
+        else {
+            unreachable!()
+        };
+        if inline.next != n_given {
+            return Err(Diagnostic::error(format!(
+                "`{}` takes {} tensor(s) for one step (its inputs, states and memories, in the order it declares them), but {n_given} were given",
+                def.name.name, inline.next
+            ))
+            .with_label(call, "called here")
+            .with_label(def.name.span, "cell defined here")
+            .into());
+        }
+        let mut next = Vec::new();
+        for s in states {
+            let Some(t) = s.next else {
+                return Err(Diagnostic::error(format!(
+                    "state `{}` of cell `{}` is never updated",
+                    s.name, def.name.name
+                ))
+                .with_label(s.span, "declared here")
+                .into());
+            };
+            next.push(t);
+        }
+        if next.is_empty() {
+            return Err(Diagnostic::error(format!(
+                "cell `{}` has no state, so one step of it returns nothing",
+                def.name.name
+            ))
+            .with_label(call, "called here")
+            .into());
+        }
+        Ok(next)
+    }
+
+    /// Lowers a cell's body into a new scan-body graph fed with `seq_types` per step
+    /// and `memory_types` whole.
     pub(crate) fn run_cell(
         &mut self,
         module: &Module,
         seq_types: Vec<TensorTy>,
+        memory_types: Vec<TensorTy>,
         suffix: String,
         call: Span,
     ) -> LResult<CellBody> {
@@ -210,9 +324,12 @@ impl Lowerer {
             mode: Mode::Cell {
                 seq_types,
                 next_seq: 0,
+                memory_types,
+                next_memory: 0,
                 states: Vec::new(),
                 emits: Vec::new(),
                 call,
+                inline: None,
             },
             context: context_of(module),
             had_error: false,
@@ -227,6 +344,8 @@ impl Lowerer {
         let Mode::Cell {
             seq_types,
             next_seq,
+            memory_types,
+            next_memory,
             states,
             emits,
             ..
@@ -234,6 +353,16 @@ impl Lowerer {
         else {
             unreachable!()
         };
+        if next_memory != memory_types.len() {
+            return Err(Diagnostic::error(format!(
+                "cell `{}` declares {next_memory} memory tensor(s), but {} are given",
+                def.name.name,
+                memory_types.len()
+            ))
+            .with_label(call, "run here with `memory = (…)`")
+            .with_label(def.name.span, "cell defined here")
+            .into());
+        }
         if next_seq != seq_types.len() {
             return Err(Diagnostic::error(format!(
                 "cell `{}` reads {next_seq} input(s) per step, but {} sequence(s) are given",
@@ -292,6 +421,7 @@ impl Lowerer {
                 default_zeros,
             } => self.input_decl(name, ty, *default_zeros, frame),
             StmtKind::State { name, ty } => self.state_decl(name, ty, frame),
+            StmtKind::Memory { name, ty } => self.memory_decl(name, ty, frame),
             StmtKind::Param { name, ty } => {
                 let dims = self.concrete_dims(ty, frame, false)?;
                 let key = format!("{}{}{}", frame.prefix, name.name, frame.suffix);
@@ -498,6 +628,14 @@ impl Lowerer {
         };
         match &mut frame.mode {
             Mode::Constants => unreachable!("no statements in constant frames"),
+            Mode::Cell {
+                inline: Some(_), ..
+            } => {
+                let dims = self.cell_dims(ty, frame)?;
+                let t = self.inline_arg(name, TensorTy { dtype, dims }, ty.span, frame)?;
+                frame.vars.insert(name.name.clone(), Val::Tensor(t));
+                Ok(())
+            }
             Mode::Cell { .. } => {
                 let dims = self.cell_dims(ty, frame)?;
                 let want = TensorTy { dtype, dims };
@@ -635,29 +773,186 @@ impl Lowerer {
         }
         let dims = self.cell_dims(ty, frame)?;
         let t = TensorTy::f32(dims);
+        let inline = matches!(
+            frame.mode,
+            Mode::Cell {
+                inline: Some(_),
+                ..
+            }
+        );
+        let value = if inline {
+            self.inline_arg(name, t.clone(), ty.span, frame)?
+        } else {
+            let Mode::Cell { states, .. } = &frame.mode else {
+                unreachable!()
+            };
+            let index = states.len();
+            let node = self.graph().add_node(
+                Op::Arg {
+                    kind: ArgKind::State,
+                    index,
+                },
+                &[],
+                vec![t.clone()],
+            );
+            Tensor::new(crate::graph::Value::new(node, 0))
+        };
         let Mode::Cell { states, .. } = &mut frame.mode else {
             unreachable!()
         };
-        let index = states.len();
         states.push(StateSlot {
             name: name.name.clone(),
-            ty: t.clone(),
+            ty: t,
             next: None,
             span: name.span,
         });
+        frame.vars.insert(name.name.clone(), Val::Tensor(value));
+        Ok(())
+    }
+
+    /// `memory m: [S, n]`: in a recurrence, the next of the tensors given with
+    /// `memory = (…)`, read whole at every step.
+    fn memory_decl(
+        &mut self,
+        name: &ast::Ident,
+        ty: &TensorType,
+        frame: &mut Frame,
+    ) -> LResult<()> {
+        if !matches!(frame.mode, Mode::Cell { .. }) {
+            return Err(Diagnostic::error(
+                "`memory` belongs in a cell; a model passes such tensors as inputs",
+            )
+            .with_label(name.span, "in a model")
+            .into());
+        }
+        let dtype = match ty.dtype {
+            Some(ast::DType::I64) => DType::I64,
+            _ => DType::F32,
+        };
+        let mut dims = vec![Dim::Batch];
+        dims.extend(self.memory_dims(ty, frame)?);
+        let want = TensorTy { dtype, dims };
+        if matches!(
+            frame.mode,
+            Mode::Cell {
+                inline: Some(_),
+                ..
+            }
+        ) {
+            let t = self.inline_arg(name, want, ty.span, frame)?;
+            frame.vars.insert(name.name.clone(), Val::Tensor(t));
+            return Ok(());
+        }
+        let Mode::Cell {
+            memory_types,
+            next_memory,
+            call,
+            ..
+        } = &mut frame.mode
+        else {
+            unreachable!()
+        };
+        let index = *next_memory;
+        *next_memory += 1;
+        let call = *call;
+        let Some(got) = memory_types.get(index).cloned() else {
+            return Err(Diagnostic::error(format!(
+                "the cell reads memory `{}`, but no memory is given for it",
+                name.name
+            ))
+            .with_label(call, "pass it here with `memory = (…)`")
+            .with_label(name.span, "memory declared here")
+            .into());
+        };
+        if got != want {
+            return Err(Diagnostic::error(format!(
+                "cell memory `{}` is declared {want}, but {got} is given",
+                name.name
+            ))
+            .with_label(call, format!("the memory given is {got}"))
+            .with_label(ty.span, "declared here")
+            .into());
+        }
         let node = self.graph().add_node(
             Op::Arg {
-                kind: ArgKind::State,
+                kind: ArgKind::Memory,
                 index,
             },
             &[],
-            vec![t],
+            vec![want],
         );
         frame.vars.insert(
             name.name.clone(),
             Val::Tensor(Tensor::new(crate::graph::Value::new(node, 0))),
         );
         Ok(())
+    }
+
+    /// The next tensor of a one-step cell call, checked against its declaration.
+    fn inline_arg(
+        &mut self,
+        name: &ast::Ident,
+        want: TensorTy,
+        decl: Span,
+        frame: &mut Frame,
+    ) -> LResult<Tensor> {
+        let Mode::Cell {
+            inline: Some(inline),
+            call,
+            ..
+        } = &mut frame.mode
+        else {
+            unreachable!("only for inline cells")
+        };
+        let call = *call;
+        let index = inline.next;
+        inline.next += 1;
+        let Some((t, span)) = inline.args.get(index).copied() else {
+            return Err(Diagnostic::error(format!(
+                "one step of this cell needs a tensor for `{}` (argument {})",
+                name.name,
+                index + 1
+            ))
+            .with_label(call, "called here")
+            .with_label(name.span, "declared here")
+            .into());
+        };
+        let got = self.ty(t).clone();
+        if got != want {
+            return Err(Diagnostic::error(format!(
+                "`{}` is declared {want}, but {got} is given",
+                name.name
+            ))
+            .with_label(span, format!("this is {got}"))
+            .with_label(decl, "declared here")
+            .into());
+        }
+        Ok(t)
+    }
+
+    /// A memory's per-example dims: fixed sizes and the source length `S`.
+    fn memory_dims(&mut self, ty: &TensorType, frame: &mut Frame) -> LResult<Vec<Dim>> {
+        let mut out = Vec::new();
+        for d in &ty.dims {
+            match d {
+                DimExpr::Expr(e) => {
+                    match self.dim(e, frame)? {
+                        Dim::Batch | Dim::Time => return Err(Diagnostic::error(
+                            "a memory's shape is per example and fixed over time: use `S` or sizes",
+                        )
+                        .with_label(e.span, "here")
+                        .into()),
+                        d => out.push(d),
+                    }
+                }
+                DimExpr::Ellipsis(s) => {
+                    return Err(Diagnostic::error("`...` cannot appear in a memory's shape")
+                        .with_label(*s, "here")
+                        .into())
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// A cell's per-example shape with the implicit batch axis put in front.
@@ -729,6 +1024,7 @@ impl Lowerer {
                 match n.as_str() {
                     "B" => return Ok(Dim::Batch),
                     "T" => return Ok(Dim::Time),
+                    "S" => return Ok(Dim::Source),
                     _ => {}
                 }
             }
@@ -779,6 +1075,7 @@ fn bound_names(s: &Stmt) -> Vec<String> {
     match &s.kind {
         StmtKind::Input { name, .. }
         | StmtKind::State { name, .. }
+        | StmtKind::Memory { name, .. }
         | StmtKind::Param { name, .. }
         | StmtKind::Layer { name, .. } => vec![name.name.clone()],
         StmtKind::Assign { targets, .. } => targets.iter().map(|t| t.name.clone()).collect(),

@@ -1,19 +1,89 @@
 //! Built-in functions: activations, shape ops, and the two recurrences, `scan`
 //! (one pass of a cell over time) and `rnn` (PyTorch-style stacked, optionally
 //! bidirectional layers of a cell, with PyTorch's `_l{k}` / `_reverse` weight keys).
+//! The generation loops (`greedy_decode`, `beam_search`) live in `decode.rs`.
 
 use super::body::Frame;
 use super::value::{LResult, Module, ModuleKind, Tensor, Val};
 use super::Lowerer;
+use crate::graph::Value;
 use crate::infer::step_type;
-use crate::op::{Op, Scan, UnaryOp};
+use crate::op::{BinaryOp, Op, Scan, UnaryOp};
 use crate::types::{Dim, TensorTy};
 use rnnc_syntax::ast::{Arg, DimExpr, ExprKind, StmtKind};
 use rnnc_syntax::{Diagnostic, Span};
 use std::rc::Rc;
 
 /// Arguments after matching against a signature: by parameter position.
-type Bound = Vec<Option<(Val, Span)>>;
+pub(crate) type Bound = Vec<Option<(Val, Span)>>;
+
+const SCAN_USAGE: &str =
+    "scan(cell, x, …, init = (h0, …), memory = (m, …), lengths = len, reverse = false)";
+
+/// What a scan takes besides its cell and sequences.
+struct ScanExtras {
+    init: Option<(Vec<Tensor>, Span)>,
+    memory: Vec<Tensor>,
+    lengths: Option<(Tensor, Span)>,
+}
+
+/// Makes a lowered cell body respect per-sequence lengths: it reads one more
+/// sequence, the mask `m` (`[B, 1]`: 1 while `t < lengths[b]`), keeps each state
+/// where `m` is 0 (`m * next + (1 - m) * state`, exact for m in {0, 1}) and emits
+/// zeros there, as PyTorch's packed sequences do. Reverse scans start each sequence
+/// at its own last step because the steps past its end leave the state unchanged.
+fn mask_body(body: &mut super::body::CellBody, mask_index: usize) -> Result<(), String> {
+    let g = &mut body.graph;
+    for t in &body.state_types {
+        if t.rank() != 2 {
+            return Err(format!(
+                "`lengths` needs states of shape [B, n]; this cell has a state {t}"
+            ));
+        }
+    }
+    let n_states = body.state_types.len();
+    for (_, v) in &g.outputs[n_states..] {
+        let t = g.ty(*v);
+        if t.rank() != 2 || t.dtype != crate::types::DType::F32 {
+            return Err(format!(
+                "`lengths` needs emits of shape [B, n]; this cell emits {t}"
+            ));
+        }
+    }
+    let m_node = g.add_node(
+        Op::Arg {
+            kind: crate::op::ArgKind::Seq,
+            index: mask_index,
+        },
+        &[],
+        vec![TensorTy::f32(vec![Dim::Batch, Dim::Fixed(1)])],
+    );
+    let m = Value::new(m_node, 0);
+    let one = g.add1(Op::Const(1.0), &[])?;
+    let keep = g.add1(Op::Binary(BinaryOp::Sub), &[one, m])?;
+    for i in 0..g.outputs.len() {
+        let next = g.outputs[i].1;
+        let masked = g.add1(Op::Binary(BinaryOp::Mul), &[m, next])?;
+        g.outputs[i].1 = if i < n_states {
+            let state = state_arg(g, i, &body.state_types[i]);
+            let kept = g.add1(Op::Binary(BinaryOp::Mul), &[keep, state])?;
+            g.add1(Op::Binary(BinaryOp::Add), &[masked, kept])?
+        } else {
+            masked
+        };
+    }
+    Ok(())
+}
+
+/// The body's `state i` argument, made when the cell never reads that state.
+fn state_arg(g: &mut crate::graph::Graph, i: usize, ty: &TensorTy) -> Value {
+    let kind = crate::op::ArgKind::State;
+    let found = g
+        .node_ids()
+        .find(|id| matches!(g.node(*id).op, Op::Arg { kind: k, index } if k == kind && index == i));
+    let id = found.unwrap_or_else(|| g.add_node(Op::Arg { kind, index: i }, &[], vec![ty.clone()]));
+    Value::new(id, 0)
+}
 
 impl Lowerer {
     pub(crate) fn builtin(
@@ -127,6 +197,48 @@ impl Lowerer {
                     span,
                 )?))
             }
+            "unsqueeze" | "squeeze" => {
+                let a = self.sig(name, args, frame, span, &["x", "dim"], 2)?;
+                let t = self.tensor_at(&a, 0)?;
+                let op = if name == "squeeze" {
+                    Op::Squeeze {
+                        axis: self.axis_at(&a, 1, t, frame, 0)?,
+                    }
+                } else {
+                    // A new axis may also go last: dims run over rank + 1 places.
+                    let (dim, ds) = match &a[1] {
+                        Some((Val::Int(d), s)) => (*d, *s),
+                        Some((v, s)) => return Err(self.expected("an int axis", v, *s)),
+                        None => unreachable!("required"),
+                    };
+                    let rank = self.ty(t).rank() as i64 + 1;
+                    let hidden = self.hidden_axes(t, frame) as i64;
+                    let axis = if dim < 0 { rank + dim } else { dim + hidden };
+                    if axis < hidden || axis >= rank {
+                        return Err(Diagnostic::error(format!(
+                            "dim {dim} is out of range for a new axis of {}",
+                            self.ty(t)
+                        ))
+                        .with_label(ds, "this dim")
+                        .into());
+                    }
+                    Op::Unsqueeze {
+                        axis: axis as usize,
+                    }
+                };
+                Ok(Val::Tensor(self.op(op, &[t], span)?))
+            }
+            "sequence_mask" => {
+                let a = self.sig(name, args, frame, span, &["lengths", "x"], 2)?;
+                let lengths = self.tensor_at(&a, 0)?;
+                let x = self.tensor_at(&a, 1)?;
+                Ok(Val::Tensor(self.op(
+                    Op::SequenceMask,
+                    &[lengths, x],
+                    span,
+                )?))
+            }
+            "greedy_decode" | "beam_search" => self.decode_builtin(name, args, frame, span),
             "embedding" => {
                 let a = self.sig(name, args, frame, span, &["weight", "ids"], 2)?;
                 let table = self.tensor_at(&a, 0)?;
@@ -174,12 +286,14 @@ impl Lowerer {
     /// `scan(cell, xs…, init = (h0, …), reverse = false)` → `(emits…, final states…)`.
     fn scan_builtin(&mut self, args: &[Arg], frame: &mut Frame, span: Span) -> LResult<Val> {
         let mut positional = Vec::new();
-        let (mut init, mut reverse) = (None, false);
+        let (mut init, mut reverse, mut memory, mut lengths) = (None, false, Vec::new(), None);
         for a in args {
             let v = self.eval(&a.value, frame)?;
             match a.name.as_ref().map(|n| n.name.as_str()) {
                 None => positional.push((v, a.value.span)),
                 Some("init") => init = Some((v, a.value.span)),
+                Some("memory") => memory = self.tensor_tuple(v, a.value.span)?,
+                Some("lengths") => lengths = Some((self.tensor_of(v, a.value.span)?, a.value.span)),
                 Some("reverse") => match v {
                     Val::Bool(b) => reverse = b,
                     v => return Err(self.expected("a bool", &v, a.value.span)),
@@ -188,7 +302,7 @@ impl Lowerer {
                     return Err(
                         Diagnostic::error(format!("`scan` has no argument `{other}`"))
                             .with_label(a.value.span, "unknown argument")
-                            .with_note("scan(cell, x, …, init = (h0, …), reverse = false)")
+                            .with_note(SCAN_USAGE)
                             .into(),
                     )
                 }
@@ -198,7 +312,7 @@ impl Lowerer {
             return Err(
                 Diagnostic::error("`scan` needs a cell and at least one sequence")
                     .with_label(span, "here")
-                    .with_note("scan(cell, x, …, init = (h0, …), reverse = false)")
+                    .with_note(SCAN_USAGE)
                     .into(),
             );
         }
@@ -212,7 +326,18 @@ impl Lowerer {
             None => None,
             Some((v, s)) => Some((self.tensor_tuple(v, s)?, s)),
         };
-        let outs = self.scan_op(&cell, seqs, init, reverse, frame.suffix.clone(), span)?;
+        let outs = self.scan_op(
+            &cell,
+            seqs,
+            ScanExtras {
+                init,
+                memory,
+                lengths,
+            },
+            reverse,
+            frame.suffix.clone(),
+            span,
+        )?;
         Ok(if outs.len() == 1 {
             Val::Tensor(outs[0])
         } else {
@@ -228,9 +353,20 @@ impl Lowerer {
             args,
             frame,
             span,
-            &["cell", "x", "num_layers", "bidirectional", "init"],
+            &[
+                "cell",
+                "x",
+                "num_layers",
+                "bidirectional",
+                "init",
+                "lengths",
+            ],
             2,
         )?;
+        let lengths = match &a[5] {
+            None => None,
+            Some((v, s)) => Some((self.tensor_of(v.clone(), *s)?, *s)),
+        };
         let (cell_v, cs) = a[0].clone().expect("required");
         let cell = self.cell_module(cell_v, cs, frame)?;
         let x = self.tensor_at(&a, 1)?;
@@ -311,7 +447,12 @@ impl Lowerer {
                         *s,
                     )),
                 };
-                let res = self.scan_op(&layer_cell, vec![seq], init_ld, d == 1, suffix, span)?;
+                let extras = ScanExtras {
+                    init: init_ld,
+                    memory: Vec::new(),
+                    lengths,
+                };
+                let res = self.scan_op(&layer_cell, vec![seq], extras, d == 1, suffix, span)?;
                 let n_states = finals.len().max(res.len() - 1);
                 if finals.is_empty() {
                     finals = vec![Vec::new(); n_states];
@@ -359,12 +500,17 @@ impl Lowerer {
     fn scan_op(
         &mut self,
         cell: &Module,
-        seqs: Vec<Tensor>,
-        init: Option<(Vec<Tensor>, Span)>,
+        mut seqs: Vec<Tensor>,
+        extras: ScanExtras,
         reverse: bool,
         suffix: String,
         span: Span,
     ) -> LResult<Vec<Tensor>> {
+        let ScanExtras {
+            init,
+            memory,
+            lengths,
+        } = extras;
         let mut seq_types = Vec::new();
         for s in &seqs {
             let t = self.ty(*s).clone();
@@ -372,7 +518,18 @@ impl Lowerer {
                 step_type(&t).map_err(|m| Diagnostic::error(m).with_label(span, "scanned here"))?,
             );
         }
-        let body = self.run_cell(cell, seq_types, suffix, span)?;
+        let memory_types: Vec<TensorTy> = memory.iter().map(|m| self.ty(*m).clone()).collect();
+        let mut body = self.run_cell(cell, seq_types, memory_types, suffix, span)?;
+        if let Some((lengths, ls)) = lengths {
+            let mask = self.op(Op::SequenceMask, &[lengths, seqs[0]], ls)?;
+            let mask = self.op(Op::Unsqueeze { axis: 2 }, &[mask], ls)?;
+            mask_body(&mut body, seqs.len()).map_err(|m| {
+                Diagnostic::error(m)
+                    .with_label(ls, "lengths given here")
+                    .with_label(span, "for this recurrence")
+            })?;
+            seqs.push(mask);
+        }
         let inits = match init {
             Some((states, s)) => {
                 if states.len() != body.state_types.len() {
@@ -405,15 +562,17 @@ impl Lowerer {
                 })
                 .collect(),
         };
-        let scan = Scan::new(reverse, seqs.len(), body.state_types.len(), body.graph);
+        let mut scan = Scan::new(reverse, seqs.len(), body.state_types.len(), body.graph);
+        scan.n_memory = memory.len();
         let _ = body.n_emits;
         let mut operands = seqs;
         operands.extend(inits);
+        operands.extend(memory);
         self.op_n(Op::Scan(scan), &operands, span)
     }
 
     /// The cell module a recurrence runs, with its weights under the current prefix.
-    fn cell_module(&mut self, v: Val, span: Span, frame: &Frame) -> LResult<Rc<Module>> {
+    pub(crate) fn cell_module(&mut self, v: Val, span: Span, frame: &Frame) -> LResult<Rc<Module>> {
         match v {
             Val::Module(m) if matches!(m.kind, ModuleKind::Def { .. }) => {
                 if m.prefix.is_some() {
@@ -437,7 +596,7 @@ impl Lowerer {
         }
     }
 
-    fn tensor_tuple(&mut self, v: Val, span: Span) -> LResult<Vec<Tensor>> {
+    pub(crate) fn tensor_tuple(&mut self, v: Val, span: Span) -> LResult<Vec<Tensor>> {
         match v {
             Val::Tuple(items) => items.into_iter().map(|i| self.tensor_of(i, span)).collect(),
             v => Ok(vec![self.tensor_of(v, span)?]),
@@ -445,7 +604,7 @@ impl Lowerer {
     }
 
     /// Matches call arguments to a signature; the first `required` are mandatory.
-    fn sig(
+    pub(crate) fn sig(
         &mut self,
         name: &str,
         args: &[Arg],
@@ -541,7 +700,7 @@ impl Lowerer {
         Ok(axis as usize)
     }
 
-    fn expected(&self, what: &str, v: &Val, span: Span) -> super::value::Fail {
+    pub(crate) fn expected(&self, what: &str, v: &Val, span: Span) -> super::value::Fail {
         Diagnostic::error(format!("expected {what}, found {}", self.describe(v)))
             .with_label(span, "here")
             .into()

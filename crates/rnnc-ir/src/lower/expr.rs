@@ -26,7 +26,12 @@ pub(crate) const BUILTINS: &[&str] = &[
     "flip",
     "transpose",
     "embedding",
+    "unsqueeze",
+    "squeeze",
+    "sequence_mask",
     "scan",
+    "greedy_decode",
+    "beam_search",
     "rnn",
     "Sequential",
 ];
@@ -475,6 +480,18 @@ impl Lowerer {
         suffix: String,
     ) -> LResult<Vec<Tensor>> {
         match &m.kind {
+            ModuleKind::Def { def, .. } if def.kind == rnnc_syntax::ast::DefKind::Cell => {
+                if let Some((n, _, s)) = named.first() {
+                    return Err(Diagnostic::error(format!(
+                        "one step of a cell takes its tensors in order, not by name (`{n}`)"
+                    ))
+                    .with_label(*s, "named argument")
+                    .into());
+                }
+                let mut named_m = m.clone();
+                named_m.prefix = Some(prefix.to_string());
+                self.step_cell(&named_m, positional, suffix, span)
+            }
             ModuleKind::Def { .. } => {
                 let mut named_m = m.clone();
                 named_m.prefix = Some(prefix.to_string());

@@ -4,6 +4,7 @@
 
 mod body;
 mod builtins;
+mod decode;
 mod expr;
 mod value;
 

@@ -193,7 +193,8 @@ fn hoist(g: &mut Graph, scan_id: NodeId) -> Result<bool, String> {
     }
     dce::sweep(&mut new_body);
     let new_seqs = drop_unread_sequences(&mut new_body, new_seqs);
-    let new_scan = Scan::new(scan.reverse, new_seqs.len(), scan.n_states, new_body);
+    let mut new_scan = Scan::new(scan.reverse, new_seqs.len(), scan.n_states, new_body);
+    new_scan.n_memory = scan.n_memory;
     let mut all = new_seqs;
     all.extend_from_slice(inits);
     let results = g.add(Op::Scan(new_scan), &all)?;

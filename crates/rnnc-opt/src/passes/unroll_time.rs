@@ -125,6 +125,8 @@ fn unroll_by(g: &mut Graph, id: NodeId, k: usize) -> Result<bool, String> {
     let (n_seqs, n_states) = (scan.n_seqs, scan.n_states);
     let mut body = Graph::new("body");
     let mut shared = HashMap::new();
+    // Memories are the same at every step: one argument node serves every copy.
+    let mut memory: HashMap<usize, Value> = HashMap::new();
     let mut state: Vec<Option<Value>> = vec![None; n_states];
     let mut emits = Vec::new();
     for j in 0..k {
@@ -146,6 +148,9 @@ fn unroll_by(g: &mut Graph, id: NodeId, k: usize) -> Result<bool, String> {
                     Some(v) => v,
                     None => Value::new(b.add_node(Op::Arg { kind, index }, &[], vec![ty]), 0),
                 },
+                ArgKind::Memory => *memory.entry(index).or_insert_with(|| {
+                    Value::new(b.add_node(Op::Arg { kind, index }, &[], vec![ty]), 0)
+                }),
                 ArgKind::Operand => return Err("scan bodies have no operand arguments".into()),
             })
         })?;
@@ -187,7 +192,8 @@ fn unroll_fully(g: &mut Graph, id: NodeId, n: usize) -> Result<bool, String> {
         unreachable!("a scan")
     };
     let operands = g.operands(id);
-    let (seqs, inits) = operands.split_at(scan.n_seqs);
+    let (seqs, rest) = operands.split_at(scan.n_seqs);
+    let (inits, memory) = rest.split_at(scan.n_states);
     let mut states: Vec<Value> = inits.to_vec();
     let n_emits = scan.n_emits();
     let mut emits_at: Vec<Vec<Value>> = vec![Vec::new(); n];
@@ -209,6 +215,7 @@ fn unroll_fully(g: &mut Graph, id: NodeId, n: usize) -> Result<bool, String> {
                     &[seqs[index]],
                 ),
                 ArgKind::State => Ok(current[index]),
+                ArgKind::Memory => Ok(memory[index]),
                 ArgKind::Operand => Err("scan bodies have no operand arguments".into()),
             },
         )?;

@@ -1,0 +1,249 @@
+//! `models/seq2seq_attention.rnn` against its PyTorch reference
+//! (`tests/fixtures/seq2seq_reference.py`, fixtures by `make_seq2seq.py`):
+//! teacher-forced logits and attention, greedy and beam-search outputs, on the
+//! interpreter and the CPU backend at -O0/-O1/-O2; beam width 1 is greedy; beams
+//! come out best first; a padded batch equals its sequences run one by one.
+
+mod common;
+
+use ndarray::{s, ArrayD, IxDyn};
+use rnnc_cli::args::ModelArgs;
+use rnnc_interp::Tensor;
+use std::collections::HashMap;
+
+/// Runs the seq2seq model in `mode` (extra `--param`s appended) on `inputs`.
+fn run(
+    mode: &str,
+    extra: &[&str],
+    inputs: &HashMap<String, Tensor>,
+    level: u8,
+    backend: &str,
+) -> HashMap<String, Tensor> {
+    let mut params = common::seq2seq_params(mode);
+    params.extend(extra.iter().map(|p| p.to_string()));
+    let mut g = rnnc_cli::compile(&ModelArgs {
+        model: common::root().join("models/seq2seq_attention.rnn"),
+        params,
+        config: None,
+    })
+    .unwrap();
+    let passes = rnnc_opt::Opt::Level(level).build().unwrap();
+    rnnc_opt::run_pipeline(&mut g, &passes, &Default::default(), &mut String::new()).unwrap();
+    let w = rnnc_cli::weights::load(
+        &common::seq2seq_dir().join("weights.safetensors"),
+        &g.weights(),
+    )
+    .unwrap();
+    let verified = rnnc_ir::verify(&g).unwrap();
+    let outs = match backend {
+        "interp" => rnnc_interp::run(&verified, inputs, &w),
+        _ => rnnc_backend_cpu::CpuBackend::new(verified, &w)
+            .unwrap()
+            .run(inputs),
+    }
+    .unwrap_or_else(|e| panic!("{mode} -O{level} {backend}: {e}"));
+    outs.into_iter().collect()
+}
+
+fn fixture(name: &str) -> Tensor {
+    rnnc_cli::npy::read(&common::seq2seq_dir().join(format!("{name}.npy"))).unwrap()
+}
+
+fn inputs(with_target: bool) -> HashMap<String, Tensor> {
+    let mut m = HashMap::new();
+    for name in ["src", "src_lengths"] {
+        m.insert(name.to_string(), fixture(name));
+    }
+    if with_target {
+        m.insert("tgt_in".to_string(), fixture("tgt_in"));
+    }
+    m
+}
+
+fn f32s(t: &Tensor) -> &ArrayD<f32> {
+    t.f32()
+}
+
+fn ids(t: &Tensor) -> &ArrayD<i64> {
+    match t {
+        Tensor::I64(a) => a,
+        Tensor::F32(_) => panic!("expected token ids"),
+    }
+}
+
+fn max_diff(a: &ArrayD<f32>, b: &ArrayD<f32>) -> f32 {
+    assert_eq!(a.shape(), b.shape());
+    a.iter()
+        .zip(b.iter())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn teacher_forced_logits_match_pytorch() {
+    for level in 0..=2 {
+        for backend in ["interp", "cpu"] {
+            let out = run("teacher", &[], &inputs(true), level, backend);
+            for name in ["logits", "attention"] {
+                let d = max_diff(f32s(&out[name]), f32s(&fixture(name)));
+                assert!(d <= 1e-5, "{name} -O{level} {backend}: max diff {d}");
+            }
+        }
+    }
+}
+
+#[test]
+fn greedy_decoding_matches_pytorch() {
+    for level in [0, 2] {
+        for backend in ["interp", "cpu"] {
+            let out = run("greedy", &[], &inputs(false), level, backend);
+            let label = format!("-O{level} {backend}");
+            assert_eq!(
+                ids(&out["tokens"]),
+                ids(&fixture("greedy_tokens")),
+                "{label}"
+            );
+            assert_eq!(
+                ids(&out["lengths"]),
+                ids(&fixture("greedy_lengths")),
+                "{label}"
+            );
+            let d = max_diff(f32s(&out["scores"]), f32s(&fixture("greedy_scores")));
+            assert!(d <= 1e-5, "{label}: scores differ by {d}");
+        }
+    }
+}
+
+#[test]
+fn beam_search_matches_pytorch_best_first() {
+    let out = run("beam", &[], &inputs(false), 2, "interp");
+    assert_eq!(ids(&out["tokens"]), ids(&fixture("beam_tokens")));
+    assert_eq!(ids(&out["lengths"]), ids(&fixture("beam_lengths")));
+    let scores = f32s(&out["scores"]);
+    let d = max_diff(scores, f32s(&fixture("beam_scores")));
+    assert!(d <= 1e-5, "beam scores differ by {d}");
+    for row in scores.rows() {
+        assert!(
+            row.windows(2).into_iter().all(|w| w[0] >= w[1]),
+            "scores must not increase with rank: {row}"
+        );
+    }
+    // The fixture is chosen so that search matters: some best beam is not greedy's.
+    let greedy = fixture("greedy_tokens");
+    let best = ids(&out["tokens"])
+        .slice(s![.., 0, ..])
+        .to_owned()
+        .into_dyn();
+    assert_ne!(&best, ids(&greedy));
+}
+
+#[test]
+fn beam_width_one_is_greedy() {
+    let greedy = run("greedy", &[], &inputs(false), 0, "interp");
+    let beam = run("beam", &["beam_width=1"], &inputs(false), 0, "interp");
+    let tokens = ids(&beam["tokens"])
+        .slice(s![.., 0, ..])
+        .to_owned()
+        .into_dyn();
+    assert_eq!(&tokens, ids(&greedy["tokens"]));
+    let lengths = ids(&beam["lengths"]).slice(s![.., 0]).to_owned().into_dyn();
+    assert_eq!(&lengths, ids(&greedy["lengths"]));
+    let scores = f32s(&beam["scores"]).slice(s![.., 0]).to_owned().into_dyn();
+    assert_eq!(
+        &scores,
+        f32s(&greedy["scores"]),
+        "the same sums, in the same order"
+    );
+}
+
+/// Example `b` alone: its source cut to its own length, no padding at all.
+fn one(b: usize, with_target: bool) -> HashMap<String, Tensor> {
+    let all = inputs(with_target);
+    let len = ids(&all["src_lengths"])[[b]] as usize;
+    let src = ids(&all["src"]).slice(s![b..b + 1, ..len]).to_owned();
+    let mut m = HashMap::new();
+    m.insert("src".into(), Tensor::I64(src.into_dyn()));
+    m.insert(
+        "src_lengths".into(),
+        Tensor::I64(ArrayD::from_elem(IxDyn(&[1]), len as i64)),
+    );
+    if with_target {
+        let tgt = ids(&all["tgt_in"]).slice(s![b..b + 1, ..]).to_owned();
+        m.insert("tgt_in".into(), Tensor::I64(tgt.into_dyn()));
+    }
+    m
+}
+
+#[test]
+fn a_padded_batch_equals_its_sequences_one_by_one() {
+    let lengths = ids(&fixture("src_lengths")).clone();
+    let batch = lengths.len();
+    assert!(
+        lengths.iter().any(|n| *n < lengths[[0]]),
+        "the fixture pads some sources"
+    );
+    let teacher = run("teacher", &[], &inputs(true), 2, "interp");
+    let greedy = run("greedy", &[], &inputs(false), 2, "interp");
+    let beam = run("beam", &[], &inputs(false), 2, "interp");
+    for b in 0..batch {
+        let alone = run("teacher", &[], &one(b, true), 2, "interp");
+        let len = lengths[[b]] as usize;
+        let row = f32s(&teacher["logits"])
+            .slice(s![b..b + 1, .., ..])
+            .to_owned();
+        let d = max_diff(&row.into_dyn(), f32s(&alone["logits"]));
+        assert!(d <= 1e-5, "example {b}: logits differ by {d}");
+        // Attention over the padded source: the padding gets exactly zero weight.
+        let attn = f32s(&teacher["attention"]);
+        assert!(attn.slice(s![b, .., len..]).iter().all(|w| *w == 0.0));
+        let row = attn.slice(s![b..b + 1, .., ..len]).to_owned();
+        let d = max_diff(&row.into_dyn(), f32s(&alone["attention"]));
+        assert!(d <= 1e-5, "example {b}: attention differs by {d}");
+
+        let alone = run("greedy", &[], &one(b, false), 2, "interp");
+        let row = ids(&greedy["tokens"]).slice(s![b..b + 1, ..]).to_owned();
+        assert_eq!(
+            &row.into_dyn(),
+            ids(&alone["tokens"]),
+            "greedy, example {b}"
+        );
+        let alone = run("beam", &[], &one(b, false), 2, "interp");
+        let row = ids(&beam["tokens"]).slice(s![b..b + 1, .., ..]).to_owned();
+        assert_eq!(&row.into_dyn(), ids(&alone["tokens"]), "beam, example {b}");
+    }
+}
+
+#[test]
+fn bad_lengths_and_tokens_are_errors_not_panics() {
+    let g = rnnc_cli::compile(&ModelArgs {
+        model: common::root().join("models/seq2seq_attention.rnn"),
+        params: common::seq2seq_params("greedy"),
+        config: None,
+    })
+    .unwrap();
+    let w = rnnc_cli::weights::load(
+        &common::seq2seq_dir().join("weights.safetensors"),
+        &g.weights(),
+    )
+    .unwrap();
+    let verified = rnnc_ir::verify(&g).unwrap();
+    let with = |name: &str, t: Tensor| {
+        let mut m = inputs(false);
+        m.insert(name.to_string(), t);
+        rnnc_interp::run(&verified, &m, &w).unwrap_err().0
+    };
+    let lengths = |v: Vec<i64>| Tensor::I64(ArrayD::from_shape_vec(IxDyn(&[4]), v).unwrap());
+    let e = with("src_lengths", lengths(vec![6, 0, 2, 5]));
+    assert!(e.contains("lengths[1] = 0") && e.contains("empty"), "{e}");
+    let e = with("src_lengths", lengths(vec![6, 9, 2, 5]));
+    assert!(
+        e.contains("lengths[1] = 9") && e.contains("between 1 and 6"),
+        "{e}"
+    );
+    let mut src = ids(&fixture("src")).clone();
+    src[[2, 1]] = 99;
+    let e = with("src", Tensor::I64(src));
+    assert!(e.contains("99"), "{e}");
+    let e = with("src", Tensor::I64(ArrayD::zeros(IxDyn(&[4, 0]))));
+    assert!(e.contains("empty source sequence"), "{e}");
+}
