@@ -17,6 +17,19 @@ fn params_for(path: &Path) -> Vec<(String, HValue)> {
         "lstm" => "torch_lstm_bidir2_h0",
         "gru" => "torch_gru_bidir2_h0",
         "lstm_seed_equations" => "lstm_seed_equations",
+        "seq2seq_attention" => {
+            return common::seq2seq_params("beam")
+                .iter()
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap();
+                    let h = match v.parse() {
+                        Ok(n) => HValue::Int(n),
+                        Err(_) => HValue::Str(v.to_string()),
+                    };
+                    (k.to_string(), h)
+                })
+                .collect()
+        }
         s if common::root()
             .join(format!("tests/fixtures/seed0/{s}"))
             .is_dir() =>

@@ -169,21 +169,34 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
         (times[times.len() / 2 - 1] + times[times.len() / 2]) / 2.0
     };
     let steps = if a.stream { 1 } else { a.seq };
-    let gflops = rnnc_opt::matmul_flops(&g, a.batch, steps) / (median * 1e6);
+    // A decode loop stops when its sequences end, so its work is not known ahead:
+    // no FLOP rate is printed for such models rather than a wrong one.
+    let mut decodes = false;
+    g.walk(&mut |sub| {
+        decodes |= sub
+            .node_ids()
+            .any(|id| matches!(sub.node(id).op, rnnc_ir::Op::Decode(_)))
+    });
+    let rate = (!decodes).then(|| rnnc_opt::matmul_flops(&g, a.batch, steps) / (median * 1e6));
+    let gflops = rate.map_or("null".to_string(), |r| format!("{r:.6}"));
+    let gflops_text = rate.map_or(
+        "no GFLOP/s (a decode loop's work depends on when its sequences end)".to_string(),
+        |r| format!("{r:.2} GFLOP/s in products"),
+    );
     if a.json && a.stream {
         println!(
-            "{{\"model\": {:?}, \"backend\": {:?}, \"batch\": {}, \"stream\": true, \"threads\": {}, \"median_ms\": {median:.6}, \"median_us_per_step\": {:.3}, \"min_ms\": {:.6}, \"runs\": {}, \"gflops\": {gflops:.6}, \"compile_ms\": {compile_ms:.6}}}",
+            "{{\"model\": {:?}, \"backend\": {:?}, \"batch\": {}, \"stream\": true, \"threads\": {}, \"median_ms\": {median:.6}, \"median_us_per_step\": {:.3}, \"min_ms\": {:.6}, \"runs\": {}, \"gflops\": {gflops}, \"compile_ms\": {compile_ms:.6}}}",
             g.name, a.backend, a.batch, threads, median * 1e3, times[0], times.len()
         );
     } else if a.stream {
-        println!("{} on {} streaming (B={}, one step per call, threads: {}): median {:.2} µs per step, min {:.2} µs over {} steps, {gflops:.2} GFLOP/s in products; compiled in {compile_ms:.1} ms", g.name, a.backend, a.batch, threads, median * 1e3, times[0] * 1e3, times.len());
+        println!("{} on {} streaming (B={}, one step per call, threads: {}): median {:.2} µs per step, min {:.2} µs over {} steps, {gflops_text}; compiled in {compile_ms:.1} ms", g.name, a.backend, a.batch, threads, median * 1e3, times[0] * 1e3, times.len());
     } else if a.json {
         println!(
-            "{{\"model\": {:?}, \"backend\": {:?}, \"batch\": {}, \"seq\": {}, \"threads\": {}, \"median_ms\": {median:.6}, \"min_ms\": {:.6}, \"runs\": {}, \"gflops\": {gflops:.6}, \"compile_ms\": {compile_ms:.6}}}",
+            "{{\"model\": {:?}, \"backend\": {:?}, \"batch\": {}, \"seq\": {}, \"threads\": {}, \"median_ms\": {median:.6}, \"min_ms\": {:.6}, \"runs\": {}, \"gflops\": {gflops}, \"compile_ms\": {compile_ms:.6}}}",
             g.name, a.backend, a.batch, a.seq, threads, times[0], times.len()
         );
     } else {
-        println!("{} on {} (B={}, T={}, threads: {}): median {median:.3} ms, min {:.3} ms over {} runs, {gflops:.2} GFLOP/s in products; compiled in {compile_ms:.1} ms", g.name, a.backend, a.batch, a.seq, threads, times[0], times.len());
+        println!("{} on {} (B={}, T={}, threads: {}): median {median:.3} ms, min {:.3} ms over {} runs, {gflops_text}; compiled in {compile_ms:.1} ms", g.name, a.backend, a.batch, a.seq, threads, times[0], times.len());
     }
     Ok(())
 }
