@@ -128,18 +128,8 @@ impl Lowerer {
         let ModuleKind::Def { def, hparams } = &module.kind else {
             unreachable!("Sequential is chained by the caller")
         };
-        if def.kind != DefKind::Model {
-            return Err(Diagnostic::error(format!(
-                "`{}` is a cell: it runs one time step, so run it over a sequence",
-                def.name.name
-            ))
-            .with_label(span, "called here")
-            .with_note(format!(
-                "use `scan({}(…), x)` or `rnn({}(…), x, num_layers = …)`",
-                def.name.name, def.name.name
-            ))
-            .into());
-        }
+        // The entry is always a model, and a called cell runs one step (`step_cell`).
+        debug_assert_eq!(def.kind, DefKind::Model, "only models are inlined");
         self.enter(span)?;
         let mut frame = Frame {
             vars: hparams.iter().cloned().collect(),

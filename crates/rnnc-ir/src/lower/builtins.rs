@@ -532,25 +532,7 @@ impl Lowerer {
         }
         let inits = match init {
             Some((states, s)) => {
-                if states.len() != body.state_types.len() {
-                    return Err(Diagnostic::error(format!(
-                        "the cell has {} state(s), but `init` gives {}",
-                        body.state_types.len(),
-                        states.len()
-                    ))
-                    .with_label(s, "initial states")
-                    .into());
-                }
-                for (i, (st, want)) in states.iter().zip(&body.state_types).enumerate() {
-                    let got = self.ty(*st).clone();
-                    if got != *want {
-                        return Err(Diagnostic::error(format!(
-                            "initial state {i} is {got}, but the cell's state is {want}"
-                        ))
-                        .with_label(s, "initial states")
-                        .into());
-                    }
-                }
+                self.check_init(&states, &body.state_types, s)?;
                 states
             }
             None => body
@@ -569,6 +551,35 @@ impl Lowerer {
         operands.extend(inits);
         operands.extend(memory);
         self.op_n(Op::Scan(scan), &operands, span)
+    }
+
+    /// Checks a recurrence's `init` against the states its cell declares.
+    pub(crate) fn check_init(
+        &self,
+        states: &[Tensor],
+        want: &[TensorTy],
+        span: Span,
+    ) -> LResult<()> {
+        if states.len() != want.len() {
+            return Err(Diagnostic::error(format!(
+                "the cell has {} state(s), but `init` gives {}",
+                want.len(),
+                states.len()
+            ))
+            .with_label(span, "initial states")
+            .into());
+        }
+        for (i, (st, want)) in states.iter().zip(want).enumerate() {
+            let got = self.ty(*st);
+            if got != want {
+                return Err(Diagnostic::error(format!(
+                    "initial state {i} is {got}, but the cell's state is {want}"
+                ))
+                .with_label(span, "initial states")
+                .into());
+            }
+        }
+        Ok(())
     }
 
     /// The cell module a recurrence runs, with its weights under the current prefix.

@@ -71,25 +71,7 @@ impl Lowerer {
             dims: vec![Dim::Batch],
         };
         let body = self.run_cell(&cell, vec![token], memory_types, frame.suffix.clone(), span)?;
-        if body.state_types.len() != init.len() {
-            return Err(Diagnostic::error(format!(
-                "the decoder cell has {} state(s), but `init` gives {}",
-                body.state_types.len(),
-                init.len()
-            ))
-            .with_label(init_span, "initial states")
-            .into());
-        }
-        for (i, (st, want)) in init.iter().zip(&body.state_types).enumerate() {
-            let got = self.ty(*st).clone();
-            if got != *want {
-                return Err(Diagnostic::error(format!(
-                    "initial state {i} is {got}, but the decoder cell's state is {want}"
-                ))
-                .with_label(init_span, "initial states")
-                .into());
-            }
-        }
+        self.check_init(&init, &body.state_types, init_span)?;
         let n_states = body.state_types.len();
         let scores = body
             .graph
