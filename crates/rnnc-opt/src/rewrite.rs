@@ -6,8 +6,8 @@ pub use rnnc_ir::deps::{dependencies, Dep};
 use rnnc_ir::{Graph, NodeId, Op, Value};
 use std::collections::HashMap;
 
-/// Applies `f` to `g` and to every scan body and fused region inside it, innermost
-/// first; returns whether any call changed something.
+/// Applies `f` to `g` and to every scan body, decoder step and fused region inside
+/// it, innermost first; returns whether any call changed something.
 pub fn each_graph(
     g: &mut Graph,
     f: &mut dyn FnMut(&mut Graph) -> Result<bool, String>,
@@ -23,6 +23,7 @@ pub fn each_graph(
                 }
             }
             Op::Fused(fused) => changed |= each_graph(&mut fused.body, f)?,
+            Op::Decode(decode) => changed |= each_graph(&mut decode.body, f)?,
             _ => {}
         }
     }
