@@ -45,7 +45,7 @@ impl Opt {
             Opt::Level(0) => Ok(Vec::new()),
             Opt::Level(1) => parse_pipeline("canonicalize,fold-constants,cse,dce"),
             Opt::Level(2) => parse_pipeline(
-                "canonicalize,fold-constants,split-concat-matmul,fuse-gates,fold-biases,hoist-input-projection,cse,dce,fuse-elementwise",
+                "canonicalize,fold-constants,split-concat-matmul,fuse-gates,fold-biases,hoist-input-projection,hoist-memory,cse,dce,fuse-elementwise",
             ),
             Opt::Level(n) => Err(format!("-O{n}: the levels are -O0, -O1 and -O2")),
             Opt::Passes(text) => parse_pipeline(text),

@@ -8,6 +8,7 @@ mod fold_constants;
 mod fuse_elementwise;
 mod fuse_gates;
 mod hoist_input_projection;
+mod hoist_memory;
 mod split_concat_matmul;
 mod unroll_time;
 
@@ -61,6 +62,11 @@ pub const ALL: &[Entry] = &[
         "hoist-input-projection",
         "move per-step work that reads only the input out of the loop",
         |o| plain(hoist_input_projection::HoistInputProjection, o),
+    ),
+    (
+        "hoist-memory",
+        "move per-step work that reads only memories out of the loop",
+        |o| plain(hoist_memory::HoistMemory, o),
     ),
     (
         "split-concat-matmul",
