@@ -20,9 +20,9 @@ fn unsupported<T>(msg: impl Into<String>) -> Result<T, Unsupported> {
     Err(Unsupported(msg.into()))
 }
 
-/// Why the sequence-to-sequence pieces have no GPU plan yet.
-const NOT_YET: &str =
-    "is not in the GPU backends yet: sequence-to-sequence models run with --backend interp or cpu";
+/// Why the sequence-to-sequence pieces (memories, lengths, decode loops) have no
+/// GPU plan yet.
+const NOT_YET: &str = "is not in the GPU backends yet: run this model with --backend interp or cpu";
 
 /// Values with a source-length axis and scans with memories are refused up front,
 /// before any shape is computed.
