@@ -106,32 +106,12 @@ fn check(g: &Graph, cx: Context, errors: &mut Vec<String>) {
                     }
                 }
                 if let Op::Decode(d) = op {
-                    check(&d.body, Context::ScanBody, errors);
-                    let labels: Vec<&str> =
-                        d.body.outputs.iter().map(|(l, _)| l.as_str()).collect();
-                    let ok = labels.iter().take(d.n_states).all(|l| *l == "next")
-                        && labels.iter().skip(d.n_states).all(|l| *l == "emit");
-                    if !ok {
-                        errors.push(format!(
-                            "{}: body outputs must be the next states, then the emits",
-                            at()
-                        ));
-                    }
+                    check_loop_body(&d.body, d.n_states, &at(), errors);
                 }
                 if let Op::Scan(scan) = op {
-                    check(&scan.body, Context::ScanBody, errors);
+                    check_loop_body(&scan.body, scan.n_states, &at(), errors);
                     if let Some(tail) = &scan.tail {
                         check(tail, Context::ScanBody, errors);
-                    }
-                    let labels: Vec<&str> =
-                        scan.body.outputs.iter().map(|(l, _)| l.as_str()).collect();
-                    let ok = labels.iter().take(scan.n_states).all(|l| *l == "next")
-                        && labels.iter().skip(scan.n_states).all(|l| *l == "emit");
-                    if !ok {
-                        errors.push(format!(
-                            "{}: body outputs must be the next states, then the emits",
-                            at()
-                        ));
                     }
                 }
             }
@@ -144,6 +124,20 @@ fn check(g: &Graph, cx: Context, errors: &mut Vec<String>) {
                 g.name
             ));
         }
+    }
+}
+
+/// A scan body or decoder step: its own checks, and outputs labelled `next` (one
+/// per state) then `emit`.
+fn check_loop_body(body: &Graph, n_states: usize, at: &str, errors: &mut Vec<String>) {
+    check(body, Context::ScanBody, errors);
+    let labels: Vec<&str> = body.outputs.iter().map(|(l, _)| l.as_str()).collect();
+    let ok = labels.iter().take(n_states).all(|l| *l == "next")
+        && labels.iter().skip(n_states).all(|l| *l == "emit");
+    if !ok {
+        errors.push(format!(
+            "{at}: body outputs must be the next states, then the emits"
+        ));
     }
 }
 

@@ -3,7 +3,7 @@
 //! the interpreter and backends share).
 
 pub use rnnc_ir::deps::{dependencies, Dep};
-use rnnc_ir::{Graph, NodeId, Op, Value};
+use rnnc_ir::{ArgKind, Graph, NodeId, Op, Value};
 use std::collections::HashMap;
 
 /// Applies `f` to `g` and to every scan body, decoder step and fused region inside
@@ -47,4 +47,42 @@ pub fn load_time_products(g: &Graph, dep: &HashMap<NodeId, Dep>) -> Vec<(NodeId,
 /// Adds an op whose result types are inferred; a failure here is a bug in the pass.
 pub fn add(g: &mut Graph, op: Op, operands: &[Value]) -> Result<Value, String> {
     g.add1(op, operands)
+}
+
+/// Removes a loop body's `kind` arguments (sequences, memories) that nothing reads
+/// any more, renumbering the rest; returns the operands that remain. With
+/// `keep_one`, the first stays when none is read.
+pub fn drop_unread_args(
+    body: &mut Graph,
+    kind: ArgKind,
+    values: Vec<Value>,
+    keep_one: bool,
+) -> Vec<Value> {
+    let args: Vec<(NodeId, usize)> = body
+        .node_ids()
+        .filter_map(|id| match body.node(id).op {
+            Op::Arg { kind: k, index } if k == kind => Some((id, index)),
+            _ => None,
+        })
+        .collect();
+    let read = |i: usize| {
+        args.iter()
+            .any(|(id, idx)| *idx == i && !body.users(Value::new(*id, 0)).is_empty())
+    };
+    let mut keep: Vec<usize> = (0..values.len()).filter(|i| read(*i)).collect();
+    if keep.is_empty() && keep_one && !values.is_empty() {
+        keep.push(0);
+    }
+    for (id, index) in args {
+        match keep.iter().position(|k| *k == index) {
+            Some(new_index) => {
+                body.node_mut(id).op = Op::Arg {
+                    kind,
+                    index: new_index,
+                }
+            }
+            None => body.remove_node(id),
+        }
+    }
+    keep.into_iter().map(|i| values[i]).collect()
 }

@@ -17,7 +17,7 @@
 //! operands whose broadcast would change stay in the loop.
 
 use super::dce;
-use crate::rewrite::{add, dependencies, Dep};
+use crate::rewrite::{add, dependencies, drop_unread_args, Dep};
 use crate::Pass;
 use rnnc_ir::{ArgKind, Graph, NodeId, Op, Scan, Value};
 use std::collections::{HashMap, HashSet};
@@ -192,7 +192,8 @@ fn hoist(g: &mut Graph, scan_id: NodeId) -> Result<bool, String> {
         new_seqs.push(outer[&f.node]);
     }
     dce::sweep(&mut new_body);
-    let new_seqs = drop_unread_sequences(&mut new_body, new_seqs);
+    // One sequence stays even if unread: it gives the scan its length.
+    let new_seqs = drop_unread_args(&mut new_body, ArgKind::Seq, new_seqs, true);
     let mut new_scan = Scan::new(scan.reverse, new_seqs.len(), scan.n_states, new_body);
     new_scan.n_memory = scan.n_memory;
     let mut all = new_seqs;
@@ -203,37 +204,4 @@ fn hoist(g: &mut Graph, scan_id: NodeId) -> Result<bool, String> {
     }
     g.remove_node(scan_id);
     Ok(true)
-}
-
-/// Removes sequences the body no longer reads (keeping one: it gives the scan its
-/// length), renumbering the `seq` arguments.
-fn drop_unread_sequences(body: &mut Graph, seqs: Vec<Value>) -> Vec<Value> {
-    let args: Vec<(NodeId, usize)> = body
-        .node_ids()
-        .filter_map(|id| match body.node(id).op {
-            Op::Arg {
-                kind: ArgKind::Seq,
-                index,
-            } => Some((id, index)),
-            _ => None,
-        })
-        .collect();
-    let read = |i: usize| {
-        args.iter()
-            .any(|(id, idx)| *idx == i && !body.users(Value::new(*id, 0)).is_empty())
-    };
-    let keep: Vec<usize> = (0..seqs.len()).filter(|i| read(*i)).collect();
-    let keep = if keep.is_empty() { vec![0] } else { keep };
-    for (id, index) in args {
-        match keep.iter().position(|k| *k == index) {
-            Some(new_index) => {
-                body.node_mut(id).op = Op::Arg {
-                    kind: ArgKind::Seq,
-                    index: new_index,
-                }
-            }
-            None => body.remove_node(id),
-        }
-    }
-    keep.into_iter().map(|i| seqs[i]).collect()
 }

@@ -12,6 +12,7 @@
 //! Memories nothing reads any more are dropped. Unrolled scans are left alone.
 
 use super::dce;
+use crate::rewrite::drop_unread_args;
 use crate::Pass;
 use rnnc_ir::{ArgKind, Graph, NodeId, Op, Value};
 use std::collections::{HashMap, HashSet};
@@ -147,7 +148,7 @@ fn hoist(g: &mut Graph, id: NodeId) -> Result<bool, String> {
         memories.push(outer[f]);
     }
     dce::sweep(body);
-    let memories = drop_unread_memories(body, memories);
+    let memories = drop_unread_args(body, ArgKind::Memory, memories, false);
     *n_memory = memories.len();
     let mut all = operands[..first].to_vec();
     all.extend(memories);
@@ -157,36 +158,4 @@ fn hoist(g: &mut Graph, id: NodeId) -> Result<bool, String> {
     }
     g.remove_node(id);
     Ok(true)
-}
-
-/// Removes memories the body no longer reads, renumbering the `memory` arguments.
-fn drop_unread_memories(body: &mut Graph, memories: Vec<Value>) -> Vec<Value> {
-    let args: Vec<(NodeId, usize)> = body
-        .node_ids()
-        .filter_map(|n| match body.node(n).op {
-            Op::Arg {
-                kind: ArgKind::Memory,
-                index,
-            } => Some((n, index)),
-            _ => None,
-        })
-        .collect();
-    let read: Vec<usize> = (0..memories.len())
-        .filter(|i| {
-            args.iter()
-                .any(|(n, idx)| idx == i && !body.users(Value::new(*n, 0)).is_empty())
-        })
-        .collect();
-    for (n, index) in args {
-        match read.iter().position(|k| *k == index) {
-            Some(new_index) => {
-                body.node_mut(n).op = Op::Arg {
-                    kind: ArgKind::Memory,
-                    index: new_index,
-                }
-            }
-            None => body.remove_node(n),
-        }
-    }
-    read.into_iter().map(|i| memories[i]).collect()
 }
