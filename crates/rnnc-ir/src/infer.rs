@@ -428,11 +428,7 @@ fn infer_scan(scan: &Scan, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String> 
 /// Types of a decode loop: its body reads the previous token (i64 `[B]`), the
 /// states and the memories; its first emit scores the vocabulary.
 fn infer_decode(d: &Decode, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String> {
-    let op = if d.beam.is_some() {
-        "beam_search"
-    } else {
-        "greedy_decode"
-    };
+    let op = d.name();
     if args.len() != d.n_states + d.n_memory {
         return Err(format!(
             "`{op}` expects {} initial states and {} memories, found {} operands",
@@ -461,39 +457,19 @@ fn infer_decode(d: &Decode, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String>
         dims: vec![batch],
     };
     let body = &d.body;
-    for id in body.node_ids() {
-        if let Op::Arg { kind, index } = body.node(id).op {
-            let want = match kind {
-                ArgKind::Seq if index == 0 => token.clone(),
-                ArgKind::State if index < d.n_states => args[index].clone(),
-                ArgKind::Memory if index < d.n_memory => args[d.n_states + index].clone(),
-                _ => {
-                    return Err(format!(
-                        "a decoder step reads {} {index}, which `{op}` does not have",
-                        body.node(id).op.name()
-                    ))
-                }
-            };
-            if body.node(id).results.first() != Some(&want) {
-                return Err(format!(
-                    "decoder step argument {} {index} is declared with another type than {want}",
-                    body.node(id).op.name()
-                ));
-            }
-        }
-    }
+    check_args(body, "decoder step", |kind, index| match kind {
+        ArgKind::Seq if index == 0 => Ok(token.clone()),
+        ArgKind::State if index < d.n_states => Ok(args[index].clone()),
+        ArgKind::Memory if index < d.n_memory => Ok(args[d.n_states + index].clone()),
+        _ => Err(format!(
+            "a decoder step reads {} {index}, which `{op}` does not have",
+            Op::Arg { kind, index }.name()
+        )),
+    })?;
     if body.outputs.len() <= d.n_states {
         return Err("a decoder step must emit its scores over the vocabulary".into());
     }
-    for (i, (_, v)) in body.outputs[..d.n_states].iter().enumerate() {
-        if body.ty(*v) != args[i] {
-            return Err(format!(
-                "the next value of state {i} is {} but its initial value is {}",
-                body.ty(*v),
-                args[i]
-            ));
-        }
-    }
+    check_next_states(body, &args[..d.n_states])?;
     let scores = body.ty(body.outputs[d.n_states].1);
     if scores.dtype != DType::F32
         || scores.rank() != 2
@@ -526,6 +502,43 @@ fn infer_decode(d: &Decode, args: &[&TensorTy]) -> Result<Vec<TensorTy>, String>
     })
 }
 
+/// Checks every argument node of a loop body against the type `want` gives for its
+/// kind and index (or the error it gives).
+fn check_args(
+    body: &crate::graph::Graph,
+    what: &str,
+    want: impl Fn(ArgKind, usize) -> Result<TensorTy, String>,
+) -> Result<(), String> {
+    for id in body.node_ids() {
+        let node = body.node(id);
+        if let Op::Arg { kind, index } = node.op {
+            let want = want(kind, index)?;
+            let got = node.results.first();
+            if got != Some(&want) {
+                return Err(format!(
+                    "{what} argument {} {index} is declared {} but receives {want}",
+                    node.op.name(),
+                    got.map(|t| t.to_string()).unwrap_or_default()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The body's first outputs, its next states, have their initial values' types.
+fn check_next_states(body: &crate::graph::Graph, inits: &[&TensorTy]) -> Result<(), String> {
+    for (i, ((_, v), init)) in body.outputs.iter().zip(inits).enumerate() {
+        if body.ty(*v) != *init {
+            return Err(format!(
+                "the next value of state {i} is {} but its initial value is {init}",
+                body.ty(*v)
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks a scan body covering `k` steps against the scan's operands; returns the
 /// types of one step's emits.
 fn check_body(
@@ -534,52 +547,27 @@ fn check_body(
     args: &[&TensorTy],
     k: usize,
 ) -> Result<Vec<TensorTy>, String> {
-    for id in body.node_ids() {
-        if let Op::Arg { kind, index } = body.node(id).op {
-            let want = match kind {
-                ArgKind::Seq if index < k * scan.n_seqs => step_type(args[index % scan.n_seqs])?,
-                ArgKind::State if index < scan.n_states => args[scan.n_seqs + index].clone(),
-                ArgKind::Memory if index < scan.n_memory => {
-                    args[scan.n_seqs + scan.n_states + index].clone()
-                }
-                ArgKind::Operand => return Err("a scan body has no `operand` arguments".into()),
-                _ => {
-                    return Err(format!(
-                        "scan body reads {} {index}, but there are {} sequence slots and {} states",
-                        body.node(id).op.name(),
-                        k * scan.n_seqs,
-                        scan.n_states
-                    ))
-                }
-            };
-            if body.node(id).results.first() != Some(&want) {
-                return Err(format!(
-                    "scan body argument {} {index} is declared {} but receives {want}",
-                    body.node(id).op.name(),
-                    body.node(id)
-                        .results
-                        .first()
-                        .map(|t| t.to_string())
-                        .unwrap_or_default()
-                ));
-            }
+    check_args(body, "scan body", |kind, index| match kind {
+        ArgKind::Seq if index < k * scan.n_seqs => step_type(args[index % scan.n_seqs]),
+        ArgKind::State if index < scan.n_states => Ok(args[scan.n_seqs + index].clone()),
+        ArgKind::Memory if index < scan.n_memory => {
+            Ok(args[scan.n_seqs + scan.n_states + index].clone())
         }
-    }
+        ArgKind::Operand => Err("a scan body has no `operand` arguments".into()),
+        _ => Err(format!(
+            "scan body reads {} {index}, but there are {} sequence slots and {} states",
+            Op::Arg { kind, index }.name(),
+            k * scan.n_seqs,
+            scan.n_states
+        )),
+    })?;
     let n_out = body.outputs.len();
     if n_out < scan.n_states || !(n_out - scan.n_states).is_multiple_of(k) {
         return Err(format!(
             "a {k}-step scan body yields the next states, then {k} emits per emitted value"
         ));
     }
-    for (i, (_, v)) in body.outputs[..scan.n_states].iter().enumerate() {
-        let init = args[scan.n_seqs + i];
-        if body.ty(*v) != init {
-            return Err(format!(
-                "the next value of state {i} is {} but its initial value is {init}",
-                body.ty(*v)
-            ));
-        }
-    }
+    check_next_states(body, &args[scan.n_seqs..scan.n_seqs + scan.n_states])?;
     let per_step = (n_out - scan.n_states) / k;
     let emit = |j: usize| -> Vec<TensorTy> {
         body.outputs[scan.n_states + j * per_step..scan.n_states + (j + 1) * per_step]

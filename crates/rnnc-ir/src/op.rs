@@ -101,6 +101,16 @@ pub struct Decode {
     pub body: Box<Graph>,
 }
 
+impl Decode {
+    /// The op's name in the text form (and in the language).
+    pub fn name(&self) -> &'static str {
+        match self.beam {
+            Some(_) => "beam_search",
+            None => "greedy_decode",
+        }
+    }
+}
+
 /// A region of elementwise ops evaluated as one kernel: one pass over memory, no
 /// temporaries. Its body reads the region's operands through `operand` arguments and
 /// `yield`s its results; inside are only elementwise ops and scalar constants.
@@ -229,8 +239,7 @@ impl Op {
             Op::Squeeze { .. } => "squeeze",
             Op::SequenceMask => "sequence_mask",
             Op::Scan(_) => "scan",
-            Op::Decode(d) if d.beam.is_some() => "beam_search",
-            Op::Decode(_) => "greedy_decode",
+            Op::Decode(d) => d.name(),
             Op::Fused(_) => "fused",
             Op::Arg {
                 kind: ArgKind::Seq, ..

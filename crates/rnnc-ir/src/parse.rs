@@ -364,6 +364,13 @@ impl Lexer {
         let usize_ = |k: &str| -> Result<usize, ParseError> {
             usize::try_from(num(k)?).map_err(|_| self.err(format!("`{k}` must not be negative")))
         };
+        // An attribute the printer leaves out at its default value.
+        let usize_or = |k: &str, default: usize| -> Result<usize, ParseError> {
+            match attrs.iter().any(|(name, _)| name == k) {
+                true => usize_(k),
+                false => Ok(default),
+            }
+        };
         let f32_ = |k: &str| -> Result<f32, ParseError> {
             match get(k)? {
                 Tok::Num(n) | Tok::Ident(n) => n
@@ -494,11 +501,7 @@ impl Lexer {
             }
             "scan" => {
                 let body = body.ok_or_else(|| self.err("`scan` needs a `{ … }` body"))?;
-                let step = if attrs.iter().any(|(k, _)| k == "step") {
-                    usize_("step")?
-                } else {
-                    1
-                };
+                let step = usize_or("step", 1)?;
                 if (step > 1) != tail.is_some() {
                     return Err(self.err(
                         "a scan with step > 1 has a `tail { … }` body, and only such a scan",
@@ -508,11 +511,7 @@ impl Lexer {
                     reverse: bool_("reverse")?,
                     n_seqs: usize_("seqs")?,
                     n_states: usize_("states")?,
-                    n_memory: if attrs.iter().any(|(k, _)| k == "memory") {
-                        usize_("memory")?
-                    } else {
-                        0
-                    },
+                    n_memory: usize_or("memory", 0)?,
                     step,
                     body: Box::new(body),
                     tail: tail.map(Box::new),

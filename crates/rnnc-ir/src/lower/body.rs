@@ -71,10 +71,53 @@ pub(crate) struct StateSlot {
 pub(crate) struct CellBody {
     pub graph: Graph,
     pub state_types: Vec<TensorTy>,
-    pub n_emits: usize,
 }
 
 impl Frame {
+    /// The frame a cell's statements run in: per-example shapes (one hidden batch
+    /// axis), fed by a scan (`inline: None`) or by a one-step call.
+    fn cell(
+        module: &Module,
+        suffix: String,
+        call: Span,
+        seq_types: Vec<TensorTy>,
+        memory_types: Vec<TensorTy>,
+        inline: Option<InlineArgs>,
+    ) -> Self {
+        let ModuleKind::Def { hparams, .. } = &module.kind else {
+            unreachable!("callers check for a cell definition")
+        };
+        Frame {
+            vars: hparams.iter().cloned().collect(),
+            prefix: module.prefix.clone().unwrap_or_default(),
+            suffix,
+            batch_axes: 1,
+            mode: Mode::Cell {
+                seq_types,
+                next_seq: 0,
+                memory_types,
+                next_memory: 0,
+                states: Vec::new(),
+                emits: Vec::new(),
+                call,
+                inline,
+            },
+            context: context_of(module),
+            had_error: false,
+        }
+    }
+
+    /// Whether this is a cell running one step inline (`gru(x, h)`).
+    fn is_inline(&self) -> bool {
+        matches!(
+            self.mode,
+            Mode::Cell {
+                inline: Some(_),
+                ..
+            }
+        )
+    }
+
     pub fn constants(vars: HashMap<String, Val>) -> Self {
         Frame {
             vars,
@@ -189,7 +232,7 @@ impl Lowerer {
         suffix: String,
         call: Span,
     ) -> LResult<Vec<Tensor>> {
-        let ModuleKind::Def { def, hparams } = &module.kind else {
+        let ModuleKind::Def { def, .. } = &module.kind else {
             unreachable!("only cells are stepped")
         };
         let n_given = args.len();
@@ -216,24 +259,8 @@ impl Lowerer {
             .into());
         }
         self.enter(call)?;
-        let mut frame = Frame {
-            vars: hparams.iter().cloned().collect(),
-            prefix: module.prefix.clone().unwrap_or_default(),
-            suffix,
-            batch_axes: 1,
-            mode: Mode::Cell {
-                seq_types: Vec::new(),
-                next_seq: 0,
-                memory_types: Vec::new(),
-                next_memory: 0,
-                states: Vec::new(),
-                emits: Vec::new(),
-                call,
-                inline: Some(InlineArgs { args, next: 0 }),
-            },
-            context: context_of(module),
-            had_error: false,
-        };
+        let inline = InlineArgs { args, next: 0 };
+        let mut frame = Frame::cell(module, suffix, call, vec![], vec![], Some(inline));
         let result = self.block(&def.body, &mut frame);
         self.leave();
         result?;
@@ -257,18 +284,7 @@ impl Lowerer {
             .with_label(def.name.span, "cell defined here")
             .into());
         }
-        let mut next = Vec::new();
-        for s in states {
-            let Some(t) = s.next else {
-                return Err(Diagnostic::error(format!(
-                    "state `{}` of cell `{}` is never updated",
-                    s.name, def.name.name
-                ))
-                .with_label(s.span, "declared here")
-                .into());
-            };
-            next.push(t);
-        }
+        let next = next_states(&states, def)?;
         if next.is_empty() {
             return Err(Diagnostic::error(format!(
                 "cell `{}` has no state, so one step of it returns nothing",
@@ -290,7 +306,7 @@ impl Lowerer {
         suffix: String,
         call: Span,
     ) -> LResult<CellBody> {
-        let ModuleKind::Def { def, hparams } = &module.kind else {
+        let ModuleKind::Def { def, .. } = &module.kind else {
             return Err(Diagnostic::error("`Sequential` is not a cell")
                 .with_label(call, "expected a cell here")
                 .into());
@@ -306,24 +322,7 @@ impl Lowerer {
         }
         self.enter(call)?;
         self.graphs.push(Graph::new("body"));
-        let mut frame = Frame {
-            vars: hparams.iter().cloned().collect(),
-            prefix: module.prefix.clone().unwrap_or_default(),
-            suffix,
-            batch_axes: 1,
-            mode: Mode::Cell {
-                seq_types,
-                next_seq: 0,
-                memory_types,
-                next_memory: 0,
-                states: Vec::new(),
-                emits: Vec::new(),
-                call,
-                inline: None,
-            },
-            context: context_of(module),
-            had_error: false,
-        };
+        let mut frame = Frame::cell(module, suffix, call, seq_types, memory_types, None);
         let result = self.block(&def.body, &mut frame);
         self.leave();
         let mut graph = self.graphs.pop().expect("the body graph");
@@ -363,28 +362,14 @@ impl Lowerer {
             .with_label(def.name.span, "cell defined here")
             .into());
         }
-        let mut state_types = Vec::new();
-        for s in &states {
-            let Some(next) = s.next else {
-                return Err(Diagnostic::error(format!(
-                    "state `{}` of cell `{}` is never updated",
-                    s.name, def.name.name
-                ))
-                .with_label(s.span, "declared here")
-                .with_note(format!("assign its next value with `{}' = …`", s.name))
-                .into());
-            };
+        for next in next_states(&states, def)? {
             graph.outputs.push(("next".into(), next.value));
-            state_types.push(s.ty.clone());
         }
+        let state_types = states.iter().map(|s| s.ty.clone()).collect();
         for e in &emits {
             graph.outputs.push(("emit".into(), e.value));
         }
-        Ok(CellBody {
-            graph,
-            state_types,
-            n_emits: emits.len(),
-        })
+        Ok(CellBody { graph, state_types })
     }
 
     pub(crate) fn block(&mut self, stmts: &[Stmt], frame: &mut Frame) -> LResult<()> {
@@ -413,7 +398,7 @@ impl Lowerer {
             StmtKind::State { name, ty } => self.state_decl(name, ty, frame),
             StmtKind::Memory { name, ty } => self.memory_decl(name, ty, frame),
             StmtKind::Param { name, ty } => {
-                let dims = self.concrete_dims(ty, frame, false)?;
+                let dims = self.concrete_dims(ty, frame, &[])?;
                 let key = format!("{}{}{}", frame.prefix, name.name, frame.suffix);
                 let t = TensorTy::f32(dims);
                 if let Some((prev, prev_span)) = self.weights.get(&key) {
@@ -612,15 +597,11 @@ impl Lowerer {
         zeros: bool,
         frame: &mut Frame,
     ) -> LResult<()> {
-        let dtype = match ty.dtype {
-            Some(ast::DType::I64) => DType::I64,
-            _ => DType::F32,
-        };
+        let dtype = dtype_of(ty);
+        let inline = frame.is_inline();
         match &mut frame.mode {
             Mode::Constants => unreachable!("no statements in constant frames"),
-            Mode::Cell {
-                inline: Some(_), ..
-            } => {
+            Mode::Cell { .. } if inline => {
                 let dims = self.cell_dims(ty, frame)?;
                 let t = self.inline_arg(name, TensorTy { dtype, dims }, ty.span, frame)?;
                 frame.vars.insert(name.name.clone(), Val::Tensor(t));
@@ -673,7 +654,7 @@ impl Lowerer {
                 Ok(())
             }
             Mode::Model { args: None, .. } => {
-                let dims = self.concrete_dims(ty, frame, true)?;
+                let dims = self.concrete_dims(ty, frame, &MODEL_DIMS)?;
                 let node = self.graph().add_node(
                     Op::Input {
                         name: name.name.clone(),
@@ -728,7 +709,7 @@ impl Lowerer {
                         t
                     }
                     None if zeros => {
-                        let dims = self.concrete_dims(ty, frame, true)?;
+                        let dims = self.concrete_dims(ty, frame, &MODEL_DIMS)?;
                         let node =
                             self.graph()
                                 .add_node(Op::Zeros, &[], vec![TensorTy { dtype, dims }]);
@@ -763,14 +744,7 @@ impl Lowerer {
         }
         let dims = self.cell_dims(ty, frame)?;
         let t = TensorTy::f32(dims);
-        let inline = matches!(
-            frame.mode,
-            Mode::Cell {
-                inline: Some(_),
-                ..
-            }
-        );
-        let value = if inline {
+        let value = if frame.is_inline() {
             self.inline_arg(name, t.clone(), ty.span, frame)?
         } else {
             let Mode::Cell { states, .. } = &frame.mode else {
@@ -815,20 +789,13 @@ impl Lowerer {
             .with_label(name.span, "in a model")
             .into());
         }
-        let dtype = match ty.dtype {
-            Some(ast::DType::I64) => DType::I64,
-            _ => DType::F32,
-        };
         let mut dims = vec![Dim::Batch];
-        dims.extend(self.memory_dims(ty, frame)?);
-        let want = TensorTy { dtype, dims };
-        if matches!(
-            frame.mode,
-            Mode::Cell {
-                inline: Some(_),
-                ..
-            }
-        ) {
+        dims.extend(self.concrete_dims(ty, frame, &[Dim::Source])?);
+        let want = TensorTy {
+            dtype: dtype_of(ty),
+            dims,
+        };
+        if frame.is_inline() {
             let t = self.inline_arg(name, want, ty.span, frame)?;
             frame.vars.insert(name.name.clone(), Val::Tensor(t));
             return Ok(());
@@ -920,44 +887,21 @@ impl Lowerer {
         Ok(t)
     }
 
-    /// A memory's per-example dims: fixed sizes and the source length `S`.
-    fn memory_dims(&mut self, ty: &TensorType, frame: &mut Frame) -> LResult<Vec<Dim>> {
-        let mut out = Vec::new();
-        for d in &ty.dims {
-            match d {
-                DimExpr::Expr(e) => {
-                    match self.dim(e, frame)? {
-                        Dim::Batch | Dim::Time => return Err(Diagnostic::error(
-                            "a memory's shape is per example and fixed over time: use `S` or sizes",
-                        )
-                        .with_label(e.span, "here")
-                        .into()),
-                        d => out.push(d),
-                    }
-                }
-                DimExpr::Ellipsis(s) => {
-                    return Err(Diagnostic::error("`...` cannot appear in a memory's shape")
-                        .with_label(*s, "here")
-                        .into())
-                }
-            }
-        }
-        Ok(out)
-    }
-
     /// A cell's per-example shape with the implicit batch axis put in front.
     fn cell_dims(&mut self, ty: &TensorType, frame: &mut Frame) -> LResult<Vec<Dim>> {
         let mut dims = vec![Dim::Batch];
-        dims.extend(self.concrete_dims(ty, frame, false)?);
+        dims.extend(self.concrete_dims(ty, frame, &[])?);
         Ok(dims)
     }
 
-    /// Dims of a declared type with no `...`; `B`/`T` only where `symbolic` allows.
+    /// Dims of a declared type with no `...`; of the symbolic dims only those in
+    /// `symbolic` (a model input takes `B`, `T`, `S`; a memory `S`; parameters and
+    /// cell inputs and states none).
     pub(crate) fn concrete_dims(
         &mut self,
         ty: &TensorType,
         frame: &mut Frame,
-        symbolic: bool,
+        symbolic: &[Dim],
     ) -> LResult<Vec<Dim>> {
         let mut out = Vec::new();
         for d in &ty.dims {
@@ -974,10 +918,12 @@ impl Lowerer {
                 }
                 DimExpr::Expr(e) => {
                     let dim = self.dim(e, frame)?;
-                    if !symbolic && !matches!(dim, Dim::Fixed(_)) {
+                    if !matches!(dim, Dim::Fixed(_)) && !symbolic.contains(&dim) {
                         return Err(Diagnostic::error(format!("`{dim}` cannot appear here"))
                             .with_label(e.span, "a symbolic dim")
-                            .with_note(if frame.batch_axes > 0 {
+                            .with_note(if symbolic.contains(&Dim::Source) {
+                                "a memory's shape is per example and fixed over time: use `S` or sizes"
+                            } else if frame.batch_axes > 0 {
                                 "a cell's shapes are per example: the batch axis is implicit"
                             } else {
                                 "parameters have fixed shapes"
@@ -1071,4 +1017,33 @@ fn bound_names(s: &Stmt) -> Vec<String> {
         StmtKind::Assign { targets, .. } => targets.iter().map(|t| t.name.clone()).collect(),
         _ => Vec::new(),
     }
+}
+
+/// The symbolic dims a model's inputs may use.
+const MODEL_DIMS: [Dim; 3] = [Dim::Batch, Dim::Time, Dim::Source];
+
+/// A declared type's dtype: f32 unless it says `i64`.
+fn dtype_of(ty: &TensorType) -> DType {
+    match ty.dtype {
+        Some(ast::DType::I64) => DType::I64,
+        _ => DType::F32,
+    }
+}
+
+/// The next value of every state, in order; an error names a state never assigned.
+fn next_states(states: &[StateSlot], def: &ast::Def) -> LResult<Vec<Tensor>> {
+    states
+        .iter()
+        .map(|s| {
+            s.next.ok_or_else(|| {
+                Diagnostic::error(format!(
+                    "state `{}` of cell `{}` is never updated",
+                    s.name, def.name.name
+                ))
+                .with_label(s.span, "declared here")
+                .with_note(format!("assign its next value with `{}' = …`", s.name))
+                .into()
+            })
+        })
+        .collect()
 }

@@ -205,25 +205,8 @@ impl Lowerer {
                         axis: self.axis_at(&a, 1, t, frame, 0)?,
                     }
                 } else {
-                    // A new axis may also go last: dims run over rank + 1 places.
-                    let (dim, ds) = match &a[1] {
-                        Some((Val::Int(d), s)) => (*d, *s),
-                        Some((v, s)) => return Err(self.expected("an int axis", v, *s)),
-                        None => unreachable!("required"),
-                    };
-                    let rank = self.ty(t).rank() as i64 + 1;
-                    let hidden = self.hidden_axes(t, frame) as i64;
-                    let axis = if dim < 0 { rank + dim } else { dim + hidden };
-                    if axis < hidden || axis >= rank {
-                        return Err(Diagnostic::error(format!(
-                            "dim {dim} is out of range for a new axis of {}",
-                            self.ty(t)
-                        ))
-                        .with_label(ds, "this dim")
-                        .into());
-                    }
                     Op::Unsqueeze {
-                        axis: axis as usize,
+                        axis: self.new_axis_at(&a, 1, t, frame)?,
                     }
                 };
                 Ok(Val::Tensor(self.op(op, &[t], span)?))
@@ -546,7 +529,6 @@ impl Lowerer {
         };
         let mut scan = Scan::new(reverse, seqs.len(), body.state_types.len(), body.graph);
         scan.n_memory = memory.len();
-        let _ = body.n_emits;
         let mut operands = seqs;
         operands.extend(inits);
         operands.extend(memory);
@@ -686,12 +668,31 @@ impl Lowerer {
         frame: &Frame,
         default: i64,
     ) -> LResult<usize> {
+        self.resolve_axis(a, i, t, frame, default, 0)
+    }
+
+    /// Where a new axis goes (`unsqueeze`): like [`Self::axis_at`], over one more
+    /// place, so that it may also go last.
+    fn new_axis_at(&mut self, a: &Bound, i: usize, t: Tensor, frame: &Frame) -> LResult<usize> {
+        self.resolve_axis(a, i, t, frame, 0, 1)
+    }
+
+    /// Resolves argument `i` as an axis of a value with `extra` more axes than `t`.
+    fn resolve_axis(
+        &mut self,
+        a: &Bound,
+        i: usize,
+        t: Tensor,
+        frame: &Frame,
+        default: i64,
+        extra: usize,
+    ) -> LResult<usize> {
         let (dim, span) = match &a[i] {
             None => (default, None),
             Some((Val::Int(d), s)) => (*d, Some(*s)),
             Some((v, s)) => return Err(self.expected("an int axis", v, *s)),
         };
-        let rank = self.ty(t).rank();
+        let rank = self.ty(t).rank() + extra;
         let hidden = self.hidden_axes(t, frame);
         let axis = if dim < 0 {
             rank as i64 + dim
@@ -700,9 +701,11 @@ impl Lowerer {
         };
         if axis < hidden as i64 || axis >= rank as i64 {
             let ty: &TensorTy = self.ty(t);
-            let mut d = Diagnostic::error(format!(
-                "dim {dim} is out of range for a value of type {ty}"
-            ));
+            let mut d = Diagnostic::error(if extra > 0 {
+                format!("dim {dim} is out of range for a new axis of {ty}")
+            } else {
+                format!("dim {dim} is out of range for a value of type {ty}")
+            });
             if let Some(s) = span {
                 d = d.with_label(s, "this dim");
             }

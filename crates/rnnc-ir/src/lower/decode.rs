@@ -38,6 +38,7 @@ impl Lowerer {
         let init = self.tensor_tuple(init_v, init_span)?;
         let int = |i: usize, what: &str, min: i64| -> LResult<i64> {
             match &a[i] {
+                // Only `pad` may be left out (the others are required): 0.
                 None => Ok(0),
                 Some((Val::Int(n), _)) if *n >= min => Ok(*n),
                 Some((v, s)) => Err(Diagnostic::error(format!(
