@@ -7,6 +7,7 @@ use crate::tensor::Tensor;
 use crate::InterpError;
 use ndarray::{Array1, ArrayD, Axis, IxDyn};
 use rnnc_ir::op::Decode;
+use rnnc_ir::NodeId;
 use std::rc::Rc;
 
 impl Cx<'_> {
@@ -22,16 +23,17 @@ impl Cx<'_> {
         }
     }
 
-    /// Runs one decoder step on the previous tokens; returns the next states and
-    /// the log-probabilities over the vocabulary, `[rows, V]`.
+    /// Runs one decoder step (`order`: its body's topological order) on the
+    /// previous tokens; returns the next states and the log-probabilities over the
+    /// vocabulary, `[rows, V]`.
     fn step(
         &self,
         d: &Decode,
+        order: &[NodeId],
         prev: &[i64],
         states: &[Rc<Tensor>],
         memory: &[Rc<Tensor>],
     ) -> Result<(Vec<Rc<Tensor>>, ArrayD<f32>), InterpError> {
-        let order = d.body.topo_order().expect("verified graphs are acyclic");
         let mut args = vec![Rc::new(Tensor::I64(Array1::from(prev.to_vec()).into_dyn()))];
         args.extend(states.iter().cloned());
         args.extend(memory.iter().cloned());
@@ -39,7 +41,7 @@ impl Cx<'_> {
             seqs: 1,
             states: d.n_states,
         };
-        let outs = self.eval_in_order(&d.body, &order, &args, layout, false)?;
+        let outs = self.eval_in_order(&d.body, order, &args, layout, false)?;
         let logp = softmax(outs[d.n_states].f32(), 1, true);
         Ok((outs[..d.n_states].to_vec(), logp))
     }
@@ -53,8 +55,9 @@ impl Cx<'_> {
         let mut scores = ArrayD::<f32>::zeros(IxDyn(&[batch]));
         let mut done = vec![false; batch];
         let mut prev = vec![d.bos; batch];
+        let order = d.body.topo_order().expect("verified graphs are acyclic");
         for t in 0..d.max_len {
-            let (next, logp) = self.step(d, &prev, &states, memory)?;
+            let (next, logp) = self.step(d, &order, &prev, &states, memory)?;
             states = next;
             for b in 0..batch {
                 if done[b] {
@@ -114,11 +117,12 @@ impl Cx<'_> {
             })
             .collect();
         let mut prev = vec![d.bos; batch * width];
+        let order = d.body.topo_order().expect("verified graphs are acyclic");
         for _ in 0..d.max_len {
             if hyps.iter().all(|h| h.done) {
                 break;
             }
-            let (next, logp) = self.step(d, &prev, &states, memory.as_slice())?;
+            let (next, logp) = self.step(d, &order, &prev, &states, &memory)?;
             let mut parents = Vec::with_capacity(batch * width);
             let mut chosen = Vec::with_capacity(batch * width);
             for b in 0..batch {
@@ -222,9 +226,5 @@ fn argmax(values: impl Iterator<Item = f32>) -> (usize, f32) {
 
 /// The rows `index` of a tensor (axis 0), in that order.
 fn rows(t: &Tensor, index: &[usize]) -> Tensor {
-    map_any(
-        t,
-        |a| a.select(Axis(0), index),
-        |a| a.select(Axis(0), index),
-    )
+    map_any!(t, |a| a.select(Axis(0), index))
 }

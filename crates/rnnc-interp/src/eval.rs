@@ -221,23 +221,23 @@ impl Cx<'_> {
             .collect::<Result<_, InterpError>>()?;
         let time = |p: usize| if scan.reverse { n_steps - 1 - p } else { p };
         let mut step = 0;
+        let order_of = |g: &Graph| g.topo_order().expect("verified graphs are acyclic");
+        let body_order = order_of(body);
+        let tail = scan.tail.as_deref().map(|t| (t, order_of(t)));
         // (graph, steps it covers): the body while it fits, then the tail one step at a time.
         while step < n_steps {
-            let (g, k) = match &scan.tail {
-                Some(tail) if step + scan.step > n_steps => (&**tail, 1),
-                _ => (&**body, scan.step),
+            let (g, order, k) = match &tail {
+                Some((tail, order)) if step + scan.step > n_steps => (*tail, order, 1),
+                _ => (&**body, &body_order, scan.step),
             };
-            let order = g.topo_order().expect("verified graphs are acyclic");
             let mut args: Vec<Rc<Tensor>> =
                 Vec::with_capacity(k * scan.n_seqs + scan.n_states + memory.len());
             for j in 0..k {
                 for s in seqs {
                     let t = time(step + j);
-                    args.push(Rc::new(kernels::map_any(
-                        s,
-                        |a| a.index_axis(Axis(1), t).to_owned(),
-                        |a| a.index_axis(Axis(1), t).to_owned(),
-                    )));
+                    args.push(Rc::new(kernels::map_any!(&**s, |a| a
+                        .index_axis(Axis(1), t)
+                        .to_owned())));
                 }
             }
             args.extend(states.iter().cloned());
@@ -246,7 +246,7 @@ impl Cx<'_> {
                 seqs: k * scan.n_seqs,
                 states: scan.n_states,
             };
-            let outs = self.eval_in_order(g, &order, &args, layout, false)?;
+            let outs = self.eval_in_order(g, order, &args, layout, false)?;
             for j in 0..k {
                 for (e, out) in emits.iter_mut().zip(&outs[scan.n_states + j * n_emits..]) {
                     e.index_axis_mut(Axis(1), time(step + j)).assign(out.f32());

@@ -7,6 +7,18 @@ use rnnc_ir::infer::broadcast;
 use rnnc_ir::{BinaryOp, Dim, Op, UnaryOp};
 use std::rc::Rc;
 
+/// The same array expression on a tensor of either dtype: `map_any!(t, |a| …)`
+/// (a closure could not be generic over the element type).
+macro_rules! map_any {
+    ($t:expr, |$a:ident| $body:expr) => {
+        match $t {
+            $crate::tensor::Tensor::F32($a) => $crate::tensor::Tensor::F32($body),
+            $crate::tensor::Tensor::I64($a) => $crate::tensor::Tensor::I64($body),
+        }
+    };
+}
+pub(crate) use map_any;
+
 pub(crate) fn apply(op: &Op, args: &[Rc<Tensor>]) -> Result<Tensor, InterpError> {
     let f = |i: usize| args[i].f32();
     Ok(match op {
@@ -37,17 +49,9 @@ pub(crate) fn apply(op: &Op, args: &[Rc<Tensor>]) -> Result<Tensor, InterpError>
             let views: Vec<_> = args.iter().map(|a| a.f32().view()).collect();
             Tensor::F32(stack(Axis(*axis), &views).map_err(shape_err)?)
         }
-        Op::Slice { axis, start, end } => map_any(
-            &args[0],
-            |a| {
-                a.slice_axis(Axis(*axis), Slice::from(*start..*end))
-                    .to_owned()
-            },
-            |a| {
-                a.slice_axis(Axis(*axis), Slice::from(*start..*end))
-                    .to_owned()
-            },
-        ),
+        Op::Slice { axis, start, end } => map_any!(&*args[0], |a| a
+            .slice_axis(Axis(*axis), Slice::from(*start..*end))
+            .to_owned()),
         Op::Index { axis, index } => {
             let n = args[0].shape()[*axis] as i64;
             let i = if *index < 0 { index + n } else { *index };
@@ -56,50 +60,24 @@ pub(crate) fn apply(op: &Op, args: &[Rc<Tensor>]) -> Result<Tensor, InterpError>
                     "index {index} is out of range for an axis of length {n}"
                 ));
             }
-            map_any(
-                &args[0],
-                |a| a.index_axis(Axis(*axis), i as usize).to_owned(),
-                |a| a.index_axis(Axis(*axis), i as usize).to_owned(),
-            )
+            map_any!(&*args[0], |a| a
+                .index_axis(Axis(*axis), i as usize)
+                .to_owned())
         }
-        Op::Flip { axis } => map_any(
-            &args[0],
-            |a| {
-                a.slice_axis(Axis(*axis), Slice::new(0, None, -1))
-                    .to_owned()
-            },
-            |a| {
-                a.slice_axis(Axis(*axis), Slice::new(0, None, -1))
-                    .to_owned()
-            },
-        ),
-        Op::Transpose { a: x, b: y } => map_any(
-            &args[0],
-            |a| {
-                let mut v = a.view();
-                v.swap_axes(*x, *y);
-                v.as_standard_layout().into_owned()
-            },
-            |a| {
-                let mut v = a.view();
-                v.swap_axes(*x, *y);
-                v.as_standard_layout().into_owned()
-            },
-        ),
+        Op::Flip { axis } => map_any!(&*args[0], |a| a
+            .slice_axis(Axis(*axis), Slice::new(0, None, -1))
+            .to_owned()),
+        Op::Transpose { a: x, b: y } => map_any!(&*args[0], |a| {
+            let mut v = a.view();
+            v.swap_axes(*x, *y);
+            v.as_standard_layout().into_owned()
+        }),
         Op::Embedding => Tensor::F32(embedding(f(0), ids(&args[1]))?),
         Op::Softmax { axis } => Tensor::F32(softmax(f(0), *axis, false)),
         Op::LogSoftmax { axis } => Tensor::F32(softmax(f(0), *axis, true)),
         Op::LayerNorm { eps } => Tensor::F32(layer_norm(f(0), *eps)),
-        Op::Unsqueeze { axis } => map_any(
-            &args[0],
-            |a| a.clone().insert_axis(Axis(*axis)),
-            |a| a.clone().insert_axis(Axis(*axis)),
-        ),
-        Op::Squeeze { axis } => map_any(
-            &args[0],
-            |a| a.index_axis(Axis(*axis), 0).to_owned(),
-            |a| a.index_axis(Axis(*axis), 0).to_owned(),
-        ),
+        Op::Unsqueeze { axis } => map_any!(&*args[0], |a| a.clone().insert_axis(Axis(*axis))),
+        Op::Squeeze { axis } => map_any!(&*args[0], |a| a.index_axis(Axis(*axis), 0).to_owned()),
         Op::SequenceMask => Tensor::F32(sequence_mask(ids(&args[0]), args[1].shape()[1])?),
         Op::Input { .. }
         | Op::Weight { .. }
@@ -135,21 +113,10 @@ fn sequence_mask(lengths: &ArrayD<i64>, steps: usize) -> Result<ArrayD<f32>, Int
     Ok(mask)
 }
 
-pub(crate) fn ids(t: &Tensor) -> &ArrayD<i64> {
+fn ids(t: &Tensor) -> &ArrayD<i64> {
     match t {
         Tensor::I64(a) => a,
         Tensor::F32(_) => panic!("verified graphs feed i64 ids here"),
-    }
-}
-
-pub(crate) fn map_any(
-    t: &Tensor,
-    f: impl Fn(&ArrayD<f32>) -> ArrayD<f32>,
-    g: impl Fn(&ArrayD<i64>) -> ArrayD<i64>,
-) -> Tensor {
-    match t {
-        Tensor::F32(a) => Tensor::F32(f(a)),
-        Tensor::I64(a) => Tensor::I64(g(a)),
     }
 }
 
