@@ -31,6 +31,25 @@ pub fn each_graph(
     Ok(changed)
 }
 
+/// Applies `f` to every node that `pick` selects (loops, for the passes that
+/// rewrite them), in every graph as [`each_graph`] visits them; returns whether any
+/// call changed something. The nodes are listed before the first call, so `f` may
+/// replace the node it is given.
+pub fn each_node(
+    g: &mut Graph,
+    pick: &dyn Fn(&Op) -> bool,
+    f: &mut dyn FnMut(&mut Graph, NodeId) -> Result<bool, String>,
+) -> Result<bool, String> {
+    each_graph(g, &mut |g| {
+        let picked: Vec<NodeId> = g.node_ids().filter(|id| pick(&g.node(*id).op)).collect();
+        let mut changed = false;
+        for id in picked {
+            changed |= f(g, id)?;
+        }
+        Ok(changed)
+    })
+}
+
 /// Every `linear` whose matrix is known at load time: (node, operand, matrix).
 pub fn load_time_products(g: &Graph, dep: &HashMap<NodeId, Dep>) -> Vec<(NodeId, Value, Value)> {
     g.topo_order()

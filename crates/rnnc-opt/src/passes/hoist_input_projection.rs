@@ -30,17 +30,7 @@ impl Pass for HoistInputProjection {
     }
 
     fn run(&self, g: &mut Graph) -> Result<bool, String> {
-        crate::rewrite::each_graph(g, &mut |g| {
-            let scans: Vec<NodeId> = g
-                .node_ids()
-                .filter(|id| matches!(g.node(*id).op, Op::Scan(_)))
-                .collect();
-            let mut changed = false;
-            for id in scans {
-                changed |= hoist(g, id)?;
-            }
-            Ok(changed)
-        })
+        crate::rewrite::each_node(g, &|op| matches!(op, Op::Scan(_)), &mut hoist)
     }
 }
 

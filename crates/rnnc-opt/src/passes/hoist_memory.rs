@@ -25,21 +25,12 @@ impl Pass for HoistMemory {
     }
 
     fn run(&self, g: &mut Graph) -> Result<bool, String> {
-        crate::rewrite::each_graph(g, &mut |g| {
-            let loops: Vec<NodeId> = g
-                .node_ids()
-                .filter(|id| match &g.node(*id).op {
-                    Op::Scan(s) => s.step == 1 && s.n_memory > 0,
-                    Op::Decode(d) => d.n_memory > 0,
-                    _ => false,
-                })
-                .collect();
-            let mut changed = false;
-            for id in loops {
-                changed |= hoist(g, id)?;
-            }
-            Ok(changed)
-        })
+        let pick = |op: &Op| match op {
+            Op::Scan(s) => s.step == 1 && s.n_memory > 0,
+            Op::Decode(d) => d.n_memory > 0,
+            _ => false,
+        };
+        crate::rewrite::each_node(g, &pick, &mut hoist)
     }
 }
 
@@ -85,11 +76,9 @@ fn hoist(g: &mut Graph, id: NodeId) -> Result<bool, String> {
             }
         }
     }
-    let hoisted = |n: &NodeId| {
-        reads_memory.contains(n)
-            && !matches!(body.node(*n).op, Op::Arg { .. })
-            && invariant.contains(n)
-    };
+    // (Everything that reads a memory here is invariant: it is only recorded then.)
+    let hoisted =
+        |n: &NodeId| reads_memory.contains(n) && !matches!(body.node(*n).op, Op::Arg { .. });
     // The frontier: hoisted values read by the loop's per-step work or yielded.
     let outputs: HashSet<NodeId> = body.outputs.iter().map(|(_, v)| v.node).collect();
     let frontier: Vec<NodeId> = order

@@ -23,7 +23,7 @@
 //! can then keep weights in registers across k steps and schedule k steps' work
 //! together; a fixed short T needs no loop at all.
 
-use crate::rewrite::{add, dependencies, each_graph, Dep};
+use crate::rewrite::{add, dependencies, each_node, Dep};
 use crate::Pass;
 use rnnc_ir::{ArgKind, Dim, Graph, NodeId, Op, Scan, Value};
 use std::collections::HashMap;
@@ -62,23 +62,14 @@ impl Pass for UnrollTime {
     }
 
     fn run(&self, g: &mut Graph) -> Result<bool, String> {
-        each_graph(g, &mut |g| {
-            let scans: Vec<NodeId> = g
-                .node_ids()
-                .filter(|id| matches!(&g.node(*id).op, Op::Scan(s) if s.step == 1))
-                .collect();
-            let mut changed = false;
-            for id in scans {
-                let seq = g.operands(id)[0];
-                changed |= match (g.ty(seq).dims[1], self.factor) {
-                    (Dim::Fixed(n), f) if n >= 1 && f.is_none_or(|f| f >= n) => {
-                        unroll_fully(g, id, n)?
-                    }
-                    (_, Some(k)) if k >= 2 => unroll_by(g, id, k)?,
-                    _ => false,
-                };
+        let pick = |op: &Op| matches!(op, Op::Scan(s) if s.step == 1);
+        each_node(g, &pick, &mut |g, id| {
+            let seq = g.operands(id)[0];
+            match (g.ty(seq).dims[1], self.factor) {
+                (Dim::Fixed(n), f) if n >= 1 && f.is_none_or(|f| f >= n) => unroll_fully(g, id, n),
+                (_, Some(k)) if k >= 2 => unroll_by(g, id, k),
+                _ => Ok(false),
             }
-            Ok(changed)
         })
     }
 }
