@@ -42,25 +42,6 @@ fn cases() -> BTreeSet<(std::path::PathBuf, Vec<String>)> {
     cases
 }
 
-fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    match (a, b) {
-        (Tensor::F32(a), Tensor::F32(b)) => {
-            assert_eq!(a.shape(), b.shape());
-            a.iter()
-                .zip(b.iter())
-                .map(|(x, y)| {
-                    if x.is_nan() != y.is_nan() {
-                        f32::INFINITY
-                    } else {
-                        (x - y).abs()
-                    }
-                })
-                .fold(0.0, f32::max)
-        }
-        _ => panic!("f32 outputs"),
-    }
-}
-
 #[test]
 fn cpu_backend_matches_the_interpreter() {
     let mut failures = Vec::new();
@@ -91,7 +72,7 @@ fn cpu_backend_matches_the_interpreter() {
                         .collect();
                 let got = cpu.run(&inputs).unwrap_or_else(|e| panic!("{label}: {e}"));
                 for (name, t) in &got {
-                    let d = max_diff(t, &want[name]);
+                    let d = common::max_diff(t, &want[name]);
                     if d > ATOL {
                         failures.push(format!("{label} {name}: differs by {d:e}"));
                     }
@@ -255,7 +236,7 @@ fn stream_matches_whole_run(model: &str, params: &[&str], batch: usize, seq: usi
                         .f32()
                         .slice_axis(ndarray::Axis(1), (t..t + 1).into())
                         .to_owned();
-                    let d = max_diff(&y, &Tensor::F32(want));
+                    let d = common::max_diff(&y, &Tensor::F32(want));
                     assert!(
                         d <= ATOL,
                         "{model} round {round} step {t}: output differs by {d:e}"
@@ -265,7 +246,7 @@ fn stream_matches_whole_run(model: &str, params: &[&str], batch: usize, seq: usi
             }
         }
         for (_, out) in s.state_names() {
-            let d = max_diff(&last[out], &whole[out]);
+            let d = common::max_diff(&last[out], &whole[out]);
             assert!(d <= ATOL, "{model} round {round}: {out} differs by {d:e}");
         }
         // After a reset the stream starts over from zeros and gives the same numbers.
@@ -341,7 +322,7 @@ fn softmax_rows_match_the_interpreter() {
             )
             .unwrap();
             for (name, t) in cpu.run(&inputs).unwrap() {
-                let d = max_diff(&t, &want[&name]);
+                let d = common::max_diff(&t, &want[&name]);
                 assert!(d <= 1e-6, "width {width}, {threads} threads, {name}: {d:e}");
             }
             let programs = cpu.program_report();
@@ -354,28 +335,12 @@ fn softmax_rows_match_the_interpreter() {
 /// same message, and the compiled program never reads outside the table.
 #[test]
 fn token_ids_outside_the_vocabulary_are_rejected() {
-    let args = ModelArgs {
-        model: common::root().join("models/lstm_classifier.rnn"),
-        params: [
-            "vocab_size=10",
-            "embed_dim=4",
-            "hidden_dim=6",
-            "num_layers=1",
-            "num_classes=3",
-        ]
-        .map(String::from)
-        .to_vec(),
-        config: None,
-    };
-    let g = rnnc_cli::compile(&args).unwrap();
+    let g = common::classifier_with_10_tokens();
     let w = rnnc_cli::bench::random_weights(&g, 1);
     let v = || rnnc_ir::verify(&g).unwrap();
     let cpu = rnnc_backend_cpu::CpuBackend::new(v(), &w).unwrap();
     for bad in [10, -1, i64::MAX] {
-        let ids =
-            ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[2, 3]), vec![1, 2, 3, 4, bad, 5])
-                .unwrap();
-        let inputs = HashMap::from([("input".to_string(), Tensor::I64(ids))]);
+        let inputs = common::ids_with(bad);
         let want = rnnc_interp::run(&v(), &inputs, &w).unwrap_err().0;
         assert_eq!(
             want,

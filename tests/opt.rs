@@ -37,17 +37,6 @@ fn run(g: &Graph, inputs: &HashMap<String, Tensor>, w: &Weights) -> HashMap<Stri
         .collect()
 }
 
-fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    let (Tensor::F32(a), Tensor::F32(b)) = (a, b) else {
-        panic!("f32 outputs")
-    };
-    assert_eq!(a.shape(), b.shape());
-    a.iter()
-        .zip(b.iter())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -138,7 +127,7 @@ fn lstm_seed_equations_match_pytorch_at_every_level() {
             let outs = run(&optimise(&g, Opt::Level(level)), &inputs, &w);
             for name in ["output", "h_n", "c_n"] {
                 let want = rnnc_cli::npy::read(&dir.join(format!("{name}.npy"))).unwrap();
-                let d = max_diff(&outs[name], &want);
+                let d = common::max_diff(&outs[name], &want);
                 assert!(d < 1e-5, "{seed} -O{level} {name}: off PyTorch by {d}");
             }
         }
@@ -196,7 +185,7 @@ fn fusion_fires_on_invented_cells_and_keeps_their_numbers() {
         let (inputs, w) = random_case(&g, 7);
         let (a, b) = (run(&g, &inputs, &w), run(&o2, &inputs, &w));
         for (name, t) in &a {
-            assert!(max_diff(t, &b[name]) < 1e-5, "{file} {name}");
+            assert!(common::max_diff(t, &b[name]) < 1e-5, "{file} {name}");
         }
     }
 }
@@ -286,7 +275,7 @@ fn random_pass_orders_keep_every_models_numbers() {
             let text = pipeline.join(",");
             let outs = run(&optimise(g, Opt::Passes(text.clone())), &inputs, &w);
             for (name, t) in &reference {
-                let d = max_diff(t, &outs[name]);
+                let d = common::max_diff(t, &outs[name]);
                 assert!(
                     d < 1e-5,
                     "{} with --passes {text}: {name} differs by {d}",
@@ -348,7 +337,10 @@ fn unrolled_scans_keep_their_numbers_and_print_back() {
         );
         let outs = run(&u, &inputs, &w);
         for (name, t) in &reference {
-            assert!(max_diff(t, &outs[name]) < 1e-6, "factor {k}: {name}");
+            assert!(
+                common::max_diff(t, &outs[name]) < 1e-6,
+                "factor {k}: {name}"
+            );
         }
     }
 }
@@ -362,7 +354,7 @@ fn a_fixed_length_sequence_unrolls_into_a_loop_free_graph() {
     let reference = run(&g, &inputs, &w);
     let outs = run(&full, &inputs, &w);
     for (name, t) in &reference {
-        assert!(max_diff(t, &outs[name]) < 1e-6, "{name}");
+        assert!(common::max_diff(t, &outs[name]) < 1e-6, "{name}");
     }
     // A factor below T unrolls by blocks instead; at least T, fully.
     assert!(optimise(&g, Opt::Passes("unroll-time{factor=4}".into()))

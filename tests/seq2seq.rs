@@ -62,23 +62,11 @@ fn inputs(with_target: bool) -> HashMap<String, Tensor> {
     m
 }
 
-fn f32s(t: &Tensor) -> &ArrayD<f32> {
-    t.f32()
-}
-
 fn ids(t: &Tensor) -> &ArrayD<i64> {
     match t {
         Tensor::I64(a) => a,
         Tensor::F32(_) => panic!("expected token ids"),
     }
-}
-
-fn max_diff(a: &ArrayD<f32>, b: &ArrayD<f32>) -> f32 {
-    assert_eq!(a.shape(), b.shape());
-    a.iter()
-        .zip(b.iter())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -87,7 +75,7 @@ fn teacher_forced_logits_match_pytorch() {
         for backend in ["interp", "cpu"] {
             let out = run("teacher", &[], &inputs(true), level, backend);
             for name in ["logits", "attention"] {
-                let d = max_diff(f32s(&out[name]), f32s(&fixture(name)));
+                let d = common::max_diff_f32(out[name].f32(), fixture(name).f32());
                 assert!(d <= 1e-5, "{name} -O{level} {backend}: max diff {d}");
             }
         }
@@ -110,7 +98,7 @@ fn greedy_decoding_matches_pytorch() {
                 ids(&fixture("greedy_lengths")),
                 "{label}"
             );
-            let d = max_diff(f32s(&out["scores"]), f32s(&fixture("greedy_scores")));
+            let d = common::max_diff_f32(out["scores"].f32(), fixture("greedy_scores").f32());
             assert!(d <= 1e-5, "{label}: scores differ by {d}");
         }
     }
@@ -121,8 +109,8 @@ fn beam_search_matches_pytorch_best_first() {
     let out = run("beam", &[], &inputs(false), 2, "interp");
     assert_eq!(ids(&out["tokens"]), ids(&fixture("beam_tokens")));
     assert_eq!(ids(&out["lengths"]), ids(&fixture("beam_lengths")));
-    let scores = f32s(&out["scores"]);
-    let d = max_diff(scores, f32s(&fixture("beam_scores")));
+    let scores = out["scores"].f32();
+    let d = common::max_diff_f32(scores, fixture("beam_scores").f32());
     assert!(d <= 1e-5, "beam scores differ by {d}");
     for row in scores.rows() {
         assert!(
@@ -150,10 +138,10 @@ fn beam_width_one_is_greedy() {
     assert_eq!(&tokens, ids(&greedy["tokens"]));
     let lengths = ids(&beam["lengths"]).slice(s![.., 0]).to_owned().into_dyn();
     assert_eq!(&lengths, ids(&greedy["lengths"]));
-    let scores = f32s(&beam["scores"]).slice(s![.., 0]).to_owned().into_dyn();
+    let scores = beam["scores"].f32().slice(s![.., 0]).to_owned().into_dyn();
     assert_eq!(
         &scores,
-        f32s(&greedy["scores"]),
+        greedy["scores"].f32(),
         "the same sums, in the same order"
     );
 }
@@ -190,16 +178,17 @@ fn a_padded_batch_equals_its_sequences_one_by_one() {
     for b in 0..batch {
         let alone = run("teacher", &[], &one(b, true), 2, "interp");
         let len = lengths[[b]] as usize;
-        let row = f32s(&teacher["logits"])
+        let row = teacher["logits"]
+            .f32()
             .slice(s![b..b + 1, .., ..])
             .to_owned();
-        let d = max_diff(&row.into_dyn(), f32s(&alone["logits"]));
+        let d = common::max_diff_f32(&row.into_dyn(), alone["logits"].f32());
         assert!(d <= 1e-5, "example {b}: logits differ by {d}");
         // Attention over the padded source: the padding gets exactly zero weight.
-        let attn = f32s(&teacher["attention"]);
+        let attn = teacher["attention"].f32();
         assert!(attn.slice(s![b, .., len..]).iter().all(|w| *w == 0.0));
         let row = attn.slice(s![b..b + 1, .., ..len]).to_owned();
-        let d = max_diff(&row.into_dyn(), f32s(&alone["attention"]));
+        let d = common::max_diff_f32(&row.into_dyn(), alone["attention"].f32());
         assert!(d <= 1e-5, "example {b}: attention differs by {d}");
 
         let alone = run("greedy", &[], &one(b, false), 2, "interp");
@@ -289,7 +278,7 @@ fn packed_bidirectional_lstm_matches_pytorch() {
             .into_iter()
             .collect();
             for name in ["output", "h_n", "c_n"] {
-                let d = max_diff(f32s(&outs[name]), f32s(&read(name)));
+                let d = common::max_diff_f32(outs[name].f32(), read(name).f32());
                 assert!(d <= 1e-5, "{name} -O{level} {backend}: max diff {d}");
             }
         }
@@ -351,7 +340,7 @@ fn dot_product_attention_weighs_the_real_positions() {
             } else {
                 0.0
             };
-            let got = f32s(&outs["weights"])[[bi, j]];
+            let got = outs["weights"].f32()[[bi, j]];
             assert!(
                 (got - want).abs() < 1e-6,
                 "weight [{bi}, {j}]: {got} vs {want}"
@@ -362,7 +351,7 @@ fn dot_product_attention_weighs_the_real_positions() {
                 .iter()
                 .map(|j| score(*j).exp() / z * keys[[bi, *j, k]])
                 .sum();
-            let got = f32s(&outs["context"])[[bi, k]];
+            let got = outs["context"].f32()[[bi, k]];
             assert!(
                 (got - want).abs() < 1e-5,
                 "context [{bi}, {k}]: {got} vs {want}"

@@ -47,23 +47,6 @@ fn optimised(g: &rnnc_ir::Graph, opt: &Opt) -> rnnc_ir::Graph {
     g
 }
 
-fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    match (a, b) {
-        (Tensor::F32(a), Tensor::F32(b)) => {
-            assert_eq!(a.shape(), b.shape());
-            a.iter()
-                .zip(b.iter())
-                .map(|(x, y)| match x.is_nan() || y.is_nan() {
-                    true if x.is_nan() && y.is_nan() => 0.0,
-                    true => f32::INFINITY,
-                    false => (x - y).abs(),
-                })
-                .fold(0.0, f32::max)
-        }
-        _ => panic!("f32 outputs"),
-    }
-}
-
 #[test]
 fn every_model_runs_on_wgpu_like_the_interpreter() {
     let mut failures = vec![];
@@ -93,7 +76,7 @@ fn every_model_runs_on_wgpu_like_the_interpreter() {
                 };
                 assert_eq!(got.len(), want.len(), "{label}: outputs");
                 for (name, t) in &got {
-                    let d = max_diff(t, &want[name]);
+                    let d = common::max_diff(t, &want[name]);
                     if d > ATOL {
                         failures.push(format!("{label} {name}: differs by {d:e}"));
                     }
@@ -148,24 +131,12 @@ fn naga_refuses_a_broken_module() {
 /// Token ids outside the embedding table: the interpreter's error, nothing run.
 #[test]
 fn token_ids_outside_the_vocabulary_are_rejected() {
-    let params: Vec<String> = [
-        "vocab_size=10",
-        "embed_dim=4",
-        "hidden_dim=6",
-        "num_layers=1",
-        "num_classes=3",
-    ]
-    .map(String::from)
-    .to_vec();
-    let g = lowered(&common::root().join("models/lstm_classifier.rnn"), &params);
+    let g = common::classifier_with_10_tokens();
     let w = rnnc_cli::bench::random_weights(&g, 1);
     let v = || rnnc_ir::verify(&g).unwrap();
     let gpu = rnnc_backend_wgsl::WgslBackend::new(v(), &w).unwrap();
     for bad in [10, -1, i64::MAX] {
-        let ids =
-            ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[2, 3]), vec![1, 2, 3, 4, bad, 5])
-                .unwrap();
-        let inputs = HashMap::from([("input".to_string(), Tensor::I64(ids))]);
+        let inputs = common::ids_with(bad);
         let want = rnnc_interp::run(&v(), &inputs, &w).unwrap_err().0;
         assert_eq!(gpu.run(&inputs).unwrap_err().0, want);
     }
@@ -189,6 +160,6 @@ fn runs_repeat_exactly() {
     gpu.run(&b).unwrap();
     let again = gpu.run(&a).unwrap();
     for ((n, x), (_, y)) in first.iter().zip(&again) {
-        assert_eq!(max_diff(x, y), 0.0, "{n}");
+        assert_eq!(common::max_diff(x, y), 0.0, "{n}");
     }
 }

@@ -146,3 +146,47 @@ pub fn seq2seq_params(mode: &str) -> Vec<String> {
     params.push(format!("mode={mode}"));
     params
 }
+
+/// The largest absolute difference between two f32 tensors of one shape. NaN
+/// against NaN counts as equal, NaN against a number as infinitely far (a plain
+/// fold with `f32::max` would skip NaNs and pass).
+pub fn max_diff_f32(a: &ndarray::ArrayD<f32>, b: &ndarray::ArrayD<f32>) -> f32 {
+    assert_eq!(a.shape(), b.shape());
+    a.iter()
+        .zip(b.iter())
+        .map(|(x, y)| match (x.is_nan(), y.is_nan()) {
+            (true, true) => 0.0,
+            (false, false) => (x - y).abs(),
+            _ => f32::INFINITY,
+        })
+        .fold(0.0, f32::max)
+}
+
+/// [`max_diff_f32`] of two tensors, which must both be f32.
+pub fn max_diff(a: &rnnc_interp::Tensor, b: &rnnc_interp::Tensor) -> f32 {
+    max_diff_f32(a.f32(), b.f32())
+}
+
+/// The LSTM classifier with a 10-token vocabulary, for runs with out-of-range ids.
+pub fn classifier_with_10_tokens() -> rnnc_ir::Graph {
+    let params = [
+        "vocab_size=10",
+        "embed_dim=4",
+        "hidden_dim=6",
+        "num_layers=1",
+        "num_classes=3",
+    ];
+    rnnc_cli::compile(&rnnc_cli::args::ModelArgs {
+        model: root().join("models/lstm_classifier.rnn"),
+        params: params.map(String::from).to_vec(),
+        config: None,
+    })
+    .unwrap()
+}
+
+/// Its input, ids `[2, 3]`, with `bad` among them.
+pub fn ids_with(bad: i64) -> std::collections::HashMap<String, rnnc_interp::Tensor> {
+    let ids =
+        ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[2, 3]), vec![1, 2, 3, 4, bad, 5]).unwrap();
+    std::collections::HashMap::from([("input".to_string(), rnnc_interp::Tensor::I64(ids))])
+}
