@@ -17,19 +17,7 @@ fn params_for(path: &Path) -> Vec<(String, HValue)> {
         "lstm" => "torch_lstm_bidir2_h0",
         "gru" => "torch_gru_bidir2_h0",
         "lstm_seed_equations" => "lstm_seed_equations",
-        "seq2seq_attention" => {
-            return common::seq2seq_params("beam")
-                .iter()
-                .map(|kv| {
-                    let (k, v) = kv.split_once('=').unwrap();
-                    let h = match v.parse() {
-                        Ok(n) => HValue::Int(n),
-                        Err(_) => HValue::Str(v.to_string()),
-                    };
-                    (k.to_string(), h)
-                })
-                .collect()
-        }
+        "seq2seq_attention" => return hvalues(&common::seq2seq_meta("beam")),
         s if common::root()
             .join(format!("tests/fixtures/seed0/{s}"))
             .is_dir() =>
@@ -39,9 +27,12 @@ fn params_for(path: &Path) -> Vec<(String, HValue)> {
         _ => return Vec::new(),
     };
     let fx = common::seed0(fixture);
-    fx.meta["ctor_kwargs"]
-        .as_object()
-        .unwrap()
+    hvalues(fx.meta["ctor_kwargs"].as_object().unwrap())
+}
+
+/// Hyperparameters from a fixture's JSON (bools, strings, ints).
+fn hvalues(kwargs: &serde_json::Map<String, serde_json::Value>) -> Vec<(String, HValue)> {
+    kwargs
         .iter()
         .map(|(k, v)| {
             let h = match v {

@@ -134,17 +134,23 @@ pub fn seq2seq_dir() -> PathBuf {
 
 /// `--param` values for the seq2seq fixture in one `mode` (teacher, greedy, beam).
 pub fn seq2seq_params(mode: &str) -> Vec<String> {
-    let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(seq2seq_dir().join("meta.json")).unwrap())
-            .unwrap();
-    let mut params: Vec<String> = meta
-        .as_object()
-        .unwrap()
+    seq2seq_meta(mode)
         .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    params.push(format!("mode={mode}"));
-    params
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => format!("{k}={s}"),
+            v => format!("{k}={v}"),
+        })
+        .collect()
+}
+
+/// The seq2seq fixture's hyperparameters (`meta.json`) with `mode` set.
+pub fn seq2seq_meta(mode: &str) -> serde_json::Map<String, serde_json::Value> {
+    let text = std::fs::read_to_string(seq2seq_dir().join("meta.json")).unwrap();
+    let serde_json::Value::Object(mut meta) = serde_json::from_str(&text).unwrap() else {
+        panic!("meta.json holds an object")
+    };
+    meta.insert("mode".into(), mode.into());
+    meta
 }
 
 /// The largest absolute difference between two f32 tensors of one shape. NaN
