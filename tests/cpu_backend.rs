@@ -1,11 +1,14 @@
 //! The CPU backend against the interpreter, on every model the fixtures name (their
 //! seed-0 and random-dims hyperparameters: hidden sizes that are not multiples of
 //! 4 among them), with random weights and inputs at batch 1, 5 (a row block and
-//! one row over), 17 (the GEMM path, `GEMM_MIN_ROWS` = 16) and lengths 1 and 6,
-//! at -O0, -O1, -O2 and -O2 with time unrolling. Every scan must compile.
+//! one row over), 17 (the portable path's GEMM, `GEMM_MIN_ROWS` = 16; the kernels'
+//! row blocks and their remainders) and lengths 1 and 6, at -O0, -O1, -O2 and -O2
+//! with time unrolling, on every kernel ISA this CPU has and the portable path.
+//! Every scan must compile.
 
 mod common;
 
+use rnnc_backend_cpu::Isa;
 use rnnc_cli::args::ModelArgs;
 use rnnc_interp::Tensor;
 use rnnc_opt::Opt;
@@ -55,15 +58,18 @@ fn cpu_backend_matches_the_interpreter() {
         };
         let lowered = rnnc_cli::compile(&args).unwrap_or_else(|e| panic!("{label}: {e}"));
         let w = rnnc_cli::bench::random_weights(&lowered, 7);
-        for opt in pipelines() {
+        for (opt, isa) in pipelines()
+            .into_iter()
+            .flat_map(|o| Isa::available().into_iter().map(move |i| (o.clone(), i)))
+        {
             let mut g = lowered.clone();
             let passes = opt.build().unwrap();
             rnnc_opt::run_pipeline(&mut g, &passes, &Default::default(), &mut String::new())
                 .unwrap_or_else(|e| panic!("{label}: {e}"));
             let verified = rnnc_ir::verify(&g).unwrap();
-            let cpu = rnnc_backend_cpu::CpuBackend::new(verified, &w).unwrap();
+            let cpu = rnnc_backend_cpu::CpuBackend::with_isa(verified, &w, 1, isa).unwrap();
             for (batch, seq) in [(1, 6), (5, 6), (17, 6), (5, 1)] {
-                let label = format!("{label} {opt:?} B={batch} T={seq}");
+                let label = format!("{label} {opt:?} {isa} B={batch} T={seq}");
                 let inputs = rnnc_cli::bench::random_inputs(&g, batch, seq, 11);
                 let want: HashMap<String, Tensor> =
                     rnnc_interp::run(&rnnc_ir::verify(&g).unwrap(), &inputs, &w)
@@ -99,7 +105,7 @@ fn cpu_backend_matches_the_interpreter() {
             }
         }
     }
-    assert!(runs >= 100, "only {runs} runs");
+    assert!(runs >= 100 * Isa::available().len(), "only {runs} runs");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -151,27 +157,29 @@ fn thread_count_does_not_change_results() {
             let passes = opt.build().unwrap();
             rnnc_opt::run_pipeline(&mut g, &passes, &Default::default(), &mut String::new())
                 .unwrap();
-            let backend = |n| {
-                rnnc_backend_cpu::CpuBackend::with_threads(rnnc_ir::verify(&g).unwrap(), &w, n)
-                    .unwrap()
-            };
-            let (one, two, three) = (backend(1), backend(2), backend(3));
-            for (batch, seq) in [(1, 7), (5, 7), (17, 3)] {
-                let label = format!("{label} {opt:?} B={batch} T={seq}");
-                let inputs = rnnc_cli::bench::random_inputs(&g, batch, seq, 5);
-                let want = one.run(&inputs).unwrap();
-                assert_same(
-                    &format!("{label} 2 threads"),
-                    &want,
-                    &two.run(&inputs).unwrap(),
-                );
-                assert_same(
-                    &format!("{label} 3 threads"),
-                    &want,
-                    &three.run(&inputs).unwrap(),
-                );
+            for isa in Isa::available() {
+                let backend = |n| {
+                    rnnc_backend_cpu::CpuBackend::with_isa(rnnc_ir::verify(&g).unwrap(), &w, n, isa)
+                        .unwrap()
+                };
+                let (one, two, three) = (backend(1), backend(2), backend(3));
+                for (batch, seq) in [(1, 7), (5, 7), (17, 3)] {
+                    let label = format!("{label} {opt:?} {isa} B={batch} T={seq}");
+                    let inputs = rnnc_cli::bench::random_inputs(&g, batch, seq, 5);
+                    let want = one.run(&inputs).unwrap();
+                    assert_same(
+                        &format!("{label} 2 threads"),
+                        &want,
+                        &two.run(&inputs).unwrap(),
+                    );
+                    assert_same(
+                        &format!("{label} 3 threads"),
+                        &want,
+                        &three.run(&inputs).unwrap(),
+                    );
+                }
+                assert!(three.report().iter().all(|r| r.outcome.is_ok()), "{label}");
             }
-            assert!(three.report().iter().all(|r| r.outcome.is_ok()), "{label}");
         }
     }
 }

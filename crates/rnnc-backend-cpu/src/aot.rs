@@ -10,7 +10,7 @@
 
 use crate::jit::{define_plan, host_isa};
 use crate::parallel::Part;
-use crate::plan::{Slot, Unsupported};
+use crate::plan::{Products, Slot, Unsupported};
 use crate::whole::{plan_model, WholePlan};
 use cranelift_codegen::ir::{
     types, AbiParam, InstBuilder, MemFlagsData, Signature, StackSlotData, StackSlotKind,
@@ -44,7 +44,7 @@ pub fn compile_object(
 ) -> Result<CompiledObject, Unsupported> {
     let g = graph.graph();
     let known = load_time_values(g, weights).map_err(|e| Unsupported(e.0))?;
-    let plan = plan_model(g, weights, &known, (batch, time), 1, usize::MAX)?;
+    let plan = plan_model(g, weights, &known, (batch, time), 1, Products::standalone())?;
     let prefix = c_identifier(&g.name);
     let fail = |e: String| Unsupported(format!("code generation failed: {e}"));
     let isa = host_isa(true).map_err(fail)?;
@@ -63,8 +63,12 @@ pub fn compile_object(
         threads: 1,
     };
     let define = |module: &mut ObjectModule, name: &str, p: &crate::plan::Plan| {
+        // Object files call no kernel of this process: no programs to keep.
         define_plan(module, name, p, whole)
-            .map(|(id, _)| id)
+            .map(|(id, _, programs)| {
+                debug_assert!(programs.is_empty());
+                id
+            })
             .map_err(fail)
     };
     let scan_ids = plan

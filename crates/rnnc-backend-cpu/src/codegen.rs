@@ -2,7 +2,7 @@
 //! barrier: *const SpinBarrier)`: the table holds a pointer per slot (see
 //! [`Plan::slots`]); the function runs the whole time loop, then the left-over steps
 //! of an unrolled scan with its tail program, doing its thread's [`Part`] of each
-//! instruction and meeting the other threads where [`parallel::barriers`] says.
+//! instruction and meeting the other threads where [`parallel::schedule`] says.
 
 use crate::math;
 use crate::pack::row_block;
@@ -15,7 +15,9 @@ use cranelift_codegen::ir::{
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use rnnc_ir::{BinaryOp, UnaryOp};
+use rnnc_kernels::{Binary, Code, ElementwiseProgram, Isa, Operand, Unary};
 use std::collections::HashMap;
+use std::ops::Range;
 
 const F4: Type = types::F32X4;
 
@@ -27,8 +29,20 @@ pub fn signature(call_conv: CallConv, ptr: Type) -> Signature {
     sig
 }
 
+/// Elementwise programs that generated code points to: boxed, because the code
+/// holds their addresses, which must not move when the list grows.
+#[allow(clippy::vec_box)]
+pub type Programs = Vec<Box<ElementwiseProgram>>;
+
+/// A generated function and the elementwise programs its kernel calls point
+/// to, which must live as long as its code.
+pub struct Built {
+    pub func: Function,
+    pub programs: Programs,
+}
+
 /// Builds the function that does `part` of `plan`.
-pub fn build(plan: &Plan, part: Part, sig: Signature, config: TargetFrontendConfig) -> Function {
+pub fn build(plan: &Plan, part: Part, sig: Signature, config: TargetFrontendConfig) -> Built {
     let ptr = config.pointer_type();
     let mut func = Function::with_name_signature(UserFuncName::user(0, 0), sig);
     let mut fctx = FunctionBuilderContext::new();
@@ -51,6 +65,7 @@ pub fn build(plan: &Plan, part: Part, sig: Signature, config: TargetFrontendConf
         timed: HashMap::new(),
         part,
         barrier,
+        programs: Vec::new(),
     };
     let k = plan.body.steps.max(1);
     let full = plan.time / k;
@@ -66,10 +81,11 @@ pub fn build(plan: &Plan, part: Part, sig: Signature, config: TargetFrontendConf
             vec![]
         });
     }
+    let programs = std::mem::take(&mut e.programs);
     b.ins().return_(&[]);
     b.seal_all_blocks();
     b.finalize(config);
-    func
+    Built { func, programs }
 }
 
 /// Loads and stores of f32 data: never trapping in well-formed plans, and not
@@ -87,6 +103,8 @@ struct Emitter<'a, 'b> {
     timed: HashMap<(Slot, usize), Value>,
     part: Part,
     barrier: Value,
+    /// Programs of the elementwise kernel calls made so far.
+    programs: Programs,
 }
 
 impl Emitter<'_, '_> {
@@ -135,24 +153,47 @@ impl Emitter<'_, '_> {
     fn program(&mut self, p: &Program, t: Value) {
         self.timed.clear();
         let parallel = self.part.threads > 1;
-        let waits = if parallel {
-            parallel::barriers(p)
-        } else {
-            vec![false; p.instrs.len()]
-        };
-        for (instr, wait) in p.instrs.iter().zip(waits) {
-            if wait {
+        let schedule = parallel::schedule(p, self.part.threads);
+        for (i, instr) in p.instrs.iter().enumerate() {
+            if schedule.barriers[i] {
                 self.wait();
             }
+            let panels = || schedule.panel_runs(i, self.part.thread);
             match instr {
                 Instr::MatMul {
                     x,
-                    panels,
+                    panels: panels_slot,
                     k,
-                    m,
                     nb,
                     out,
-                } => self.matmul(x, *panels, *k, *m, *nb, out, t),
+                    kernel: Isa::Portable,
+                    ..
+                } => {
+                    for run in panels() {
+                        self.matmul(x, *panels_slot, (*k, *nb, run), out, t);
+                    }
+                }
+                Instr::MatMul {
+                    x,
+                    panels: panels_slot,
+                    k,
+                    nb,
+                    out,
+                    kernel,
+                    init,
+                    ..
+                } => {
+                    for run in panels() {
+                        self.kernel_matmul(
+                            *kernel,
+                            x,
+                            *panels_slot,
+                            (*k, *nb, run),
+                            (out, init),
+                            t,
+                        );
+                    }
+                }
                 Instr::Elementwise(e) => self.elementwise(e, t),
                 Instr::Gemm { x, b, k, m, out } => self.gemm(x, *b, *k, *m, out, t),
                 Instr::CallScan { scan, args } => self.call_scan(*scan, args, t),
@@ -261,14 +302,12 @@ impl Emitter<'_, '_> {
         self.b.ins().iadd_imm_s(p, off)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Generated code for panels `mine` of a product.
     fn matmul(
         &mut self,
         x: &View,
         panels: usize,
-        k: usize,
-        m: usize,
-        nb: usize,
+        (k, nb, mine): (usize, usize, Range<usize>),
         out: &View,
         t: Value,
     ) {
@@ -281,7 +320,6 @@ impl Emitter<'_, '_> {
         let blocks = rows / rb;
         let (xs, os) = (x.row_stride, out.row_stride);
         // Panels outside, rows inside: one K × nb panel stays in L1 for all rows.
-        let mine = self.part.panels(m.div_ceil(nb));
         self.counted(mine.len(), &[], |e, p, _| {
             let p = e.b.ins().iadd_imm_s(p, mine.start as i64);
             let pbytes = e.b.ins().imul_imm_s(p, (k * nb * 4) as i64);
@@ -299,6 +337,74 @@ impl Emitter<'_, '_> {
             }
             vec![]
         });
+    }
+
+    /// A call of `isa`'s product kernel (`rnnc-kernels`) through its address, for
+    /// this thread's panels: each thread streams the same panels at every step,
+    /// so its slice of the weights stays in its own core's cache.
+    fn kernel_matmul(
+        &mut self,
+        isa: Isa,
+        x: &View,
+        panels: usize,
+        (k, nb, mine): (usize, usize, Range<usize>),
+        (out, init): (&View, &Option<View>),
+        t: Value,
+    ) {
+        if mine.is_empty() || x.rows == 0 {
+            return;
+        }
+        let kernel = isa
+            .kernel()
+            .expect("plans name only kernels this CPU supports");
+        let ptr = self.ptr;
+        let mut sig = Signature::new(self.b.func.signature.call_conv);
+        for _ in 0..11 {
+            sig.params.push(AbiParam::new(ptr));
+        }
+        let sigref = self.b.import_signature(sig);
+        let callee = self
+            .b
+            .ins()
+            .iconst(ptr, kernel as *const () as usize as i64);
+        let (xb, xo) = self.addr(x, t);
+        let (ob, oo) = self.addr(out, t);
+        let xp = self.b.ins().iadd_imm_s(xb, xo);
+        let op = self
+            .b
+            .ins()
+            .iadd_imm_s(ob, oo + (mine.start * nb * 4) as i64);
+        let wp = self.bases[&Slot::Const(panels)];
+        let wp = self
+            .b
+            .ins()
+            .iadd_imm_s(wp, (mine.start * k * nb * 4) as i64);
+        let c = |e: &mut Self, v: usize| e.b.ins().iconst(ptr, v as i64);
+        // The accumulators' start from this thread's first column on.
+        let (ip, ldi, cols) = match init {
+            Some(v) => {
+                let (ib, io) = self.addr(v, t);
+                let first = mine.start * nb;
+                let ip = self.b.ins().iadd_imm_s(ib, io + (first * 4) as i64);
+                let ldi = if v.rows == 1 { 0 } else { v.row_stride };
+                (ip, ldi, v.cols.saturating_sub(first))
+            }
+            None => (c(self, 0), 0, 0),
+        };
+        let args = [
+            c(self, x.rows),
+            c(self, k),
+            xp,
+            c(self, x.row_stride),
+            wp,
+            c(self, mine.len()),
+            op,
+            c(self, out.row_stride),
+            ip,
+            c(self, ldi),
+            c(self, cols),
+        ];
+        self.b.ins().call_indirect(sigref, callee, &args);
     }
 
     /// A call to [`crate::gemm::rnnc_sgemm`] through its address.
@@ -414,10 +520,68 @@ impl Emitter<'_, '_> {
 
     fn elementwise(&mut self, e: &Elementwise, t: Value) {
         let e = e.flattened();
+        if let Some(prog) = kernel_program(self.plan.isa, &e) {
+            return self.kernel_elementwise(&e, prog, t);
+        }
         let outputs: Vec<View> = e.outputs.iter().map(|(_, v)| *v).collect();
         let ins = self.addrs(&e.inputs, t);
         let outs = self.addrs(&outputs, t);
         self.elementwise_at(&e, &ins, &outs);
+    }
+
+    /// A call of the ISA's elementwise kernel on `prog` (the code of `e`,
+    /// flattened) over this thread's part, with a table of the views' start
+    /// pointers built on the stack.
+    fn kernel_elementwise(&mut self, e: &Elementwise, prog: ElementwiseProgram, t: Value) {
+        let (rows, cols) = self.part.elementwise(e.rows, e.cols);
+        if rows.is_empty() || cols.is_empty() {
+            return;
+        }
+        let kernel = self
+            .plan
+            .isa
+            .elementwise()
+            .expect("plans name only kernels this CPU supports");
+        let views: Vec<View> = e
+            .inputs
+            .iter()
+            .copied()
+            .chain(e.outputs.iter().map(|(_, v)| *v))
+            .collect();
+        let bytes = u32::try_from(views.len() * 8).expect("a small table");
+        let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            bytes,
+            3,
+        ));
+        for (i, v) in views.iter().enumerate() {
+            let (base, off) = self.addr(v, t);
+            let p = self.b.ins().iadd_imm_s(base, off);
+            self.b.ins().stack_store(self.ptr, p, slot, (i * 8) as i32);
+        }
+        let prog = Box::new(prog);
+        let prog_addr = &*prog as *const ElementwiseProgram as usize;
+        self.programs.push(prog);
+        let ptr = self.ptr;
+        let mut sig = Signature::new(self.b.func.signature.call_conv);
+        for _ in 0..6 {
+            sig.params.push(AbiParam::new(ptr));
+        }
+        let sigref = self.b.import_signature(sig);
+        let callee = self
+            .b
+            .ins()
+            .iconst(ptr, kernel as *const () as usize as i64);
+        let c = |em: &mut Self, v: usize| em.b.ins().iconst(ptr, v as i64);
+        let args = [
+            c(self, prog_addr),
+            self.b.ins().stack_addr(ptr, slot, 0),
+            c(self, rows.start),
+            c(self, rows.end),
+            c(self, cols.start),
+            c(self, cols.end),
+        ];
+        self.b.ins().call_indirect(sigref, callee, &args);
     }
 
     /// `steps` copies of one time step each, step `i` of `src` to step
@@ -693,6 +857,57 @@ impl Emitter<'_, '_> {
         }
         vals
     }
+}
+
+/// The elementwise loop `e` (flattened) as a program for `isa`'s kernel; None for
+/// the portable path and for code that needs more slots than the kernel has.
+/// Inputs are read as [`Emitter::elementwise_at`] reads them: one element for the
+/// whole row where the view has one column, one row for all where it has one row.
+fn kernel_program(isa: Isa, e: &Elementwise) -> Option<ElementwiseProgram> {
+    isa.elementwise()?;
+    let code: Vec<Code> = e
+        .code
+        .iter()
+        .map(|op| match *op {
+            EOp::Input(i) => Code::Input(i),
+            EOp::Const(c) => Code::Const(c),
+            EOp::Unary(u, a) => Code::Unary(
+                match u {
+                    UnaryOp::Neg => Unary::Neg,
+                    UnaryOp::Relu => Unary::Relu,
+                    UnaryOp::Sigmoid => Unary::Sigmoid,
+                    UnaryOp::Tanh => Unary::Tanh,
+                    UnaryOp::Exp => Unary::Exp,
+                    UnaryOp::Log => Unary::Log,
+                },
+                a,
+            ),
+            EOp::Binary(b, x, y) => Code::Binary(
+                match b {
+                    BinaryOp::Add => Binary::Add,
+                    BinaryOp::Sub => Binary::Sub,
+                    BinaryOp::Mul => Binary::Mul,
+                    BinaryOp::Div => Binary::Div,
+                },
+                x,
+                y,
+            ),
+        })
+        .collect();
+    let inputs: Vec<Operand> = e
+        .inputs
+        .iter()
+        .map(|v| Operand {
+            row_stride: if v.rows == 1 { 0 } else { v.row_stride },
+            scalar: v.cols == 1 && (e.cols > 1 || v.rows == 1),
+        })
+        .collect();
+    let outputs: Vec<(usize, usize)> = e
+        .outputs
+        .iter()
+        .map(|(at, v)| (*at, v.row_stride))
+        .collect();
+    ElementwiseProgram::new(&code, &inputs, &outputs)
 }
 
 /// How [`Emitter::fold_row`] combines a row's elements.

@@ -3,7 +3,7 @@
 //! function per thread, each specialised to its part of the work.
 
 use crate::barrier::SpinBarrier;
-use crate::codegen;
+use crate::codegen::{self, Programs};
 use crate::parallel::Part;
 use crate::plan::Plan;
 use crate::whole::WholePlan;
@@ -19,6 +19,8 @@ pub type ScanFn = unsafe extern "C" fn(*const *mut f32, *const SpinBarrier);
 /// Machine code for one plan; the memory it lives in is freed on drop.
 pub struct Jitted {
     module: Option<JITModule>,
+    /// The programs the code's elementwise kernel calls point to.
+    _programs: Programs,
     /// One function per thread, in thread order.
     pub entries: Vec<ScanFn>,
     /// Addresses of the functions the entries call through their table.
@@ -58,21 +60,23 @@ pub fn host_isa(pic: bool) -> Result<cranelift_codegen::isa::OwnedTargetIsa, Str
 
 /// A JIT module being filled with functions of the one signature.
 /// Declares and defines, in any Cranelift module (JIT or object file), the local
-/// function doing `part` of `plan`; returns its id and code size.
+/// function doing `part` of `plan`; returns its id, code size and the
+/// elementwise programs the code points to (to be kept as long as the code).
 /// `RNNC_DISASM=1` prints its machine code.
 pub fn define_plan<M: Module>(
     module: &mut M,
     name: &str,
     plan: &Plan,
     part: Part,
-) -> Result<(FuncId, usize), String> {
+) -> Result<(FuncId, usize, Programs), String> {
     let config = module.target_config();
     let sig = codegen::signature(config.default_call_conv, config.pointer_type());
     let id = module
         .declare_function(name, Linkage::Local, &sig)
         .map_err(|e| e.to_string())?;
     let mut ctx = module.make_context();
-    ctx.func = codegen::build(plan, part, sig, config);
+    let built = codegen::build(plan, part, sig, config);
+    ctx.func = built.func;
     let disasm = std::env::var_os("RNNC_DISASM").is_some();
     ctx.set_disasm(disasm);
     module
@@ -82,12 +86,13 @@ pub fn define_plan<M: Module>(
     if disasm {
         eprintln!("{name}:\n{}", c.vcode.clone().unwrap_or_default());
     }
-    Ok((id, c.code_buffer().len()))
+    Ok((id, c.code_buffer().len(), built.programs))
 }
 
 /// A JIT module being filled with compiled plans.
 struct Builder {
     module: JITModule,
+    programs: Programs,
     code_bytes: usize,
     start: Instant,
 }
@@ -101,6 +106,7 @@ impl Builder {
         ));
         Ok(Builder {
             module,
+            programs: Vec::new(),
             code_bytes: 0,
             start,
         })
@@ -108,8 +114,9 @@ impl Builder {
 
     /// The function doing `part` of `plan`.
     fn define(&mut self, name: &str, plan: &Plan, part: Part) -> Result<FuncId, String> {
-        let (id, bytes) = define_plan(&mut self.module, name, plan, part)?;
+        let (id, bytes, programs) = define_plan(&mut self.module, name, plan, part)?;
         self.code_bytes += bytes;
+        self.programs.extend(programs);
         Ok(id)
     }
 
@@ -133,6 +140,7 @@ impl Builder {
             .collect();
         Ok(Jitted {
             module: Some(self.module),
+            _programs: self.programs,
             entries,
             callees,
             compile_time: self.start.elapsed(),

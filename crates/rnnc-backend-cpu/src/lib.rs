@@ -30,9 +30,11 @@ mod products;
 mod program;
 mod scan;
 mod stream;
+mod threads;
 mod whole;
 
 pub use plan::Unsupported;
+pub use rnnc_kernels::Isa;
 pub use stream::Stream;
 
 use program::CompiledProgram;
@@ -73,6 +75,8 @@ pub struct ProgramReport {
     pub time: usize,
     /// Compile time and code size, or why the model runs scan by scan.
     pub outcome: Outcome,
+    /// The threads the program runs on (0 where it was not compiled).
+    pub threads: usize,
 }
 
 /// A model loaded for the CPU: weights bound, load-time values folded, scans
@@ -87,8 +91,12 @@ pub struct CpuBackend<'g> {
     /// Whole-model programs by (B, T).
     programs: RefCell<HashMap<(usize, usize), Program>>,
     threads: usize,
+    /// Whether each program chooses between 1 and `threads` threads itself.
+    auto: bool,
     /// The threads compiled scans run on; None when there is one (the caller's).
     pool: Option<ThreadPool>,
+    /// The instruction set the products' kernels use.
+    isa: Isa,
 }
 
 impl<'g> CpuBackend<'g> {
@@ -97,12 +105,38 @@ impl<'g> CpuBackend<'g> {
         Self::with_threads(graph, weights, 1)
     }
 
-    /// The model with its scans split over `threads` threads (a pool of its own).
+    /// The model on as many threads as this machine has cores where its cost
+    /// model says a time step holds enough work to split (`threads.rs`), else on
+    /// the calling thread; products as for [`CpuBackend::with_threads`].
+    pub fn auto(graph: Verified<'g>, weights: &'g Weights) -> Result<Self, InterpError> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut b = Self::with_threads(graph, weights, cores)?;
+        b.auto = true;
+        Ok(b)
+    }
+
+    /// The model with its scans split over `threads` threads (a pool of its own),
+    /// its products on the widest kernels this CPU has, or those `RNNC_ISA` names.
     pub fn with_threads(
         graph: Verified<'g>,
         weights: &'g Weights,
         threads: usize,
     ) -> Result<Self, InterpError> {
+        let isa = Isa::from_env().map_err(|e| InterpError(e.0))?;
+        Self::with_isa(graph, weights, threads, isa)
+    }
+
+    /// As [`CpuBackend::with_threads`], with the products on `isa`'s kernels
+    /// ([`Isa::Portable`]: generated f32x4 code), which this CPU must support.
+    pub fn with_isa(
+        graph: Verified<'g>,
+        weights: &'g Weights,
+        threads: usize,
+        isa: Isa,
+    ) -> Result<Self, InterpError> {
+        if !isa.supported() {
+            return Err(InterpError(format!("this CPU does not support {isa}")));
+        }
         if threads == 0 {
             return Err(InterpError("the thread count must be at least 1".into()));
         }
@@ -131,8 +165,15 @@ impl<'g> CpuBackend<'g> {
             scans: RefCell::new(HashMap::new()),
             programs: RefCell::new(HashMap::new()),
             threads,
+            auto: false,
             pool,
+            isa,
         })
+    }
+
+    /// The instruction set the products run at.
+    pub fn isa(&self) -> Isa {
+        self.isa
     }
 
     /// How many threads the compiled scans run on.
@@ -165,8 +206,8 @@ impl<'g> CpuBackend<'g> {
             g,
             self.weights,
             &self.load_time,
-            (batch, time),
-            self.threads,
+            ((batch, time), self.threads, self.auto),
+            self.isa,
         ));
         self.programs.borrow_mut().insert((batch, time), p.clone());
         p
@@ -182,6 +223,7 @@ impl<'g> CpuBackend<'g> {
                 batch: *batch,
                 time: *time,
                 outcome: outcome(p.as_ref().as_ref().map(|p| &p.code)),
+                threads: p.as_ref().as_ref().map_or(0, |p| p.threads),
             })
             .collect();
         out.sort_by_key(|r| (r.batch, r.time));
@@ -216,7 +258,13 @@ impl<'g> CpuBackend<'g> {
         if let Some(c) = self.scans.borrow().get(&key) {
             return c.clone();
         }
-        let c = Rc::new(CompiledScan::new(scan, &key.1, self.weights, self.threads));
+        let c = Rc::new(CompiledScan::new(
+            scan,
+            &key.1,
+            self.weights,
+            self.threads,
+            self.isa,
+        ));
         self.scans.borrow_mut().insert(key, c.clone());
         c
     }

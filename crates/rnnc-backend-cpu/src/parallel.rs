@@ -80,50 +80,183 @@ impl Part {
     }
 }
 
-/// For each instruction of `p`: whether the threads must meet before it. (They
-/// always meet at the end of a step; that is not in the list.)
-pub fn barriers(p: &Program) -> Vec<bool> {
-    let mut out = Vec::with_capacity(p.instrs.len());
-    // What instructions since the last barrier read and wrote.
-    let mut reads: Vec<Access> = Vec::new();
-    let mut writes: Vec<Access> = Vec::new();
-    for instr in &p.instrs {
-        let (r, w) = accesses(instr);
-        let clash = r.iter().any(|a| writes.iter().any(|b| a.clashes(b)))
-            || w.iter()
-                .any(|a| reads.iter().chain(&writes).any(|b| a.clashes(b)));
-        out.push(clash);
+/// How the threads of a program share its products and where they meet.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Schedule {
+    /// Per instruction: whether the threads must meet before it. (They always
+    /// meet at the end of a step; that is not in the list.)
+    pub barriers: Vec<bool>,
+    /// Per instruction: for a product, the thread that computes each panel.
+    pub owners: Vec<Option<Vec<usize>>>,
+}
+
+impl Schedule {
+    /// The runs of consecutive panels of product `instr` that `thread` computes.
+    pub fn panel_runs(&self, instr: usize, thread: usize) -> Vec<Range<usize>> {
+        let owners = self.owners[instr].as_ref().expect("a product");
+        let mut runs: Vec<Range<usize>> = Vec::new();
+        for (p, _) in owners.iter().enumerate().filter(|(_, o)| **o == thread) {
+            match runs.last_mut() {
+                Some(r) if r.end == p => r.end = p + 1,
+                _ => runs.push(p..p + 1),
+            }
+        }
+        runs
+    }
+}
+
+/// The schedule of `p` on `threads` threads.
+///
+/// Each panel of a product goes to the thread whose later elementwise loops read
+/// most of its columns (weight-stationary, DeepCPU's way): a thread that computes
+/// the gate pre-activations of the hidden units it then updates needs no other
+/// thread's result in between, so the threads meet only where one really reads
+/// or overwrites what another wrote or read (compared element range by element
+/// range, thread by thread), typically once before the next state is written and
+/// once at the end of the step.
+pub fn schedule(p: &Program, threads: usize) -> Schedule {
+    let owners: Vec<Option<Vec<usize>>> = (0..p.instrs.len())
+        .map(|i| panel_owners(p, i, threads))
+        .collect();
+    let n = p.instrs.len();
+    if threads == 1 {
+        return Schedule {
+            barriers: vec![false; n],
+            owners,
+        };
+    }
+    let mut barriers = Vec::with_capacity(n);
+    // What each thread's parts of the instructions since the last barrier read
+    // and wrote.
+    let mut reads: Vec<Vec<Extent>> = vec![Vec::new(); threads];
+    let mut writes: Vec<Vec<Extent>> = vec![Vec::new(); threads];
+    for (i, instr) in p.instrs.iter().enumerate() {
+        let mine: Vec<(Vec<Extent>, Vec<Extent>)> = (0..threads)
+            .map(|t| accesses(instr, Part { thread: t, threads }, owners[i].as_deref()))
+            .collect();
+        let clash = (0..threads).any(|a| {
+            (0..threads).filter(|b| *b != a).any(|b| {
+                let (r, w) = &mine[a];
+                overlap(r, &writes[b]) || overlap(w, &writes[b]) || overlap(w, &reads[b])
+            })
+        });
+        barriers.push(clash);
         if clash {
-            reads.clear();
-            writes.clear();
+            reads.iter_mut().for_each(Vec::clear);
+            writes.iter_mut().for_each(Vec::clear);
         }
-        reads.extend(r);
-        writes.extend(w);
-    }
-    out
-}
-
-/// One view read or written by one instruction.
-#[derive(Clone, Copy, Debug)]
-struct Access {
-    view: View,
-    /// The elementwise iteration space, which decides the split; None for products.
-    space: Option<(usize, usize)>,
-}
-
-impl Access {
-    /// Whether two accesses may touch the same element from different threads.
-    /// Within one elementwise space, equal views touch each element from the
-    /// thread that owns it in both, so they never clash.
-    fn clashes(&self, other: &Access) -> bool {
-        if self.space.is_some() && self.space == other.space && self.view == other.view {
-            return false;
-        }
-        match (extent(&self.view), extent(&other.view)) {
-            (Some((s, a)), Some((t, b))) => s == t && a.start < b.end && b.start < a.end,
-            _ => false,
+        for (t, (r, w)) in mine.into_iter().enumerate() {
+            reads[t].extend(r);
+            writes[t].extend(w);
         }
     }
+    Schedule { barriers, owners }
+}
+
+/// Which thread computes each panel of product `i` (None: not a panel product).
+fn panel_owners(p: &Program, i: usize, threads: usize) -> Option<Vec<usize>> {
+    let (out, n, nb) = match &p.instrs[i] {
+        Instr::MatMul { out, m, nb, .. } => (*out, m.div_ceil(*nb), *nb),
+        _ => return None,
+    };
+    if threads == 1 {
+        return Some(vec![0; n]);
+    }
+    // Elements of `out` each thread's later elementwise loops read, per panel.
+    let mut wanted = vec![vec![0usize; threads]; n];
+    let end = out.offset + out.rows.saturating_sub(1) * out.row_stride + out.cols;
+    let stride = out.row_stride.max(1);
+    for later in &p.instrs[i + 1..] {
+        let Instr::Elementwise(e) = later else {
+            continue;
+        };
+        for t in 0..threads {
+            let (r, _) = accesses(later, Part { thread: t, threads }, None);
+            for x in r.iter().filter(|x| x.slot == out.slot) {
+                // Row by row, the columns of `out` the extent covers.
+                let mut a = x.range.start.max(out.offset);
+                let b = x.range.end.min(end);
+                while a < b {
+                    let row_start = out.offset + (a - out.offset) / stride * stride;
+                    let c0 = a - row_start;
+                    let c1 = (c0 + (b - a)).min(stride).min(out.cols);
+                    for (panel, w) in wanted
+                        .iter_mut()
+                        .enumerate()
+                        .take(c1.div_ceil(nb))
+                        .skip(c0 / nb)
+                    {
+                        let (lo, hi) = ((panel * nb).max(c0), ((panel + 1) * nb).min(c1));
+                        w[t] += hi.saturating_sub(lo);
+                    }
+                    a = row_start + stride;
+                }
+            }
+        }
+        // Stop at the next write of the same buffer: later reads may see other values.
+        if e.outputs.iter().any(|(_, v)| {
+            v.slot == out.slot
+                && v.offset < end
+                && out.offset < v.offset + v.rows * v.row_stride.max(v.cols)
+        }) {
+            break;
+        }
+    }
+    // The thread that reads most of a panel computes it; panels nobody reads go
+    // to the least loaded thread.
+    let mut owners = vec![usize::MAX; n];
+    let mut load = vec![0usize; threads];
+    for (panel, counts) in wanted.iter().enumerate() {
+        let (best, most) =
+            counts
+                .iter()
+                .enumerate()
+                .fold((0, 0), |acc, (t, c)| if *c > acc.1 { (t, *c) } else { acc });
+        if most > 0 {
+            owners[panel] = best;
+            load[best] += 1;
+        }
+    }
+    if owners.iter().all(|o| *o == usize::MAX) {
+        // Nothing reads it through a loop: contiguous shares, as before.
+        let whole = Part { thread: 0, threads };
+        return Some(
+            (0..n)
+                .map(|panel| {
+                    (0..threads)
+                        .find(|t| {
+                            Part {
+                                thread: *t,
+                                ..whole
+                            }
+                            .panels(n)
+                            .contains(&panel)
+                        })
+                        .unwrap_or(0)
+                })
+                .collect(),
+        );
+    }
+    for o in owners.iter_mut().filter(|o| **o == usize::MAX) {
+        let t = (0..threads).min_by_key(|t| load[*t]).unwrap_or(0);
+        *o = t;
+        load[t] += 1;
+    }
+    Some(owners)
+}
+
+/// A range of elements of one buffer.
+#[derive(Clone, Debug)]
+struct Extent {
+    slot: Slot,
+    range: Range<usize>,
+}
+
+fn overlap(a: &[Extent], b: &[Extent]) -> bool {
+    a.iter().any(|x| {
+        b.iter()
+            .any(|y| x.slot == y.slot && x.range.start < y.range.end && y.range.start < x.range.end)
+    })
 }
 
 /// The elements a view may touch; None for buffers that are only read (sequences,
@@ -138,45 +271,108 @@ fn extent(v: &View) -> Option<(Slot, Range<usize>)> {
     }
 }
 
-fn accesses(instr: &Instr) -> (Vec<Access>, Vec<Access>) {
-    let product = |v: &View| Access {
-        view: *v,
-        space: None,
+/// The whole of a view.
+fn whole(v: &View) -> Vec<Extent> {
+    extent(v)
+        .map(|(slot, range)| Extent { slot, range })
+        .into_iter()
+        .collect()
+}
+
+/// Rows `rows`, columns `cols` of a view (column 0 only where one element
+/// stands for its row), one extent per row.
+fn window(v: &View, rows: Range<usize>, cols: Range<usize>, scalar: bool) -> Vec<Extent> {
+    let Some((slot, _)) = extent(v) else {
+        return Vec::new();
     };
+    let cols = if scalar { 0..1 } else { cols };
+    if rows.is_empty() || cols.is_empty() {
+        return Vec::new();
+    }
+    let rows = if v.rows == 1 { 0..1 } else { rows };
+    rows.map(|r| {
+        let at = v.offset + r * v.row_stride;
+        Extent {
+            slot,
+            range: at + cols.start..at + cols.end,
+        }
+    })
+    .collect()
+}
+
+/// What `part` of `instr` reads and writes, given the product's panel owners.
+fn accesses(instr: &Instr, part: Part, owners: Option<&[usize]>) -> (Vec<Extent>, Vec<Extent>) {
     match instr {
-        Instr::MatMul { x, out, .. }
-        | Instr::Gemm { x, out, .. }
-        | Instr::RowSoftmax { x, out, .. } => (vec![product(x)], vec![product(out)]),
-        // A call may read and write all it is given.
-        Instr::CallScan { args, .. } => {
-            let all: Vec<Access> = args.iter().map(product).collect();
-            (all.clone(), all)
+        Instr::MatMul {
+            x,
+            out,
+            init,
+            nb,
+            m,
+            ..
+        } => {
+            let mine: Vec<usize> = match owners {
+                Some(o) => (0..o.len()).filter(|p| o[*p] == part.thread).collect(),
+                None => part.panels(m.div_ceil(*nb)).collect(),
+            };
+            if mine.is_empty() {
+                return (Vec::new(), Vec::new());
+            }
+            let mut reads = whole(x);
+            let mut writes = Vec::new();
+            for p in mine {
+                let cols = p * nb..(p + 1) * nb;
+                writes.extend(window(out, 0..out.rows, cols.clone(), false));
+                if let Some(i) = init {
+                    let cols = cols.start.min(i.cols)..cols.end.min(i.cols);
+                    reads.extend(window(i, 0..i.rows, cols, false));
+                }
+            }
+            (reads, writes)
+        }
+        Instr::Gemm { x, out, m, .. } => {
+            let cols = part.gemm_columns(*m);
+            (whole(x), window(out, 0..out.rows, cols, false))
+        }
+        Instr::RowSoftmax { x, out, .. } => {
+            let rows = part.rows(x.rows);
+            (
+                window(x, rows.clone(), 0..x.cols, false),
+                window(out, rows, 0..out.cols, false),
+            )
         }
         Instr::Gather { out, .. } => (
             Vec::new(),
-            vec![Access {
-                view: *out,
-                space: None,
-            }],
+            window(out, part.rows(out.rows), 0..out.cols, false),
         ),
+        // A call may read and write all it is given.
+        Instr::CallScan { args, .. } => {
+            let all: Vec<Extent> = args.iter().flat_map(whole).collect();
+            (all.clone(), all)
+        }
         // Every step of both, as for products: a barrier before and after.
         Instr::FlipTime { src, dst, .. } => {
-            let whole = |v: &View| Access {
-                view: View {
+            let all = |v: &View| {
+                whole(&View {
                     cols: v.row_stride.max(v.cols),
                     ..*v
-                },
-                space: None,
+                })
             };
-            (vec![whole(src)], vec![whole(dst)])
+            (all(src), all(dst))
         }
         Instr::Elementwise(e) => {
             let f: Elementwise = e.flattened();
-            let space = Some((f.rows, f.cols));
-            let at = |v: &View| Access { view: *v, space };
+            let (rows, cols) = part.elementwise(f.rows, f.cols);
+            let read = |v: &View| {
+                let scalar = v.cols == 1 && (f.cols > 1 || v.rows == 1);
+                window(v, rows.clone(), cols.clone(), scalar)
+            };
             (
-                f.inputs.iter().map(at).collect(),
-                f.outputs.iter().map(|(_, v)| at(v)).collect(),
+                f.inputs.iter().flat_map(read).collect(),
+                f.outputs
+                    .iter()
+                    .flat_map(|(_, v)| window(v, rows.clone(), cols.clone(), false))
+                    .collect(),
             )
         }
     }

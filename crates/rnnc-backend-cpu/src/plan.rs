@@ -8,13 +8,43 @@ use crate::pack::{pack_panels, panel_width};
 use ndarray::ArrayD;
 use rnnc_interp::{load_time_values, Tensor, Weights};
 use rnnc_ir::{ArgKind, BinaryOp, Dim, Graph, NodeId, Op, Scan, TensorTy, UnaryOp, Value};
+use rnnc_kernels::Isa;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-/// From this many rows on, a matrix product inside the loop calls the tuned GEMM
-/// instead of generated code. Measured (LSTM H=256, T=100, median ms, generated vs
-/// GEMM): B=4 10.7 vs 15.7, B=8 23.3 vs 31.8, B=16 55.7 vs 44.1.
+/// On the portable path, from this many rows on, a matrix product calls the
+/// tuned GEMM instead of generated code. Measured (LSTM H=256, T=100, median ms,
+/// generated vs GEMM): B=4 10.7 vs 15.7, B=8 23.3 vs 31.8, B=16 55.7 vs 44.1.
 pub const GEMM_MIN_ROWS: usize = 16;
+
+/// How a plan computes its matrix products: which code generated functions may
+/// call in this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Products {
+    /// The kernels' ISA (`rnnc-kernels`); with [`Isa::Portable`], generated f32x4
+    /// code, or the GEMM from `gemm_min_rows` rows on.
+    pub isa: Isa,
+    pub gemm_min_rows: usize,
+}
+
+impl Products {
+    /// For code run in this process: the kernels of `isa`.
+    pub fn jit(isa: Isa) -> Self {
+        Products {
+            isa,
+            gemm_min_rows: GEMM_MIN_ROWS,
+        }
+    }
+
+    /// For code that must not call into this process (object files): generated
+    /// code only.
+    pub fn standalone() -> Self {
+        Products {
+            isa: Isa::Portable,
+            gemm_min_rows: usize::MAX,
+        }
+    }
+}
 
 /// Why a scan cannot be compiled; the interpreter runs it instead.
 #[derive(Clone, Debug, PartialEq)]
@@ -131,7 +161,8 @@ impl Elementwise {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Instr {
     /// `out[r, m] = Σ_k x[r, k] · B[k, m]`, B packed in panels of `nb` columns
-    /// (see `pack.rs`); `out` has room for whole panels in every row.
+    /// (see `pack.rs`); `out` has room for whole panels in every row. Generated
+    /// code with [`Isa::Portable`], else a call of that ISA's kernel.
     MatMul {
         x: View,
         panels: usize,
@@ -139,6 +170,10 @@ pub enum Instr {
         m: usize,
         nb: usize,
         out: View,
+        kernel: Isa,
+        /// Kernels only: where the accumulators start (`init + x · B`, an
+        /// addition folded into the product), rows × m or one row for all.
+        init: Option<View>,
     },
     /// The same product through the tuned GEMM (`gemm.rs`): `B` is a plain
     /// row-major `[K, M]` constant.
@@ -207,6 +242,9 @@ pub struct Plan {
     pub scratch_len: usize,
     /// Compiled scans the program calls (0 for a scan's own plan).
     pub callees: usize,
+    /// The kernels' ISA its products and elementwise loops call
+    /// ([`Isa::Portable`]: generated code only).
+    pub isa: Isa,
 }
 
 impl Plan {
@@ -222,14 +260,13 @@ impl Plan {
     }
 }
 
-/// Plans `scan` for batch `batch` and `time` steps, given its operands' shapes.
-/// In-loop products with at least `gemm_min_rows` rows call the tuned GEMM
-/// (`usize::MAX`: never, for code that must not call into this process).
+/// Plans `scan` for batch `batch` and `time` steps, given its operands' shapes,
+/// with its products computed as `products` says.
 pub fn plan(
     scan: &Scan,
     operand_shapes: &[Vec<usize>],
     weights: &Weights,
-    gemm_min_rows: usize,
+    products: Products,
 ) -> Result<Plan, Unsupported> {
     if scan.n_memory > 0 {
         return unsupported("a scan whose cell reads a `memory` (attention over encoder states)");
@@ -266,7 +303,7 @@ pub fn plan(
         seq_widths: &seq_widths,
         weights,
         bufs: Buffers::default(),
-        gemm_min_rows,
+        products,
     };
     let body = b.program(&scan.body, scan.step)?;
     let tail = match &scan.tail {
@@ -290,6 +327,7 @@ pub fn plan(
         consts: b.bufs.consts,
         scratch_len: b.bufs.scratch_len,
         callees: 0,
+        isa: products.isa,
     })
 }
 
@@ -343,27 +381,32 @@ impl Buffers {
     }
 }
 
-/// `x · w` (or `x · wᵀ` with `transposed`, as `linear` stores `w`): generated code
-/// over packed panels, or the tuned GEMM from `gemm_min_rows` rows on.
+/// `x · w` (or `x · wᵀ` with `transposed`, as `linear` stores `w`): the ISA's
+/// kernel over its panels, else generated code over packed panels, or the tuned
+/// GEMM from `gemm_min_rows` rows on.
 pub(crate) fn product(
     bufs: &mut Buffers,
     x: View,
     w: &ArrayD<f32>,
     transposed: bool,
-    gemm_min_rows: usize,
+    products: Products,
 ) -> (Instr, View) {
     let (k, m) = if transposed {
         (w.shape()[1], w.shape()[0])
     } else {
         (w.shape()[0], w.shape()[1])
     };
-    if x.rows >= gemm_min_rows {
-        // One panel as wide as B: B itself, row-major [K, M].
-        let b = bufs.constant(pack_panels(w, transposed, m));
-        let out = bufs.scratch_view(x.rows, m);
-        return (Instr::Gemm { x, b, k, m, out }, out);
-    }
-    let nb = panel_width(x.rows);
+    let kernel = products.isa;
+    let nb = match kernel.panel_width() {
+        Some(nb) => nb,
+        None if x.rows >= products.gemm_min_rows => {
+            // One panel as wide as B: B itself, row-major [K, M].
+            let b = bufs.constant(pack_panels(w, transposed, m));
+            let out = bufs.scratch_view(x.rows, m);
+            return (Instr::Gemm { x, b, k, m, out }, out);
+        }
+        None => panel_width(x.rows),
+    };
     let panels = bufs.constant(pack_panels(w, transposed, nb));
     // Room for whole panels in every row.
     let padded = m.div_ceil(nb) * nb;
@@ -383,6 +426,8 @@ pub(crate) fn product(
         m,
         nb,
         out,
+        kernel,
+        init: None,
     };
     (instr, out)
 }
@@ -394,7 +439,7 @@ struct Builder<'a> {
     seq_widths: &'a [usize],
     weights: &'a Weights,
     bufs: Buffers,
-    gemm_min_rows: usize,
+    products: Products,
 }
 
 impl Builder<'_> {
@@ -469,8 +514,7 @@ impl Builder<'_> {
                         return unsupported("a matrix product with a batched right operand");
                     }
                     let transposed = matches!(node.op, Op::Linear);
-                    let (instr, out) =
-                        product(&mut self.bufs, x, w, transposed, self.gemm_min_rows);
+                    let (instr, out) = product(&mut self.bufs, x, w, transposed, self.products);
                     instrs.push(instr);
                     out
                 }
@@ -479,6 +523,10 @@ impl Builder<'_> {
                     let mut inputs = Vec::new();
                     for v in &operands {
                         inputs.push(lookup(self, &known, &mut const_of, &views, *v)?);
+                    }
+                    if let Some(v) = fold_into_product(g, id, &operands, &inputs, &mut instrs) {
+                        views.insert(Value::new(id, 0), v);
+                        continue;
                     }
                     let code: Vec<EOp> = match &node.op {
                         Op::Unary(u) => vec![EOp::Input(0), EOp::Unary(*u, 0)],
@@ -605,6 +653,46 @@ fn lookup(
         return Ok(view);
     }
     Ok(views[&v])
+}
+
+/// `a + p` (or `p + a`), node `id`, where `p` is the result of the product just
+/// planned (the last instruction, a kernel's) and read nowhere else: the product
+/// starts its accumulators from `a` instead (`a + x · B`: the hoisted input
+/// projection added to the recurrent product, a bias added to a projection), and
+/// its result is the sum. `a` must have the product's columns and its rows or one
+/// row. Returns the sum's view.
+pub(crate) fn fold_into_product(
+    g: &Graph,
+    id: NodeId,
+    operands: &[Value],
+    views: &[View],
+    instrs: &mut [Instr],
+) -> Option<View> {
+    if !matches!(g.node(id).op, Op::Binary(BinaryOp::Add)) {
+        return None;
+    }
+    let Some(Instr::MatMul {
+        out,
+        kernel,
+        init: init @ None,
+        ..
+    }) = instrs.last_mut()
+    else {
+        return None;
+    };
+    if *kernel == Isa::Portable {
+        return None;
+    }
+    for (i, v) in operands.iter().enumerate() {
+        let other = views[1 - i];
+        let only_use = g.users(*v).len() == 1 && !g.outputs.iter().any(|(_, o)| o == v);
+        let fits = other.cols == out.cols && (other.rows == out.rows || other.rows == 1);
+        if views[i] == *out && only_use && fits {
+            *init = Some(other);
+            return Some(*out);
+        }
+    }
+    None
 }
 
 pub(crate) fn row_major(a: &ArrayD<f32>) -> Vec<f32> {

@@ -5,12 +5,13 @@
 
 use crate::barrier::SpinBarrier;
 use crate::jit::{self, Jitted};
-use crate::plan::{Slot, Unsupported, GEMM_MIN_ROWS};
+use crate::plan::{Products, Slot, Unsupported};
 use crate::scan::{array, flat, run_entries};
 use crate::whole::{plan_model, WholePlan};
 use rayon_core::ThreadPool;
 use rnnc_interp::{InterpError, Tensor, Weights};
 use rnnc_ir::{Graph, NodeId};
+use rnnc_kernels::{AlignedF32, Isa};
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -18,28 +19,43 @@ use std::rc::Rc;
 
 pub struct CompiledProgram {
     whole: WholePlan,
+    /// The plan's constants (weights, packed panels), each starting on a cache line.
+    consts: Vec<AlignedF32>,
     pub code: Jitted,
     scratch: RefCell<Vec<f32>>,
     barrier: SpinBarrier,
+    /// How many threads the code runs on.
+    pub threads: usize,
 }
 
 impl CompiledProgram {
-    /// Compiles `g` for (B, T) = `shape`; `known` are its load-time values.
+    /// Compiles `g` for (B, T) = `shape`; `known` are its load-time values; the
+    /// products run on `isa`'s kernels, the code on `threads` threads, or with
+    /// `auto` on 1 or `threads`, as the cost model (`threads.rs`) chooses.
     pub fn new(
         g: &Graph,
         weights: &Weights,
         known: &HashMap<NodeId, Rc<Tensor>>,
-        shape: (usize, usize),
-        threads: usize,
+        (shape, threads, auto): ((usize, usize), usize, bool),
+        isa: Isa,
     ) -> Result<Self, Unsupported> {
-        let whole = plan_model(g, weights, known, shape, threads, GEMM_MIN_ROWS)?;
+        let mut whole = plan_model(g, weights, known, shape, threads, Products::jit(isa))?;
+        let threads = if auto {
+            crate::threads::choose(&whole, threads)
+        } else {
+            threads
+        };
+        whole.top.callees = whole.scans.len() * threads;
         let code = jit::compile_program(&whole, threads).map_err(Unsupported)?;
         let scratch = RefCell::new(vec![0.0; whole.top.scratch_len]);
+        let consts = aligned(&mut whole.top.consts);
         Ok(CompiledProgram {
             whole,
+            consts,
             code,
             scratch,
             barrier: SpinBarrier::new(threads),
+            threads,
         })
     }
 
@@ -93,7 +109,7 @@ impl CompiledProgram {
                     Input::Ids(s) => s.as_ptr() as *mut f32,
                 },
                 Slot::Emit(i) => outs[i].as_mut_ptr(),
-                Slot::Const(i) => w.top.consts[i].as_ptr() as *mut f32,
+                Slot::Const(i) => self.consts[i].as_ptr() as *mut f32,
                 Slot::Scratch => scratch.as_mut_ptr(),
                 Slot::Fn(i) => self.code.callees[i] as *mut f32,
                 Slot::State(_) => unreachable!("the top-level program has no states"),
@@ -113,4 +129,13 @@ impl CompiledProgram {
 enum Input<'a> {
     F32(Cow<'a, [f32]>),
     Ids(Cow<'a, [i64]>),
+}
+
+/// The plan's constants moved to buffers that start on a cache line (the plan
+/// keeps empty ones: its slots still count them).
+pub(crate) fn aligned(consts: &mut [Vec<f32>]) -> Vec<AlignedF32> {
+    consts
+        .iter_mut()
+        .map(|c| AlignedF32::from_slice(&std::mem::take(c)))
+        .collect()
 }

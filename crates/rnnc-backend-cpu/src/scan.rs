@@ -4,35 +4,43 @@
 
 use crate::barrier::SpinBarrier;
 use crate::jit::{self, Jitted, ScanFn};
-use crate::plan::{self, Plan, Slot, Unsupported};
+use crate::plan::{self, Plan, Products, Slot, Unsupported};
+use crate::program::aligned;
 use ndarray::{ArrayD, IxDyn};
 use rayon_core::ThreadPool;
 use rnnc_interp::{Tensor, Weights};
 use rnnc_ir::Scan;
+use rnnc_kernels::{AlignedF32, Isa};
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::rc::Rc;
 
 pub struct CompiledScan {
     pub plan: Plan,
+    /// The plan's constants, each starting on a cache line.
+    consts: Vec<AlignedF32>,
     pub code: Jitted,
     scratch: RefCell<Vec<f32>>,
     barrier: SpinBarrier,
 }
 
 impl CompiledScan {
-    /// Compiles `scan` for these operand shapes, split over `threads` threads.
+    /// Compiles `scan` for these operand shapes, split over `threads` threads,
+    /// its products on `isa`'s kernels.
     pub fn new(
         scan: &Scan,
         operand_shapes: &[Vec<usize>],
         weights: &Weights,
         threads: usize,
+        isa: Isa,
     ) -> Result<Self, Unsupported> {
-        let plan = plan::plan(scan, operand_shapes, weights, plan::GEMM_MIN_ROWS)?;
+        let mut plan = plan::plan(scan, operand_shapes, weights, Products::jit(isa))?;
         let code = jit::compile(&plan, threads).map_err(Unsupported)?;
         let scratch = RefCell::new(vec![0.0; plan.scratch_len]);
+        let consts = aligned(&mut plan.consts);
         Ok(CompiledScan {
             plan,
+            consts,
             code,
             scratch,
             barrier: SpinBarrier::new(threads),
@@ -65,7 +73,7 @@ impl CompiledScan {
                 Slot::Seq(i) => seqs[i].as_ptr() as *mut f32,
                 Slot::State(i) => states[i].as_mut_ptr(),
                 Slot::Emit(i) => emits[i].as_mut_ptr(),
-                Slot::Const(i) => p.consts[i].as_ptr() as *mut f32,
+                Slot::Const(i) => self.consts[i].as_ptr() as *mut f32,
                 Slot::Scratch => scratch.as_mut_ptr(),
                 Slot::Fn(_) => unreachable!("a scan's plan calls nothing"),
             })

@@ -28,6 +28,18 @@ impl<'g> Stream<'g> {
         threads: usize,
     ) -> Result<Self, InterpError> {
         let g = graph.graph();
+        Self::on(g, CpuBackend::with_threads(graph, weights, threads)?)
+    }
+
+    /// A stream on the thread count the backend's cost model picks
+    /// ([`CpuBackend::auto`]).
+    pub fn auto(graph: Verified<'g>, weights: &'g Weights) -> Result<Self, InterpError> {
+        let g = graph.graph();
+        Self::on(g, CpuBackend::auto(graph, weights)?)
+    }
+
+    /// A stream of `g`'s steps on `backend` (which runs `g`).
+    fn on(g: &'g rnnc_ir::Graph, backend: CpuBackend<'g>) -> Result<Self, InterpError> {
         let name = g.name.clone();
         let mut reverse = false;
         g.walk(&mut |sub| {
@@ -61,7 +73,7 @@ impl<'g> Stream<'g> {
             )));
         }
         Ok(Stream {
-            backend: CpuBackend::with_threads(graph, weights, threads)?,
+            backend,
             pairs,
             state: HashMap::new(),
         })

@@ -11,7 +11,7 @@
 
 use crate::plan::{
     self, as_matrix, copy, elementwise_code, product, row_major, unsupported, Buffers, EOp,
-    Elementwise, Instr, Plan, Program, Slot, Unsupported, View,
+    Elementwise, Instr, Plan, Products, Program, Slot, Unsupported, View,
 };
 use rnnc_interp::{Tensor, Weights};
 use rnnc_ir::{DType, Dim, Graph, NodeId, Op, TensorTy, Value};
@@ -66,15 +66,14 @@ fn rows_cols(dims: &[usize]) -> (usize, usize) {
 
 /// Plans `g` for batch `batch` and length `time`, with `known` its load-time values
 /// (`rnnc_interp::load_time_values`, computed once by the caller), for code split
-/// over `threads` threads. Products with at least `gemm_min_rows` rows call the
-/// tuned GEMM (`usize::MAX` for code that must run outside this process).
+/// over `threads` threads, its products computed as `products` says.
 pub fn plan_model(
     g: &Graph,
     weights: &Weights,
     known: &HashMap<NodeId, Rc<Tensor>>,
     (batch, time): (usize, usize),
     threads: usize,
-    gemm_min_rows: usize,
+    products: Products,
 ) -> Result<WholePlan, Unsupported> {
     let mut b = Top {
         weights,
@@ -83,7 +82,7 @@ pub fn plan_model(
         instrs: Vec::new(),
         scans: Vec::new(),
         batch,
-        gemm_min_rows,
+        products,
     };
     let mut inputs = Vec::new();
     let mut vocab: Vec<Option<usize>> = Vec::new();
@@ -220,13 +219,8 @@ pub fn plan_model(
                 if w.ndim() != 2 {
                     return unsupported("a matrix product with a batched right operand");
                 }
-                let (instr, out) = product(
-                    &mut b.bufs,
-                    x,
-                    w,
-                    matches!(node.op, Op::Linear),
-                    gemm_min_rows,
-                );
+                let (instr, out) =
+                    product(&mut b.bufs, x, w, matches!(node.op, Op::Linear), b.products);
                 b.instrs.push(instr);
                 out
             }
@@ -236,6 +230,11 @@ pub fn plan_model(
                 for v in &operands {
                     let (view, od) = arg(*v, &mut b)?;
                     ins.push(broadcast(view, &od, &dims)?);
+                }
+                if let Some(v) = plan::fold_into_product(g, id, &operands, &ins, &mut b.instrs) {
+                    views.insert(Value::new(id, 0), v);
+                    shapes.insert(Value::new(id, 0), dims);
+                    continue;
                 }
                 let (code, results) = match &node.op {
                     Op::Unary(u) => (vec![EOp::Input(0), EOp::Unary(*u, 0)], vec![1]),
@@ -313,6 +312,7 @@ pub fn plan_model(
         scratch_len: b.bufs.scratch_len,
         // Each scan has one function per thread: `Fn(k · threads + t)`.
         callees: b.scans.len() * threads,
+        isa: b.products.isa,
     };
     if let Some(v) = g.outputs.iter().find(|(_, v)| ids.contains_key(v)) {
         return unsupported(format!("output `{}` is token ids", v.0));
@@ -361,7 +361,7 @@ struct Top<'a> {
     instrs: Vec<Instr>,
     scans: Vec<Plan>,
     batch: usize,
-    gemm_min_rows: usize,
+    products: Products,
 }
 
 impl Top<'_> {
@@ -441,7 +441,7 @@ impl Top<'_> {
         operands: &[View],
         shapes: &[Vec<usize>],
     ) -> Result<Vec<View>, Unsupported> {
-        let p = plan::plan(scan, shapes, self.weights, self.gemm_min_rows)?;
+        let p = plan::plan(scan, shapes, self.weights, self.products)?;
         let mut args = Vec::new();
         for v in &operands[..p.n_seqs] {
             let v = self.contiguous(*v);

@@ -121,23 +121,35 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
         let scans: f64 = b.report().iter().map(|r| ms(&r.outcome)).sum();
         programs + scans
     };
+    // (threads, ISA) the CPU backend ran on.
+    let ran_on = |b: &rnnc_backend_cpu::CpuBackend<'_>| {
+        let programs = b.program_report();
+        let n = programs.first().map_or(b.threads(), |r| r.threads.max(1));
+        (n, b.isa().name())
+    };
+    let mut ran = (threads.unwrap_or(1), "none");
     let (mut times, compile_ms) = if a.stream {
         // One step per timed run, state kept: the latency a streaming caller sees.
         let inputs = random_inputs(&g, a.batch, 1, 0x5eed + 1);
-        let mut s = rnnc_backend_cpu::Stream::with_threads(verified()?, &weights, threads)
-            .map_err(model_err)?;
+        let mut s = match threads {
+            Some(n) => rnnc_backend_cpu::Stream::with_threads(verified()?, &weights, n),
+            None => rnnc_backend_cpu::Stream::auto(verified()?, &weights),
+        }
+        .map_err(model_err)?;
         s.step(&inputs).map_err(model_err)?;
         let compile_ms = compile_ms + jit_ms(s.backend());
+        ran = ran_on(s.backend());
         let times = time_runs(1000, || s.step(&inputs).map(drop).map_err(model_err))?;
         (times, compile_ms)
     } else {
         let inputs = random_inputs(&g, a.batch, a.seq, 0x5eed + 1);
         match a.backend.as_str() {
             "cpu" => {
-                let b = rnnc_backend_cpu::CpuBackend::with_threads(verified()?, &weights, threads)
+                let b = crate::commands::cpu_backend(verified()?, &weights, threads)
                     .map_err(model_err)?;
                 b.run(&inputs).map_err(model_err)?;
                 let compile_ms = compile_ms + jit_ms(&b);
+                ran = ran_on(&b);
                 let times = time_runs(200, || b.run(&inputs).map(drop).map_err(model_err))?;
                 (times, compile_ms)
             }
@@ -185,18 +197,18 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
     );
     if a.json && a.stream {
         println!(
-            "{{\"model\": {:?}, \"backend\": {:?}, \"batch\": {}, \"stream\": true, \"threads\": {}, \"median_ms\": {median:.6}, \"median_us_per_step\": {:.3}, \"min_ms\": {:.6}, \"runs\": {}, \"gflops\": {gflops}, \"compile_ms\": {compile_ms:.6}}}",
-            g.name, a.backend, a.batch, threads, median * 1e3, times[0], times.len()
+            "{{\"model\": {:?}, \"backend\": {:?}, \"batch\": {}, \"stream\": true, \"threads\": {}, \"isa\": {:?}, \"median_ms\": {median:.6}, \"median_us_per_step\": {:.3}, \"min_ms\": {:.6}, \"runs\": {}, \"gflops\": {gflops}, \"compile_ms\": {compile_ms:.6}}}",
+            g.name, a.backend, a.batch, ran.0, ran.1, median * 1e3, times[0], times.len()
         );
     } else if a.stream {
-        println!("{} on {} streaming (B={}, one step per call, threads: {}): median {:.2} µs per step, min {:.2} µs over {} steps, {gflops_text}; compiled in {compile_ms:.1} ms", g.name, a.backend, a.batch, threads, median * 1e3, times[0] * 1e3, times.len());
+        println!("{} on {} streaming (B={}, one step per call, threads: {}, isa: {}): median {:.2} µs per step, min {:.2} µs over {} steps, {gflops_text}; compiled in {compile_ms:.1} ms", g.name, a.backend, a.batch, ran.0, ran.1, median * 1e3, times[0] * 1e3, times.len());
     } else if a.json {
         println!(
-            "{{\"model\": {:?}, \"backend\": {:?}, \"batch\": {}, \"seq\": {}, \"threads\": {}, \"median_ms\": {median:.6}, \"min_ms\": {:.6}, \"runs\": {}, \"gflops\": {gflops}, \"compile_ms\": {compile_ms:.6}}}",
-            g.name, a.backend, a.batch, a.seq, threads, times[0], times.len()
+            "{{\"model\": {:?}, \"backend\": {:?}, \"batch\": {}, \"seq\": {}, \"threads\": {}, \"isa\": {:?}, \"median_ms\": {median:.6}, \"min_ms\": {:.6}, \"runs\": {}, \"gflops\": {gflops}, \"compile_ms\": {compile_ms:.6}}}",
+            g.name, a.backend, a.batch, a.seq, ran.0, ran.1, times[0], times.len()
         );
     } else {
-        println!("{} on {} (B={}, T={}, threads: {}): median {median:.3} ms, min {:.3} ms over {} runs, {gflops_text}; compiled in {compile_ms:.1} ms", g.name, a.backend, a.batch, a.seq, threads, times[0], times.len());
+        println!("{} on {} (B={}, T={}, threads: {}, isa: {}): median {median:.3} ms, min {:.3} ms over {} runs, {gflops_text}; compiled in {compile_ms:.1} ms", g.name, a.backend, a.batch, a.seq, ran.0, ran.1, times[0], times.len());
     }
     Ok(())
 }

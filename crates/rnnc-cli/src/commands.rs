@@ -72,23 +72,22 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             }
             let verified = verify(&g)
                 .map_err(|e| CliError::Message(format!("internal error: {}", e.join("; "))))?;
-            let outputs =
-                match backend.as_str() {
-                    "interp" => rnnc_interp::run(&verified, &given, &w),
-                    "wgsl" => rnnc_backend_wgsl::WgslBackend::new(verified, &w).and_then(|b| {
-                        eprintln!("wgsl backend on {}", b.adapter());
-                        b.run(&given)
-                    }),
-                    "cuda" => rnnc_backend_cuda::CudaBackend::new(verified, &w)
-                        .and_then(|b| b.run(&given)),
-                    _ => rnnc_backend_cpu::CpuBackend::with_threads(verified, &w, threads)
-                        .and_then(|b| {
-                            let out = b.run(&given);
-                            report_fallbacks(&b);
-                            out
-                        }),
+            let outputs = match backend.as_str() {
+                "interp" => rnnc_interp::run(&verified, &given, &w),
+                "wgsl" => rnnc_backend_wgsl::WgslBackend::new(verified, &w).and_then(|b| {
+                    eprintln!("wgsl backend on {}", b.adapter());
+                    b.run(&given)
+                }),
+                "cuda" => {
+                    rnnc_backend_cuda::CudaBackend::new(verified, &w).and_then(|b| b.run(&given))
                 }
-                .map_err(|e| CliError::Message(format!("{}: {e}", model.model.display())))?;
+                _ => cpu_backend(verified, &w, threads).and_then(|b| {
+                    let out = b.run(&given);
+                    report_fallbacks(&b);
+                    out
+                }),
+            }
+            .map_err(|e| CliError::Message(format!("{}: {e}", model.model.display())))?;
             std::fs::create_dir_all(&out).map_err(|e| {
                 CliError::Message(format!(
                     "cannot create output directory `{}`: {e}",
@@ -174,22 +173,37 @@ pub(crate) fn check_backend(name: &str) -> Result<(), CliError> {
     }
 }
 
-/// The thread count for `backend`: `--threads` if given, else this machine's
-/// cores for the CPU backend; the interpreter only runs on one.
-pub(crate) fn thread_count(backend: &str, threads: Option<usize>) -> Result<usize, CliError> {
+/// The CPU backend for `--threads`: that many threads, or without the flag the
+/// count its cost model picks (one, or this machine's cores).
+pub(crate) fn cpu_backend<'g>(
+    verified: rnnc_ir::Verified<'g>,
+    w: &'g rnnc_interp::Weights,
+    threads: Option<usize>,
+) -> Result<rnnc_backend_cpu::CpuBackend<'g>, rnnc_interp::InterpError> {
+    match threads {
+        Some(n) => rnnc_backend_cpu::CpuBackend::with_threads(verified, w, n),
+        None => rnnc_backend_cpu::CpuBackend::auto(verified, w),
+    }
+}
+
+/// The thread count for `backend`: `--threads` if given; None (the CPU
+/// backend's own choice) without it; the interpreter and the GPUs take one.
+pub(crate) fn thread_count(
+    backend: &str,
+    threads: Option<usize>,
+) -> Result<Option<usize>, CliError> {
     match (backend, threads) {
         (_, Some(0)) => msg("--threads 0: at least one thread is needed"),
         ("interp", Some(n)) if n > 1 => msg(format!(
             "--threads {n}: the interp backend (the reference) runs on one thread; \
              use --backend cpu for more"
         )),
-        ("interp", _) => Ok(1),
+        ("interp", _) => Ok(Some(1)),
         ("wgsl" | "cuda", Some(n)) => msg(format!(
             "--threads {n}: the {backend} backend runs on the GPU; --threads is for --backend cpu"
         )),
-        ("wgsl" | "cuda", None) => Ok(1),
-        (_, Some(n)) => Ok(n),
-        (_, None) => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        ("wgsl" | "cuda", None) => Ok(Some(1)),
+        (_, threads) => Ok(threads),
     }
 }
 
