@@ -134,7 +134,9 @@ pub fn compile_object(
                     let f = module.declare_func_in_func(scan_ids[k], b.func);
                     b.ins().func_addr(ptr, f)
                 }
-                Slot::State(_) => unreachable!("the top-level program has no states"),
+                Slot::State(_) | Slot::NextState(_) => {
+                    unreachable!("the top-level program has no states")
+                }
             };
             b.ins().stack_store(ptr, p, table, (i * 8) as i32);
         }

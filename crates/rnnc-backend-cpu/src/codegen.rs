@@ -69,17 +69,40 @@ pub fn build(plan: &Plan, part: Part, sig: Signature, config: TargetFrontendConf
     };
     let k = plan.body.steps.max(1);
     let full = plan.time / k;
+    let homes: Vec<Value> = (0..plan.n_states)
+        .map(|i| e.bases[&Slot::State(i)])
+        .collect();
     e.counted(full, &[], |e, i, _| {
         let t = e.b.ins().imul_imm_s(i, k as i64);
+        e.states_for_run(&homes, i);
         e.program(&plan.body, t);
         vec![]
     });
+    let mut runs = full;
     if let Some(tail) = &plan.tail {
-        e.counted(plan.time - full * k, &[], |e, i, _| {
+        let left = plan.time - full * k;
+        e.counted(left, &[], |e, i, _| {
             let t = e.b.ins().iadd_imm_s(i, (full * k) as i64);
+            let run = e.b.ins().iadd_imm_s(i, full as i64);
+            e.states_for_run(&homes, run);
             e.program(tail, t);
             vec![]
         });
+        runs += left;
+    }
+    // After an odd number of runs the final states are in the second buffers.
+    for (i, home) in homes.iter().enumerate() {
+        e.bases.insert(Slot::State(i), *home);
+        if runs % 2 == 1 {
+            let (r, c) = crate::plan::as_matrix(&plan.state_shapes[i]).expect("planned");
+            let from = View::contiguous(Slot::Scratch, plan.alt[i], r, c);
+            let back = crate::plan::copy(from, View::contiguous(Slot::State(i), 0, r, c));
+            let Instr::Elementwise(back) = back else {
+                unreachable!("a copy is elementwise")
+            };
+            let t = e.b.ins().iconst(types::I64, 0);
+            e.elementwise(&back, t);
+        }
     }
     let programs = std::mem::take(&mut e.programs);
     b.ins().return_(&[]);
@@ -150,10 +173,31 @@ impl Emitter<'_, '_> {
         self.b.block_params(exit).to_vec()
     }
 
+    /// Points `State(i)` and `NextState(i)` at the buffers run `run` reads and
+    /// writes: the state buffers (`homes`) and their second ones in scratch, in
+    /// turn.
+    fn states_for_run(&mut self, homes: &[Value], run: Value) {
+        let odd = self.b.ins().band_imm_u(run, 1);
+        let scratch = self.bases[&Slot::Scratch];
+        for (i, home) in homes.iter().enumerate() {
+            let alt = self
+                .b
+                .ins()
+                .iadd_imm_s(scratch, (self.plan.alt[i] * 4) as i64);
+            let read = self.b.ins().select(odd, alt, *home);
+            let write = self.b.ins().select(odd, *home, alt);
+            self.bases.insert(Slot::State(i), read);
+            self.bases.insert(Slot::NextState(i), write);
+        }
+    }
+
     fn program(&mut self, p: &Program, t: Value) {
         self.timed.clear();
         let parallel = self.part.threads > 1;
         let schedule = parallel::schedule(p, self.part.threads);
+        if parallel && self.part.thread == 0 && std::env::var_os("RNNC_SCHEDULE").is_some() {
+            eprint!("{}", schedule.describe(p));
+        }
         for (i, instr) in p.instrs.iter().enumerate() {
             if schedule.barriers[i] {
                 self.wait();

@@ -9,7 +9,8 @@
 //! Saturation is exact (sigmoid(±∞) = 1/0, tanh(±∞) = ±1, exp(∞) = ∞, exp(−∞) = 0,
 //! log(0) = −∞, log(∞) = ∞, log(x < 0) = NaN)
 //! and NaN propagates: Cranelift's `fmin`/`fmax` return NaN for a NaN operand.
-//! The measured maximum errors against f64 are in `tests/math.rs`.
+//! The measured maximum errors against f64 are in `tests/math.rs`. The constants
+//! are `rnnc-kernels`' (its vector kernels compute the same functions).
 
 use cranelift_codegen::ir::{condcodes::FloatCC, types, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::FunctionBuilder;
@@ -38,8 +39,7 @@ fn bits(b: &mut FunctionBuilder, to: Type, x: Value) -> Value {
     b.ins().bitcast(to, flags, x)
 }
 
-const EXP_HI: f32 = 88.722_83;
-const EXP_LO: f32 = -87.336_55;
+use rnnc_kernels::math::{EXP_HI, EXP_LO, EXP_POLY, LOG_POLY};
 
 pub fn exp(b: &mut FunctionBuilder, ty: Type, x: Value) -> Value {
     let hi = constant(b, ty, EXP_HI);
@@ -54,16 +54,8 @@ pub fn exp(b: &mut FunctionBuilder, ty: Type, x: Value) -> Value {
     let c2 = constant(b, ty, 2.121_944_4e-4);
     let r = b.ins().fma(n, c1, xc);
     let r = b.ins().fma(n, c2, r);
-    let coeffs = [
-        1.987_569_1e-4,
-        1.398_2e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        0.166_666_65,
-        0.5,
-    ];
-    let mut p = constant(b, ty, coeffs[0]);
-    for c in &coeffs[1..] {
+    let mut p = constant(b, ty, EXP_POLY[0]);
+    for c in &EXP_POLY[1..] {
         let c = constant(b, ty, *c);
         p = b.ins().fma(p, r, c);
     }
@@ -140,19 +132,8 @@ pub fn log(b: &mut FunctionBuilder, ty: Type, x: Value) -> Value {
     let m = select(b, ty, low, m2, m);
     let r = b.ins().fsub(m, one);
     let z = b.ins().fmul(r, r);
-    let coeffs = [
-        7.037_683_6e-2,
-        -1.151_461e-1,
-        1.167_699_9e-1,
-        -1.242_014_1e-1,
-        1.424_932_3e-1,
-        -1.666_805_8e-1,
-        2.000_071_5e-1,
-        -2.499_999_4e-1,
-        3.333_333e-1,
-    ];
-    let mut p = constant(b, ty, coeffs[0]);
-    for c in &coeffs[1..] {
+    let mut p = constant(b, ty, LOG_POLY[0]);
+    for c in &LOG_POLY[1..] {
         let c = constant(b, ty, *c);
         p = b.ins().fma(p, r, c);
     }

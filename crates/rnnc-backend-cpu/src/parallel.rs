@@ -9,7 +9,7 @@
 //! last barrier. Every element is computed by the same code whatever the thread
 //! count, so results do not depend on it.
 
-use crate::plan::{Elementwise, Instr, Program, Slot, View};
+use crate::plan::{EOp, Elementwise, Instr, Program, Slot, View};
 use std::ops::Range;
 
 /// Loops with fewer elements than this run on thread 0 alone: splitting them
@@ -102,6 +102,36 @@ impl Schedule {
             }
         }
         runs
+    }
+}
+
+impl Schedule {
+    /// One line per instruction: a barrier before it, its kind, and for a
+    /// product the thread of each panel (what `RNNC_SCHEDULE=1` prints).
+    pub fn describe(&self, p: &Program) -> String {
+        let mut out = format!("program of {} step(s):\n", p.steps);
+        for (i, instr) in p.instrs.iter().enumerate() {
+            let kind = match instr {
+                Instr::MatMul { kernel, .. } => format!("product ({kernel})"),
+                Instr::Gemm { .. } => "product (GEMM)".into(),
+                Instr::Elementwise(e) if e.code == [EOp::Input(0)] => "copy".into(),
+                Instr::Elementwise(e) => format!("elementwise ({} ops)", e.code.len()),
+                Instr::CallScan { scan, .. } => format!("call scan {scan}"),
+                Instr::FlipTime { .. } => "flip time".into(),
+                Instr::RowSoftmax { .. } => "row softmax".into(),
+                Instr::Gather { .. } => "gather".into(),
+            };
+            let wait = if self.barriers[i] { "barrier, " } else { "" };
+            let owners = match &self.owners[i] {
+                Some(o) => format!(
+                    " panels by thread {}",
+                    o.iter().map(|t| t.to_string()).collect::<String>()
+                ),
+                None => String::new(),
+            };
+            out += &format!("  {wait}{kind}{owners}\n");
+        }
+        out + "  barrier (end of step)\n"
     }
 }
 
@@ -264,7 +294,7 @@ fn overlap(a: &[Extent], b: &[Extent]) -> bool {
 fn extent(v: &View) -> Option<(Slot, Range<usize>)> {
     match v.slot {
         Slot::Seq(_) | Slot::Const(_) | Slot::Emit(_) | Slot::Fn(_) => None,
-        Slot::State(_) | Slot::Scratch => {
+        Slot::State(_) | Slot::NextState(_) | Slot::Scratch => {
             let len = v.rows.saturating_sub(1) * v.row_stride + v.cols;
             Some((v.slot, v.offset..v.offset + len))
         }

@@ -60,7 +60,13 @@ pub enum Slot {
     /// Sequence operand `[B, T, F]`.
     Seq(usize),
     /// State buffer `[B, F]`: holds the initial state on entry, the final one on exit.
+    /// Inside the loop, the state a step reads (the buffers alternate, see
+    /// [`Plan::alt`]).
     State(usize),
+    /// The buffer a step writes state `i`'s next value to: the one it does not
+    /// read, so no thread overwrites a state another may still be reading, and
+    /// the threads meet once per step. Not in the pointer table.
+    NextState(usize),
     /// Emit output `[B, T, F]`.
     Emit(usize),
     /// A load-time constant (a weight, folded value, or packed weight panels).
@@ -242,6 +248,11 @@ pub struct Plan {
     pub scratch_len: usize,
     /// Compiled scans the program calls (0 for a scan's own plan).
     pub callees: usize,
+    /// Per state: the scratch offset of its second buffer. Run r of the body
+    /// (or tail) reads `State` from the state buffer when r is even, from this one
+    /// when odd, and writes `NextState` to the other; after an odd number of runs
+    /// the final state is copied back.
+    pub alt: Vec<usize>,
     /// The kernels' ISA its products and elementwise loops call
     /// ([`Isa::Portable`]: generated code only).
     pub isa: Isa,
@@ -304,7 +315,12 @@ pub fn plan(
         weights,
         bufs: Buffers::default(),
         products,
+        alt: Vec::new(),
     };
+    for shape in &state_shapes {
+        let n = shape.iter().product();
+        b.alt.push(b.bufs.scratch(n));
+    }
     let body = b.program(&scan.body, scan.step)?;
     let tail = match &scan.tail {
         Some(t) => Some(b.program(t, 1)?),
@@ -328,6 +344,7 @@ pub fn plan(
         scratch_len: b.bufs.scratch_len,
         callees: 0,
         isa: products.isa,
+        alt: b.alt,
     })
 }
 
@@ -440,6 +457,7 @@ struct Builder<'a> {
     weights: &'a Weights,
     bufs: Buffers,
     products: Products,
+    alt: Vec<usize>,
 }
 
 impl Builder<'_> {
@@ -595,8 +613,9 @@ impl Builder<'_> {
             };
             views.insert(Value::new(id, 0), result);
         }
-        // The step's results: emits first (they may read the old states), then the
-        // next states, staged through scratch where a state feeds another state.
+        // The step's results: emits, then the next states, each written by the
+        // loop that computes it where it can (an extra output), else copied. The
+        // next states go to the buffers this step does not read.
         let n_states = self.scan.n_states;
         let n_emits = (g.outputs.len() - n_states) / steps;
         for j in 0..steps {
@@ -604,25 +623,14 @@ impl Builder<'_> {
                 let v = g.outputs[n_states + j * n_emits + e].1;
                 let src = lookup(self, &known, &mut const_of, &views, v)?;
                 let dst = View::time_step(Slot::Emit(e), self.batch, self.time, src.cols, j);
-                instrs.push(copy(src, dst));
+                write_also(&mut instrs, src, dst);
             }
         }
-        let mut finals = Vec::new();
         for i in 0..n_states {
-            let mut src = lookup(self, &known, &mut const_of, &views, g.outputs[i].1)?;
-            let (r, c) = (src.rows, src.cols);
-            let dst = View::contiguous(Slot::State(i), 0, r, c);
-            if src == dst {
-                continue;
-            }
-            if matches!(src.slot, Slot::State(_)) {
-                let staged = self.bufs.scratch_view(r, c);
-                instrs.push(copy(src, staged));
-                src = staged;
-            }
-            finals.push(copy(src, dst));
+            let src = lookup(self, &known, &mut const_of, &views, g.outputs[i].1)?;
+            let dst = View::contiguous(Slot::NextState(i), 0, src.rows, src.cols);
+            write_also(&mut instrs, src, dst);
         }
-        instrs.extend(finals);
         Ok(Program { steps, instrs })
     }
 
@@ -697,6 +705,36 @@ pub(crate) fn fold_into_product(
 
 pub(crate) fn row_major(a: &ArrayD<f32>) -> Vec<f32> {
     a.iter().copied().collect()
+}
+
+/// Makes `dst` hold what `src` holds at the end of the program: the elementwise
+/// loop that last wrote `src` writes `dst` too, or a copy is added. Only for
+/// destinations nothing in the program reads (emits, next states), which the
+/// loop may then write earlier than a copy at the end would.
+fn write_also(instrs: &mut Vec<Instr>, src: View, dst: View) {
+    if let Some(Instr::Elementwise(e)) = instrs.iter_mut().rev().find(|i| writes(i, &src)) {
+        if let Some(at) = e.outputs.iter().find(|(_, v)| *v == src).map(|(at, _)| *at) {
+            e.outputs.push((at, dst));
+            return;
+        }
+    }
+    instrs.push(copy(src, dst));
+}
+
+/// Whether `instr` may write some element of `v`.
+fn writes(instr: &Instr, v: &View) -> bool {
+    let out = match instr {
+        Instr::MatMul { out, .. }
+        | Instr::Gemm { out, .. }
+        | Instr::RowSoftmax { out, .. }
+        | Instr::Gather { out, .. } => vec![*out],
+        Instr::FlipTime { dst, .. } => vec![*dst],
+        Instr::Elementwise(e) => e.outputs.iter().map(|(_, o)| *o).collect(),
+        Instr::CallScan { args, .. } => args.clone(),
+    };
+    let span = |v: &View| v.offset..v.offset + v.rows.saturating_sub(1) * v.row_stride + v.cols;
+    out.iter()
+        .any(|o| o.slot == v.slot && span(o).start < span(v).end && span(v).start < span(o).end)
 }
 
 pub(crate) fn copy(src: View, dst: View) -> Instr {

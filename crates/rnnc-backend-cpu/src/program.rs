@@ -112,7 +112,9 @@ impl CompiledProgram {
                 Slot::Const(i) => self.consts[i].as_ptr() as *mut f32,
                 Slot::Scratch => scratch.as_mut_ptr(),
                 Slot::Fn(i) => self.code.callees[i] as *mut f32,
-                Slot::State(_) => unreachable!("the top-level program has no states"),
+                Slot::State(_) | Slot::NextState(_) => {
+                    unreachable!("the top-level program has no states")
+                }
             })
             .collect();
         run_entries(&self.code.entries, &table, &self.barrier, pool);

@@ -76,6 +76,7 @@ impl CompiledScan {
                 Slot::Const(i) => self.consts[i].as_ptr() as *mut f32,
                 Slot::Scratch => scratch.as_mut_ptr(),
                 Slot::Fn(_) => unreachable!("a scan's plan calls nothing"),
+                Slot::NextState(_) => unreachable!("not in the pointer table"),
             })
             .collect();
         run_entries(&self.code.entries, &table, &self.barrier, pool);

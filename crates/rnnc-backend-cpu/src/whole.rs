@@ -313,6 +313,7 @@ pub fn plan_model(
         // Each scan has one function per thread: `Fn(k · threads + t)`.
         callees: b.scans.len() * threads,
         isa: b.products.isa,
+        alt: Vec::new(),
     };
     if let Some(v) = g.outputs.iter().find(|(_, v)| ids.contains_key(v)) {
         return unsupported(format!("output `{}` is token ids", v.0));

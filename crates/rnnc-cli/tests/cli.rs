@@ -25,6 +25,16 @@ fn rnnc(args: &[&str]) -> Output {
         .expect("running rnnc")
 }
 
+/// `rnnc args` with one more environment variable set.
+fn rnnc_with(var: (&str, &str), args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rnnc"))
+        .args(args)
+        .env(var.0, var.1)
+        .current_dir(root())
+        .output()
+        .expect("running rnnc")
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -848,6 +858,24 @@ fn bench_prints_json_on_every_backend_and_rejects_what_they_cannot_do() {
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
     assert_eq!(v["threads"], 3);
+    // Without --threads the cost model keeps a model this small on one thread; the
+    // JSON says which kernels ran, and RNNC_ISA picks them or is refused.
+    let o = rnnc(&[&base[..], &["--json"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    assert_eq!(v["threads"], 1, "{v}");
+    assert_eq!(v["isa"], rnnc_backend_cpu::Isa::best().name(), "{v}");
+    let o = rnnc_with(("RNNC_ISA", "portable"), &[&base[..], &["--json"]].concat());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    assert_eq!(v["isa"], "portable", "{v}");
+    fails_with(
+        &rnnc_with(("RNNC_ISA", "sse9"), &[&base[..], &["--json"]].concat()),
+        &[
+            "RNNC_ISA=\"sse9\"",
+            "names no instruction set",
+            "avx512, avx2, portable",
+        ],
+    );
     fails_with(
         &rnnc(&[&base[..], &["--threads", "2", "--backend", "interp"]].concat()),
         &["--threads 2", "interp", "one thread", "--backend cpu"],

@@ -14,7 +14,7 @@
 mod align;
 mod elementwise;
 mod isa;
-mod math;
+pub mod math;
 mod panels;
 #[cfg(target_arch = "x86_64")]
 mod x86;

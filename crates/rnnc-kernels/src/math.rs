@@ -4,8 +4,30 @@
 //! `logf`, tanh's odd series below |x| = 0.3), with the same saturation and NaN
 //! behaviour; `tests/math.rs` measures both against f64.
 
-const EXP_HI: f32 = 88.722_83;
-const EXP_LO: f32 = -87.336_55;
+/// Where `exp` saturates to ∞ above and to 0 below.
+pub const EXP_HI: f32 = 88.722_83;
+pub const EXP_LO: f32 = -87.336_55;
+/// Cephes' `expf` polynomial for e^r − 1 − r over r², highest degree first.
+pub const EXP_POLY: [f32; 6] = [
+    1.987_569_1e-4,
+    1.398_2e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    0.166_666_65,
+    0.5,
+];
+/// Cephes' `logf` polynomial in r = m − 1, highest degree first.
+pub const LOG_POLY: [f32; 9] = [
+    7.037_683_6e-2,
+    -1.151_461e-1,
+    1.167_699_9e-1,
+    -1.242_014_1e-1,
+    1.424_932_3e-1,
+    -1.666_805_8e-1,
+    2.000_071_5e-1,
+    -2.499_999_4e-1,
+    3.333_333e-1,
+];
 
 /// `c ? a : b` without a branch.
 #[inline(always)]
@@ -31,9 +53,9 @@ pub fn exp(x: f32) -> f32 {
     // r = x − n·ln2, with ln2 split in two so that n·C1 is exact.
     let r = n.mul_add(-0.693_359_4, xc);
     let r = n.mul_add(2.121_944_4e-4, r);
-    let mut p = 1.987_569_1e-4f32;
-    for c in [1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
-        p = p.mul_add(r, c);
+    let mut p = EXP_POLY[0];
+    for c in &EXP_POLY[1..] {
+        p = p.mul_add(r, *c);
     }
     let y = p.mul_add(r * r, r) + 1.0;
     // 2^n as (n + 126) in the exponent field, times 2: covers n = 128 at the top.
@@ -84,18 +106,9 @@ pub fn log(x: f32) -> f32 {
     let m = pick(low, m + m, m);
     let r = m - 1.0;
     let z = r * r;
-    let mut p = 7.037_683_6e-2f32;
-    for c in [
-        -1.151_461e-1,
-        1.167_699_9e-1,
-        -1.242_014_1e-1,
-        1.424_932_3e-1,
-        -1.666_805_8e-1,
-        2.000_071_5e-1,
-        -2.499_999_4e-1,
-        3.333_333e-1,
-    ] {
-        p = p.mul_add(r, c);
+    let mut p = LOG_POLY[0];
+    for c in &LOG_POLY[1..] {
+        p = p.mul_add(r, *c);
     }
     let y = p * r * z;
     let y = e.mul_add(-2.121_944_4e-4, y);

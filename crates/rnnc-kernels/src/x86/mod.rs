@@ -1,6 +1,7 @@
 //! The x86-64 kernels: one body, written once as a macro, instantiated for
 //! AVX-512F (`avx512.rs`) and AVX2+FMA (`avx2.rs`) with their vector type,
-//! intrinsics and register budget.
+//! intrinsics and register budget; the elementwise kernel is `elementwise.rs`'s
+//! loops compiled for each.
 //!
 //! The product is tiled as `R` rows × `P` panels × 2 vectors of accumulators,
 //! kept in registers through the whole K loop: each step of K loads the panels'
@@ -70,6 +71,33 @@ macro_rules! panel_kernels {
             }
         }
 
+        /// The [`crate::ElementwiseKernel`] of this ISA.
+        ///
+        /// # Safety
+        /// As for [`crate::ElementwiseKernel`]; the CPU must have the ISA's features.
+        pub unsafe extern "C" fn elementwise(
+            prog: *const crate::ElementwiseProgram,
+            ptrs: *const *mut f32,
+            r0: usize,
+            r1: usize,
+            c0: usize,
+            c1: usize,
+        ) {
+            // SAFETY: forwarded from the caller's contract.
+            unsafe { elementwise_here(&*prog, ptrs, (r0, r1), (c0, c1)) }
+        }
+
+        #[target_feature(enable = $feat)]
+        unsafe fn elementwise_here(
+            prog: &crate::ElementwiseProgram,
+            ptrs: *const *mut f32,
+            rows: (usize, usize),
+            cols: (usize, usize),
+        ) {
+            // SAFETY: forwarded; inlined here, the loops compile for this ISA.
+            unsafe { crate::elementwise::run(prog, ptrs, rows, cols) }
+        }
+
         #[target_feature(enable = $feat)]
         unsafe fn run(
             rows: usize,
@@ -131,7 +159,9 @@ macro_rules! panel_kernels {
         }
 
         impl Mat {
-            /// `R` rows (all of them) across the panels, `P` panels at a time.
+            /// `R` rows (all of them) across the panels, `P` panels at a time,
+            /// then the panels left over together (a thread's share of a
+            /// product may be a few short runs of panels).
             #[target_feature(enable = $feat)]
             unsafe fn by_panels<const R: usize, const P: usize>(self, panels: usize) {
                 let mut p = 0;
@@ -140,10 +170,18 @@ macro_rules! panel_kernels {
                     unsafe { self.tile::<R, P>(0, p) };
                     p += P;
                 }
-                while p < panels {
-                    // SAFETY: panel p exists.
-                    unsafe { self.tile::<R, 1>(0, p) };
-                    p += 1;
+                // SAFETY: panels p .. panels exist (fewer than P of them).
+                unsafe {
+                    match panels - p {
+                        0 => {}
+                        1 => self.tile::<R, 1>(0, p),
+                        2 => self.tile::<R, 2>(0, p),
+                        3 => self.tile::<R, 3>(0, p),
+                        4 => self.tile::<R, 4>(0, p),
+                        5 => self.tile::<R, 5>(0, p),
+                        6 => self.tile::<R, 6>(0, p),
+                        _ => self.tile::<R, 7>(0, p),
+                    }
                 }
             }
 

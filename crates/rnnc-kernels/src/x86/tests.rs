@@ -91,9 +91,9 @@ fn kernels() -> Vec<Isa> {
 #[test]
 fn kernels_match_the_reference_on_awkward_shapes() {
     for isa in kernels() {
-        for rows in [1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 17, 25, 64, 65] {
+        for rows in [1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 16, 17, 24, 25, 64, 65] {
             for k in [1, 3, 17, 255, 257] {
-                for m in [1, 3, 17, 33, 100] {
+                for m in [1, 3, 17, 33, 100, 300] {
                     check(isa, rows, k, m);
                 }
             }
