@@ -8,37 +8,44 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// Spins this many times before yielding the core (about 10 µs on this machine).
 const SPINS: u32 = 1 << 12;
 
-/// A reusable barrier for a fixed number of threads.
+/// A value alone on its cache line.
+#[derive(Debug)]
+#[repr(align(64))]
+struct Line<T>(T);
+
+/// A reusable barrier for a fixed number of threads. The two counters sit on
+/// lines of their own, so that arriving threads do not steal the line the waiting
+/// ones read.
 #[derive(Debug)]
 pub struct SpinBarrier {
     threads: usize,
-    arrived: AtomicUsize,
+    arrived: Line<AtomicUsize>,
     /// Counts the times every thread has arrived; waiters watch it change.
-    generation: AtomicUsize,
+    generation: Line<AtomicUsize>,
 }
 
 impl SpinBarrier {
     pub fn new(threads: usize) -> Self {
         SpinBarrier {
             threads,
-            arrived: AtomicUsize::new(0),
-            generation: AtomicUsize::new(0),
+            arrived: Line(AtomicUsize::new(0)),
+            generation: Line(AtomicUsize::new(0)),
         }
     }
 
     /// Returns once all `threads` threads have called it; every write made before
     /// the call, by any of them, is visible to all after it.
     pub fn wait(&self) {
-        let generation = self.generation.load(Ordering::Acquire);
-        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.threads {
+        let generation = self.generation.0.load(Ordering::Acquire);
+        if self.arrived.0.fetch_add(1, Ordering::AcqRel) + 1 == self.threads {
             // Reset before releasing: a thread released below may arrive at the
             // next barrier at once, and must count from zero.
-            self.arrived.store(0, Ordering::Relaxed);
-            self.generation.fetch_add(1, Ordering::Release);
+            self.arrived.0.store(0, Ordering::Relaxed);
+            self.generation.0.fetch_add(1, Ordering::Release);
             return;
         }
         let mut spins = 0;
-        while self.generation.load(Ordering::Acquire) == generation {
+        while self.generation.0.load(Ordering::Acquire) == generation {
             if spins < SPINS {
                 spins += 1;
                 std::hint::spin_loop();

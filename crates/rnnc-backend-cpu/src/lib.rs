@@ -32,13 +32,13 @@ mod scan;
 mod stream;
 mod threads;
 mod whole;
+mod workers;
 
 pub use plan::Unsupported;
 pub use rnnc_kernels::Isa;
 pub use stream::Stream;
 
 use program::CompiledProgram;
-use rayon_core::{ThreadPool, ThreadPoolBuilder};
 use rnnc_interp::{load_time_values, run_with, Hooks, InterpError, Tensor, Weights};
 use rnnc_ir::{NodeId, Op, Scan, Verified};
 use scan::CompiledScan;
@@ -46,6 +46,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
+use workers::Workers;
 
 /// What happened to one scan at one set of operand shapes.
 #[derive(Clone, Debug)]
@@ -93,8 +94,8 @@ pub struct CpuBackend<'g> {
     threads: usize,
     /// Whether each program chooses between 1 and `threads` threads itself.
     auto: bool,
-    /// The threads compiled scans run on; None when there is one (the caller's).
-    pool: Option<ThreadPool>,
+    /// The threads compiled code runs on; None when there is one (the caller's).
+    pool: Option<Workers>,
     /// The instruction set the products' kernels use.
     isa: Isa,
 }
@@ -143,10 +144,7 @@ impl<'g> CpuBackend<'g> {
         let pool = match threads {
             1 => None,
             n => Some(
-                ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .thread_name(|i| format!("rnnc-cpu-{i}"))
-                    .build()
+                Workers::new(n)
                     .map_err(|e| InterpError(format!("cannot start {n} threads: {e}")))?,
             ),
         };

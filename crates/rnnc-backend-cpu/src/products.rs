@@ -6,12 +6,12 @@
 //! thread. Everything else is left to the interpreter (None).
 
 use crate::plan::GEMM_MIN_ROWS;
-use ndarray::{linalg::general_mat_mul, Array2, ArrayD, Axis, Ix2, IxDyn};
-use rayon_core::ThreadPool;
+use crate::workers::Workers;
+use ndarray::{linalg::general_mat_mul, Array2, ArrayD, Ix2, IxDyn};
 use rnnc_interp::Tensor;
 
 /// `x · wᵀ` for `x` of shape `[..., K]` and `w` of shape `[M, K]`.
-pub fn linear(x: &Tensor, w: &Tensor, pool: Option<&ThreadPool>) -> Option<Tensor> {
+pub fn linear(x: &Tensor, w: &Tensor, pool: Option<&Workers>) -> Option<Tensor> {
     let (x, w) = (x.f32(), w.f32());
     let k = *x.shape().last()?;
     let rows = x.len() / k.max(1);
@@ -31,19 +31,37 @@ pub fn linear(x: &Tensor, w: &Tensor, pool: Option<&ThreadPool>) -> Option<Tenso
         out
     } else {
         let pool = pool?;
-        let mut out = Array2::zeros((rows, w.nrows()));
-        let chunk = rows.div_ceil(pool.current_num_threads());
-        pool.scope(|s| {
-            let parts = x
-                .axis_chunks_iter(Axis(0), chunk)
-                .zip(out.axis_chunks_iter_mut(Axis(0), chunk));
-            for (xs, mut os) in parts {
-                s.spawn(move |_| general_mat_mul(1.0, &xs, &w.t(), 0.0, &mut os));
-            }
+        let mut out = Array2::<f32>::zeros((rows, w.nrows()));
+        let chunk = rows.div_ceil(pool.threads());
+        let (m, at) = (w.nrows(), Addr(out.as_mut_ptr()));
+        pool.run(&|t| {
+            let r0 = (t * chunk).min(rows);
+            let r1 = ((t + 1) * chunk).min(rows);
+            let xs = x.slice(ndarray::s![r0..r1, ..]);
+            // SAFETY: each thread writes its own rows r0..r1 of `out`, which
+            // outlives the call.
+            let mut os = unsafe {
+                ndarray::ArrayViewMut2::from_shape_ptr((r1 - r0, m), at.get().add(r0 * m))
+            };
+            general_mat_mul(1.0, &xs, &w.t(), 0.0, &mut os);
         });
         out.into_raw_vec_and_offset().0
     };
     Some(Tensor::F32(
         ArrayD::from_shape_vec(IxDyn(&shape), out).ok()?,
     ))
+}
+
+/// The output's address, handed to the threads (each writes its own rows).
+#[derive(Clone, Copy)]
+struct Addr(*mut f32);
+// SAFETY: see the call above: the rows written are disjoint.
+unsafe impl Sync for Addr {}
+unsafe impl Send for Addr {}
+
+impl Addr {
+    /// (A method, so that closures capture the whole `Addr`, not its field.)
+    fn get(self) -> *mut f32 {
+        self.0
+    }
 }

@@ -8,7 +8,7 @@ use crate::jit::{self, Jitted};
 use crate::plan::{Products, Slot, Unsupported};
 use crate::scan::{array, flat, run_entries};
 use crate::whole::{plan_model, WholePlan};
-use rayon_core::ThreadPool;
+use crate::workers::Workers;
 use rnnc_interp::{InterpError, Tensor, Weights};
 use rnnc_ir::{Graph, NodeId};
 use rnnc_kernels::{AlignedF32, Isa};
@@ -66,7 +66,7 @@ impl CompiledProgram {
     pub fn run(
         &self,
         inputs: &HashMap<String, Tensor>,
-        pool: Option<&ThreadPool>,
+        pool: Option<&Workers>,
     ) -> Result<Vec<(String, Tensor)>, InterpError> {
         let w = &self.whole;
         let mut ins: Vec<Input<'_>> = Vec::new();

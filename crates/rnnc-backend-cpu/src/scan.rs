@@ -6,8 +6,8 @@ use crate::barrier::SpinBarrier;
 use crate::jit::{self, Jitted, ScanFn};
 use crate::plan::{self, Plan, Products, Slot, Unsupported};
 use crate::program::aligned;
+use crate::workers::Workers;
 use ndarray::{ArrayD, IxDyn};
-use rayon_core::ThreadPool;
 use rnnc_interp::{Tensor, Weights};
 use rnnc_ir::Scan;
 use rnnc_kernels::{AlignedF32, Isa};
@@ -49,7 +49,7 @@ impl CompiledScan {
 
     /// Runs the scan on operands of the shapes it was compiled for; `pool` has
     /// exactly as many threads as the scan was compiled for (None for one).
-    pub fn run(&self, operands: &[Rc<Tensor>], pool: Option<&ThreadPool>) -> Vec<Tensor> {
+    pub fn run(&self, operands: &[Rc<Tensor>], pool: Option<&Workers>) -> Vec<Tensor> {
         let p = &self.plan;
         // Sequences are read in place when they are contiguous (they usually are).
         let seqs: Vec<Cow<'_, [f32]>> = operands[..p.n_seqs]
@@ -122,13 +122,12 @@ impl Shared {
 }
 
 /// Calls generated entry points (one per thread) on `table`: directly with one,
-/// on every thread of `pool` at once (a broadcast, which the spinning barrier
-/// needs) with more.
+/// on every thread of `pool` at once (which the spinning barrier needs) with more.
 pub(crate) fn run_entries(
     entries: &[ScanFn],
     table: &[*mut f32],
     barrier: &SpinBarrier,
-    pool: Option<&ThreadPool>,
+    pool: Option<&Workers>,
 ) {
     let shared = Shared {
         table: table.as_ptr(),
@@ -139,8 +138,8 @@ pub(crate) fn run_entries(
     // states, emits (outputs) and scratch.
     match pool {
         Some(pool) if entries.len() > 1 => {
-            assert_eq!(pool.current_num_threads(), entries.len());
-            pool.broadcast(|ctx| unsafe { shared.call(entries[ctx.index()]) });
+            assert_eq!(pool.threads(), entries.len());
+            pool.run(&|i| unsafe { shared.call(entries[i]) });
         }
         _ => {
             assert_eq!(entries.len(), 1, "code compiled for threads needs its pool");
