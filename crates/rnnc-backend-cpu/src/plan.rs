@@ -721,20 +721,73 @@ fn write_also(instrs: &mut Vec<Instr>, src: View, dst: View) {
     instrs.push(copy(src, dst));
 }
 
+/// What `instr` writes, and what it only reads (a call: everything it is given, as
+/// written).
+fn views(instr: &Instr) -> (Vec<View>, Vec<View>) {
+    match instr {
+        Instr::MatMul { x, out, init, .. } => {
+            (vec![*out], std::iter::once(*x).chain(*init).collect())
+        }
+        Instr::Gemm { x, out, .. } | Instr::RowSoftmax { x, out, .. } => (vec![*out], vec![*x]),
+        Instr::Gather { out, .. } => (vec![*out], Vec::new()),
+        Instr::FlipTime { src, dst, .. } => (
+            vec![View {
+                cols: dst.row_stride.max(dst.cols),
+                ..*dst
+            }],
+            vec![View {
+                cols: src.row_stride.max(src.cols),
+                ..*src
+            }],
+        ),
+        Instr::Elementwise(e) => (
+            e.outputs.iter().map(|(_, o)| *o).collect(),
+            e.inputs.clone(),
+        ),
+        Instr::CallScan { args, .. } => (args.clone(), Vec::new()),
+    }
+}
+
+fn overlap(a: &View, b: &View) -> bool {
+    let span = |v: &View| v.offset..v.offset + v.rows.saturating_sub(1) * v.row_stride + v.cols;
+    a.slot == b.slot && span(a).start < span(b).end && span(b).start < span(a).end
+}
+
 /// Whether `instr` may write some element of `v`.
 fn writes(instr: &Instr, v: &View) -> bool {
-    let out = match instr {
-        Instr::MatMul { out, .. }
-        | Instr::Gemm { out, .. }
-        | Instr::RowSoftmax { out, .. }
-        | Instr::Gather { out, .. } => vec![*out],
-        Instr::FlipTime { dst, .. } => vec![*dst],
-        Instr::Elementwise(e) => e.outputs.iter().map(|(_, o)| *o).collect(),
-        Instr::CallScan { args, .. } => args.clone(),
+    views(instr).0.iter().any(|o| overlap(o, v))
+}
+
+/// Makes the call that fills workspace view `result` (a scan's emit, whole)
+/// write into `dst` instead, when nothing else in `instrs` touches `result`;
+/// returns whether it did. Saves copying a whole `[B, T, F]` output.
+pub(crate) fn redirect_call_result(instrs: &mut [Instr], result: View, dst: View) -> bool {
+    let mut call = None;
+    for (i, instr) in instrs.iter().enumerate() {
+        let (w, r) = views(instr);
+        let touches = w.iter().chain(&r).any(|v| overlap(v, &result));
+        match instr {
+            Instr::CallScan { args, .. } if call.is_none() && args.contains(&result) => {
+                call = Some(i);
+            }
+            _ if touches => return false,
+            _ => {}
+        }
+    }
+    let Some(i) = call else {
+        return false;
     };
-    let span = |v: &View| v.offset..v.offset + v.rows.saturating_sub(1) * v.row_stride + v.cols;
-    out.iter()
-        .any(|o| o.slot == v.slot && span(o).start < span(v).end && span(v).start < span(o).end)
+    let Instr::CallScan { args, .. } = &mut instrs[i] else {
+        unreachable!("found above")
+    };
+    // The call's other arguments must not overlap it either.
+    if args.iter().filter(|a| overlap(a, &result)).count() != 1 {
+        return false;
+    }
+    for a in args.iter_mut().filter(|a| **a == result) {
+        *a = dst;
+    }
+    true
 }
 
 pub(crate) fn copy(src: View, dst: View) -> Instr {

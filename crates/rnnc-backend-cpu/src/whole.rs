@@ -283,6 +283,8 @@ pub fn plan_model(
         shapes.insert(Value::new(id, 0), dims);
     }
     let mut outputs = Vec::new();
+    // Outputs a scan wrote straight into the output buffer: (its workspace view, the output's).
+    let mut redirected: Vec<(View, View)> = Vec::new();
     for (i, (name, v)) in g.outputs.iter().enumerate() {
         let (src, dims) = if let Some(t) = known.get(&v.node) {
             (b.constant_of(v.node, t)?, t.shape().to_vec())
@@ -290,8 +292,19 @@ pub fn plan_model(
             (views[v], shapes[v].clone())
         };
         let (r, c) = rows_cols(&dims);
-        b.instrs
-            .push(copy(src, View::contiguous(Slot::Emit(i), 0, r, c)));
+        let dst = View::contiguous(Slot::Emit(i), 0, r, c);
+        if let Some(first) = redirected
+            .iter()
+            .find(|(from, _)| *from == src)
+            .map(|(_, to)| *to)
+        {
+            // The same value as an earlier output, which its scan wrote there.
+            b.instrs.push(copy(first, dst));
+        } else if plan::redirect_call_result(&mut b.instrs, src, dst) {
+            redirected.push((src, dst));
+        } else {
+            b.instrs.push(copy(src, dst));
+        }
         outputs.push((name.clone(), dims));
     }
     let top = Plan {
