@@ -383,6 +383,24 @@ impl Emitter<'_, '_> {
         });
     }
 
+    /// Elements from each element of sequence view `v` to the same element at the
+    /// next run of the body (0 for views that are not sequences): what the
+    /// kernels prefetch, since a step's rows of a `[B, T, F]` sequence lie a whole
+    /// sequence apart and the hardware does not see the pattern.
+    fn next_run(&self, v: &View) -> isize {
+        match v.time {
+            Some((_, stride)) if matches!(v.slot, Slot::Seq(_)) => {
+                let d = (self.plan.body.steps.max(1) * stride) as isize;
+                if self.plan.reverse {
+                    -d
+                } else {
+                    d
+                }
+            }
+            _ => 0,
+        }
+    }
+
     /// A call of `isa`'s product kernel (`rnnc-kernels`) through its address, for
     /// this thread's panels: each thread streams the same panels at every step,
     /// so its slice of the weights stays in its own core's cache.
@@ -403,7 +421,7 @@ impl Emitter<'_, '_> {
             .expect("plans name only kernels this CPU supports");
         let ptr = self.ptr;
         let mut sig = Signature::new(self.b.func.signature.call_conv);
-        for _ in 0..11 {
+        for _ in 0..12 {
             sig.params.push(AbiParam::new(ptr));
         }
         let sigref = self.b.import_signature(sig);
@@ -435,6 +453,11 @@ impl Emitter<'_, '_> {
             }
             None => (c(self, 0), 0, 0),
         };
+        // A sequence's rows at the next run: prefetched by the kernel.
+        let next = match init {
+            Some(v @ View { time: Some(_), .. }) => self.next_run(v),
+            _ => 0,
+        };
         let args = [
             c(self, x.rows),
             c(self, k),
@@ -447,6 +470,7 @@ impl Emitter<'_, '_> {
             ip,
             c(self, ldi),
             c(self, cols),
+            self.b.ins().iconst(ptr, next as i64),
         ];
         self.b.ins().call_indirect(sigref, callee, &args);
     }
@@ -564,7 +588,7 @@ impl Emitter<'_, '_> {
 
     fn elementwise(&mut self, e: &Elementwise, t: Value) {
         let e = e.flattened();
-        if let Some(prog) = kernel_program(self.plan.isa, &e) {
+        if let Some(prog) = kernel_program(self.plan.isa, &e, |v| self.next_run(v)) {
             return self.kernel_elementwise(&e, prog, t);
         }
         let outputs: Vec<View> = e.outputs.iter().map(|(_, v)| *v).collect();
@@ -907,7 +931,11 @@ impl Emitter<'_, '_> {
 /// the portable path and for code that needs more slots than the kernel has.
 /// Inputs are read as [`Emitter::elementwise_at`] reads them: one element for the
 /// whole row where the view has one column, one row for all where it has one row.
-fn kernel_program(isa: Isa, e: &Elementwise) -> Option<ElementwiseProgram> {
+pub(crate) fn kernel_program(
+    isa: Isa,
+    e: &Elementwise,
+    next: impl Fn(&View) -> isize,
+) -> Option<ElementwiseProgram> {
     isa.elementwise()?;
     let code: Vec<Code> = e
         .code
@@ -944,6 +972,7 @@ fn kernel_program(isa: Isa, e: &Elementwise) -> Option<ElementwiseProgram> {
         .map(|v| Operand {
             row_stride: if v.rows == 1 { 0 } else { v.row_stride },
             scalar: v.cols == 1 && (e.cols > 1 || v.rows == 1),
+            next: next(v),
         })
         .collect();
     let outputs: Vec<(usize, usize)> = e

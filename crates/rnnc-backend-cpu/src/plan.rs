@@ -613,6 +613,7 @@ impl Builder<'_> {
             };
             views.insert(Value::new(id, 0), result);
         }
+        let mut instrs = merge_elementwise(instrs, self.products.isa);
         // The step's results: emits, then the next states, each written by the
         // loop that computes it where it can (an extra output), else copied. The
         // next states go to the buffers this step does not read.
@@ -705,6 +706,75 @@ pub(crate) fn fold_into_product(
 
 pub(crate) fn row_major(a: &ArrayD<f32>) -> Vec<f32> {
     a.iter().copied().collect()
+}
+
+/// Consecutive elementwise loops over the same rows × columns as one loop (one
+/// pass over the data, one kernel call), where the second reads the first's
+/// results only through the very views it wrote them to and nothing either
+/// writes is read or written by the other through another view. With a kernel,
+/// only where the merged loop still fits it.
+fn merge_elementwise(instrs: Vec<Instr>, isa: Isa) -> Vec<Instr> {
+    let mut out: Vec<Instr> = Vec::with_capacity(instrs.len());
+    for instr in instrs {
+        if let (Some(Instr::Elementwise(a)), Instr::Elementwise(b)) = (out.last(), &instr) {
+            if let Some(m) = merged(a, b) {
+                let fits = isa == Isa::Portable
+                    || crate::codegen::kernel_program(isa, &m.flattened(), |_| 0).is_some();
+                if fits {
+                    *out.last_mut().expect("just matched") = Instr::Elementwise(m);
+                    continue;
+                }
+            }
+        }
+        out.push(instr);
+    }
+    out
+}
+
+/// `a` then `b` as one loop, if that computes the same (see `merge_elementwise`).
+fn merged(a: &Elementwise, b: &Elementwise) -> Option<Elementwise> {
+    if (a.rows, a.cols) != (b.rows, b.cols) {
+        return None;
+    }
+    let a_out: Vec<View> = a.outputs.iter().map(|(_, v)| *v).collect();
+    let b_out: Vec<View> = b.outputs.iter().map(|(_, v)| *v).collect();
+    let clash = |x: &View, ys: &[View]| ys.iter().any(|y| overlap(x, y));
+    if a.inputs.iter().any(|v| clash(v, &b_out)) || a_out.iter().any(|v| clash(v, &b_out)) {
+        return None;
+    }
+    let mut m = a.clone();
+    // Where each of b's code values is in the merged code.
+    let mut at: Vec<usize> = Vec::with_capacity(b.code.len());
+    for op in &b.code {
+        let new = match *op {
+            EOp::Input(i) => {
+                let v = b.inputs[i];
+                if let Some((code, _)) = a.outputs.iter().find(|(_, o)| *o == v) {
+                    at.push(*code);
+                    continue;
+                }
+                if clash(&v, &a_out) {
+                    return None;
+                }
+                let k = match m.inputs.iter().position(|u| *u == v) {
+                    Some(k) => k,
+                    None => {
+                        m.inputs.push(v);
+                        m.inputs.len() - 1
+                    }
+                };
+                EOp::Input(k)
+            }
+            EOp::Const(c) => EOp::Const(c),
+            EOp::Unary(u, x) => EOp::Unary(u, at[x]),
+            EOp::Binary(o, x, y) => EOp::Binary(o, at[x], at[y]),
+        };
+        m.code.push(new);
+        at.push(m.code.len() - 1);
+    }
+    m.outputs
+        .extend(b.outputs.iter().map(|(code, v)| (at[*code], *v)));
+    Some(m)
 }
 
 /// Makes `dst` hold what `src` holds at the end of the program: the elementwise

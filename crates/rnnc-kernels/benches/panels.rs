@@ -47,6 +47,7 @@ fn main() {
                             std::ptr::null(),
                             0,
                             0,
+                            0,
                         )
                     };
                 }
@@ -100,6 +101,7 @@ fn halves(isa: Isa, k: usize, m: usize) {
                             (op as *mut f32).add(p0 * nb),
                             panels * nb,
                             std::ptr::null(),
+                            0,
                             0,
                             0,
                         )

@@ -30,7 +30,9 @@ pub use panels::pack_panels;
 /// `c` of `panels` panels of `nb` (`w` points at the first panel to compute), with
 /// row strides `ldx`, `ldo`, `ldi` in elements (`ldi` 0: one row for all). `init`
 /// has `cols` columns from the first one computed (the rest count as 0), or is
-/// null for zeros. `out` has room for whole panels.
+/// null for zeros; `next` is the distance in elements from each element of
+/// `init` to the one the next call will read (a sequence's next time step),
+/// prefetched, or 0. `out` has room for whole panels.
 ///
 /// # Safety
 /// The pointers must cover what the sizes and strides describe; the kernel must
@@ -47,6 +49,7 @@ pub type PanelKernel = unsafe extern "C" fn(
     init: *const f32,
     ldi: usize,
     cols: usize,
+    next: isize,
 );
 
 /// The product [`PanelKernel`] computes, one element at a time: the reference the

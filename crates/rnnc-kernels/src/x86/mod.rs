@@ -57,6 +57,7 @@ macro_rules! panel_kernels {
             init: *const f32,
             ldi: usize,
             cols: usize,
+            next: isize,
         ) {
             // SAFETY: forwarded from the caller's contract.
             unsafe {
@@ -66,7 +67,7 @@ macro_rules! panel_kernels {
                     (x, ldx),
                     (w, panels),
                     (out, ldo),
-                    (init, ldi, cols),
+                    (init, ldi, cols, next),
                 )
             }
         }
@@ -105,7 +106,7 @@ macro_rules! panel_kernels {
             (x, ldx): (*const f32, usize),
             (w, panels): (*const f32, usize),
             (out, ldo): (*mut f32, usize),
-            (init, ldi, cols): (*const f32, usize, usize),
+            (init, ldi, cols, next): (*const f32, usize, usize, isize),
         ) {
             let chunk = (CHUNK_BYTES / (4 * k.max(1))).max(CHUNK_MIN_ROWS) / $RMAX * $RMAX;
             let mut r0 = 0;
@@ -129,6 +130,7 @@ macro_rules! panel_kernels {
                     init,
                     ldi,
                     cols,
+                    next,
                 };
                 // SAFETY: the tiles stay inside rows 0..rc and the given panels.
                 unsafe {
@@ -156,6 +158,9 @@ macro_rules! panel_kernels {
             init: *const f32,
             ldi: usize,
             cols: usize,
+            /// Elements from each `init` element to the one the next call reads
+            /// (prefetched; 0: none).
+            next: isize,
         }
 
         impl Mat {
@@ -231,6 +236,12 @@ macro_rules! panel_kernels {
                                 let n = self.cols.saturating_sub(col).min($L);
                                 // SAFETY: columns col .. col + n of row r0 + r exist.
                                 let at = unsafe { self.init.add((r0 + r) * self.ldi + col) };
+                                if self.next != 0 {
+                                    // A prefetch reads nothing and cannot fault.
+                                    _mm_prefetch::<_MM_HINT_T0>(
+                                        at.wrapping_offset(self.next) as *const i8
+                                    );
+                                }
                                 *a = if n == $L {
                                     unsafe { $load(at) }
                                 } else {

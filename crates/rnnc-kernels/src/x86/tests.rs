@@ -51,6 +51,7 @@ fn check_init(isa: Isa, rows: usize, k: usize, m: usize, init: Option<(usize, us
             ip,
             ldi,
             cols,
+            1 << 20,
         );
         reference_panels(
             nb,
@@ -216,17 +217,21 @@ mod elementwise {
                 let s: Vec<f32> = (0..rows).map(|i| value(i, 4)).collect();
                 let one: Vec<f32> = (0..cols).map(|i| value(i, 5).abs() + 0.5).collect();
                 let inputs = [
+                    // Prefetching a step ahead changes nothing.
                     Operand {
                         row_stride: ld,
                         scalar: false,
+                        next: 7,
                     },
                     Operand {
                         row_stride: 1,
                         scalar: true,
+                        next: 0,
                     },
                     Operand {
                         row_stride: 0,
                         scalar: false,
+                        next: -3,
                     },
                 ];
                 let prog = ElementwiseProgram::new(&code, &inputs, &[(15, ld), (4, cols)]).unwrap();
@@ -270,6 +275,7 @@ mod elementwise {
         let one = [Operand {
             row_stride: 1,
             scalar: false,
+            next: 0,
         }];
         assert!(ElementwiseProgram::new(&chain, &one, &[(100, 1)]).is_some());
         // MAX_SLOTS + 1 values all read at the end do not fit.
