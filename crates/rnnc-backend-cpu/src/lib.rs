@@ -55,6 +55,8 @@ pub struct ScanReport {
     pub shapes: Vec<Vec<usize>>,
     /// Compile time and code size, or why the interpreter runs it.
     pub outcome: Outcome,
+    /// The threads its code runs on (0 where it was not compiled).
+    pub threads: usize,
 }
 
 type Key = (NodeId, Vec<Vec<usize>>);
@@ -239,6 +241,7 @@ impl<'g> CpuBackend<'g> {
                 node: *node,
                 shapes: shapes.clone(),
                 outcome: outcome(c.as_ref().as_ref().map(|c| &c.code)),
+                threads: c.as_ref().as_ref().map_or(0, |c| c.threads),
             })
             .collect();
         out.sort_by_key(|r| (r.node.index(), r.shapes.clone()));
@@ -260,7 +263,7 @@ impl<'g> CpuBackend<'g> {
             scan,
             &key.1,
             self.weights,
-            self.threads,
+            (self.threads, self.auto),
             self.isa,
         ));
         self.scans.borrow_mut().insert(key, c.clone());

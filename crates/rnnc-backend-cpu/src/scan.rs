@@ -17,6 +17,8 @@ use std::rc::Rc;
 
 pub struct CompiledScan {
     pub plan: Plan,
+    /// How many threads the code runs on.
+    pub threads: usize,
     /// The plan's constants, each starting on a cache line.
     consts: Vec<AlignedF32>,
     pub code: Jitted,
@@ -25,21 +27,28 @@ pub struct CompiledScan {
 }
 
 impl CompiledScan {
-    /// Compiles `scan` for these operand shapes, split over `threads` threads,
-    /// its products on `isa`'s kernels.
+    /// Compiles `scan` for these operand shapes, split over `threads` threads
+    /// (with `auto`, 1 or `threads` as the cost model says), its products on
+    /// `isa`'s kernels.
     pub fn new(
         scan: &Scan,
         operand_shapes: &[Vec<usize>],
         weights: &Weights,
-        threads: usize,
+        (threads, auto): (usize, bool),
         isa: Isa,
     ) -> Result<Self, Unsupported> {
         let mut plan = plan::plan(scan, operand_shapes, weights, Products::jit(isa))?;
+        let threads = if auto {
+            crate::threads::choose_scan(&plan, threads)
+        } else {
+            threads
+        };
         let code = jit::compile(&plan, threads).map_err(Unsupported)?;
         let scratch = RefCell::new(vec![0.0; plan.scratch_len]);
         let consts = aligned(&mut plan.consts);
         Ok(CompiledScan {
             plan,
+            threads,
             consts,
             code,
             scratch,

@@ -123,8 +123,11 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
     };
     // (threads, ISA) the CPU backend ran on.
     let ran_on = |b: &rnnc_backend_cpu::CpuBackend<'_>| {
-        let programs = b.program_report();
-        let n = programs.first().map_or(b.threads(), |r| r.threads.max(1));
+        // The whole-model program's threads, or the most any scan compiled alone
+        // runs on (the rest of such a model runs on the calling thread).
+        let program = b.program_report().iter().map(|r| r.threads).max();
+        let scans = b.report().iter().map(|r| r.threads).max();
+        let n = program.unwrap_or(0).max(scans.unwrap_or(0)).max(1);
         (n, b.isa().name())
     };
     let mut ran = (threads.unwrap_or(1), "none");
