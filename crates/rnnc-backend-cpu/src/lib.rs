@@ -35,7 +35,7 @@ mod whole;
 mod workers;
 
 pub use plan::Unsupported;
-pub use rnnc_kernels::Isa;
+pub use rnnc_kernels::{measure as measure_limits, Isa, Limits};
 pub use stream::Stream;
 
 use program::CompiledProgram;

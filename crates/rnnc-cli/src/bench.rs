@@ -194,24 +194,25 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
     });
     let rate = (!decodes).then(|| rnnc_opt::matmul_flops(&g, a.batch, steps) / (median * 1e6));
     let gflops = rate.map_or("null".to_string(), |r| format!("{r:.6}"));
+    let limits = machine_fractions(&g, ran, rate, steps, median);
     let gflops_text = rate.map_or(
         "no GFLOP/s (a decode loop's work depends on when its sequences end)".to_string(),
         |r| format!("{r:.2} GFLOP/s in products"),
     );
     if a.json && a.stream {
         println!(
-            "{{\"model\": {:?}, \"backend\": {:?}, \"batch\": {}, \"stream\": true, \"threads\": {}, \"isa\": {:?}, \"median_ms\": {median:.6}, \"median_us_per_step\": {:.3}, \"min_ms\": {:.6}, \"runs\": {}, \"gflops\": {gflops}, \"compile_ms\": {compile_ms:.6}}}",
-            g.name, a.backend, a.batch, ran.0, ran.1, median * 1e3, times[0], times.len()
+            "{{\"model\": {:?}, \"backend\": {:?}, \"batch\": {}, \"stream\": true, \"threads\": {}, \"isa\": {:?}, \"median_ms\": {median:.6}, \"median_us_per_step\": {:.3}, \"min_ms\": {:.6}, \"runs\": {}, \"gflops\": {gflops}, \"compile_ms\": {compile_ms:.6}{}}}",
+            g.name, a.backend, a.batch, ran.0, ran.1, median * 1e3, times[0], times.len(), limits.json
         );
     } else if a.stream {
-        println!("{} on {} streaming (B={}, one step per call, threads: {}, isa: {}): median {:.2} µs per step, min {:.2} µs over {} steps, {gflops_text}; compiled in {compile_ms:.1} ms", g.name, a.backend, a.batch, ran.0, ran.1, median * 1e3, times[0] * 1e3, times.len());
+        println!("{} on {} streaming (B={}, one step per call, threads: {}, isa: {}): median {:.2} µs per step, min {:.2} µs over {} steps, {gflops_text}{}; compiled in {compile_ms:.1} ms", g.name, a.backend, a.batch, ran.0, ran.1, median * 1e3, times[0] * 1e3, times.len(), limits.text);
     } else if a.json {
         println!(
-            "{{\"model\": {:?}, \"backend\": {:?}, \"batch\": {}, \"seq\": {}, \"threads\": {}, \"isa\": {:?}, \"median_ms\": {median:.6}, \"min_ms\": {:.6}, \"runs\": {}, \"gflops\": {gflops}, \"compile_ms\": {compile_ms:.6}}}",
-            g.name, a.backend, a.batch, a.seq, ran.0, ran.1, times[0], times.len()
+            "{{\"model\": {:?}, \"backend\": {:?}, \"batch\": {}, \"seq\": {}, \"threads\": {}, \"isa\": {:?}, \"median_ms\": {median:.6}, \"min_ms\": {:.6}, \"runs\": {}, \"gflops\": {gflops}, \"compile_ms\": {compile_ms:.6}{}}}",
+            g.name, a.backend, a.batch, a.seq, ran.0, ran.1, times[0], times.len(), limits.json
         );
     } else {
-        println!("{} on {} (B={}, T={}, threads: {}, isa: {}): median {median:.3} ms, min {:.3} ms over {} runs, {gflops_text}; compiled in {compile_ms:.1} ms", g.name, a.backend, a.batch, a.seq, ran.0, ran.1, times[0], times.len());
+        println!("{} on {} (B={}, T={}, threads: {}, isa: {}): median {median:.3} ms, min {:.3} ms over {} runs, {gflops_text}{}; compiled in {compile_ms:.1} ms", g.name, a.backend, a.batch, a.seq, ran.0, ran.1, times[0], times.len(), limits.text);
     }
     Ok(())
 }
@@ -251,4 +252,62 @@ fn gpu_times(
     run()?;
     let compile_ms = compile_ms + start.elapsed().as_secs_f64() * 1e3;
     Ok((time_runs(200, run)?, compile_ms))
+}
+
+/// A run against the machine's limits, as JSON fields (each after a comma) and
+/// as a phrase for the text line; empty where there are none to compare with.
+struct Fractions {
+    json: String,
+    text: String,
+}
+
+/// The run's share of the FMA peak of its cores, and of the bandwidth of the
+/// cache level the recurrent weights fit in (per thread), each measured with the
+/// kernels at start-up (`rnnc_kernels::measure`, about 30 ms). Only for the CPU
+/// backend's kernel paths.
+fn machine_fractions(
+    g: &rnnc_ir::Graph,
+    (threads, isa): (usize, &str),
+    gflops: Option<f64>,
+    steps: usize,
+    median_ms: f64,
+) -> Fractions {
+    let none = Fractions {
+        json: String::new(),
+        text: String::new(),
+    };
+    let Some(limits) = rnnc_backend_cpu::Isa::parse(isa).and_then(rnnc_backend_cpu::measure_limits)
+    else {
+        return none;
+    };
+    let weights = rnnc_opt::stats(g).weight_bytes_per_step as f64;
+    let per_thread = weights / threads as f64;
+    let in_l2 = limits.l2_bytes.is_some_and(|l2| per_thread <= l2 as f64);
+    let (level, bw) = if in_l2 {
+        ("L2", limits.l2_gbs)
+    } else {
+        ("L3", limits.l3_gbs)
+    };
+    let peak = limits.peak_gflops * threads as f64;
+    let of_peak = gflops.map(|r| r / peak);
+    let streamed = weights * steps as f64 / (median_ms * 1e-3) / 1e9;
+    let of_bw = streamed / (bw * threads as f64);
+    let of_peak_json = of_peak.map_or("null".to_string(), |f| format!("{f:.4}"));
+    Fractions {
+        json: format!(
+            ", \"peak_gflops_per_core\": {:.2}, \"fraction_of_peak\": {of_peak_json}, \
+             \"weights_per_step_mib\": {:.3}, \"weights_in\": \"{level}\", \
+             \"weights_gbs_per_core\": {bw:.2}, \"fraction_of_bandwidth\": {of_bw:.4}",
+            limits.peak_gflops,
+            weights / (1 << 20) as f64
+        ),
+        text: format!(
+            " ({}of {peak:.0} GFLOP/s peak; weights {:.2} MiB a step from {level}, {:.0} % \
+             of its {:.0} GB/s)",
+            of_peak.map_or(String::new(), |f| format!("{:.0} % ", f * 100.0)),
+            weights / (1 << 20) as f64,
+            of_bw * 100.0,
+            bw * threads as f64
+        ),
+    }
 }

@@ -864,10 +864,19 @@ fn bench_prints_json_on_every_backend_and_rejects_what_they_cannot_do() {
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
     assert_eq!(v["threads"], 1, "{v}");
-    assert_eq!(v["isa"], rnnc_backend_cpu::Isa::best().name(), "{v}");
+    let best = rnnc_backend_cpu::Isa::best();
+    assert_eq!(v["isa"], best.name(), "{v}");
+    // With a kernel, the run against this machine's measured limits.
+    if best != rnnc_backend_cpu::Isa::Portable {
+        assert!(v["peak_gflops_per_core"].as_f64().unwrap() > 0.0, "{v}");
+        assert!(v["fraction_of_peak"].as_f64().unwrap() > 0.0, "{v}");
+        assert!(v["fraction_of_bandwidth"].as_f64().unwrap() > 0.0, "{v}");
+        assert!(v["weights_in"] == "L2" || v["weights_in"] == "L3", "{v}");
+    }
     let o = rnnc_with(("RNNC_ISA", "portable"), &[&base[..], &["--json"]].concat());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
     assert_eq!(v["isa"], "portable", "{v}");
+    assert!(v.get("peak_gflops_per_core").is_none(), "{v}");
     fails_with(
         &rnnc_with(("RNNC_ISA", "sse9"), &[&base[..], &["--json"]].concat()),
         &[

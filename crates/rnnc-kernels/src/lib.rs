@@ -14,6 +14,7 @@
 mod align;
 mod elementwise;
 mod isa;
+mod limits;
 pub mod math;
 mod panels;
 #[cfg(target_arch = "x86_64")]
@@ -24,6 +25,7 @@ pub use elementwise::{
     Binary, Code, ElementwiseKernel, ElementwiseProgram, Operand, Unary, BLOCK, MAX_SLOTS,
 };
 pub use isa::{Isa, IsaError};
+pub use limits::{measure, Limits};
 pub use panels::pack_panels;
 
 /// `out[r, c] = init[r, c] + Σ_k x[r, k] · W[k, c]` for `r < rows` and the columns
