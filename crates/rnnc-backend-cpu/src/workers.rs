@@ -25,6 +25,8 @@ struct Shared {
     generation: AtomicUsize,
     /// Threads other than the caller that finished the current call.
     done: AtomicUsize,
+    /// Whether one of them panicked in it (the caller then panics too).
+    panicked: AtomicBool,
     /// The current call's job: written by `run` only while no thread reads it.
     job: UnsafeCell<Option<Job>>,
     stop: AtomicBool,
@@ -54,6 +56,7 @@ impl Workers {
             threads,
             generation: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
+            panicked: AtomicBool::new(false),
             job: UnsafeCell::new(None),
             stop: AtomicBool::new(false),
             sleepers: Mutex::new(0),
@@ -104,6 +107,9 @@ impl Workers {
         let wait = Wait(s);
         f(0);
         drop(wait);
+        if s.panicked.swap(false, Ordering::Relaxed) {
+            panic!("a thread of the CPU backend panicked");
+        }
     }
 }
 
@@ -165,8 +171,13 @@ fn work(s: &Shared, index: usize) {
         }
         // SAFETY: set by `run` before the generation this thread just saw.
         let job = unsafe { (*s.job.get()).expect("a job for this generation") };
-        // SAFETY: alive until every thread reports done (see `run`).
-        unsafe { (*job)(index) };
+        // SAFETY: alive until every thread reports done (see `run`). A panic is
+        // caught so that the caller, waiting for this thread, does not hang.
+        let ran =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { (*job)(index) }));
+        if ran.is_err() {
+            s.panicked.store(true, Ordering::Relaxed);
+        }
         s.done.fetch_add(1, Ordering::Release);
     }
 }
@@ -212,5 +223,20 @@ mod tests {
             }
             assert_eq!(w.threads(), threads);
         }
+    }
+
+    #[test]
+    fn a_panicking_thread_is_reported_not_waited_for_forever() {
+        let w = Workers::new(2).unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            w.run(&|i| assert!(i == 0, "thread {i} fails"));
+        }));
+        assert!(r.is_err());
+        // The pool still works afterwards.
+        let n = AtomicUsize::new(0);
+        w.run(&|_| {
+            n.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(n.load(Ordering::Relaxed), 2);
     }
 }
