@@ -1,6 +1,8 @@
 //! The CPU backend's vectorised `exp`, `sigmoid` and `tanh` against f64 on
 //! [-30, 30] (and beyond), and `log` from subnormals to 3e38, through a one-op scan
-//! so the generated code is what runs.
+//! so the compiled code is what runs: on every ISA this CPU has, the kernels'
+//! versions (`rnnc-kernels`) and the generated f32x4 code (`portable`), which
+//! must agree bit for bit.
 //! Widths 1000 (all f32x4 lanes) and 1003 (the scalar tail too). The bounds are the
 //! measured maxima rounded up; saturation must be exact and NaN must propagate.
 
@@ -8,7 +10,23 @@ use ndarray::{ArrayD, IxDyn};
 use rnnc_interp::{Tensor, Weights};
 use std::collections::HashMap;
 
+/// `op` of each of `xs`, the same on every ISA.
 fn probe(op: &str, xs: &[f32]) -> Vec<f32> {
+    let all: Vec<(rnnc_backend_cpu::Isa, Vec<f32>)> = rnnc_backend_cpu::Isa::available()
+        .into_iter()
+        .map(|isa| (isa, probe_on(isa, op, xs)))
+        .collect();
+    let (first, want) = &all[0];
+    for (isa, got) in &all[1..] {
+        for (i, (a, b)) in want.iter().zip(got).enumerate() {
+            let same = a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+            assert!(same, "{op}({}): {first} gives {a}, {isa} {b}", xs[i]);
+        }
+    }
+    want.clone()
+}
+
+fn probe_on(isa: rnnc_backend_cpu::Isa, op: &str, xs: &[f32]) -> Vec<f32> {
     let w = xs.len();
     let text = format!(
         "graph Probe {{
@@ -26,7 +44,9 @@ fn probe(op: &str, xs: &[f32]) -> Vec<f32> {
     );
     let g = rnnc_ir::parse_graph(&text).unwrap();
     let weights = Weights::new();
-    let cpu = rnnc_backend_cpu::CpuBackend::new(rnnc_ir::verify(&g).unwrap(), &weights).unwrap();
+    let cpu =
+        rnnc_backend_cpu::CpuBackend::with_isa(rnnc_ir::verify(&g).unwrap(), &weights, 1, isa)
+            .unwrap();
     let x = ArrayD::from_shape_vec(IxDyn(&[1, 1, w]), xs.to_vec()).unwrap();
     let inputs = HashMap::from([("x".to_string(), Tensor::F32(x))]);
     let out = cpu.run(&inputs).unwrap();
