@@ -196,7 +196,7 @@ impl Emitter<'_, '_> {
         let parallel = self.part.threads > 1;
         let schedule = parallel::schedule(p, self.part.threads);
         if parallel && self.part.thread == 0 && std::env::var_os("RNNC_SCHEDULE").is_some() {
-            eprint!("{}", schedule.describe(p));
+            eprint!("{}", schedule.describe(p, self.plan.isa));
         }
         for (i, instr) in p.instrs.iter().enumerate() {
             if schedule.barriers[i] {
@@ -210,9 +210,8 @@ impl Emitter<'_, '_> {
                     k,
                     nb,
                     out,
-                    kernel: Isa::Portable,
                     ..
-                } => {
+                } if self.plan.isa == Isa::Portable => {
                     for run in panels() {
                         self.matmul(x, *panels_slot, (*k, *nb, run), out, t);
                     }
@@ -223,13 +222,12 @@ impl Emitter<'_, '_> {
                     k,
                     nb,
                     out,
-                    kernel,
                     init,
                     ..
                 } => {
                     for run in panels() {
                         self.kernel_matmul(
-                            *kernel,
+                            self.plan.isa,
                             x,
                             *panels_slot,
                             (*k, *nb, run),

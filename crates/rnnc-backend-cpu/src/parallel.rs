@@ -108,11 +108,11 @@ impl Schedule {
 impl Schedule {
     /// One line per instruction: a barrier before it, its kind, and for a
     /// product the thread of each panel (what `RNNC_SCHEDULE=1` prints).
-    pub fn describe(&self, p: &Program) -> String {
+    pub fn describe(&self, p: &Program, isa: rnnc_kernels::Isa) -> String {
         let mut out = format!("program of {} step(s):\n", p.steps);
         for (i, instr) in p.instrs.iter().enumerate() {
             let kind = match instr {
-                Instr::MatMul { kernel, .. } => format!("product ({kernel})"),
+                Instr::MatMul { .. } => format!("product ({isa})"),
                 Instr::Gemm { .. } => "product (GEMM)".into(),
                 Instr::Elementwise(e) if e.code == [EOp::Input(0)] => "copy".into(),
                 Instr::Elementwise(e) => format!("elementwise ({} ops)", e.code.len()),
@@ -194,7 +194,7 @@ fn panel_owners(p: &Program, i: usize, threads: usize) -> Option<Vec<usize>> {
     }
     // Elements of `out` each thread's later elementwise loops read, per panel.
     let mut wanted = vec![vec![0usize; threads]; n];
-    let end = out.offset + out.rows.saturating_sub(1) * out.row_stride + out.cols;
+    let end = out.span().end;
     let stride = out.row_stride.max(1);
     for later in &p.instrs[i + 1..] {
         let Instr::Elementwise(e) = later else {
@@ -224,11 +224,7 @@ fn panel_owners(p: &Program, i: usize, threads: usize) -> Option<Vec<usize>> {
             }
         }
         // Stop at the next write of the same buffer: later reads may see other values.
-        if e.outputs.iter().any(|(_, v)| {
-            v.slot == out.slot
-                && v.offset < end
-                && out.offset < v.offset + v.rows * v.row_stride.max(v.cols)
-        }) {
+        if e.outputs.iter().any(|(_, v)| crate::plan::overlap(v, &out)) {
             break;
         }
     }
@@ -249,23 +245,12 @@ fn panel_owners(p: &Program, i: usize, threads: usize) -> Option<Vec<usize>> {
     }
     if owners.iter().all(|o| *o == usize::MAX) {
         // Nothing reads it through a loop: contiguous shares, as before.
-        let whole = Part { thread: 0, threads };
-        return Some(
-            (0..n)
-                .map(|panel| {
-                    (0..threads)
-                        .find(|t| {
-                            Part {
-                                thread: *t,
-                                ..whole
-                            }
-                            .panels(n)
-                            .contains(&panel)
-                        })
-                        .unwrap_or(0)
-                })
-                .collect(),
-        );
+        for thread in 0..threads {
+            for p in (Part { thread, threads }).panels(n) {
+                owners[p] = thread;
+            }
+        }
+        return Some(owners);
     }
     for o in owners.iter_mut().filter(|o| **o == usize::MAX) {
         let t = (0..threads).min_by_key(|t| load[*t]).unwrap_or(0);
@@ -294,10 +279,7 @@ fn overlap(a: &[Extent], b: &[Extent]) -> bool {
 fn extent(v: &View) -> Option<(Slot, Range<usize>)> {
     match v.slot {
         Slot::Seq(_) | Slot::Const(_) | Slot::Emit(_) | Slot::Fn(_) => None,
-        Slot::State(_) | Slot::NextState(_) | Slot::Scratch => {
-            let len = v.rows.saturating_sub(1) * v.row_stride + v.cols;
-            Some((v.slot, v.offset..v.offset + len))
-        }
+        Slot::State(_) | Slot::NextState(_) | Slot::Scratch => Some((v.slot, v.span())),
     }
 }
 

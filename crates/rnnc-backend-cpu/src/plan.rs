@@ -104,6 +104,11 @@ impl View {
         }
     }
 
+    /// The elements of its buffer the view may touch, first to last.
+    pub(crate) fn span(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.rows.saturating_sub(1) * self.row_stride + self.cols
+    }
+
     pub(crate) fn contiguous(slot: Slot, offset: usize, rows: usize, cols: usize) -> Self {
         View {
             slot,
@@ -168,7 +173,7 @@ impl Elementwise {
 pub enum Instr {
     /// `out[r, m] = Σ_k x[r, k] · B[k, m]`, B packed in panels of `nb` columns
     /// (see `pack.rs`); `out` has room for whole panels in every row. Generated
-    /// code with [`Isa::Portable`], else a call of that ISA's kernel.
+    /// code where the plan's ISA is [`Isa::Portable`], else a call of its kernel.
     MatMul {
         x: View,
         panels: usize,
@@ -176,7 +181,6 @@ pub enum Instr {
         m: usize,
         nb: usize,
         out: View,
-        kernel: Isa,
         /// Kernels only: where the accumulators start (`init + x · B`, an
         /// addition folded into the product), rows × m or one row for all.
         init: Option<View>,
@@ -413,8 +417,7 @@ pub(crate) fn product(
     } else {
         (w.shape()[0], w.shape()[1])
     };
-    let kernel = products.isa;
-    let nb = match kernel.panel_width() {
+    let nb = match products.isa.panel_width() {
         Some(nb) => nb,
         None if x.rows >= products.gemm_min_rows => {
             // One panel as wide as B: B itself, row-major [K, M].
@@ -443,7 +446,6 @@ pub(crate) fn product(
         m,
         nb,
         out,
-        kernel,
         init: None,
     };
     (instr, out)
@@ -542,7 +544,13 @@ impl Builder<'_> {
                     for v in &operands {
                         inputs.push(lookup(self, &known, &mut const_of, &views, *v)?);
                     }
-                    if let Some(v) = fold_into_product(g, id, &operands, &inputs, &mut instrs) {
+                    if let Some(v) = fold_into_product(
+                        g,
+                        id,
+                        &operands,
+                        &inputs,
+                        (&mut instrs, self.products.isa),
+                    ) {
                         views.insert(Value::new(id, 0), v);
                         continue;
                     }
@@ -675,23 +683,19 @@ pub(crate) fn fold_into_product(
     id: NodeId,
     operands: &[Value],
     views: &[View],
-    instrs: &mut [Instr],
+    (instrs, isa): (&mut [Instr], Isa),
 ) -> Option<View> {
-    if !matches!(g.node(id).op, Op::Binary(BinaryOp::Add)) {
+    if isa == Isa::Portable || !matches!(g.node(id).op, Op::Binary(BinaryOp::Add)) {
         return None;
     }
     let Some(Instr::MatMul {
         out,
-        kernel,
         init: init @ None,
         ..
     }) = instrs.last_mut()
     else {
         return None;
     };
-    if *kernel == Isa::Portable {
-        return None;
-    }
     for (i, v) in operands.iter().enumerate() {
         let other = views[1 - i];
         let only_use = g.users(*v).len() == 1 && !g.outputs.iter().any(|(_, o)| o == v);
@@ -818,9 +822,10 @@ fn views(instr: &Instr) -> (Vec<View>, Vec<View>) {
     }
 }
 
-fn overlap(a: &View, b: &View) -> bool {
-    let span = |v: &View| v.offset..v.offset + v.rows.saturating_sub(1) * v.row_stride + v.cols;
-    a.slot == b.slot && span(a).start < span(b).end && span(b).start < span(a).end
+/// Whether two views may touch a common element.
+pub(crate) fn overlap(a: &View, b: &View) -> bool {
+    let (x, y) = (a.span(), b.span());
+    a.slot == b.slot && x.start < y.end && y.start < x.end
 }
 
 /// Whether `instr` may write some element of `v`.

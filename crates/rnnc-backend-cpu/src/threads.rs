@@ -8,8 +8,8 @@ use crate::whole::WholePlan;
 
 /// Seconds one thread takes for the instructions: products at about what the
 /// kernels reach here (a matrix-vector product streamed from L2: 40–65 GFLOP/s;
-/// 16 rows and more: 100–160), elementwise loops at one op per element and
-/// nanosecond's tenth (docs/performance.md, session 6).
+/// 16 rows and more: 100–160), elementwise loops at 0.1 ns per op and element
+/// (docs/performance.md, session 6).
 fn seconds(instrs: &[Instr]) -> f64 {
     instrs
         .iter()

@@ -231,7 +231,10 @@ pub fn plan_model(
                     let (view, od) = arg(*v, &mut b)?;
                     ins.push(broadcast(view, &od, &dims)?);
                 }
-                if let Some(v) = plan::fold_into_product(g, id, &operands, &ins, &mut b.instrs) {
+                let isa = b.products.isa;
+                if let Some(v) =
+                    plan::fold_into_product(g, id, &operands, &ins, (&mut b.instrs, isa))
+                {
                     views.insert(Value::new(id, 0), v);
                     shapes.insert(Value::new(id, 0), dims);
                     continue;

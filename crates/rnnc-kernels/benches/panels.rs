@@ -2,7 +2,7 @@
 //! table's LSTM step (K = H, M = 4H) and its input projection over all T:
 //! `cargo bench -p rnnc-kernels`.
 
-use rnnc_kernels::{pack_panels, AlignedF32, Isa};
+use rnnc_kernels::{pack_panels, time_product, AlignedF32, Isa};
 use std::time::Instant;
 
 fn main() {
@@ -18,41 +18,11 @@ fn main() {
         (6400, 256, 1024),
     ];
     for isa in Isa::available() {
-        let (Some(kernel), Some(nb)) = (isa.kernel(), isa.panel_width()) else {
-            continue;
-        };
         for (rows, k, m) in shapes {
-            let x: Vec<f32> = (0..rows * k).map(|i| (i % 7) as f32 * 0.1).collect();
-            let b: Vec<f32> = (0..k * m).map(|i| (i % 5) as f32 * 0.1).collect();
-            let w = AlignedF32::from_slice(&pack_panels(&b, (k, m), false, nb));
-            let panels = m.div_ceil(nb);
-            let mut out = vec![0.0f32; rows * panels * nb];
+            let Some(best) = time_product(isa, (rows, k, m), 0.2) else {
+                continue;
+            };
             let flops = 2.0 * (rows * k * m) as f64;
-            let reps = ((2e9 / flops) as usize).clamp(3, 100_000);
-            let mut best = f64::MAX;
-            for _ in 0..5 {
-                let t = Instant::now();
-                for _ in 0..reps {
-                    // SAFETY: the buffers match the sizes; the CPU supports `isa`.
-                    unsafe {
-                        kernel(
-                            rows,
-                            k,
-                            x.as_ptr(),
-                            k,
-                            w.as_ptr(),
-                            panels,
-                            out.as_mut_ptr(),
-                            panels * nb,
-                            std::ptr::null(),
-                            0,
-                            0,
-                            0,
-                        )
-                    };
-                }
-                best = best.min(t.elapsed().as_secs_f64() / reps as f64);
-            }
             println!(
                 "{isa:>7} rows={rows:<5} k={k:<5} m={m:<5} {:>9.2} µs {:>7.1} GFLOP/s",
                 best * 1e6,

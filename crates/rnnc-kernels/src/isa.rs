@@ -110,31 +110,25 @@ impl Isa {
     /// This path's product kernel; None for the portable path, and for a path the
     /// CPU does not support (calling it would fault).
     pub fn kernel(self) -> Option<PanelKernel> {
-        if !self.supported() {
-            return None;
-        }
-        match self {
-            Isa::Portable => None,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => Some(crate::x86::avx2::panels),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => Some(crate::x86::avx512::panels),
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => None,
-        }
+        self.kernels().map(|k| k.0)
     }
 
     /// This path's elementwise kernel; None as for [`Isa::kernel`].
     pub fn elementwise(self) -> Option<ElementwiseKernel> {
+        self.kernels().map(|k| k.1)
+    }
+
+    /// Both kernels of a path the CPU supports.
+    fn kernels(self) -> Option<(PanelKernel, ElementwiseKernel)> {
         if !self.supported() {
             return None;
         }
         match self {
             Isa::Portable => None,
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => Some(crate::x86::avx2::elementwise),
+            Isa::Avx2 => Some((crate::x86::avx2::panels, crate::x86::avx2::elementwise)),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => Some(crate::x86::avx512::elementwise),
+            Isa::Avx512 => Some((crate::x86::avx512::panels, crate::x86::avx512::elementwise)),
             #[cfg(not(target_arch = "x86_64"))]
             _ => None,
         }

@@ -25,7 +25,7 @@ pub use elementwise::{
     Binary, Code, ElementwiseKernel, ElementwiseProgram, Operand, Unary, BLOCK, MAX_SLOTS,
 };
 pub use isa::{Isa, IsaError};
-pub use limits::{measure, Limits};
+pub use limits::{measure, time_product, Limits};
 pub use panels::pack_panels;
 
 /// `out[r, c] = init[r, c] + Σ_k x[r, k] · W[k, c]` for `r < rows` and the columns

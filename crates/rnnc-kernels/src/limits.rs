@@ -35,8 +35,9 @@ fn best(min_s: f64, mut f: impl FnMut()) -> f64 {
     best
 }
 
-/// Seconds of one `rows × k × m` product on `isa`'s kernel.
-fn time_product(isa: Isa, (rows, k, m): (usize, usize, usize), min_s: f64) -> Option<f64> {
+/// Seconds of one `rows × k × m` product on `isa`'s kernel (the best of 3
+/// repetitions, each at least `min_s` long); None without a kernel.
+pub fn time_product(isa: Isa, (rows, k, m): (usize, usize, usize), min_s: f64) -> Option<f64> {
     let (kernel, nb) = (isa.kernel()?, isa.panel_width()?);
     let x: Vec<f32> = (0..rows * k).map(|i| (i % 7) as f32 * 0.125).collect();
     let b: Vec<f32> = (0..k * m).map(|i| (i % 5) as f32 * 0.125).collect();
