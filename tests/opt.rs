@@ -257,7 +257,7 @@ fn random_pass_orders_keep_every_models_numbers() {
         graphs.push(compile(&fx.model(), &fx.params()));
     }
     graphs.push(equations("seed0").0);
-    for file in ["cifg.rnn", "mgu.rnn"] {
+    for file in ["cifg.rnn", "mgu.rnn", "input_only_state.rnn"] {
         graphs.push(compile(
             &common::root().join("tests/models").join(file),
             &["input_size=3".into(), "hidden_size=4".into()],

@@ -119,7 +119,8 @@ pub fn gpu_cases() -> std::collections::BTreeSet<(PathBuf, Vec<String>)> {
         ("ops", vec![]),
         ("fixed_length", vec![]),
         ("cifg", small.clone()),
-        ("mgu", small),
+        ("mgu", small.clone()),
+        ("input_only_state", small),
     ] {
         cases.insert((root().join(format!("tests/models/{m}.rnn")), params));
     }

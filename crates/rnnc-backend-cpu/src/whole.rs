@@ -84,7 +84,7 @@ pub fn plan_model(
         batch,
         products,
     };
-    let mut inputs = Vec::new();
+    let mut inputs: Vec<(String, Vec<usize>)> = Vec::new();
     let mut vocab: Vec<Option<usize>> = Vec::new();
     // Values holding token ids, and the input each is.
     let mut ids: HashMap<Value, usize> = HashMap::new();
@@ -97,9 +97,14 @@ pub fn plan_model(
         }
         let dims = concrete(&node.results[0], batch, time)?;
         let operands = g.operands(id);
-        let reads_ids = operands.iter().any(|v| ids.contains_key(v));
-        if reads_ids && !matches!(node.op, Op::Embedding) {
-            return unsupported(format!("token ids read by `{}`", node.op.name()));
+        let integer_input = operands
+            .iter()
+            .find_map(|v| ids.get(v).map(|i| &inputs[*i].0));
+        if let Some(name) = integer_input.filter(|_| !matches!(node.op, Op::Embedding)) {
+            return unsupported(match node.op {
+                Op::SequenceMask => format!("the sequence lengths `{name}` (`lengths = …`)"),
+                _ => format!("the integer input `{name}` read by `{}`", node.op.name()),
+            });
         }
         let arg = |v: Value, b: &mut Top| -> Result<(View, Vec<usize>), Unsupported> {
             if known.contains_key(&v.node) {

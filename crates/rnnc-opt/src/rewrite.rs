@@ -84,9 +84,14 @@ pub fn drop_unread_args(
             _ => None,
         })
         .collect();
+    // An argument the body passes straight out (a next state or an emit that is a
+    // hoisted sequence) is read as much as one an op uses.
     let read = |i: usize| {
-        args.iter()
-            .any(|(id, idx)| *idx == i && !body.users(Value::new(*id, 0)).is_empty())
+        args.iter().any(|(id, idx)| {
+            *idx == i
+                && (!body.users(Value::new(*id, 0)).is_empty()
+                    || body.outputs.iter().any(|(_, o)| o.node == *id))
+        })
     };
     let mut keep: Vec<usize> = (0..values.len()).filter(|i| read(*i)).collect();
     if keep.is_empty() && keep_one && !values.is_empty() {

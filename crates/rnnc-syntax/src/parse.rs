@@ -468,10 +468,25 @@ fn syntax_error(err: pest::error::Error<Rule>, text: &str, file: FileId) -> Diag
             }
         }
     }
+    let mut expected = tidy_expected(expected);
     expected.truncate(8);
     let pos = pos.min(text.len());
     let found = found_token(text, pos);
-    let unclosed = text[..pos].matches('{').count() > text[..pos].matches('}').count();
+    let open_brace = unclosed_brace(&text[..pos]);
+    let unclosed = open_brace.is_some();
+    // A line that starts a definition inside a block, before the error: the block
+    // was never closed (keywords are contextual, so `model` parsed as a name first).
+    if let Some((open, (at, kw))) =
+        open_brace.and_then(|open| Some((open, definition_line(text, open, pos)?)))
+    {
+        return Diagnostic::error(format!("a `{{` block is not closed before this `{kw}`"))
+            .with_label(
+                Span::new(file, at, at + kw.len()),
+                format!("`{kw}` starts a new definition here"),
+            )
+            .with_label(Span::new(file, open, open + 1), "this `{` is never closed")
+            .with_note("add the missing `}` where the block ends");
+    }
     let (message, label) = if pos >= text.len() {
         let m = if unclosed {
             "unexpected end of file: a `{` block is not closed"
@@ -490,6 +505,105 @@ fn syntax_error(err: pest::error::Error<Rule>, text: &str, file: FileId) -> Diag
         d = d.with_note(format!("expected {}", join_or(&expected)));
     }
     d
+}
+
+/// The position of the last `{` in `text` that no `}` closes, skipping comments
+/// and strings.
+fn unclosed_brace(text: &str) -> Option<usize> {
+    let mut open = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i += text[i..].find('\n').unwrap_or(text.len() - i);
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += text[i..].find("*/").map_or(text.len() - i, |e| e + 2);
+            }
+            b'"' => {
+                i += 1 + text[i + 1..]
+                    .find(['"', '\n'])
+                    .unwrap_or(text.len() - i - 1);
+            }
+            b'{' => open.push(i),
+            b'}' => {
+                open.pop();
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    open.pop()
+}
+
+/// The first line between `from` and `to` that starts with `cell`, `model` or
+/// `import` and a space: its keyword's position and the keyword.
+fn definition_line(text: &str, from: usize, to: usize) -> Option<(usize, &'static str)> {
+    let mut line_start = text[..from].rfind('\n').map_or(0, |n| n + 1);
+    while line_start <= to.min(text.len()) {
+        let line = &text[line_start..];
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        let rest = &line[indent..];
+        let kw = ["cell", "model", "import"].into_iter().find(|kw| {
+            rest.strip_prefix(kw)
+                .and_then(|r| r.chars().next())
+                .is_some_and(|c| c == ' ' || c == '\t')
+        });
+        let at = line_start + indent;
+        if let Some(kw) = kw.filter(|_| at > from && at <= to) {
+            return Some((at, kw));
+        }
+        line_start += line.find('\n')? + 1;
+    }
+    None
+}
+
+/// Words for what may come next, without the inner tokens of a rule already named:
+/// where an operand may start, the `"`, `(`, `-`, `[`, `_`, `false`, … that open
+/// one are "an expression"; where an operator may come, the operators themselves
+/// are "an operator" and "a comparison".
+fn tidy_expected(expected: Vec<String>) -> Vec<String> {
+    const OPERAND: [&str; 15] = [
+        "an expression",
+        "`0..9`",
+        "`A..Z`",
+        "`a..z`",
+        "a name",
+        "a string",
+        "`\"`",
+        "`(`",
+        "`-`",
+        "`[`",
+        "`_`",
+        "`false`",
+        "`true`",
+        "`if`",
+        "`not`",
+    ];
+    const OPERATORS: [&str; 5] = ["`+`", "`-`", "`*`", "`/`", "`@`"];
+    const COMPARISONS: [&str; 6] = ["`==`", "`!=`", "`<`", "`<=`", "`>`", "`>=`"];
+    let operand = expected
+        .iter()
+        .any(|e| e == "an expression" || e == "a name" || e == "a string");
+    let has = |w: &str| expected.iter().any(|e| e == w);
+    let (operator, comparison) = (has("an operator"), has("a comparison"));
+    let logic = has("`and`/`or`");
+    let mut out: Vec<String> = Vec::new();
+    for e in expected.iter() {
+        let word = if operand && OPERAND.contains(&e.as_str()) {
+            "an expression".to_string()
+        } else if (operator && OPERATORS.contains(&e.as_str()))
+            || (comparison && COMPARISONS.contains(&e.as_str()))
+            || (logic && (e == "`and`" || e == "`or`"))
+        {
+            continue;
+        } else {
+            e.clone()
+        };
+        push_unique(&mut out, word);
+    }
+    out
 }
 
 fn push_unique(v: &mut Vec<String>, s: String) {

@@ -484,6 +484,17 @@ impl Lowerer {
                     .with_label(e.span, "in a model")
                     .into());
                 };
+                let ty = self.ty(t);
+                // A scan stacks what each step emits for every example; a value
+                // without the (implicit) batch axis has no per-example rows to stack.
+                if ty.dims.first() != Some(&Dim::Batch) {
+                    return Err(Diagnostic::error(format!(
+                        "`emit` takes a per-example value, but this one is the same for every example ({ty} per step: it reads neither an input nor a state)"
+                    ))
+                    .with_label(e.span, format!("this is {ty}"))
+                    .with_note("a step emits one value per example; to emit a parameter for each of them, combine it with a per-example value, as in `emit u + 0 * h`")
+                    .into());
+                }
                 emits.push(t);
                 Ok(())
             }
@@ -530,11 +541,18 @@ impl Lowerer {
                             } else {
                                 1
                             };
-                            return Err(Diagnostic::error(format!(
+                            let d = Diagnostic::error(format!(
                                 "{} names are assigned, but the value has {n}",
                                 targets.len()
                             ))
-                            .with_label(value.span, format!("this is {}", self.describe(&other)))
+                            .with_label(value.span, format!("this is {}", self.describe(&other)));
+                            return Err(if is_scan_call(value) {
+                                d.with_note(
+                                    "`scan` returns what the cell emits (each stacked over time), then its final states; a cell without `emit` returns only its states: did the cell forget `emit`?",
+                                )
+                            } else {
+                                d
+                            }
                             .into());
                         }
                     }
@@ -1046,4 +1064,10 @@ fn next_states(states: &[StateSlot], def: &ast::Def) -> LResult<Vec<Tensor>> {
             })
         })
         .collect()
+}
+
+/// Whether `value` is a call of the `scan` builtin.
+fn is_scan_call(value: &ast::Expr) -> bool {
+    matches!(&value.kind, ast::ExprKind::Call { callee, .. }
+        if matches!(&callee.kind, ast::ExprKind::Name(n) if n == "scan"))
 }
