@@ -4,9 +4,11 @@
 //! (`run.rs`).
 
 mod dialect;
+mod quiet;
 mod run;
 mod validate;
 
 pub use dialect::{source, Wgsl};
+pub use quiet::quiet_mesa_without_runtime_dir;
 pub use run::{WgslBackend, WgslError};
 pub use validate::validate;

@@ -4,6 +4,8 @@ use rnnc_cli::{args, commands};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Before any thread starts: it may set an environment variable.
+    rnnc_backend_wgsl::quiet_mesa_without_runtime_dir();
     let cli = args::parse();
     // Deeply nested models recurse deeply in the parser and lowering; give them room.
     let worker = std::thread::Builder::new()

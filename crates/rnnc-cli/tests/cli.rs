@@ -111,6 +111,34 @@ fn run_elman(weights: &Path, extra: &[&str], out: &Path) -> Output {
     rnnc(&args)
 }
 
+/// Without a runtime directory, Mesa's device-select layer used to print
+/// `error: XDG_RUNTIME_DIR is invalid …` twice per WGSL run, which read like
+/// rnnc's own error; the CLI turns that layer off then (see rnnc-backend-wgsl's
+/// quiet.rs), so a successful run prints nothing.
+#[test]
+fn wgsl_runs_without_a_runtime_dir_print_nothing() {
+    let o = Command::new(env!("CARGO_BIN_EXE_rnnc"))
+        .args([
+            "bench",
+            "models/elman_rnn.rnn",
+            "--param",
+            "input_size=3",
+            "--param",
+            "hidden_size=4",
+            "--seq",
+            "3",
+            "--backend",
+            "wgsl",
+        ])
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("NODEVICE_SELECT")
+        .current_dir(root())
+        .output()
+        .expect("running rnnc");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "stderr: {}", stderr(&o));
+}
+
 #[test]
 fn run_writes_outputs_that_match_pytorch() {
     let variants: [&[&str]; 6] = [
@@ -763,6 +791,58 @@ fn seq2seq_translates_a_batch_and_refuses_bad_input() {
     fails_with(
         &run(&["--input", &src, "--input", &bad_len]),
         &["lengths[1] = 0: an empty sequence"],
+    );
+    // Input arrays (docs/language.md): an i64 input takes int32 as well, and no
+    // float array; the beams cannot outnumber the tokens.
+    let fixture_lengths = read_ids(&fx.join("src_lengths.npy"));
+    let len32 = tmp.join("len32.npy");
+    fixture_lengths
+        .mapv(|l| l as i32)
+        .write_npy(std::fs::File::create(&len32).unwrap())
+        .unwrap();
+    let o = run(&[
+        "--param",
+        "mode=greedy",
+        "--input",
+        &src,
+        "--input",
+        &format!("src_lengths={}", len32.display()),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        read_ids(&dir.path().join("tokens.npy")),
+        read_ids(&fx.join("greedy_tokens.npy"))
+    );
+    let len_f = tmp.join("len_f.npy");
+    fixture_lengths
+        .mapv(|l| l as f32)
+        .write_npy(std::fs::File::create(&len_f).unwrap())
+        .unwrap();
+    fails_with(
+        &run(&[
+            "--input",
+            &src,
+            "--input",
+            &format!("src_lengths={}", len_f.display()),
+        ]),
+        &[
+            "input `src_lengths` is declared i64",
+            "int64 or int32",
+            "holds floats",
+        ],
+    );
+    fails_with(
+        &run(&[
+            "--param",
+            "mode=beam",
+            "--param",
+            "beam_width=13",
+            "--input",
+            &src,
+            "--input",
+            &lengths,
+        ]),
+        &["`width` = 13 is more beams than the 12 tokens"],
     );
     let empty = zeros_npy::<i64>(tmp, "empty.npy", &[4, 0]);
     let empty = format!("src={}", empty.display());

@@ -61,10 +61,15 @@ impl Env {
             (DType::F32, Tensor::F32(_)) | (DType::I64, Tensor::I64(_))
         );
         if !dtype_ok {
+            // The rule of docs/language.md ("Input arrays"): the kind must match, the
+            // width is converted when the file is read.
+            let (takes, given) = match ty.dtype {
+                DType::F32 => ("float32 or float64", "integers"),
+                DType::I64 => ("int64 or int32", "floats"),
+            };
             return err(format!(
-                "input `{name}` must be {}, but the array given is {}",
-                ty.dtype,
-                t.dtype_name()
+                "input `{name}` is declared {}, which takes {takes} arrays, but the array given holds {given}",
+                ty.dtype
             ));
         }
         let shape = t.shape();

@@ -101,6 +101,19 @@ impl Lowerer {
                 .into());
             }
         }
+        // Each beam extends by a different token, so the first step can fill at most
+        // `vocab` beams (as `torch.topk` refuses k above the size).
+        if let Some(w) = width.filter(|w| *w > vocab) {
+            let s = a[7].as_ref().map(|(_, s)| *s).unwrap_or(span);
+            return Err(Diagnostic::error(format!(
+                "`width` = {w} is more beams than the {vocab} tokens the decoder scores"
+            ))
+            .with_label(s, "here")
+            .with_note(format!(
+                "the first step extends `bos` by {vocab} different tokens at most: use a width of at most {vocab}"
+            ))
+            .into());
+        }
         let decode = Decode {
             n_states,
             n_memory: memory.len(),
