@@ -121,3 +121,39 @@ fn ir_text_errors_are_reported_with_lines() {
         "{errs:?}"
     );
 }
+
+/// In a cell, `x[0]` is one number per example and scales that example's `h`, and
+/// a learned initial state starts every example (tests/models/per_example_scalar.rnn):
+/// the interpreter against the equations as a loop over examples, steps and units.
+#[test]
+fn per_example_scalars_broadcast_per_example() {
+    let g = rnnc_cli::compile(&ModelArgs {
+        model: common::root().join("tests/models/per_example_scalar.rnn"),
+        params: vec!["input_size=3".into(), "hidden_size=4".into()],
+        config: None,
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let w = rnnc_cli::bench::random_weights(&g, 3);
+    let inputs = rnnc_cli::bench::random_inputs(&g, 5, 4, 9);
+    let out = rnnc_interp::run(&rnnc_ir::verify(&g).unwrap(), &inputs, &w).unwrap();
+    let f = |t: &rnnc_interp::Tensor| t.f32().clone();
+    let (x, u, wm, h0) = (f(&inputs["input"]), &w["u"], &w["W"], &w["h0"]);
+    let hs = f(&out.iter().find(|(n, _)| n == "output").unwrap().1);
+    for b in 0..5 {
+        let mut h = [h0[[0]], h0[[1]], h0[[2]], h0[[3]]];
+        for t in 0..4 {
+            let xt = |i: usize| x[[b, t, i]];
+            let next: Vec<f32> = (0..4)
+                .map(|j| {
+                    let wx: f32 = (0..3).map(|i| wm[[j, i]] * xt(i)).sum();
+                    (wx + h[j] * xt(0) + u[[j]] * xt(2)).tanh()
+                })
+                .collect();
+            h.copy_from_slice(&next);
+            for j in 0..4 {
+                let d = (hs[[b, t, j]] - h[j]).abs();
+                assert!(d < 1e-5, "b={b} t={t} j={j}: {} vs {}", hs[[b, t, j]], h[j]);
+            }
+        }
+    }
+}

@@ -105,3 +105,35 @@ fn time_major_lstm_matches_pytorch() {
         }
     }
 }
+
+/// The composed activations, `**` and the compile-time `%`/`floor`
+/// (tests/models/activations.rnn), at the top level and inside a compiled scan,
+/// on every ISA path of the CPU backend.
+#[test]
+fn activations_match_pytorch() {
+    let dir = common::root().join("tests/fixtures/activations");
+    let inputs = HashMap::from([("x".to_string(), read(&dir, "x"))]);
+    let model = common::root().join("tests/models/activations.rnn");
+    let mut outs = run(&model, &[], None, inputs.clone());
+    let g = rnnc_cli::compile(&ModelArgs {
+        model,
+        params: vec![],
+        config: None,
+    })
+    .unwrap();
+    let no_weights = Default::default();
+    for isa in rnnc_backend_cpu::Isa::available() {
+        let v = rnnc_ir::verify(&g).unwrap();
+        let cpu = rnnc_backend_cpu::CpuBackend::with_isa(v, &no_weights, 1, isa).unwrap();
+        outs.push((
+            format!("cpu {isa}"),
+            cpu.run(&inputs).unwrap().into_iter().collect(),
+        ));
+    }
+    for (backend, outs) in &outs {
+        assert_eq!(outs.len(), 17, "{backend}");
+        for (name, got) in outs {
+            assert_close(&format!("{backend} {name}"), got, &read(&dir, name));
+        }
+    }
+}

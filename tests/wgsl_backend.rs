@@ -163,3 +163,31 @@ fn runs_repeat_exactly() {
         assert_eq!(common::max_diff(x, y), 0.0, "{n}");
     }
 }
+
+/// The composed activations (`step` among them, tests/models/activations.rnn) on
+/// wgpu against PyTorch's numbers (tests/fixtures/make_activations.py), with the
+/// relative tolerance large outputs such as `x ** -2` need.
+#[test]
+fn activations_match_pytorch_on_wgpu() {
+    let dir = common::root().join("tests/fixtures/activations");
+    let read = |n: &str| rnnc_cli::npy::read(&dir.join(format!("{n}.npy"))).unwrap();
+    let g = lowered(&common::root().join("tests/models/activations.rnn"), &[]);
+    let no_weights = Default::default();
+    let gpu = rnnc_backend_wgsl::WgslBackend::new(rnnc_ir::verify(&g).unwrap(), &no_weights)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let got = gpu
+        .run(&HashMap::from([("x".to_string(), read("x"))]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(got.len(), 17);
+    for (name, t) in &got {
+        let (g, w) = (t.f32(), read(name));
+        let w = w.f32();
+        assert_eq!(g.shape(), w.shape(), "{name}");
+        for (a, b) in g.iter().zip(w.iter()) {
+            assert!(
+                (a - b).abs() <= 1e-5 + 1e-4 * b.abs(),
+                "{name}: {a} vs PyTorch {b}"
+            );
+        }
+    }
+}

@@ -120,7 +120,8 @@ pub fn gpu_cases() -> std::collections::BTreeSet<(PathBuf, Vec<String>)> {
         ("fixed_length", vec![]),
         ("cifg", small.clone()),
         ("mgu", small.clone()),
-        ("input_only_state", small),
+        ("input_only_state", small.clone()),
+        ("per_example_scalar", small),
     ] {
         cases.insert((root().join(format!("tests/models/{m}.rnn")), params));
     }

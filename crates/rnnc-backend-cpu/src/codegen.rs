@@ -907,6 +907,7 @@ impl Emitter<'_, '_> {
                         UnaryOp::Tanh => math::tanh(self.b, ty, x),
                         UnaryOp::Exp => math::exp(self.b, ty, x),
                         UnaryOp::Log => math::log(self.b, ty, x),
+                        UnaryOp::Step => math::step(self.b, ty, x),
                     }
                 }
                 EOp::Binary(op, a, c) => {
@@ -949,6 +950,7 @@ pub(crate) fn kernel_program(
                     UnaryOp::Tanh => Unary::Tanh,
                     UnaryOp::Exp => Unary::Exp,
                     UnaryOp::Log => Unary::Log,
+                    UnaryOp::Step => Unary::Step,
                 },
                 a,
             ),

@@ -160,6 +160,14 @@ pub fn log(b: &mut FunctionBuilder, ty: Type, x: Value) -> Value {
     select(b, ty, is_nan, x, y)
 }
 
+/// 1 where x > 0, else 0 (NaN included: an unordered compare is false).
+pub fn step(b: &mut FunctionBuilder, ty: Type, x: Value) -> Value {
+    let zero = constant(b, ty, 0.0);
+    let one = constant(b, ty, 1.0);
+    let positive = b.ins().fcmp(FloatCC::GreaterThan, x, zero);
+    select(b, ty, positive, one, zero)
+}
+
 /// `c ? a : b` lane by lane, for a mask from `fcmp` of the same type.
 fn select(b: &mut FunctionBuilder, ty: Type, c: Value, a: Value, other: Value) -> Value {
     if ty == types::F32 {

@@ -36,6 +36,7 @@ static __device__ inline float rnnc_log(float x) { return rnnc_lg2(x) * 0.693147
 static __device__ inline float rnnc_max(float a, float b) { return a > b ? a : b; }
 // x < 0 ? 0 : x keeps NaN, as torch.relu does.
 static __device__ inline float rnnc_relu(float x) { return x < 0.0f ? 0.0f : x; }
+static __device__ inline float rnnc_step(float x) { return x > 0.0f ? 1.0f : 0.0f; }
 static __device__ inline float rnnc_sigmoid(float x) { return 1.0f / (1.0f + rnnc_exp(-x)); }
 // From exp(-2|x|), which cannot overflow.
 static __device__ inline float rnnc_tanh(float x) {

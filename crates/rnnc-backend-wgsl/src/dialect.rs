@@ -24,6 +24,7 @@ fn rnnc_sqrt(x: f32) -> f32 { return sqrt(x); }
 fn rnnc_max(a: f32, b: f32) -> f32 { return select(b, a, a > b); }
 // x < 0 ? 0 : x keeps NaN, as torch.relu does.
 fn rnnc_relu(x: f32) -> f32 { return select(x, 0.0, x < 0.0); }
+fn rnnc_step(x: f32) -> f32 { return select(0.0, 1.0, x > 0.0); }
 fn rnnc_sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
 // From exp(-2|x|), which cannot overflow: WGSL's tanh may for large |x|.
 fn rnnc_tanh(x: f32) -> f32 {

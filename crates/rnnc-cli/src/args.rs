@@ -87,9 +87,10 @@ pub enum Command {
         model: ModelArgs,
         #[command(flatten)]
         opt: OptArgs,
-        /// The weights, a PyTorch `state_dict` saved with safetensors.
+        /// The weights, a PyTorch `state_dict` saved with safetensors (needed
+        /// unless the model has no weights).
         #[arg(long, value_name = "FILE")]
-        weights: PathBuf,
+        weights: Option<PathBuf>,
         /// An input as NAME=FILE.npy (repeatable).
         #[arg(long = "input", value_name = "NAME=FILE")]
         inputs: Vec<String>,

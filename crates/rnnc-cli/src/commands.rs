@@ -54,7 +54,18 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             let threads = thread_count(&backend, threads)?;
             let mut g = compile(&model)?;
             // The file must fit the model as written, before passes drop or duplicate anything.
-            let w = weights::load(&weights, &g.weights())?;
+            let w = match &weights {
+                Some(file) => weights::load(file, &g.weights())?,
+                None if g.weights().is_empty() => Default::default(),
+                None => {
+                    return msg(format!(
+                        "{}: the model has {} weights (such as `{}`): pass them with --weights FILE.safetensors",
+                        model.model.display(),
+                        g.weights().len(),
+                        g.weights()[0].0
+                    ))
+                }
+            };
             optimise(&mut g, &opt)?;
             let mut given = HashMap::new();
             for spec in &inputs {

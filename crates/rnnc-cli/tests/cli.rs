@@ -519,7 +519,7 @@ fn bad_inputs_name_the_input_and_the_file() {
     let ints = zeros_npy::<i64>(dir.path(), "ints.npy", &[3, 7, 12]);
     fails_with(
         &run(&[format!("input={}", ints.display()), h0.clone()], &[]),
-        &["input `input` must be f32", "i64"],
+        &["input `input` is declared f32", "holds integers"],
     );
 
     fails_with(
@@ -1095,5 +1095,41 @@ fn compile_writes_an_object_file_and_a_header_or_says_why_not() {
             "cannot be compiled ahead of time",
             "`softmax` outside a scan",
         ],
+    );
+}
+
+/// `--weights` is needed only by a model that has weights.
+#[test]
+fn run_needs_weights_only_where_the_model_has_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    let x = format!(
+        "x={}",
+        root().join("tests/fixtures/activations/x.npy").display()
+    );
+    let o = rnnc(&[
+        "run",
+        "tests/models/activations.rnn",
+        "--input",
+        &x,
+        "--out",
+        &out,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dir.path().join("ys.npy").exists());
+    fails_with(
+        &rnnc(&[
+            "run",
+            "models/elman_rnn.rnn",
+            "--param",
+            "input_size=6",
+            "--param",
+            "hidden_size=4",
+            "--input",
+            &x,
+            "--out",
+            &out,
+        ]),
+        &["models/elman_rnn.rnn", "4 weights", "--weights"],
     );
 }

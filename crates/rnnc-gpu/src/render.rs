@@ -363,6 +363,7 @@ fn scalar(s: &Scalar, d: &dyn Dialect) -> String {
             UnaryOp::Relu => format!("rnnc_relu(v{a})"),
             UnaryOp::Exp => format!("rnnc_exp(v{a})"),
             UnaryOp::Log => format!("rnnc_log(v{a})"),
+            UnaryOp::Step => format!("rnnc_step(v{a})"),
         },
         Scalar::Binary(b, x, y) => {
             let op = match b {

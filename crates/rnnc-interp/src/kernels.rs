@@ -132,6 +132,13 @@ fn unary(u: UnaryOp, x: f32) -> f32 {
         UnaryOp::Relu => x.max(0.0),
         UnaryOp::Exp => x.exp(),
         UnaryOp::Log => x.ln(),
+        UnaryOp::Step => {
+            if x > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
     }
 }
 

@@ -12,6 +12,8 @@ pub enum UnaryOp {
     Relu,
     Exp,
     Log,
+    /// 1 where x > 0, else 0 (NaN included): the Heaviside step, for thresholds.
+    Step,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -216,6 +218,7 @@ impl Op {
                 UnaryOp::Relu => "relu",
                 UnaryOp::Exp => "exp",
                 UnaryOp::Log => "log",
+                UnaryOp::Step => "step",
             },
             Op::Binary(b) => match b {
                 BinaryOp::Add => "add",

@@ -408,6 +408,7 @@ impl Lexer {
             "relu" => Op::Unary(UnaryOp::Relu),
             "exp" => Op::Unary(UnaryOp::Exp),
             "log" => Op::Unary(UnaryOp::Log),
+            "step" => Op::Unary(UnaryOp::Step),
             "add" => Op::Binary(BinaryOp::Add),
             "sub" => Op::Binary(BinaryOp::Sub),
             "mul" => Op::Binary(BinaryOp::Mul),

@@ -25,6 +25,8 @@ pub enum Unary {
     Tanh,
     Exp,
     Log,
+    /// 1 where x > 0, else 0 (NaN included).
+    Step,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -250,6 +252,7 @@ pub(crate) unsafe fn run(
                             Unary::Tanh => map(x, math::tanh),
                             Unary::Exp => map(x, math::exp),
                             Unary::Log => map(x, math::log),
+                            Unary::Step => map(x, |v| if v > 0.0 { 1.0 } else { 0.0 }),
                         }
                     }
                     Step::Binary(b, a, z) => {

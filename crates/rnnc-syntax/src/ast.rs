@@ -159,6 +159,10 @@ pub enum BinOp {
     Sub,
     Mul,
     Div,
+    /// `%`: the remainder of floor division, as in Python (numbers only).
+    Rem,
+    /// `**`: power, right-associative and tighter than unary minus, as in Python.
+    Pow,
     MatMul,
 }
 
@@ -177,6 +181,8 @@ impl BinOp {
             BinOp::Sub => "-",
             BinOp::Mul => "*",
             BinOp::Div => "/",
+            BinOp::Rem => "%",
+            BinOp::Pow => "**",
             BinOp::MatMul => "@",
         }
     }

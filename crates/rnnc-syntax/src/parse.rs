@@ -107,9 +107,13 @@ fn pratt() -> &'static PrattParser<Rule> {
                 | Op::infix(Rule::gt, Assoc::Left)
                 | Op::infix(Rule::ge, Assoc::Left))
             .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
-            .op(Op::infix(Rule::mul, Assoc::Left) | Op::infix(Rule::div, Assoc::Left))
+            .op(Op::infix(Rule::mul, Assoc::Left)
+                | Op::infix(Rule::div, Assoc::Left)
+                | Op::infix(Rule::rem, Assoc::Left))
             .op(Op::prefix(Rule::neg))
             .op(Op::infix(Rule::matmul, Assoc::Left))
+            // Python's order: `-x ** 2` is `-(x ** 2)`, `2 ** 3 ** 2` is `2 ** 9`.
+            .op(Op::infix(Rule::pow, Assoc::Right))
             .op(Op::postfix(Rule::call) | Op::postfix(Rule::index))
     })
 }
@@ -309,6 +313,8 @@ impl Cx {
                     Rule::sub => BinOp::Sub,
                     Rule::mul => BinOp::Mul,
                     Rule::div => BinOp::Div,
+                    Rule::rem => BinOp::Rem,
+                    Rule::pow => BinOp::Pow,
                     Rule::matmul => BinOp::MatMul,
                     r => unreachable!("grammar: unexpected infix {r:?}"),
                 };
@@ -581,7 +587,7 @@ fn tidy_expected(expected: Vec<String>) -> Vec<String> {
         "`if`",
         "`not`",
     ];
-    const OPERATORS: [&str; 5] = ["`+`", "`-`", "`*`", "`/`", "`@`"];
+    const OPERATORS: [&str; 7] = ["`+`", "`-`", "`*`", "`/`", "`%`", "`**`", "`@`"];
     const COMPARISONS: [&str; 6] = ["`==`", "`!=`", "`<`", "`<=`", "`>`", "`>=`"];
     let operand = expected
         .iter()
@@ -673,7 +679,9 @@ fn rule_name(rule: Rule) -> Option<&'static str> {
         Rule::index => "`[`",
         Rule::or | Rule::and => "`and`/`or`",
         Rule::eq | Rule::ne | Rule::lt | Rule::le | Rule::gt | Rule::ge => "a comparison",
-        Rule::add | Rule::sub | Rule::mul | Rule::div | Rule::matmul => "an operator",
+        Rule::add | Rule::sub | Rule::mul | Rule::div | Rule::rem | Rule::pow | Rule::matmul => {
+            "an operator"
+        }
         Rule::input_default => "`= zeros`",
         Rule::kw_then => "`then`",
         Rule::kw_else => "`else`",

@@ -325,7 +325,17 @@ impl Lowerer {
         let mut frame = Frame::cell(module, suffix, call, seq_types, memory_types, None);
         let result = self.block(&def.body, &mut frame);
         self.leave();
+        let depth = self.graphs.len();
         let mut graph = self.graphs.pop().expect("the body graph");
+        for (_, id) in self.superseded.extract_if(.., |(d, _)| *d == depth) {
+            let unread = (0..graph.node(id).results.len() as u32).all(|r| {
+                let v = crate::graph::Value::new(id, r);
+                graph.users(v).is_empty() && !graph.outputs.iter().any(|(_, o)| *o == v)
+            });
+            if unread {
+                graph.remove_node(id);
+            }
+        }
         result?;
         if frame.had_error {
             return Err(Fail(None));
@@ -389,6 +399,9 @@ impl Lowerer {
     }
 
     fn stmt(&mut self, s: &Stmt, frame: &mut Frame) -> LResult<()> {
+        for name in bound_idents(s) {
+            refuse_axis_name(name, "value")?;
+        }
         match &s.kind {
             StmtKind::Input {
                 name,
@@ -1026,15 +1039,42 @@ fn pattern_str(dtype: DType, pattern: &[Option<Dim>]) -> String {
 
 /// The names a statement binds, poisoned when it fails so that later uses stay quiet.
 fn bound_names(s: &Stmt) -> Vec<String> {
+    bound_idents(s)
+        .into_iter()
+        .map(|i| i.name.clone())
+        .collect()
+}
+
+fn bound_idents(s: &Stmt) -> Vec<&ast::Ident> {
     match &s.kind {
         StmtKind::Input { name, .. }
         | StmtKind::State { name, .. }
         | StmtKind::Memory { name, .. }
         | StmtKind::Param { name, .. }
-        | StmtKind::Layer { name, .. } => vec![name.name.clone()],
-        StmtKind::Assign { targets, .. } => targets.iter().map(|t| t.name.clone()).collect(),
+        | StmtKind::Layer { name, .. } => vec![name],
+        StmtKind::Assign { targets, .. } => targets.iter().collect(),
         _ => Vec::new(),
     }
+}
+
+/// `B`, `T` and `S` name the batch, time and source axes in every shape; a
+/// hyperparameter or a value of that name would silently take the axis's place.
+pub(crate) fn refuse_axis_name(name: &ast::Ident, what: &str) -> LResult<()> {
+    let axis = match name.name.as_str() {
+        "B" => "batch",
+        "T" => "time",
+        "S" => "source-length",
+        _ => return Ok(()),
+    };
+    Err(Diagnostic::error(format!(
+        "`{}` cannot name a {what}: it names the {axis} axis in shapes",
+        name.name
+    ))
+    .with_label(name.span, "reserved name")
+    .with_note(
+        "`B`, `T` and `S` are reserved for the batch, time and source axes; choose another name",
+    )
+    .into())
 }
 
 /// The symbolic dims a model's inputs may use.

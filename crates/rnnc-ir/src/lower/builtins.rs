@@ -262,6 +262,8 @@ impl Lowerer {
             }
             "scan" => self.scan_builtin(args, frame, span),
             "rnn" => self.rnn_builtin(args, frame, span),
+            "floor" | "ceil" => self.rounding(name, args, frame, span),
+            n if super::activations::is_activation(n) => self.activation(n, args, frame, span),
             _ => unreachable!("every name in BUILTINS is handled"),
         }
     }
@@ -436,16 +438,23 @@ impl Lowerer {
                     lengths,
                 };
                 let res = self.scan_op(&layer_cell, vec![seq], extras, d == 1, suffix, span)?;
-                let n_states = finals.len().max(res.len() - 1);
+                let scan_node = self.graph().node(res[0].value.node);
+                let n_states = match &scan_node.op {
+                    Op::Scan(s) => s.n_states,
+                    _ => unreachable!("scan_op returns the scan's results"),
+                };
+                if res.len() != n_states + 1 {
+                    return Err(Diagnostic::error(format!(
+                        "the cell of `rnn` must `emit` exactly one value per step (the layer's output), but `{}` emits {}",
+                        def.name.name,
+                        res.len() - n_states
+                    ))
+                    .with_label(def.name.span, "this cell")
+                    .with_note("run a cell with several emits with `scan`")
+                    .into());
+                }
                 if finals.is_empty() {
                     finals = vec![Vec::new(); n_states];
-                }
-                if res.len() != finals.len() + 1 {
-                    return Err(Diagnostic::error(
-                        "the cell of `rnn` must `emit` exactly one value per step",
-                    )
-                    .with_label(def.name.span, "this cell")
-                    .into());
                 }
                 outs.push(res[0]);
                 for (i, f) in res[1..].iter().enumerate() {
@@ -514,10 +523,7 @@ impl Lowerer {
             seqs.push(mask);
         }
         let inits = match init {
-            Some((states, s)) => {
-                self.check_init(&states, &body.state_types, s)?;
-                states
-            }
+            Some((states, s)) => self.fit_init(states, &body.state_types, s)?,
             None => body
                 .state_types
                 .iter()
@@ -535,13 +541,16 @@ impl Lowerer {
         self.op_n(Op::Scan(scan), &operands, span)
     }
 
-    /// Checks a recurrence's `init` against the states its cell declares.
-    pub(crate) fn check_init(
-        &self,
-        states: &[Tensor],
+    /// A recurrence's `init` checked against the states its cell declares. An
+    /// initial state without the batch axis (a learned one, from a `param`) is the
+    /// same for every example: it is broadcast over the batch, as
+    /// `h0.expand(B, -1)` would be in PyTorch.
+    pub(crate) fn fit_init(
+        &mut self,
+        states: Vec<Tensor>,
         want: &[TensorTy],
         span: Span,
-    ) -> LResult<()> {
+    ) -> LResult<Vec<Tensor>> {
         if states.len() != want.len() {
             return Err(Diagnostic::error(format!(
                 "the cell has {} state(s), but `init` gives {}",
@@ -551,17 +560,31 @@ impl Lowerer {
             .with_label(span, "initial states")
             .into());
         }
-        for (i, (st, want)) in states.iter().zip(want).enumerate() {
-            let got = self.ty(*st);
-            if got != want {
+        let mut out = Vec::new();
+        for (i, (st, want)) in states.into_iter().zip(want).enumerate() {
+            let got = self.ty(st).clone();
+            if &got == want {
+                out.push(st);
+            } else if got.dtype == want.dtype && got.dims[..] == want.dims[1..] {
+                let node = self.graph().add_node(Op::Zeros, &[], vec![want.clone()]);
+                let zeros = Tensor::new(Value::new(node, 0));
+                out.push(self.op(Op::Binary(BinaryOp::Add), &[zeros, st], span)?);
+            } else {
                 return Err(Diagnostic::error(format!(
                     "initial state {i} is {got}, but the cell's state is {want}"
                 ))
                 .with_label(span, "initial states")
+                .with_note(format!(
+                    "give one per example ({want}) or one for all ({})",
+                    crate::types::TensorTy {
+                        dtype: want.dtype,
+                        dims: want.dims[1..].to_vec()
+                    }
+                ))
                 .into());
             }
         }
-        Ok(())
+        Ok(out)
     }
 
     /// The cell module a recurrence runs, with its weights under the current prefix.

@@ -72,7 +72,7 @@ impl Lowerer {
             dims: vec![Dim::Batch],
         };
         let body = self.run_cell(&cell, vec![token], memory_types, frame.suffix.clone(), span)?;
-        self.check_init(&init, &body.state_types, init_span)?;
+        let init = self.fit_init(init, &body.state_types, init_span)?;
         let n_states = body.state_types.len();
         let scores = body
             .graph

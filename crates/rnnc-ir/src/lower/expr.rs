@@ -18,6 +18,18 @@ pub(crate) const BUILTINS: &[&str] = &[
     "relu",
     "exp",
     "log",
+    "abs",
+    "step",
+    "softsign",
+    "softplus",
+    "elu",
+    "leaky_relu",
+    "thresholded_relu",
+    "hard_sigmoid",
+    "scaled_tanh",
+    "affine",
+    "floor",
+    "ceil",
     "softmax",
     "log_softmax",
     "layer_norm",
@@ -76,7 +88,8 @@ impl Lowerer {
                     return Ok(va);
                 }
                 let vb = self.eval(b, frame)?;
-                self.binary(*op, va, vb, e.span, a.span, b.span)
+                let in_cell = frame.batch_axes > 0;
+                self.binary(*op, va, vb, in_cell, (e.span, a.span, b.span))
             }
             ExprKind::If { cond, then, els } => match self.eval(cond, frame)? {
                 Val::Bool(true) => self.eval(then, frame),
@@ -198,14 +211,15 @@ impl Lowerer {
         }
     }
 
+    /// `a op b`; `in_cell` when per-example values broadcast per example (see
+    /// [`Lowerer::per_example_broadcast`]). Spans: the whole, then each operand.
     fn binary(
         &mut self,
         op: BinOp,
         a: Val,
         b: Val,
-        span: Span,
-        sa: Span,
-        sb: Span,
+        in_cell: bool,
+        (span, sa, sb): (Span, Span, Span),
     ) -> LResult<Val> {
         use Val::*;
         if matches!(a, Poison) || matches!(b, Poison) {
@@ -239,6 +253,20 @@ impl Lowerer {
                         .into()),
                     BinOp::Div if x % y == 0 => Ok(Int(x / y)),
                     BinOp::Div => Ok(Float(x as f64 / y as f64)),
+                    // Python's `%`: the sign of the divisor, so `n % k` is in 0..k.
+                    BinOp::Rem if y == 0 => Err(Diagnostic::error("`%` by zero")
+                        .with_label(sb, "this is 0")
+                        .into()),
+                    BinOp::Rem => x
+                        .checked_rem_euclid(y)
+                        .map(|r| Int(if y < 0 && r != 0 { r + y } else { r }))
+                        .ok_or_else(|| overflow(span).into()),
+                    BinOp::Pow if y >= 0 => u32::try_from(y)
+                        .ok()
+                        .and_then(|y| x.checked_pow(y))
+                        .map(Int)
+                        .ok_or_else(|| overflow(span).into()),
+                    BinOp::Pow => Ok(Float((x as f64).powf(y as f64))),
                     _ => compare(op, &x, &y)
                         .map(Bool)
                         .ok_or_else(|| self.bad_operands(op, &a, &b, span)),
@@ -251,6 +279,11 @@ impl Lowerer {
                     BinOp::Sub => Ok(Float(x - y)),
                     BinOp::Mul => Ok(Float(x * y)),
                     BinOp::Div => Ok(Float(x / y)),
+                    BinOp::Rem if y == 0.0 => Err(Diagnostic::error("`%` by zero")
+                        .with_label(sb, "this is 0")
+                        .into()),
+                    BinOp::Rem => Ok(Float(x - y * (x / y).floor())),
+                    BinOp::Pow => Ok(Float(x.powf(y))),
                     _ => compare(op, &x, &y)
                         .map(Bool)
                         .ok_or_else(|| self.bad_operands(op, &a, &b, span)),
@@ -283,6 +316,14 @@ impl Lowerer {
             BinOp::Sub => BinaryOp::Sub,
             BinOp::Mul => BinaryOp::Mul,
             BinOp::Div => BinaryOp::Div,
+            BinOp::Pow => return self.power(a, b, span, sa, sb).map(Val::Tensor),
+            BinOp::Rem => {
+                return Err(Diagnostic::error(
+                    "`%` takes numbers known when the model is compiled, not tensors",
+                )
+                .with_label(span, "here")
+                .into())
+            }
             BinOp::MatMul => {
                 let ta = self.tensor_of(a, sa)?;
                 let tb = self.tensor_of(b, sb)?;
@@ -294,9 +335,66 @@ impl Lowerer {
             }
             _ => return Err(self.bad_operands(op, &a, &b, span)),
         };
-        let ta = self.tensor_of(a, sa)?;
-        let tb = self.tensor_of(b, sb)?;
+        let mut ta = self.tensor_of(a, sa)?;
+        let mut tb = self.tensor_of(b, sb)?;
+        if in_cell {
+            (ta, tb) = self.per_example_broadcast(ta, tb, span)?;
+        }
         Ok(Val::Tensor(self.op(Op::Binary(bop), &[ta, tb], span)?))
+    }
+
+    /// In a cell, shapes are per example, and so is broadcasting: a per-example
+    /// scalar `x[0]` (`[B]`) times a per-example vector `h` (`[B, n]`) scales each
+    /// example's `h` by its own `x[0]`. NumPy's rule aligns the last axes instead
+    /// (`B` against `n`), so the per-example value of lower rank gets unit axes
+    /// right after the batch axis first. A parameter (no batch axis) keeps NumPy's
+    /// rule, which already aligns it with the per-example axes.
+    fn per_example_broadcast(
+        &mut self,
+        a: Tensor,
+        b: Tensor,
+        span: Span,
+    ) -> LResult<(Tensor, Tensor)> {
+        let per_example = |t: &crate::types::TensorTy| {
+            (t.dims.first() == Some(&Dim::Batch)).then(|| t.rank() - 1)
+        };
+        let (ra, rb) = (per_example(self.ty(a)), per_example(self.ty(b)));
+        let rank_of = |t: &crate::types::TensorTy, r: Option<usize>| r.unwrap_or(t.rank());
+        let (fa, fb) = (rank_of(self.ty(a), ra), rank_of(self.ty(b), rb));
+        let lift = |me: &mut Self, t: Tensor, by: usize| -> LResult<Tensor> {
+            let mut t = t;
+            for _ in 0..by {
+                t = me.unit_axis_after_batch(t, span)?;
+            }
+            Ok(t)
+        };
+        Ok(match (ra, rb) {
+            (Some(_), _) if fa < fb => (lift(self, a, fb - fa)?, b),
+            (_, Some(_)) if fb < fa => (a, lift(self, b, fa - fb)?),
+            _ => (a, b),
+        })
+    }
+
+    /// `t` with a new axis of length 1 after its batch axis. An index of that very
+    /// axis (`x[0]` in a cell) becomes the slice `x[0:1]` instead, which every
+    /// backend reads as a view.
+    fn unit_axis_after_batch(&mut self, t: Tensor, span: Span) -> LResult<Tensor> {
+        let g = self.graphs.last().expect("a graph is always open");
+        if let Op::Index { axis: 1, index } = g.node(t.value.node).op {
+            let source = g.operands(t.value.node)[0];
+            if let Some(Dim::Fixed(n)) = g.ty(source).dims.get(1).copied() {
+                let i = if index < 0 { index + n as i64 } else { index } as usize;
+                let slice = Op::Slice {
+                    axis: 1,
+                    start: i,
+                    end: i + 1,
+                };
+                let index_node = t.value.node;
+                self.superseded.push((self.graphs.len(), index_node));
+                return self.op(slice, &[Tensor::new(source)], span);
+            }
+        }
+        self.op(Op::Unsqueeze { axis: 1 }, &[t], span)
     }
 
     fn bad_operands(&self, op: BinOp, a: &Val, b: &Val, span: Span) -> Fail {

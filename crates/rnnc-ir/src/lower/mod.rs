@@ -2,6 +2,7 @@
 //! is concrete except the symbolic `B` and `T`; layers are inlined with their weight
 //! keys prefixed (`lstm.weight_ih_l0`), and each recurrence becomes a `scan` node.
 
+mod activations;
 mod body;
 mod builtins;
 mod decode;
@@ -34,6 +35,7 @@ pub fn lower(program: &Program, params: &[(String, HValue)]) -> Result<Graph, Ve
         diags: Vec::new(),
         weights: HashMap::new(),
         depth: 0,
+        superseded: Vec::new(),
     };
     let entry = Rc::new(program.entry.clone());
     match cx.entry_hparams(&entry, params) {
@@ -83,6 +85,10 @@ pub(crate) struct Lowerer {
     /// Every weight key declared so far, to catch one key declared with two shapes.
     weights: HashMap<String, (TensorTy, Span)>,
     depth: usize,
+    /// Nodes that lowering itself replaced by another form (an index by a slice
+    /// for per-example broadcasting), with the depth of the graph that holds them:
+    /// removed when that body is finished if nothing came to read them.
+    superseded: Vec<(usize, crate::graph::NodeId)>,
 }
 
 impl Lowerer {
@@ -148,6 +154,9 @@ impl Lowerer {
         call: Span,
         from_cli: bool,
     ) -> LResult<Vec<(String, Val)>> {
+        for h in &def.hparams {
+            body::refuse_axis_name(&h.name, "hyperparameter")?;
+        }
         if positional.len() > def.hparams.len() {
             return Err(Diagnostic::error(format!(
                 "`{}` takes {} hyperparameter(s), but {} were given",

@@ -164,6 +164,13 @@ mod elementwise {
                         Unary::Tanh => math::tanh(x),
                         Unary::Exp => math::exp(x),
                         Unary::Log => math::log(x),
+                        Unary::Step => {
+                            if x > 0.0 {
+                                1.0
+                            } else {
+                                0.0
+                            }
+                        }
                     }
                 }
                 Code::Binary(b, p, q) => {
@@ -200,6 +207,8 @@ mod elementwise {
             Binary(crate::Binary::Div, 11, 9),
             Unary(crate::Unary::Neg, 12),
             Binary(crate::Binary::Add, 13, 14),
+            Unary(crate::Unary::Step, 0),
+            Binary(crate::Binary::Mul, 15, 16),
         ]
     }
 
@@ -234,7 +243,7 @@ mod elementwise {
                         next: -3,
                     },
                 ];
-                let prog = ElementwiseProgram::new(&code, &inputs, &[(15, ld), (4, cols)]).unwrap();
+                let prog = ElementwiseProgram::new(&code, &inputs, &[(17, ld), (4, cols)]).unwrap();
                 let mut out0 = vec![f32::NAN; rows * ld];
                 let mut out1 = vec![f32::NAN; rows * cols];
                 // A part of the space, as one thread of two would get.
@@ -256,7 +265,7 @@ mod elementwise {
                             continue;
                         }
                         let want = reference(&code, &[a[r * ld + c], s[r], one[c]]);
-                        assert_eq!(g0.to_bits(), want[15].to_bits(), "{isa} ({r}, {c})");
+                        assert_eq!(g0.to_bits(), want[17].to_bits(), "{isa} ({r}, {c})");
                         assert_eq!(g1.to_bits(), want[4].to_bits(), "{isa} ({r}, {c})");
                     }
                 }
