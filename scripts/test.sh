@@ -6,7 +6,9 @@
 #     Mesa's software Vulkan (llvmpipe) where there is no GPU;
 #   - clang-16, NVRTC and ptxas: tests/cuda_compile.rs compiles the CUDA backend's
 #     source with both compilers and assembles the PTX (NVRTC and ptxas come from
-#     NVIDIA's PyPI wheels, installed with pip under target/cuda-tools).
+#     NVIDIA's PyPI wheels, installed with pip under target/cuda-tools);
+#   - NumPy: tests/random_cells.rs generates random cells and their reference
+#     outputs with tests/tools/cellgen.py (pip, under target/py-tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +30,14 @@ if [ ! -x "$cuda_tools/nvidia/cuda_nvcc/bin/ptxas" ]; then
     nvidia-cuda-nvrtc-cu12==12.9.86 nvidia-cuda-nvcc-cu12==12.9.86
 fi
 export PATH="$PWD/$cuda_tools/nvidia/cuda_nvcc/bin:$PATH"
+
+# NumPy for tests/tools/cellgen.py (tests/random_cells.rs), under target/py-tools.
+py_tools=target/py-tools
+if ! python3 -c "import numpy" 2>/dev/null && [ ! -d "$py_tools/numpy" ]; then
+  echo "installing NumPy into $py_tools"
+  python3 -m pip install --quiet --disable-pip-version-check --target "$py_tools" numpy==2.2.6
+fi
+export PYTHONPATH="$PWD/$py_tools${PYTHONPATH:+:$PYTHONPATH}"
 export LD_LIBRARY_PATH="$PWD/$cuda_tools/nvidia/cuda_nvrtc/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 # Mesa's Vulkan loader complains without a runtime directory; give it one.

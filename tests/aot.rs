@@ -1,6 +1,7 @@
 //! Ahead-of-time output: every seed fixture's model compiled to an object file and
 //! header (`rnnc_backend_cpu::aot`), linked with `tests/aot/driver.c` by the
-//! system C compiler (`cc`), run on the fixture's inputs, and compared with the
+//! system C compiler (`cc`) under AddressSanitizer with every buffer against a
+//! guard page (`common::link_driver`), run on the fixture's inputs, and compared with the
 //! interpreter (atol 1e-5) and with PyTorch's outputs (atol 1e-5, rtol 1e-4).
 //! A model with top-level ops the object-file path cannot generate must fail with
 //! the reason listed in `DECLINED`, so that a change in coverage shows.
@@ -10,29 +11,11 @@ mod common;
 use rnnc_cli::args::ModelArgs;
 use rnnc_interp::Tensor;
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::Command;
 
 /// Fixtures whose models the object-file path declines, and why (none today;
 /// a model added with an op it lacks goes here until it has it).
 const DECLINED: [(&str, &str); 0] = [];
-
-/// Raw little-endian elements: f32 values or i64 token ids.
-fn write_raw(path: &Path, t: &Tensor) {
-    let bytes: Vec<u8> = match t {
-        Tensor::F32(a) => a.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        Tensor::I64(a) => a.iter().flat_map(|x| x.to_le_bytes()).collect(),
-    };
-    std::fs::write(path, bytes).unwrap();
-}
-
-fn read_f32(path: &Path) -> Vec<f32> {
-    std::fs::read(path)
-        .unwrap()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
-}
 
 #[test]
 fn object_files_run_from_c_and_match() {
@@ -81,54 +64,22 @@ fn object_files_run_from_c_and_match() {
         };
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        std::fs::write(d.join("model.o"), &obj.object).unwrap();
-        std::fs::write(d.join("model.h"), &obj.header).unwrap();
-        let cc = Command::new("cc")
-            .args(["-O1", "-o"])
-            .arg(d.join("driver"))
-            .arg(common::root().join("tests/aot/driver.c"))
-            .arg(d.join("model.o"))
-            .arg(format!("-I{}", d.display()))
-            .arg("-DMODEL_H=\"model.h\"")
-            .arg(format!("-DPREFIX={}", obj.prefix))
-            .arg(format!("-DUPPER={}", obj.prefix.to_ascii_uppercase()))
-            .arg("-lm")
-            .output()
-            .expect("a C compiler `cc`");
-        assert!(
-            cc.status.success(),
-            "{label}: cc failed:\n{}",
-            String::from_utf8_lossy(&cc.stderr)
-        );
+        common::link_driver(d, &obj);
         // Every input in the header's order; those the fixture leaves out are zeros.
-        let mut inputs = HashMap::new();
-        let mut argv = Vec::new();
-        for (i, (name, dims)) in obj.inputs.iter().enumerate() {
-            let t = given
-                .get(name)
-                .cloned()
-                .unwrap_or_else(|| Tensor::F32(ndarray::ArrayD::zeros(ndarray::IxDyn(dims))));
-            assert_eq!(t.shape(), &dims[..], "{label} {name}");
-            let path = d.join(format!("in{i}.f32"));
-            write_raw(&path, &t);
-            argv.push(path);
-            inputs.insert(name.clone(), t);
-        }
-        for i in 0..obj.outputs.len() {
-            argv.push(d.join(format!("out{i}.f32")));
-        }
-        let run = Command::new(d.join("driver")).args(&argv).output().unwrap();
-        assert!(
-            run.status.success(),
-            "{label}: the driver failed:\n{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
+        let inputs: HashMap<String, Tensor> = obj
+            .inputs
+            .iter()
+            .map(|(name, dims)| {
+                let zeros = || Tensor::F32(ndarray::ArrayD::zeros(ndarray::IxDyn(dims)));
+                (name.clone(), given.get(name).cloned().unwrap_or_else(zeros))
+            })
+            .collect();
+        let outs = common::run_driver(d, &obj, &inputs).unwrap_or_else(|e| panic!("{label}: {e}"));
         let want: HashMap<String, Tensor> = rnnc_interp::run(&verified, &inputs, &w)
             .unwrap()
             .into_iter()
             .collect();
-        for (i, (name, dims)) in obj.outputs.iter().enumerate() {
-            let got = read_f32(&d.join(format!("out{i}.f32")));
+        for ((name, dims), got) in obj.outputs.iter().zip(&outs) {
             let Tensor::F32(interp) = &want[name] else {
                 panic!("f32 outputs")
             };
@@ -160,11 +111,10 @@ fn object_files_run_from_c_and_match() {
                 panic!("token ids")
             };
             ids.as_slice_mut().unwrap()[..2].copy_from_slice(&[1 << 40, -5]);
-            write_raw(&argv[0], &Tensor::I64(ids));
-            let run = Command::new(d.join("driver")).args(&argv).output().unwrap();
-            assert!(run.status.success(), "{label}: bad ids");
-            let out = read_f32(&d.join("out0.f32"));
-            assert!(out.iter().all(|v| v.is_finite()), "{label}: bad ids");
+            let mut bad = inputs.clone();
+            bad.insert("input".into(), Tensor::I64(ids));
+            let outs = common::run_driver(d, &obj, &bad).unwrap_or_else(|e| panic!("{label}: {e}"));
+            assert!(outs[0].iter().all(|v| v.is_finite()), "{label}: bad ids");
         }
         ran += 1;
     }
@@ -201,8 +151,9 @@ fn the_docs_example_runs_as_documented() {
     let d = dir.path();
     std::fs::write(d.join("lstm.o"), &obj.object).unwrap();
     std::fs::write(d.join("lstm.h"), &obj.header).unwrap();
+    // As documented, plus AddressSanitizer: the example's own buffers are checked.
     let cc = Command::new("cc")
-        .args(["-O2", "-I"])
+        .args(["-O2", "-fsanitize=address", "-I"])
         .arg(d)
         .arg(common::root().join("docs/examples/lstm_main.c"))
         .arg(d.join("lstm.o"))

@@ -8,9 +8,29 @@
 #define CAT2(a, b) a##b
 #define CAT(a, b) CAT2(a, b)
 
+#ifdef GUARD_PAGES
+/* With -DGUARD_PAGES every buffer ends right where an inaccessible page starts,
+ * so a read or write past its end in the generated code (which AddressSanitizer
+ * does not instrument) stops the program. */
+#include <sys/mman.h>
+#include <unistd.h>
+static void *alloc_zeroed(size_t bytes) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t body = (bytes + page - 1) / page * page;
+    char *base = mmap(NULL, body + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED || mprotect(base + body, page, PROT_NONE) != 0) {
+        perror("guard page");
+        exit(1);
+    }
+    return base + body - bytes;
+}
+#else
+static void *alloc_zeroed(size_t bytes) { return calloc(bytes ? bytes : 1, 1); }
+#endif
+
 /* n elements of `size` bytes (4: float32, 8: int64 token ids). */
 static void *read_elements(const char *path, size_t n, size_t size) {
-    void *p = malloc(n * size);
+    void *p = alloc_zeroed(n * size);
     FILE *f = fopen(path, "rb");
     if (!p || !f || fread(p, size, n, f) != n) {
         fprintf(stderr, "cannot read %zu elements from %s\n", n, path);
@@ -32,8 +52,8 @@ int main(int argc, char **argv) {
         inputs[i] = read_elements(argv[1 + i], CAT(PREFIX, _input_len)[i],
                                   CAT(PREFIX, _input_elem_bytes)[i]);
     for (int i = 0; i < N_OUT; i++)
-        outputs[i] = calloc(CAT(PREFIX, _output_len)[i], sizeof(float));
-    float *workspace = malloc(CAT(UPPER, _WORKSPACE_FLOATS) * sizeof(float));
+        outputs[i] = alloc_zeroed(CAT(PREFIX, _output_len)[i] * sizeof(float));
+    float *workspace = alloc_zeroed(CAT(UPPER, _WORKSPACE_FLOATS) * sizeof(float));
     CAT(PREFIX, _run)(inputs, outputs, workspace);
     for (int i = 0; i < N_OUT; i++) {
         FILE *f = fopen(argv[1 + N_IN + i], "wb");

@@ -198,3 +198,84 @@ pub fn ids_with(bad: i64) -> std::collections::HashMap<String, rnnc_interp::Tens
         ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[2, 3]), vec![1, 2, 3, 4, bad, 5]).unwrap();
     std::collections::HashMap::from([("input".to_string(), rnnc_interp::Tensor::I64(ids))])
 }
+
+/// Raw little-endian elements: f32 values or i64 token ids.
+pub fn write_raw(path: &Path, t: &rnnc_interp::Tensor) {
+    let bytes: Vec<u8> = match t {
+        rnnc_interp::Tensor::F32(a) => a.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        rnnc_interp::Tensor::I64(a) => a.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    };
+    std::fs::write(path, bytes).unwrap();
+}
+
+pub fn read_f32(path: &Path) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+/// Writes `obj` into `dir` and links it with tests/aot/driver.c by `cc` under
+/// AddressSanitizer, with every buffer ending at an inaccessible page (the
+/// generated code is not instrumented; the page catches what it overruns).
+/// Returns the driver's path.
+pub fn link_driver(dir: &Path, obj: &rnnc_backend_cpu::aot::CompiledObject) -> PathBuf {
+    std::fs::write(dir.join("model.o"), &obj.object).unwrap();
+    std::fs::write(dir.join("model.h"), &obj.header).unwrap();
+    let exe = dir.join("driver");
+    let cc = std::process::Command::new("cc")
+        .args(["-O1", "-g", "-fsanitize=address", "-DGUARD_PAGES", "-o"])
+        .arg(&exe)
+        .arg(root().join("tests/aot/driver.c"))
+        .arg(dir.join("model.o"))
+        .arg(format!("-I{}", dir.display()))
+        .arg("-DMODEL_H=\"model.h\"")
+        .arg(format!("-DPREFIX={}", obj.prefix))
+        .arg(format!("-DUPPER={}", obj.prefix.to_ascii_uppercase()))
+        .arg("-lm")
+        .output()
+        .expect("a C compiler `cc`");
+    assert!(
+        cc.status.success(),
+        "cc failed:\n{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    exe
+}
+
+/// Runs a driver from [`link_driver`] on `inputs` (in the header's order, zeros
+/// for those missing); returns each output's elements, or the driver's stderr.
+pub fn run_driver(
+    dir: &Path,
+    obj: &rnnc_backend_cpu::aot::CompiledObject,
+    inputs: &std::collections::HashMap<String, rnnc_interp::Tensor>,
+) -> Result<Vec<Vec<f32>>, String> {
+    let mut argv = Vec::new();
+    for (i, (name, dims)) in obj.inputs.iter().enumerate() {
+        let t = inputs.get(name).cloned().unwrap_or_else(|| {
+            rnnc_interp::Tensor::F32(ndarray::ArrayD::zeros(ndarray::IxDyn(dims)))
+        });
+        assert_eq!(t.shape(), &dims[..], "input {name}");
+        let path = dir.join(format!("in{i}.raw"));
+        write_raw(&path, &t);
+        argv.push(path);
+    }
+    for i in 0..obj.outputs.len() {
+        argv.push(dir.join(format!("out{i}.f32")));
+    }
+    let run = std::process::Command::new(dir.join("driver"))
+        .args(&argv)
+        .output()
+        .unwrap();
+    if !run.status.success() {
+        return Err(format!(
+            "the driver failed ({}):\n{}",
+            run.status,
+            String::from_utf8_lossy(&run.stderr)
+        ));
+    }
+    Ok((0..obj.outputs.len())
+        .map(|i| read_f32(&dir.join(format!("out{i}.f32"))))
+        .collect())
+}
