@@ -14,7 +14,8 @@
 //!
 //! `RNNC_RANDOM_CELLS` sets the number of cases (default 200, the fixed seed of CI),
 //! `RNNC_RANDOM_SEED` the seed; the long run before resolving a change is
-//! `RNNC_RANDOM_CELLS=5000 cargo test --release --test random_cells`.
+//! `RNNC_RANDOM_CELLS=5000 RNNC_RANDOM_SEED=3 RNNC_RANDOM_WGSL_EVERY=1
+//! RNNC_RANDOM_AOT_EVERY=1 cargo test --release --test random_cells -- --nocapture`.
 //! The generator needs Python with NumPy; `scripts/test.sh` installs NumPy. Where it
 //! is missing the test says so and passes, except under CI.
 
@@ -28,6 +29,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Which cases also run on wgpu and as object files (`RNNC_RANDOM_WGSL_EVERY`,
+/// `RNNC_RANDOM_AOT_EVERY` change them; 1 runs every case everywhere).
 const WGSL_EVERY: usize = 4;
 const AOT_EVERY: usize = 10;
 
@@ -169,9 +172,15 @@ fn random_pipeline(seed: u64) -> Opt {
     Opt::Passes(pipeline.join(","))
 }
 
+/// How often the slower backends run.
+struct Every {
+    wgsl: usize,
+    aot: usize,
+}
+
 /// Everything one case goes through: the failures, each labelled, and where it
 /// did not run compiled (a scan on the interpreter, a refusal), issue #14's gaps.
-fn check(i: usize, case: &Case, isas: &[Isa]) -> (Vec<String>, Vec<&'static str>) {
+fn check(i: usize, case: &Case, isas: &[Isa], every: &Every) -> (Vec<String>, Vec<&'static str>) {
     let mut failures = Vec::new();
     let label = format!("{}", case.dir.display());
     let lowered = match rnnc_cli::compile(&ModelArgs {
@@ -260,7 +269,7 @@ fn check(i: usize, case: &Case, isas: &[Isa]) -> (Vec<String>, Vec<&'static str>
         }
     }
     let o2 = optimise(&lowered, &Opt::Level(2));
-    if i.is_multiple_of(WGSL_EVERY) {
+    if i.is_multiple_of(every.wgsl) {
         let got = rnnc_backend_wgsl::WgslBackend::new(rnnc_ir::verify(&o2).unwrap(), &w)
             .and_then(|gpu| gpu.run(&case.inputs));
         match got {
@@ -274,7 +283,7 @@ fn check(i: usize, case: &Case, isas: &[Isa]) -> (Vec<String>, Vec<&'static str>
             Err(e) => failures.push(format!("{label}: wgsl: {e}")),
         }
     }
-    if i.is_multiple_of(AOT_EVERY) {
+    if i.is_multiple_of(every.aot) {
         let shape = case.inputs["input"].shape().to_vec();
         let verified = rnnc_ir::verify(&o2).unwrap();
         match rnnc_backend_cpu::aot::compile_object(&verified, &w, shape[0], shape[1], "random") {
@@ -335,6 +344,10 @@ fn random_cells_agree_with_numpy_on_every_backend() {
         String::from_utf8_lossy(&gen.stderr)
     );
     let isas = Isa::available();
+    let every = Every {
+        wgsl: env_usize("RNNC_RANDOM_WGSL_EVERY", WGSL_EVERY).max(1),
+        aot: env_usize("RNNC_RANDOM_AOT_EVERY", AOT_EVERY).max(1),
+    };
     let mut failures = Vec::new();
     let mut features: BTreeMap<String, usize> = BTreeMap::new();
     let mut gaps: BTreeMap<&str, usize> = BTreeMap::new();
@@ -343,7 +356,7 @@ fn random_cells_agree_with_numpy_on_every_backend() {
         for f in &case.features {
             *features.entry(f.clone()).or_default() += 1;
         }
-        let (f, g) = check(i, &case, &isas);
+        let (f, g) = check(i, &case, &isas, &every);
         for gap in g {
             *gaps.entry(gap).or_default() += 1;
         }

@@ -11,7 +11,7 @@
 use crate::jit::{define_plan, host_isa};
 use crate::parallel::Part;
 use crate::plan::{Products, Slot, Unsupported};
-use crate::whole::{plan_model, WholePlan};
+use crate::whole::{plan_model, IntInput, WholePlan};
 use cranelift_codegen::ir::{
     types, AbiParam, InstBuilder, MemFlagsData, Signature, StackSlotData, StackSlotKind,
     UserFuncName,
@@ -196,12 +196,16 @@ fn header(plan: &WholePlan, prefix: &str, source: &str, batch: usize, time: usiz
         format!(" * {prefix}_run(inputs, outputs, workspace) runs the whole model once."),
         format!(" * inputs: {n_in} pointers, in this order (row-major float32):"),
     ];
-    for (i, ((n, d), vocab)) in plan.inputs.iter().zip(&plan.vocab).enumerate() {
-        h.push(match vocab {
+    for (i, ((n, d), int)) in plan.inputs.iter().zip(&plan.ints).enumerate() {
+        h.push(match int {
             None => format!(" *   [{i}] {n}: f32{d:?}"),
-            Some(rows) => format!(
+            Some(IntInput::Ids { rows }) => format!(
                 " *   [{i}] {n}: i64{d:?}, token ids in [0, {rows}) (pass the int64_t pointer \
                  cast to const float *; an id outside gives a zero embedding row)"
+            ),
+            Some(IntInput::Lengths { time }) => format!(
+                " *   [{i}] {n}: i64{d:?}, sequence lengths in [1, {time}] (pass the int64_t \
+                 pointer cast to const float *; a sequence runs its first length steps)"
             ),
         });
     }
@@ -232,7 +236,7 @@ fn header(plan: &WholePlan, prefix: &str, source: &str, batch: usize, time: usiz
         format!("static const size_t {prefix}_input_len[{n_in}] = {{{}}};", lens(&plan.inputs)),
         format!(
             "static const size_t {prefix}_input_elem_bytes[{n_in}] = {{{}}};",
-            plan.vocab
+            plan.ints
                 .iter()
                 .map(|v| if v.is_some() { "8" } else { "4" })
                 .collect::<Vec<_>>()

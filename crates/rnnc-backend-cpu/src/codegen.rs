@@ -7,7 +7,7 @@
 use crate::math;
 use crate::pack::row_block;
 use crate::parallel::{self, Part};
-use crate::plan::{EOp, Elementwise, Instr, Plan, Program, Slot, View};
+use crate::plan::{EOp, Elementwise, Instr, Plan, Program, RowOp, Slot, View};
 use cranelift_codegen::ir::{
     condcodes::IntCC, types, AbiParam, BlockArg, Function, InstBuilder, MemFlagsData, Signature,
     StackSlotData, StackSlotKind, Type, UserFuncName, Value,
@@ -245,13 +245,19 @@ impl Emitter<'_, '_> {
                     steps,
                     stride,
                 } => self.flip_time(src, dst, *steps, *stride, t),
-                Instr::RowSoftmax { x, out, log } => self.row_softmax(x, out, *log, t),
+                Instr::Rows {
+                    x,
+                    out,
+                    op: RowOp::LayerNorm { eps },
+                } => self.row_layer_norm(x, out, *eps, t),
+                Instr::Rows { x, out, op } => self.row_softmax(x, out, *op == RowOp::LogSoftmax, t),
                 Instr::Gather {
                     table,
                     vocab,
                     ids,
                     out,
                 } => self.gather(*table, *vocab, *ids, out, t),
+                Instr::SequenceMask { lengths, out } => self.sequence_mask(*lengths, out, t),
             }
         }
         // The next step reads this step's states, written by every thread.
@@ -719,6 +725,34 @@ impl Emitter<'_, '_> {
         });
     }
 
+    /// Row r of `out`: 1.0 for column `t < lengths[r]`, else 0.0 (this thread's rows).
+    fn sequence_mask(&mut self, lengths: usize, out: &View, t: Value) {
+        let mine = self.part.rows(out.rows);
+        if mine.is_empty() {
+            return;
+        }
+        let lb = self.bases[&Slot::Seq(lengths)];
+        let (ob, oo) = self.addr(out, t);
+        self.counted(mine.len(), &[], |em, r, _| {
+            let r = em.b.ins().iadd_imm_s(r, mine.start as i64);
+            let at = em.b.ins().imul_imm_s(r, 8);
+            let lp = em.b.ins().iadd(lb, at);
+            let len = em.b.ins().load(types::I64, flags(), lp, 0);
+            let dst = em.row_ptr(ob, oo, out.row_stride, r);
+            let one = em.b.ins().f32const(1.0);
+            let zero = em.b.ins().f32const(0.0);
+            em.counted(out.cols, &[], |em, c, _| {
+                let live = em.b.ins().icmp(IntCC::SignedLessThan, c, len);
+                let v = em.b.ins().select(live, one, zero);
+                let off = em.b.ins().imul_imm_s(c, 4);
+                let o = em.b.ins().iadd(dst, off);
+                em.b.ins().store(flags(), v, o, 0);
+                vec![]
+            });
+            vec![]
+        });
+    }
+
     /// `softmax`/`log_softmax` of each row: its maximum, the sum of `exp(x − max)`,
     /// then `exp(x − max) / sum` or `x − max − log(sum)` (f32x4, then a scalar tail).
     fn row_softmax(&mut self, x: &View, out: &View, log: bool, t: Value) {
@@ -770,6 +804,58 @@ impl Emitter<'_, '_> {
             for c in nvec * 4..cols {
                 let v = em.b.ins().load(types::F32, flags(), xp, (c * 4) as i32);
                 let y = result(em, v, types::F32);
+                em.b.ins().store(flags(), y, op, (c * 4) as i32);
+            }
+            vec![]
+        });
+    }
+
+    /// `(x − mean) / sqrt(var + eps)` of each row of this thread's share, the
+    /// variance over the row, as the interpreter computes it (mean first, then the
+    /// squared distances from it).
+    fn row_layer_norm(&mut self, x: &View, out: &View, eps: f32, t: Value) {
+        let mine = self.part.rows(x.rows);
+        if mine.is_empty() {
+            return;
+        }
+        let (xb, xo) = self.addr(x, t);
+        let (ob, oo) = self.addr(out, t);
+        let cols = x.cols;
+        let nvec = cols / 4;
+        self.counted(mine.len(), &[], |em, r, _| {
+            let r = em.b.ins().iadd_imm_s(r, mine.start as i64);
+            let xp = em.row_ptr(xb, xo, x.row_stride, r);
+            let op = em.row_ptr(ob, oo, out.row_stride, r);
+            let n = em.b.ins().f32const(cols as f32);
+            let sum = em.fold_row(xp, cols, Fold::Add, |_, v, _| v);
+            let mean = em.b.ins().fdiv(sum, n);
+            let mean4 = em.b.ins().splat(F4, mean);
+            let sq = em.fold_row(xp, cols, Fold::Add, |em, v, ty| {
+                let m = if ty == F4 { mean4 } else { mean };
+                let d = em.b.ins().fsub(v, m);
+                em.b.ins().fmul(d, d)
+            });
+            let var = em.b.ins().fdiv(sq, n);
+            let e = em.b.ins().f32const(eps);
+            let ve = em.b.ins().fadd(var, e);
+            let root = em.b.ins().sqrt(ve);
+            let one = em.b.ins().f32const(1.0);
+            let inv = em.b.ins().fdiv(one, root);
+            let inv4 = em.b.ins().splat(F4, inv);
+            em.counted(nvec, &[], |em, c, _| {
+                let bytes = em.b.ins().imul_imm_s(c, 16);
+                let a = em.b.ins().iadd(xp, bytes);
+                let v = em.b.ins().load(F4, flags(), a, 0);
+                let d = em.b.ins().fsub(v, mean4);
+                let y = em.b.ins().fmul(d, inv4);
+                let o = em.b.ins().iadd(op, bytes);
+                em.b.ins().store(flags(), y, o, 0);
+                vec![]
+            });
+            for c in nvec * 4..cols {
+                let v = em.b.ins().load(types::F32, flags(), xp, (c * 4) as i32);
+                let d = em.b.ins().fsub(v, mean);
+                let y = em.b.ins().fmul(d, inv);
                 em.b.ins().store(flags(), y, op, (c * 4) as i32);
             }
             vec![]

@@ -118,8 +118,9 @@ impl Schedule {
                 Instr::Elementwise(e) => format!("elementwise ({} ops)", e.code.len()),
                 Instr::CallScan { scan, .. } => format!("call scan {scan}"),
                 Instr::FlipTime { .. } => "flip time".into(),
-                Instr::RowSoftmax { .. } => "row softmax".into(),
+                Instr::Rows { op, .. } => format!("rows: {op:?}"),
                 Instr::Gather { .. } => "gather".into(),
+                Instr::SequenceMask { .. } => "sequence mask".into(),
             };
             let wait = if self.barriers[i] { "barrier, " } else { "" };
             let owners = match &self.owners[i] {
@@ -346,14 +347,14 @@ fn accesses(instr: &Instr, part: Part, owners: Option<&[usize]>) -> (Vec<Extent>
             let cols = part.gemm_columns(*m);
             (whole(x), window(out, 0..out.rows, cols, false))
         }
-        Instr::RowSoftmax { x, out, .. } => {
+        Instr::Rows { x, out, .. } => {
             let rows = part.rows(x.rows);
             (
                 window(x, rows.clone(), 0..x.cols, false),
                 window(out, rows, 0..out.cols, false),
             )
         }
-        Instr::Gather { out, .. } => (
+        Instr::Gather { out, .. } | Instr::SequenceMask { out, .. } => (
             Vec::new(),
             window(out, part.rows(out.rows), 0..out.cols, false),
         ),

@@ -169,6 +169,17 @@ impl Elementwise {
     }
 }
 
+/// What [`Instr::Rows`] does with each row.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RowOp {
+    Softmax,
+    LogSoftmax,
+    /// `(x − mean) / sqrt(var + eps)`, the variance over the row (no affine part).
+    LayerNorm {
+        eps: f32,
+    },
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Instr {
     /// `out[r, m] = Σ_k x[r, k] · B[k, m]`, B packed in panels of `nb` columns
@@ -210,11 +221,17 @@ pub enum Instr {
         steps: usize,
         stride: usize,
     },
-    /// `softmax` (or with `log`, `log_softmax`) of each row of `x` into `out`.
-    RowSoftmax {
+    /// A reduction over each row of `x` and its use, row by row into `out`.
+    Rows {
         x: View,
         out: View,
-        log: bool,
+        op: RowOp,
+    },
+    /// Row r of `out` (`cols` = T) is 1 for `t < lengths[r]`, else 0, for the
+    /// i64 lengths of input `lengths` (whole-model programs only).
+    SequenceMask {
+        lengths: usize,
+        out: View,
     },
     /// Row `ids[r]` of constant `table` (`vocab` rows of `out.cols`) into row r of
     /// `out`, for the i64 token ids of input `ids`; an id outside the table gives
@@ -617,6 +634,21 @@ impl Builder<'_> {
                     }
                     out
                 }
+                Op::Softmax { axis } | Op::LogSoftmax { axis } if *axis + 1 != dims.len() => {
+                    return unsupported(format!("`{}` over a leading axis", node.op.name()))
+                }
+                Op::Softmax { .. } | Op::LogSoftmax { .. } | Op::LayerNorm { .. } => {
+                    let x = lookup(self, &known, &mut const_of, &views, operands[0])?;
+                    let (r, c) = as_matrix(&dims)?;
+                    let out = self.bufs.scratch_view(r, c);
+                    let op = match node.op {
+                        Op::LayerNorm { eps } => RowOp::LayerNorm { eps },
+                        Op::LogSoftmax { .. } => RowOp::LogSoftmax,
+                        _ => RowOp::Softmax,
+                    };
+                    instrs.push(Instr::Rows { x, out, op });
+                    out
+                }
                 other => return unsupported(format!("`{}` inside a scan body", other.name())),
             };
             views.insert(Value::new(id, 0), result);
@@ -802,8 +834,8 @@ fn views(instr: &Instr) -> (Vec<View>, Vec<View>) {
         Instr::MatMul { x, out, init, .. } => {
             (vec![*out], std::iter::once(*x).chain(*init).collect())
         }
-        Instr::Gemm { x, out, .. } | Instr::RowSoftmax { x, out, .. } => (vec![*out], vec![*x]),
-        Instr::Gather { out, .. } => (vec![*out], Vec::new()),
+        Instr::Gemm { x, out, .. } | Instr::Rows { x, out, .. } => (vec![*out], vec![*x]),
+        Instr::Gather { out, .. } | Instr::SequenceMask { out, .. } => (vec![*out], Vec::new()),
         Instr::FlipTime { src, dst, .. } => (
             vec![View {
                 cols: dst.row_stride.max(dst.cols),

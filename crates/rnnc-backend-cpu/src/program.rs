@@ -7,7 +7,7 @@ use crate::barrier::SpinBarrier;
 use crate::jit::{self, Jitted};
 use crate::plan::{Products, Slot, Unsupported};
 use crate::scan::{array, flat, run_entries};
-use crate::whole::{plan_model, WholePlan};
+use crate::whole::{plan_model, IntInput, WholePlan};
 use crate::workers::Workers;
 use rnnc_interp::{InterpError, Tensor, Weights};
 use rnnc_ir::{Graph, NodeId};
@@ -70,14 +70,21 @@ impl CompiledProgram {
     ) -> Result<Vec<(String, Tensor)>, InterpError> {
         let w = &self.whole;
         let mut ins: Vec<Input<'_>> = Vec::new();
-        for ((name, dims), vocab) in w.inputs.iter().zip(&w.vocab) {
+        for ((name, dims), int) in w.inputs.iter().zip(&w.ints) {
             let n: usize = dims.iter().product();
-            ins.push(match (inputs.get(name), vocab) {
-                (Some(Tensor::I64(ids)), Some(rows)) => {
-                    if let Some(bad) = ids.iter().find(|&&id| id < 0 || id as usize >= *rows) {
-                        return Err(InterpError(format!(
-                            "token id {bad} is out of range for an embedding table of {rows} rows"
-                        )));
+            ins.push(match (inputs.get(name), int) {
+                (Some(Tensor::I64(ids)), Some(int)) => {
+                    match *int {
+                        IntInput::Ids { rows } => {
+                            if let Some(bad) =
+                                ids.iter().find(|&&id| id < 0 || id as usize >= rows)
+                            {
+                                return Err(InterpError(format!(
+                                    "token id {bad} is out of range for an embedding table of {rows} rows"
+                                )));
+                            }
+                        }
+                        IntInput::Lengths { time } => rnnc_interp::check_lengths(ids, time)?,
                     }
                     Input::Ids(match ids.as_slice() {
                         Some(s) => Cow::Borrowed(s),

@@ -19,7 +19,7 @@ fn seconds(instrs: &[Instr]) -> f64 {
                 2.0 * (x.rows * k * m) as f64 / rate
             }
             Instr::Elementwise(e) => (e.rows * e.cols * e.code.len()) as f64 * 1e-10,
-            Instr::RowSoftmax { x, .. } => (x.rows * x.cols) as f64 * 1e-9,
+            Instr::Rows { x, .. } => (x.rows * x.cols) as f64 * 1e-9,
             _ => 0.0,
         })
         .sum()

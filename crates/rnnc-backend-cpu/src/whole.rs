@@ -11,7 +11,7 @@
 
 use crate::plan::{
     self, as_matrix, copy, elementwise_code, product, row_major, unsupported, Buffers, EOp,
-    Elementwise, Instr, Plan, Products, Program, Slot, Unsupported, View,
+    Elementwise, Instr, Plan, Products, Program, RowOp, Slot, Unsupported, View,
 };
 use rnnc_interp::{Tensor, Weights};
 use rnnc_ir::{DType, Dim, Graph, NodeId, Op, TensorTy, Value};
@@ -27,11 +27,21 @@ pub struct WholePlan {
     pub scans: Vec<Plan>,
     /// (name, shape) of each input, in `Seq` slot order.
     pub inputs: Vec<(String, Vec<usize>)>,
-    /// Per input: for token ids (i64), the rows of the smallest embedding table
-    /// they index; None for f32 inputs.
-    pub vocab: Vec<Option<usize>>,
+    /// Per input: what an integer (i64) input holds; None for f32 inputs.
+    pub ints: Vec<Option<IntInput>>,
     /// (name, shape) of each output, in `Emit` slot order.
     pub outputs: Vec<(String, Vec<usize>)>,
+}
+
+/// What an i64 input holds: what a run checks its values against, and what the
+/// object file's header says about them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntInput {
+    /// Token ids, rows of embedding tables; `rows` is the smallest table's
+    /// (`usize::MAX` while nothing reads the input).
+    Ids { rows: usize },
+    /// Sequence lengths (`lengths = …`), each in `1..=time`.
+    Lengths { time: usize },
 }
 
 /// The interpreter's allocation limit (1 GiB of f32): larger values are left to
@@ -85,7 +95,7 @@ pub fn plan_model(
         products,
     };
     let mut inputs: Vec<(String, Vec<usize>)> = Vec::new();
-    let mut vocab: Vec<Option<usize>> = Vec::new();
+    let mut ints: Vec<Option<IntInput>> = Vec::new();
     // Values holding token ids, and the input each is.
     let mut ids: HashMap<Value, usize> = HashMap::new();
     let mut views: HashMap<Value, View> = HashMap::new();
@@ -100,11 +110,12 @@ pub fn plan_model(
         let integer_input = operands
             .iter()
             .find_map(|v| ids.get(v).map(|i| &inputs[*i].0));
-        if let Some(name) = integer_input.filter(|_| !matches!(node.op, Op::Embedding)) {
-            return unsupported(match node.op {
-                Op::SequenceMask => format!("the sequence lengths `{name}` (`lengths = …`)"),
-                _ => format!("the integer input `{name}` read by `{}`", node.op.name()),
-            });
+        let reads_ints = matches!(node.op, Op::Embedding | Op::SequenceMask);
+        if let Some(name) = integer_input.filter(|_| !reads_ints) {
+            return unsupported(format!(
+                "the integer input `{name}` read by `{}`",
+                node.op.name()
+            ));
         }
         let arg = |v: Value, b: &mut Top| -> Result<(View, Vec<usize>), Unsupported> {
             if known.contains_key(&v.node) {
@@ -119,11 +130,11 @@ pub fn plan_model(
                 inputs.push((name.clone(), dims.clone()));
                 let i = inputs.len() - 1;
                 if node.results[0].dtype != DType::F32 {
-                    // Token ids: only `embedding` may read them (see below).
+                    // Only `embedding` and `sequence_mask` may read them (see below).
                     ids.insert(Value::new(id, 0), i);
-                    vocab.push(Some(usize::MAX));
+                    ints.push(Some(IntInput::Ids { rows: usize::MAX }));
                 } else {
-                    vocab.push(None);
+                    ints.push(None);
                 }
                 View::contiguous(Slot::Seq(i), 0, r, c)
             }
@@ -136,8 +147,10 @@ pub fn plan_model(
                 };
                 let table = table.f32();
                 let (n, d) = (table.shape()[0], table.shape()[1]);
-                let v = vocab[input].get_or_insert(n);
-                *v = (*v).min(n);
+                match &mut ints[input] {
+                    Some(IntInput::Ids { rows }) => *rows = (*rows).min(n),
+                    _ => return unsupported("one integer input read as token ids and as lengths"),
+                }
                 let rows = dims[..dims.len() - 1].iter().product();
                 let t = b.bufs.constant(row_major(table));
                 let out = b.bufs.scratch_view(rows, d);
@@ -148,6 +161,33 @@ pub fn plan_model(
                     out,
                 });
                 out
+            }
+            Op::SequenceMask => {
+                let Some(&input) = ids.get(&operands[0]) else {
+                    return unsupported("sequence lengths that are not a model input");
+                };
+                match ints[input] {
+                    Some(IntInput::Ids { rows: usize::MAX }) | Some(IntInput::Lengths { .. }) => {
+                        ints[input] = Some(IntInput::Lengths { time })
+                    }
+                    _ => return unsupported("one integer input read as token ids and as lengths"),
+                }
+                let (r, c) = rows_cols(&dims);
+                let out = b.bufs.scratch_view(r, c);
+                b.instrs.push(Instr::SequenceMask {
+                    lengths: input,
+                    out,
+                });
+                out
+            }
+            // A new axis of length 1: the same elements, seen as the new shape.
+            Op::Unsqueeze { .. } | Op::Squeeze { .. } => {
+                let (v, _) = arg(operands[0], &mut b)?;
+                if v.rows > 1 && v.row_stride != v.cols {
+                    return unsupported(format!("`{}` of a strided value", node.op.name()));
+                }
+                let (r, c) = rows_cols(&dims);
+                View::contiguous(v.slot, v.offset, r, c)
             }
             Op::Zeros => {
                 let (r, c) = rows_cols(&dims);
@@ -211,8 +251,19 @@ pub fn plan_model(
                 let (x, _) = arg(operands[0], &mut b)?;
                 let (r, c) = rows_cols(&dims);
                 let out = b.bufs.scratch_view(r, c);
-                let log = matches!(node.op, Op::LogSoftmax { .. });
-                b.instrs.push(Instr::RowSoftmax { x, out, log });
+                let op = match node.op {
+                    Op::LogSoftmax { .. } => RowOp::LogSoftmax,
+                    _ => RowOp::Softmax,
+                };
+                b.instrs.push(Instr::Rows { x, out, op });
+                out
+            }
+            Op::LayerNorm { eps } => {
+                let (x, _) = arg(operands[0], &mut b)?;
+                let (r, c) = rows_cols(&dims);
+                let out = b.bufs.scratch_view(r, c);
+                let op = RowOp::LayerNorm { eps: *eps };
+                b.instrs.push(Instr::Rows { x, out, op });
                 out
             }
             Op::Linear | Op::MatMul => {
@@ -343,7 +394,7 @@ pub fn plan_model(
         top,
         scans: b.scans,
         inputs,
-        vocab,
+        ints,
         outputs,
     })
 }

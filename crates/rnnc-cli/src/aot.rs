@@ -20,13 +20,18 @@ pub fn compile(a: &CompileArgs) -> Result<(), CliError> {
     if a.target != "cpu" {
         return compile_gpu(a);
     }
-    let Some(weights_path) = &a.weights else {
-        return msg(
-            "--target cpu needs --weights FILE.safetensors: the weights go into the object file",
-        );
-    };
     let mut g = front_end(&a.model)?;
-    let weights = crate::weights::load(weights_path, &g.weights())?;
+    let weights = match &a.weights {
+        Some(path) => crate::weights::load(path, &g.weights())?,
+        None if g.weights().is_empty() => Default::default(),
+        None => {
+            return msg(format!(
+                "{}: --target cpu needs --weights FILE.safetensors: the model's {} weights go into the object file",
+                a.model.model.display(),
+                g.weights().len()
+            ))
+        }
+    };
     optimise(&mut g, &a.opt)?;
     let verified = rnnc_ir::verify(&g)
         .map_err(|e| CliError::Message(format!("internal error: {}", e.join("; "))))?;

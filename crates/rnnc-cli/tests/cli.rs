@@ -1098,7 +1098,7 @@ fn compile_writes_an_object_file_and_a_header_or_says_why_not() {
     );
 }
 
-/// `--weights` is needed only by a model that has weights.
+/// `--weights` is needed only by a model that has weights, to run or to compile.
 #[test]
 fn run_needs_weights_only_where_the_model_has_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -1132,4 +1132,15 @@ fn run_needs_weights_only_where_the_model_has_them() {
         ]),
         &["models/elman_rnn.rnn", "4 weights", "--weights"],
     );
+    // The same for an object file.
+    let o = rnnc(&[
+        "compile",
+        "tests/models/activations.rnn",
+        "--target",
+        "cpu",
+        "-o",
+        &out,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dir.path().join("activations.o").exists());
 }

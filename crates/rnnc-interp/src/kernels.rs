@@ -91,10 +91,9 @@ pub(crate) fn apply(op: &Op, args: &[Rc<Tensor>]) -> Result<Tensor, InterpError>
     })
 }
 
-/// `[B, T]`: 1 while `t < lengths[b]`. Each length must be in `1..=T`: a sequence
-/// cannot be empty or longer than the padded tensor that holds it.
-fn sequence_mask(lengths: &ArrayD<i64>, steps: usize) -> Result<ArrayD<f32>, InterpError> {
-    let mut mask = ArrayD::zeros(IxDyn(&[lengths.len(), steps]));
+/// Each length must be in `1..=steps`: a sequence cannot be empty or longer than
+/// the padded tensor that holds it. The compiled backends check with this too.
+pub fn check_lengths(lengths: &ArrayD<i64>, steps: usize) -> Result<(), InterpError> {
     for (b, &n) in lengths.iter().enumerate() {
         if n < 1 || n as u64 > steps as u64 {
             let what = if n < 1 {
@@ -106,6 +105,15 @@ fn sequence_mask(lengths: &ArrayD<i64>, steps: usize) -> Result<ArrayD<f32>, Int
                 "lengths[{b}] = {n}: {what} (each length must be between 1 and {steps})"
             ));
         }
+    }
+    Ok(())
+}
+
+/// `[B, T]`: 1 while `t < lengths[b]`, for lengths that pass [`check_lengths`].
+fn sequence_mask(lengths: &ArrayD<i64>, steps: usize) -> Result<ArrayD<f32>, InterpError> {
+    check_lengths(lengths, steps)?;
+    let mut mask = ArrayD::zeros(IxDyn(&[lengths.len(), steps]));
+    for (b, &n) in lengths.iter().enumerate() {
         for t in 0..n as usize {
             mask[[b, t]] = 1.0;
         }

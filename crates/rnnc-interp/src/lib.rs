@@ -12,6 +12,7 @@ mod tensor;
 
 pub use bind::Weights;
 pub use eval::{bind_sizes, load_time_values, run, run_with, Hooks};
+pub use kernels::check_lengths;
 pub use tensor::Tensor;
 
 /// A run-time failure, worded for the person running the model.
