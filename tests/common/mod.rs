@@ -105,7 +105,7 @@ pub fn rel(p: &Path) -> String {
 
 /// (model file, params) the GPU tests cover: every seed-0 fixture's model, the
 /// equations LSTM, and the test models (ops the seed models leave out, custom cells,
-/// a fixed length).
+/// a fixed length, padded sequences with `lengths`).
 pub fn gpu_cases() -> std::collections::BTreeSet<(PathBuf, Vec<String>)> {
     let mut cases: std::collections::BTreeSet<_> = fixtures()
         .iter()
@@ -121,7 +121,8 @@ pub fn gpu_cases() -> std::collections::BTreeSet<(PathBuf, Vec<String>)> {
         ("cifg", small.clone()),
         ("mgu", small.clone()),
         ("input_only_state", small.clone()),
-        ("per_example_scalar", small),
+        ("per_example_scalar", small.clone()),
+        ("packed_lstm", small),
     ] {
         cases.insert((root().join(format!("tests/models/{m}.rnn")), params));
     }

@@ -65,6 +65,10 @@ pub fn input_uploads(
     for r in &plan.inputs {
         let words = match inputs.get(&r.name) {
             Some(Tensor::F32(a)) => a.iter().copied().collect(),
+            Some(Tensor::I64(lengths)) if plan.lengths_inputs.contains(&r.name) => {
+                rnnc_interp::check_lengths(lengths, plan.time)?;
+                lengths.iter().map(|&n| n as f32).collect()
+            }
             Some(Tensor::I64(ids)) => {
                 if let Some(n) = vocab {
                     if let Some(bad) = ids.iter().find(|&&i| i < 0 || i as u64 >= n as u64) {

@@ -9,7 +9,7 @@ use crate::plan::{
     THREADS, TILE,
 };
 use rnnc_ir::deps::{dependencies, Dep};
-use rnnc_ir::{ArgKind, DType, Dim, Graph, Op, TensorTy, Value, Verified};
+use rnnc_ir::{ArgKind, BinaryOp, DType, Dim, Graph, Op, TensorTy, UnaryOp, Value, Verified};
 use std::collections::HashMap;
 
 /// Why a graph has no GPU plan (an op or shape the plan cannot express).
@@ -133,6 +133,7 @@ pub fn plan(
             time,
             arena_words: 0,
             inputs: vec![],
+            lengths_inputs: vec![],
             outputs: vec![],
             weights: vec![],
             constants: vec![],
@@ -384,9 +385,67 @@ impl Builder {
                     self.map(load, sched, &name, &ops, out_shape(self, 0), scalars, &[2])?
                 }
                 Op::Fused(f) => self.fused(load, sched, &name, &f.body, &ops)?,
-                Op::Unsqueeze { .. } | Op::Squeeze { .. } | Op::SequenceMask | Op::Decode(_) => {
-                    return unsupported(format!("`{}` {NOT_YET}", node.op.name()))
+                // A unit axis in or out: the same elements, read with one stride more
+                // or less.
+                Op::Unsqueeze { axis } => {
+                    let mut v = ops[0].clone();
+                    v.shape.insert(*axis, 1);
+                    v.strides.insert(*axis, 0);
+                    vec![v]
                 }
+                Op::Squeeze { axis } => {
+                    let mut v = ops[0].clone();
+                    v.shape.remove(*axis);
+                    v.strides.remove(*axis);
+                    vec![v]
+                }
+                // mask[b, t] = step(lengths[b] − t): the lengths (exact integers as
+                // f32) read along the batch, the step index from a constant row.
+                Op::SequenceMask => {
+                    let lengths = g.operands(id)[0];
+                    let Op::Input { name: input, .. } = &g.node(lengths.node).op else {
+                        return unsupported("sequence lengths that are not a model input");
+                    };
+                    self.plan.lengths_inputs.push(input.clone());
+                    let shape = out_shape(self, 0);
+                    let (batch, steps) = (shape[0], shape[1]);
+                    let iota = self.fresh(vec![steps], false);
+                    for t in 0..steps {
+                        self.plan.constants.push(Constant {
+                            offset: iota.offset + t,
+                            value: t as f32,
+                        });
+                    }
+                    let len = &ops[0];
+                    let by_batch = Val {
+                        offset: len.offset,
+                        shape: vec![batch, steps],
+                        strides: vec![len.strides[0], 0],
+                        ids: false,
+                    };
+                    let by_step = Val {
+                        offset: iota.offset,
+                        shape: vec![batch, steps],
+                        strides: vec![0, 1],
+                        ids: false,
+                    };
+                    let scalars = vec![
+                        Scalar::Load(0),
+                        Scalar::Load(1),
+                        Scalar::Binary(BinaryOp::Sub, 0, 1),
+                        Scalar::Unary(UnaryOp::Step, 2),
+                    ];
+                    self.map(
+                        load,
+                        sched,
+                        &name,
+                        &[by_batch, by_step],
+                        shape,
+                        scalars,
+                        &[3],
+                    )?
+                }
+                Op::Decode(_) => return unsupported(format!("`{}` {NOT_YET}", node.op.name())),
                 Op::Linear | Op::MatMul => {
                     let (a, b) = (&ops[0], &ops[1]);
                     let a = self.contiguous(a.clone(), load, sched, &format!("{name}_lhs"));

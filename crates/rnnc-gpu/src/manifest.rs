@@ -35,7 +35,9 @@ pub fn to_json(plan: &GpuPlan, target: &str, source: &str) -> String {
             "write each weight (state_dict key = name, f32, row-major) and constant at its \
              offset, then launch the prologue once",
             "per run: write each input at its offset (f32; `id` inputs as f32 values of the \
-             token ids, which must be in 0..vocabulary), zeros for a missing optional input, \
+             token ids, which must be in 0..vocabulary, or of the sequence lengths of the \
+             inputs named in lengths_inputs, which must be in 1..=time), zeros for a missing \
+             optional input, \
              then launch the schedule",
             "a launch runs `kernel` with `groups` workgroups of `threads`; a loop runs its body \
              `count` times, iteration i with clock = first + i * stride (WGSL: the uniform at \

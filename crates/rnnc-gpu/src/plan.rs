@@ -25,6 +25,9 @@ pub struct GpuPlan {
     /// Arena length in 32-bit words; it starts zeroed (zeros values are never written).
     pub arena_words: usize,
     pub inputs: Vec<Region>,
+    /// Inputs that hold sequence lengths (`lengths = …`): the host checks each
+    /// is in `1..=time` (the interpreter's rule) before it writes them.
+    pub lengths_inputs: Vec<String>,
     pub outputs: Vec<Region>,
     /// Weight regions, uploaded from the `state_dict` by key before the prologue.
     pub weights: Vec<Region>,
