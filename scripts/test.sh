@@ -35,7 +35,7 @@ export PATH="$PWD/$cuda_tools/nvidia/cuda_nvcc/bin:$PATH"
 py_tools=target/py-tools
 if ! python3 -c "import numpy" 2>/dev/null && [ ! -d "$py_tools/numpy" ]; then
   echo "installing NumPy into $py_tools"
-  python3 -m pip install --quiet --disable-pip-version-check --target "$py_tools" numpy==2.2.6
+  python3 -m pip install --quiet --disable-pip-version-check --target "$py_tools" "numpy>=1.24,<3"
 fi
 export PYTHONPATH="$PWD/$py_tools${PYTHONPATH:+:$PYTHONPATH}"
 export LD_LIBRARY_PATH="$PWD/$cuda_tools/nvidia/cuda_nvrtc/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
