@@ -756,18 +756,8 @@ impl Emitter<'_, '_> {
     /// `softmax`/`log_softmax` of each row: its maximum, the sum of `exp(x − max)`,
     /// then `exp(x − max) / sum` or `x − max − log(sum)` (f32x4, then a scalar tail).
     fn row_softmax(&mut self, x: &View, out: &View, log: bool, t: Value) {
-        let mine = self.part.rows(x.rows);
-        if mine.is_empty() {
-            return;
-        }
-        let (xb, xo) = self.addr(x, t);
-        let (ob, oo) = self.addr(out, t);
         let cols = x.cols;
-        let nvec = cols / 4;
-        self.counted(mine.len(), &[], |em, r, _| {
-            let r = em.b.ins().iadd_imm_s(r, mine.start as i64);
-            let xp = em.row_ptr(xb, xo, x.row_stride, r);
-            let op = em.row_ptr(ob, oo, out.row_stride, r);
+        self.each_row(x, out, t, |em, xp, op| {
             let m = em.fold_row(xp, cols, Fold::Max, |_, v, _| v);
             let m4 = em.b.ins().splat(F4, m);
             let s = em.fold_row(xp, cols, Fold::Add, |em, v, ty| {
@@ -782,7 +772,7 @@ impl Emitter<'_, '_> {
                 s
             };
             let k4 = em.b.ins().splat(F4, k);
-            let result = |em: &mut Self, v: Value, ty: Type| {
+            em.map_row(xp, op, cols, |em, v, ty| {
                 let (m, k) = if ty == F4 { (m4, k4) } else { (m, k) };
                 let d = em.b.ins().fsub(v, m);
                 if log {
@@ -791,22 +781,7 @@ impl Emitter<'_, '_> {
                     let e = math::exp(em.b, ty, d);
                     em.b.ins().fdiv(e, k)
                 }
-            };
-            em.counted(nvec, &[], |em, c, _| {
-                let bytes = em.b.ins().imul_imm_s(c, 16);
-                let a = em.b.ins().iadd(xp, bytes);
-                let v = em.b.ins().load(F4, flags(), a, 0);
-                let y = result(em, v, F4);
-                let o = em.b.ins().iadd(op, bytes);
-                em.b.ins().store(flags(), y, o, 0);
-                vec![]
             });
-            for c in nvec * 4..cols {
-                let v = em.b.ins().load(types::F32, flags(), xp, (c * 4) as i32);
-                let y = result(em, v, types::F32);
-                em.b.ins().store(flags(), y, op, (c * 4) as i32);
-            }
-            vec![]
         });
     }
 
@@ -814,18 +789,8 @@ impl Emitter<'_, '_> {
     /// variance over the row, as the interpreter computes it (mean first, then the
     /// squared distances from it).
     fn row_layer_norm(&mut self, x: &View, out: &View, eps: f32, t: Value) {
-        let mine = self.part.rows(x.rows);
-        if mine.is_empty() {
-            return;
-        }
-        let (xb, xo) = self.addr(x, t);
-        let (ob, oo) = self.addr(out, t);
         let cols = x.cols;
-        let nvec = cols / 4;
-        self.counted(mine.len(), &[], |em, r, _| {
-            let r = em.b.ins().iadd_imm_s(r, mine.start as i64);
-            let xp = em.row_ptr(xb, xo, x.row_stride, r);
-            let op = em.row_ptr(ob, oo, out.row_stride, r);
+        self.each_row(x, out, t, |em, xp, op| {
             let n = em.b.ins().f32const(cols as f32);
             let sum = em.fold_row(xp, cols, Fold::Add, |_, v, _| v);
             let mean = em.b.ins().fdiv(sum, n);
@@ -842,24 +807,60 @@ impl Emitter<'_, '_> {
             let one = em.b.ins().f32const(1.0);
             let inv = em.b.ins().fdiv(one, root);
             let inv4 = em.b.ins().splat(F4, inv);
-            em.counted(nvec, &[], |em, c, _| {
-                let bytes = em.b.ins().imul_imm_s(c, 16);
-                let a = em.b.ins().iadd(xp, bytes);
-                let v = em.b.ins().load(F4, flags(), a, 0);
-                let d = em.b.ins().fsub(v, mean4);
-                let y = em.b.ins().fmul(d, inv4);
-                let o = em.b.ins().iadd(op, bytes);
-                em.b.ins().store(flags(), y, o, 0);
-                vec![]
+            em.map_row(xp, op, cols, |em, v, ty| {
+                let (m, k) = if ty == F4 { (mean4, inv4) } else { (mean, inv) };
+                let d = em.b.ins().fsub(v, m);
+                em.b.ins().fmul(d, k)
             });
-            for c in nvec * 4..cols {
-                let v = em.b.ins().load(types::F32, flags(), xp, (c * 4) as i32);
-                let d = em.b.ins().fsub(v, mean);
-                let y = em.b.ins().fmul(d, inv);
-                em.b.ins().store(flags(), y, op, (c * 4) as i32);
-            }
+        });
+    }
+
+    /// `body(row of x, row of out)` for each row of this thread's share of `x`.
+    fn each_row(
+        &mut self,
+        x: &View,
+        out: &View,
+        t: Value,
+        mut body: impl FnMut(&mut Self, Value, Value),
+    ) {
+        let mine = self.part.rows(x.rows);
+        if mine.is_empty() {
+            return;
+        }
+        let (xb, xo) = self.addr(x, t);
+        let (ob, oo) = self.addr(out, t);
+        self.counted(mine.len(), &[], |em, r, _| {
+            let r = em.b.ins().iadd_imm_s(r, mine.start as i64);
+            let xp = em.row_ptr(xb, xo, x.row_stride, r);
+            let op = em.row_ptr(ob, oo, out.row_stride, r);
+            body(em, xp, op);
             vec![]
         });
+    }
+
+    /// `out[c] = f(x[c])` along one row of `cols` elements: f32x4, then a scalar
+    /// tail (`f` gets the type it works at).
+    fn map_row(
+        &mut self,
+        xp: Value,
+        op: Value,
+        cols: usize,
+        f: impl Fn(&mut Self, Value, Type) -> Value,
+    ) {
+        self.counted(cols / 4, &[], |em, c, _| {
+            let bytes = em.b.ins().imul_imm_s(c, 16);
+            let a = em.b.ins().iadd(xp, bytes);
+            let v = em.b.ins().load(F4, flags(), a, 0);
+            let y = f(em, v, F4);
+            let o = em.b.ins().iadd(op, bytes);
+            em.b.ins().store(flags(), y, o, 0);
+            vec![]
+        });
+        for c in cols / 4 * 4..cols {
+            let v = self.b.ins().load(types::F32, flags(), xp, (c * 4) as i32);
+            let y = f(self, v, types::F32);
+            self.b.ins().store(flags(), y, op, (c * 4) as i32);
+        }
     }
 
     /// Folds the `cols` elements of the row at `xp`: `fold` over `f(x)` across f32x4
