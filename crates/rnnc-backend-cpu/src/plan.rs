@@ -92,15 +92,23 @@ pub struct View {
 }
 
 impl View {
-    /// Step `j` of a `[B, T, width]` sequence or emit buffer.
-    fn time_step(slot: Slot, batch: usize, time: usize, width: usize, j: usize) -> Self {
+    /// Step `j` of a `[B, T, width]` sequence or emit buffer whose time steps lie
+    /// `pitch` elements apart (`pitch` > `width`: the columns of a wider value,
+    /// such as one gate's slice of a hoisted projection, read in place).
+    fn time_step(
+        slot: Slot,
+        batch: usize,
+        time: usize,
+        (width, pitch): (usize, usize),
+        j: usize,
+    ) -> Self {
         View {
             slot,
             offset: 0,
             rows: batch,
             cols: width,
-            row_stride: time * width,
-            time: Some((j, width)),
+            row_stride: time * pitch,
+            time: Some((j, pitch)),
         }
     }
 
@@ -293,10 +301,13 @@ impl Plan {
 }
 
 /// Plans `scan` for batch `batch` and `time` steps, given its operands' shapes,
-/// with its products computed as `products` says.
+/// with its products computed as `products` says. `seq_pitches` gives, per
+/// sequence, the elements from one time step's row to the next in its buffer
+/// (None: the sequences are contiguous `[B, T, F]`).
 pub fn plan(
     scan: &Scan,
     operand_shapes: &[Vec<usize>],
+    seq_pitches: Option<&[usize]>,
     weights: &Weights,
     products: Products,
 ) -> Result<Plan, Unsupported> {
@@ -313,6 +324,12 @@ pub fn plan(
         }
         seq_widths.push(s[2]);
     }
+    let seq_pitches = seq_pitches.map_or_else(|| seq_widths.clone(), <[usize]>::to_vec);
+    assert!(
+        seq_pitches.len() == seq_widths.len()
+            && seq_pitches.iter().zip(&seq_widths).all(|(p, w)| p >= w),
+        "a sequence's pitch is at least its width"
+    );
     let state_shapes: Vec<Vec<usize>> = operand_shapes[scan.n_seqs..].to_vec();
     for s in &state_shapes {
         if s.len() > 2 {
@@ -333,6 +350,7 @@ pub fn plan(
         batch,
         time,
         seq_widths: &seq_widths,
+        seq_pitches: &seq_pitches,
         weights,
         bufs: Buffers::default(),
         products,
@@ -473,6 +491,7 @@ struct Builder<'a> {
     batch: usize,
     time: usize,
     seq_widths: &'a [usize],
+    seq_pitches: &'a [usize],
     weights: &'a Weights,
     bufs: Buffers,
     products: Products,
@@ -500,7 +519,13 @@ impl Builder<'_> {
                     index,
                 } => {
                     let (s, j) = (index % self.scan.n_seqs, index / self.scan.n_seqs);
-                    View::time_step(Slot::Seq(s), self.batch, self.time, self.seq_widths[s], j)
+                    View::time_step(
+                        Slot::Seq(s),
+                        self.batch,
+                        self.time,
+                        (self.seq_widths[s], self.seq_pitches[s]),
+                        j,
+                    )
                 }
                 Op::Arg {
                     kind: ArgKind::State,
@@ -663,7 +688,13 @@ impl Builder<'_> {
             for e in 0..n_emits {
                 let v = g.outputs[n_states + j * n_emits + e].1;
                 let src = lookup(self, &known, &mut const_of, &views, v)?;
-                let dst = View::time_step(Slot::Emit(e), self.batch, self.time, src.cols, j);
+                let dst = View::time_step(
+                    Slot::Emit(e),
+                    self.batch,
+                    self.time,
+                    (src.cols, src.cols),
+                    j,
+                );
                 write_also(&mut instrs, src, dst);
             }
         }

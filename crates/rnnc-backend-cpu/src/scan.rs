@@ -37,7 +37,7 @@ impl CompiledScan {
         (threads, auto): (usize, bool),
         isa: Isa,
     ) -> Result<Self, Unsupported> {
-        let mut plan = plan::plan(scan, operand_shapes, weights, Products::jit(isa))?;
+        let mut plan = plan::plan(scan, operand_shapes, None, weights, Products::jit(isa))?;
         let threads = if auto {
             crate::threads::choose_scan(&plan, threads)
         } else {
