@@ -8,7 +8,10 @@
 #     source with both compilers and assembles the PTX (NVRTC and ptxas come from
 #     NVIDIA's PyPI wheels, installed with pip under target/cuda-tools);
 #   - NumPy: tests/random_cells.rs generates random cells and their reference
-#     outputs with tests/tools/cellgen.py (pip, under target/py-tools).
+#     outputs with tests/tools/cellgen.py (pip, under target/py-tools);
+#   - maturin and pytest (pip, under target/py-build): the Python package
+#     (crates/rnnc-python) is built as a wheel, installed under target/py-rnnc and
+#     its tests run after cargo's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,3 +46,18 @@ export LD_LIBRARY_PATH="$PWD/$cuda_tools/nvidia/cuda_nvrtc/lib${LD_LIBRARY_PATH:
 # Mesa's Vulkan loader complains without a runtime directory; give it one.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 cargo test --workspace --locked "$@"
+
+# The Python package: a wheel built by maturin (dev profile: it reuses the test
+# build above), installed under target/py-rnnc, tested with pytest on this Python.
+py_build=target/py-build
+if [ ! -x "$py_build/bin/maturin" ] || ! PYTHONPATH="$PWD/$py_build" python3 -c "import pytest" 2>/dev/null; then
+  echo "installing maturin and pytest into $py_build"
+  python3 -m pip install --quiet --disable-pip-version-check --target "$py_build" \
+    "maturin>=1.9,<2" "pytest>=7"
+fi
+rm -rf target/wheels target/py-rnnc
+"$py_build/bin/maturin" build --quiet -m crates/rnnc-python/Cargo.toml --profile dev \
+  --locked -i python3 -o target/wheels
+python3 -m pip install --quiet --disable-pip-version-check --no-deps --target target/py-rnnc \
+  target/wheels/rnnc-*.whl
+PYTHONPATH="$PWD/target/py-rnnc:$PYTHONPATH:$PWD/$py_build" python3 -m pytest -q crates/rnnc-python/tests

@@ -104,13 +104,15 @@ fn passes_doc_examples_are_current() {
         }
     }
     assert_eq!(checked, rnnc_opt::passes::ALL.len(), "one example per pass");
-    let g = rnnc_cli::compile(&rnnc_cli::args::ModelArgs {
-        model: root.join("models/lstm_seed_equations.rnn"),
-        params: vec!["input_size=12".into(), "hidden_size=16".into()],
-        config: None,
-    })
+    // Through the library, as a program using rnnc would ask for it.
+    let model = rnnc::Model::load(
+        root.join("models/lstm_seed_equations.rnn"),
+        &rnnc::Params::new()
+            .set("input_size", 12)
+            .set("hidden_size", 16),
+    )
     .unwrap();
-    let now = rnnc_cli::passes_table::table(g, &Default::default()).unwrap();
+    let now = model.passes(&rnnc::Opt::default()).unwrap();
     assert_eq!(
         now, table,
         "docs/passes.md: the `rnnc passes` table is stale"

@@ -19,8 +19,9 @@ use cranelift_codegen::ir::{
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{DataDescription, Linkage, Module};
 use cranelift_object::{ObjectBuilder, ObjectModule};
-use rnnc_interp::{load_time_values, Weights};
+use rnnc_interp::load_time_values;
 use rnnc_ir::Verified;
+use rnnc_runtime::Weights;
 
 /// An object file and the C header that declares what it exports.
 pub struct CompiledObject {

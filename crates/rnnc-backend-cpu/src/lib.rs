@@ -39,8 +39,9 @@ pub use rnnc_kernels::{measure as measure_limits, Isa, Limits};
 pub use stream::Stream;
 
 use program::CompiledProgram;
-use rnnc_interp::{load_time_values, run_with, Hooks, InterpError, Tensor, Weights};
+use rnnc_interp::{load_time_values, run_with, Hooks};
 use rnnc_ir::{NodeId, Op, Scan, Verified};
+use rnnc_runtime::{RunError, Tensor, Weights};
 use scan::CompiledScan;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -104,14 +105,14 @@ pub struct CpuBackend<'g> {
 
 impl<'g> CpuBackend<'g> {
     /// The model on the calling thread alone.
-    pub fn new(graph: Verified<'g>, weights: &'g Weights) -> Result<Self, InterpError> {
+    pub fn new(graph: Verified<'g>, weights: &'g Weights) -> Result<Self, RunError> {
         Self::with_threads(graph, weights, 1)
     }
 
     /// The model on as many threads as this machine has cores where its cost
     /// model says a time step holds enough work to split (`threads.rs`), else on
     /// the calling thread; products as for [`CpuBackend::with_threads`].
-    pub fn auto(graph: Verified<'g>, weights: &'g Weights) -> Result<Self, InterpError> {
+    pub fn auto(graph: Verified<'g>, weights: &'g Weights) -> Result<Self, RunError> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut b = Self::with_threads(graph, weights, cores)?;
         b.auto = true;
@@ -124,8 +125,8 @@ impl<'g> CpuBackend<'g> {
         graph: Verified<'g>,
         weights: &'g Weights,
         threads: usize,
-    ) -> Result<Self, InterpError> {
-        let isa = Isa::from_env().map_err(|e| InterpError(e.0))?;
+    ) -> Result<Self, RunError> {
+        let isa = Isa::from_env().map_err(|e| RunError(e.0))?;
         Self::with_isa(graph, weights, threads, isa)
     }
 
@@ -136,18 +137,17 @@ impl<'g> CpuBackend<'g> {
         weights: &'g Weights,
         threads: usize,
         isa: Isa,
-    ) -> Result<Self, InterpError> {
+    ) -> Result<Self, RunError> {
         if !isa.supported() {
-            return Err(InterpError(format!("this CPU does not support {isa}")));
+            return Err(RunError(format!("this CPU does not support {isa}")));
         }
         if threads == 0 {
-            return Err(InterpError("the thread count must be at least 1".into()));
+            return Err(RunError("the thread count must be at least 1".into()));
         }
         let pool = match threads {
             1 => None,
             n => Some(
-                Workers::new(n)
-                    .map_err(|e| InterpError(format!("cannot start {n} threads: {e}")))?,
+                Workers::new(n).map_err(|e| RunError(format!("cannot start {n} threads: {e}")))?,
             ),
         };
         let g = graph.graph();
@@ -182,10 +182,7 @@ impl<'g> CpuBackend<'g> {
     }
 
     /// Runs the model; same contract as [`rnnc_interp::run`].
-    pub fn run(
-        &self,
-        inputs: &HashMap<String, Tensor>,
-    ) -> Result<Vec<(String, Tensor)>, InterpError> {
+    pub fn run(&self, inputs: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>, RunError> {
         let (batch, time) = rnnc_interp::bind_sizes(&self.graph, inputs, self.weights)?;
         if let Some(batch) = batch {
             // A model without a time axis compiles the same at any T.
@@ -282,7 +279,7 @@ impl Hooks for CpuBackend<'_> {
         node: NodeId,
         _op: &Op,
         operands: &[Rc<Tensor>],
-    ) -> Option<Result<Tensor, InterpError>> {
+    ) -> Option<Result<Tensor, RunError>> {
         if !self.weight_products.contains(&node) {
             return None;
         }
@@ -294,7 +291,7 @@ impl Hooks for CpuBackend<'_> {
         node: NodeId,
         scan: &Scan,
         operands: &[Rc<Tensor>],
-    ) -> Option<Result<Vec<Tensor>, InterpError>> {
+    ) -> Option<Result<Vec<Tensor>, RunError>> {
         // Zero-sized operands (a feature axis of 0) are left to the interpreter;
         // empty batches and sequences never get here: binding the inputs refuses them.
         if operands[..scan.n_seqs]
@@ -307,5 +304,46 @@ impl Hooks for CpuBackend<'_> {
             Ok(c) => Some(Ok(c.run(operands, self.pool.as_ref()))),
             Err(_) => None,
         }
+    }
+}
+
+impl rnnc_runtime::Backend for CpuBackend<'_> {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn run(&self, inputs: &rnnc_runtime::Inputs) -> Result<rnnc_runtime::Outputs, RunError> {
+        CpuBackend::run(self, inputs)
+    }
+
+    fn describe(&self) -> String {
+        let threads = match (self.auto, self.threads) {
+            (true, n) => format!("1 or {n} threads, as its cost model picks per scan"),
+            (false, 1) => "1 thread".into(),
+            (false, n) => format!("{n} threads"),
+        };
+        format!("the CPU, {} kernels, {threads}", self.isa)
+    }
+
+    fn notes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in self.program_report() {
+            if let Err(why) = &r.outcome {
+                out.push(format!(
+                    "the model runs scan by scan, its top level on the interpreter's kernels: {}",
+                    why.0
+                ));
+            }
+        }
+        for r in self.report() {
+            if let Err(why) = &r.outcome {
+                out.push(format!(
+                    "scan %{} runs on the interpreter: {}",
+                    r.node.index(),
+                    why.0
+                ));
+            }
+        }
+        out
     }
 }

@@ -6,9 +6,10 @@
 
 use crate::pack::{pack_panels, panel_width};
 use ndarray::ArrayD;
-use rnnc_interp::{load_time_values, Tensor, Weights};
+use rnnc_interp::load_time_values;
 use rnnc_ir::{ArgKind, BinaryOp, Dim, Graph, NodeId, Op, Scan, TensorTy, UnaryOp, Value};
 use rnnc_kernels::Isa;
+use rnnc_runtime::{Tensor, Weights};
 use std::collections::HashMap;
 use std::rc::Rc;
 

@@ -8,7 +8,7 @@
 use crate::plan::GEMM_MIN_ROWS;
 use crate::workers::Workers;
 use ndarray::{linalg::general_mat_mul, Array2, ArrayD, Ix2, IxDyn};
-use rnnc_interp::Tensor;
+use rnnc_runtime::Tensor;
 
 /// `x · wᵀ` for `x` of shape `[..., K]` and `w` of shape `[M, K]`.
 pub fn linear(x: &Tensor, w: &Tensor, pool: Option<&Workers>) -> Option<Tensor> {

@@ -9,9 +9,9 @@ use crate::plan::{Products, Slot, Unsupported};
 use crate::scan::{array, flat, run_entries};
 use crate::whole::{plan_model, IntInput, WholePlan};
 use crate::workers::Workers;
-use rnnc_interp::{InterpError, Tensor, Weights};
 use rnnc_ir::{Graph, NodeId};
 use rnnc_kernels::{AlignedF32, Isa};
+use rnnc_runtime::{RunError, Tensor, Weights};
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -67,7 +67,7 @@ impl CompiledProgram {
         &self,
         inputs: &HashMap<String, Tensor>,
         pool: Option<&Workers>,
-    ) -> Result<Vec<(String, Tensor)>, InterpError> {
+    ) -> Result<Vec<(String, Tensor)>, RunError> {
         let w = &self.whole;
         let mut ins: Vec<Input<'_>> = Vec::new();
         for ((name, dims), int) in w.inputs.iter().zip(&w.ints) {
@@ -79,7 +79,7 @@ impl CompiledProgram {
                             if let Some(bad) =
                                 ids.iter().find(|&&id| id < 0 || id as usize >= rows)
                             {
-                                return Err(InterpError(format!(
+                                return Err(RunError(format!(
                                     "token id {bad} is out of range for an embedding table of {rows} rows"
                                 )));
                             }

@@ -4,8 +4,8 @@
 //! (`h0` ↔ `h_n`, `c0` ↔ `c_n`). The scans are compiled once for T = 1.
 
 use crate::CpuBackend;
-use rnnc_interp::{InterpError, Tensor, Weights};
 use rnnc_ir::{Op, Verified};
+use rnnc_runtime::{RunError, Tensor, Weights};
 use std::collections::HashMap;
 
 pub struct Stream<'g> {
@@ -17,7 +17,7 @@ pub struct Stream<'g> {
 
 impl<'g> Stream<'g> {
     /// A stream on the calling thread alone.
-    pub fn new(graph: Verified<'g>, weights: &'g Weights) -> Result<Self, InterpError> {
+    pub fn new(graph: Verified<'g>, weights: &'g Weights) -> Result<Self, RunError> {
         Self::with_threads(graph, weights, 1)
     }
 
@@ -26,20 +26,20 @@ impl<'g> Stream<'g> {
         graph: Verified<'g>,
         weights: &'g Weights,
         threads: usize,
-    ) -> Result<Self, InterpError> {
+    ) -> Result<Self, RunError> {
         let g = graph.graph();
         Self::on(g, CpuBackend::with_threads(graph, weights, threads)?)
     }
 
     /// A stream on the thread count the backend's cost model picks
     /// ([`CpuBackend::auto`]).
-    pub fn auto(graph: Verified<'g>, weights: &'g Weights) -> Result<Self, InterpError> {
+    pub fn auto(graph: Verified<'g>, weights: &'g Weights) -> Result<Self, RunError> {
         let g = graph.graph();
         Self::on(g, CpuBackend::auto(graph, weights)?)
     }
 
     /// A stream of `g`'s steps on `backend` (which runs `g`).
-    fn on(g: &'g rnnc_ir::Graph, backend: CpuBackend<'g>) -> Result<Self, InterpError> {
+    fn on(g: &'g rnnc_ir::Graph, backend: CpuBackend<'g>) -> Result<Self, RunError> {
         let name = g.name.clone();
         let mut reverse = false;
         g.walk(&mut |sub| {
@@ -50,7 +50,7 @@ impl<'g> Stream<'g> {
             }
         });
         if reverse {
-            return Err(InterpError(format!(
+            return Err(RunError(format!(
                 "`{name}` runs a scan backwards in time (a bidirectional layer): it needs the \
                  whole sequence and cannot be streamed one step at a time"
             )));
@@ -67,7 +67,7 @@ impl<'g> Stream<'g> {
             })
             .collect();
         if pairs.is_empty() {
-            return Err(InterpError(format!(
+            return Err(RunError(format!(
                 "`{name}` has no state to keep: streaming pairs a `= zeros` input `X0` with an \
                  output `X_n` (h0 with h_n, c0 with c_n)"
             )));
@@ -90,11 +90,11 @@ impl<'g> Stream<'g> {
     pub fn step(
         &mut self,
         inputs: &HashMap<String, Tensor>,
-    ) -> Result<Vec<(String, Tensor)>, InterpError> {
+    ) -> Result<Vec<(String, Tensor)>, RunError> {
         let mut all = inputs.clone();
         for (input, _) in &self.pairs {
             if all.contains_key(input) {
-                return Err(InterpError(format!(
+                return Err(RunError(format!(
                     "`{input}` is the stream's own state; pass only the step's inputs"
                 )));
             }

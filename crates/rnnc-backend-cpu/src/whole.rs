@@ -13,8 +13,8 @@ use crate::plan::{
     self, as_matrix, copy, elementwise_code, product, row_major, unsupported, Buffers, EOp,
     Elementwise, Instr, Plan, Products, Program, RowOp, Slot, Unsupported, View,
 };
-use rnnc_interp::{Tensor, Weights};
 use rnnc_ir::{DType, Dim, Graph, NodeId, Op, TensorTy, Value};
+use rnnc_runtime::{Tensor, Weights};
 use std::collections::HashMap;
 use std::rc::Rc;
 

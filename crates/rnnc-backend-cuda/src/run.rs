@@ -10,19 +10,19 @@ use cudarc::driver::{
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions, Ptx};
 use rnnc_gpu::host;
 use rnnc_gpu::plan::GpuPlan;
-use rnnc_interp::{InterpError, Tensor, Weights};
 use rnnc_ir::Verified;
+use rnnc_runtime::{RunError, Tensor, Weights};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-fn fail<T>(msg: impl Into<String>) -> Result<T, InterpError> {
-    Err(InterpError(msg.into()))
+fn fail<T>(msg: impl Into<String>) -> Result<T, RunError> {
+    Err(RunError(msg.into()))
 }
 
-fn driver_err(during: &str) -> impl Fn(cudarc::driver::DriverError) -> InterpError + '_ {
-    move |e| InterpError(format!("CUDA failed {during}: {e}"))
+fn driver_err(during: &str) -> impl Fn(cudarc::driver::DriverError) -> RunError + '_ {
+    move |e| RunError(format!("CUDA failed {during}: {e}"))
 }
 
 /// Whether the driver API and NVRTC can be loaded here.
@@ -69,7 +69,7 @@ struct Session {
 
 impl<'g> CudaBackend<'g> {
     /// Opens device 0; fails with a message where there is no driver, NVRTC or GPU.
-    pub fn new(graph: Verified<'g>, weights: &'g Weights) -> Result<Self, InterpError> {
+    pub fn new(graph: Verified<'g>, weights: &'g Weights) -> Result<Self, RunError> {
         match libraries_present() {
             (false, _) => {
                 return fail(
@@ -97,10 +97,7 @@ impl<'g> CudaBackend<'g> {
     }
 
     /// Runs the model; same contract as [`rnnc_interp::run`].
-    pub fn run(
-        &self,
-        inputs: &HashMap<String, Tensor>,
-    ) -> Result<Vec<(String, Tensor)>, InterpError> {
+    pub fn run(&self, inputs: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>, RunError> {
         let (batch, time) = rnnc_interp::bind_sizes(&self.graph, inputs, self.weights)?;
         let session = self.session(batch.unwrap_or(1), time.unwrap_or(1))?;
         let mut s = session.borrow_mut();
@@ -123,15 +120,15 @@ impl<'g> CudaBackend<'g> {
         }
     }
 
-    fn session(&self, batch: usize, time: usize) -> Result<Shared, InterpError> {
+    fn session(&self, batch: usize, time: usize) -> Result<Shared, RunError> {
         if let Some(s) = self.sessions.borrow().get(&(batch, time)) {
             return Ok(s.clone());
         }
         let plan = rnnc_gpu::plan(&self.graph, &self.graph.graph().name, batch, time)
-            .map_err(|e| InterpError(format!("the cuda backend cannot run this model: {}", e.0)))?;
+            .map_err(|e| RunError(format!("the cuda backend cannot run this model: {}", e.0)))?;
         let src = source(&plan);
         let ptx = compile_ptx_with_opts(&src, CompileOptions::default()).map_err(|e| {
-            InterpError(format!(
+            RunError(format!(
                 "internal error: NVRTC rejected the emitted CUDA: {e}"
             ))
         })?;
@@ -168,7 +165,7 @@ impl<'g> CudaBackend<'g> {
         arena: &mut CudaSlice<f32>,
         offset: usize,
         words: &[f32],
-    ) -> Result<(), InterpError> {
+    ) -> Result<(), RunError> {
         let mut view = arena.slice_mut(offset..offset + words.len());
         self.stream
             .memcpy_htod(words, &mut view)
@@ -176,7 +173,7 @@ impl<'g> CudaBackend<'g> {
     }
 
     /// Launches the prologue or the schedule, in order, on the one stream.
-    fn launch(&self, s: &mut Session, prologue: bool) -> Result<(), InterpError> {
+    fn launch(&self, s: &mut Session, prologue: bool) -> Result<(), RunError> {
         let Session {
             plan,
             arena,
@@ -208,5 +205,19 @@ impl<'g> CudaBackend<'g> {
                 .map_err(driver_err("to launch a kernel"));
         });
         result
+    }
+}
+
+impl rnnc_runtime::Backend for CudaBackend<'_> {
+    fn name(&self) -> &'static str {
+        "cuda"
+    }
+
+    fn run(&self, inputs: &rnnc_runtime::Inputs) -> Result<rnnc_runtime::Outputs, RunError> {
+        CudaBackend::run(self, inputs)
+    }
+
+    fn describe(&self) -> String {
+        "CUDA on GPU 0".into()
     }
 }

@@ -9,18 +9,18 @@ use crate::dialect::source;
 use crate::validate::validate;
 use rnnc_gpu::host;
 use rnnc_gpu::plan::{GpuPlan, Step};
-use rnnc_interp::{InterpError, Tensor, Weights};
 use rnnc_ir::Verified;
+use rnnc_runtime::{RunError, Tensor, Weights};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::num::NonZeroU64;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
-pub type WgslError = InterpError;
+pub type WgslError = RunError;
 
-fn fail<T>(msg: impl Into<String>) -> Result<T, InterpError> {
-    Err(InterpError(msg.into()))
+fn fail<T>(msg: impl Into<String>) -> Result<T, RunError> {
+    Err(RunError(msg.into()))
 }
 
 pub struct WgslBackend<'g> {
@@ -52,7 +52,7 @@ struct Session {
 
 impl<'g> WgslBackend<'g> {
     /// Opens the first Vulkan adapter wgpu finds (a GPU, or Mesa's llvmpipe).
-    pub fn new(graph: Verified<'g>, weights: &'g Weights) -> Result<Self, InterpError> {
+    pub fn new(graph: Verified<'g>, weights: &'g Weights) -> Result<Self, RunError> {
         Ok(WgslBackend {
             graph,
             weights,
@@ -67,21 +67,18 @@ impl<'g> WgslBackend<'g> {
     }
 
     /// Runs the model; same contract as [`rnnc_interp::run`].
-    pub fn run(
-        &self,
-        inputs: &HashMap<String, Tensor>,
-    ) -> Result<Vec<(String, Tensor)>, InterpError> {
+    pub fn run(&self, inputs: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>, RunError> {
         let (batch, time) = rnnc_interp::bind_sizes(&self.graph, inputs, self.weights)?;
         let session = self.session(batch.unwrap_or(1), time.unwrap_or(1))?;
         self.gpu.run(&session, inputs)
     }
 
-    fn session(&self, batch: usize, time: usize) -> Result<Rc<Session>, InterpError> {
+    fn session(&self, batch: usize, time: usize) -> Result<Rc<Session>, RunError> {
         if let Some(s) = self.sessions.borrow().get(&(batch, time)) {
             return Ok(s.clone());
         }
         let plan = rnnc_gpu::plan(&self.graph, &self.graph.graph().name, batch, time)
-            .map_err(|e| InterpError(format!("the WGSL backend cannot run this model: {}", e.0)))?;
+            .map_err(|e| RunError(format!("the WGSL backend cannot run this model: {}", e.0)))?;
         let s = Rc::new(self.gpu.session(plan, self.weights)?);
         self.sessions.borrow_mut().insert((batch, time), s.clone());
         Ok(s)
@@ -89,7 +86,7 @@ impl<'g> WgslBackend<'g> {
 }
 
 impl Gpu {
-    fn open() -> Result<Gpu, InterpError> {
+    fn open() -> Result<Gpu, RunError> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
             backends: wgpu::Backends::VULKAN,
             ..wgpu::InstanceDescriptor::new_without_display_handle()
@@ -99,7 +96,7 @@ impl Gpu {
             ..Default::default()
         }))
         .map_err(|e| {
-            InterpError(format!(
+            RunError(format!(
                 "no Vulkan adapter for the WGSL backend ({e}); without a GPU, Mesa's software \
                  Vulkan works: apt-get install mesa-vulkan-drivers"
             ))
@@ -111,7 +108,7 @@ impl Gpu {
             required_limits: limits.clone(),
             ..Default::default()
         }))
-        .map_err(|e| InterpError(format!("cannot open {}: {e}", info.name)))?;
+        .map_err(|e| RunError(format!("cannot open {}: {e}", info.name)))?;
         let errors = Arc::new(Mutex::new(Vec::new()));
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -159,7 +156,7 @@ impl Gpu {
     }
 
     /// wgpu's reported errors since the last check, as one failure.
-    fn check(&self, during: &str) -> Result<(), InterpError> {
+    fn check(&self, during: &str) -> Result<(), RunError> {
         let mut errors = self.errors.lock().expect("error list");
         if errors.is_empty() {
             return Ok(());
@@ -168,10 +165,10 @@ impl Gpu {
         fail(format!("wgpu failed {during}: {all}"))
     }
 
-    fn session(&self, plan: GpuPlan, weights: &Weights) -> Result<Session, InterpError> {
+    fn session(&self, plan: GpuPlan, weights: &Weights) -> Result<Session, RunError> {
         let src = source(&plan);
         validate(&src)
-            .map_err(|e| InterpError(format!("internal error: emitted WGSL is invalid:\n{e}")))?;
+            .map_err(|e| RunError(format!("internal error: emitted WGSL is invalid:\n{e}")))?;
         let bytes = plan.arena_words as u64 * 4;
         let most = self
             .limits
@@ -272,7 +269,7 @@ impl Gpu {
         &self,
         s: &Session,
         inputs: &HashMap<String, Tensor>,
-    ) -> Result<Vec<(String, Tensor)>, InterpError> {
+    ) -> Result<Vec<(String, Tensor)>, RunError> {
         for (offset, words) in host::input_uploads(&s.plan, inputs)? {
             self.write(&s.arena, offset, words);
         }
@@ -290,15 +287,15 @@ impl Gpu {
         });
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| InterpError(format!("waiting for the GPU: {e}")))?;
+            .map_err(|e| RunError(format!("waiting for the GPU: {e}")))?;
         self.check("while running the model")?;
         rx.recv()
-            .map_err(|_| InterpError("the GPU never returned the outputs".into()))?
-            .map_err(|e| InterpError(format!("cannot read the outputs back: {e}")))?;
+            .map_err(|_| RunError("the GPU never returned the outputs".into()))?
+            .map_err(|e| RunError(format!("cannot read the outputs back: {e}")))?;
         let floats: Vec<f32> = {
             let view = readback
                 .get_mapped_range(..)
-                .map_err(|e| InterpError(format!("cannot read the outputs back: {e}")))?;
+                .map_err(|e| RunError(format!("cannot read the outputs back: {e}")))?;
             view.chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect()
@@ -352,4 +349,18 @@ fn record(pass: &mut wgpu::ComputePass<'_>, s: &Session, steps: &[Step]) {
         pass.set_bind_group(0, &s.bind_group, &[offset as u32]);
         pass.dispatch_workgroups(k.groups[0], k.groups[1], k.groups[2]);
     });
+}
+
+impl rnnc_runtime::Backend for WgslBackend<'_> {
+    fn name(&self) -> &'static str {
+        "wgsl"
+    }
+
+    fn run(&self, inputs: &rnnc_runtime::Inputs) -> Result<rnnc_runtime::Outputs, RunError> {
+        WgslBackend::run(self, inputs)
+    }
+
+    fn describe(&self) -> String {
+        format!("WGSL on {}", self.adapter())
+    }
 }

@@ -6,8 +6,8 @@ use crate::args::BenchArgs;
 use crate::commands::{compile, optimise};
 use crate::error::{msg, CliError};
 use ndarray::{ArrayD, IxDyn};
-use rnnc_interp::{Tensor, Weights};
 use rnnc_ir::{DType, Dim, Graph};
+use rnnc_runtime::{Tensor, Weights};
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -106,9 +106,8 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
         Some(p) => crate::weights::load(p, &declared)?,
         None => random_weights(&g, 0x5eed),
     };
-    let model_err = |e: rnnc_interp::InterpError| {
-        CliError::Message(format!("{}: {e}", a.model.model.display()))
-    };
+    let model_err =
+        |e: rnnc_interp::RunError| CliError::Message(format!("{}: {e}", a.model.model.display()));
     let verified = || {
         rnnc_ir::verify(&g)
             .map_err(|e| CliError::Message(format!("internal error: {}", e.join("; "))))

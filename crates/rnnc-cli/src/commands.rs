@@ -1,41 +1,49 @@
-//! The subcommands: `check`, `ir` and `run`.
+//! The subcommands `check`, `ir`, `passes` and `run`, over the `rnnc` library;
+//! `bench` and `compile` are `bench.rs` and `aot.rs`.
 
 use crate::args::{Cli, Command, IrFormat, ModelArgs, OptArgs};
 use crate::error::{msg, CliError};
-use crate::{npy, params, weights};
-use rnnc_ir::{lower, verify, Graph};
-use rnnc_syntax::diagnostic::render_all;
-use rnnc_syntax::{load_program, SourceMap};
+use crate::npy;
+use rnnc::{BackendKind, Model, Params};
+use rnnc_ir::Graph;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 pub fn dispatch(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Check { model } => {
-            let g = compile(&model)?;
+            let m = load(&model)?;
             println!(
                 "ok: model {} ({} inputs, {} outputs, {} weights)",
-                g.name,
-                g.inputs().len(),
-                g.outputs.len(),
-                g.weights().len()
+                m.name(),
+                m.inputs().len(),
+                m.outputs().len(),
+                m.weights().len()
             );
             Ok(())
         }
         Command::Ir { model, opt, format } => {
-            let mut g = compile(&model)?;
-            optimise(&mut g, &opt)?;
+            let mut m = load(&model)?;
+            optimise_model(&mut m, &opt)?;
             match format {
-                IrFormat::Text => print!("{g}"),
-                IrFormat::Dot => print!("{}", rnnc_ir::to_dot(&g)),
+                IrFormat::Text => print!("{}", m.ir()),
+                IrFormat::Dot => print!("{}", m.dot()),
             }
             Ok(())
         }
         Command::Bench(args) => crate::bench::bench(&args),
         Command::Compile(args) => crate::aot::compile(&args),
         Command::Passes { model, opt } => {
-            let g = compile(&model)?;
-            print!("{}", crate::passes_table::table(g, &opt)?);
+            let m = load(&model)?;
+            let mut log = String::new();
+            let table = rnnc::passes_table::table(
+                m.graph().clone(),
+                pipeline(&opt)?,
+                &instrumentation(&opt),
+                &mut log,
+            );
+            eprint!("{log}");
+            print!("{}", table?);
             Ok(())
         }
         Command::Run {
@@ -51,22 +59,14 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             blank,
         } => {
             check_backend(&backend)?;
-            let threads = thread_count(&backend, threads)?;
-            let mut g = compile(&model)?;
+            let kind = backend_kind(&backend, thread_count(&backend, threads)?);
+            let mut m = load(&model)?;
             // The file must fit the model as written, before passes drop or duplicate anything.
             let w = match &weights {
-                Some(file) => weights::load(file, &g.weights())?,
-                None if g.weights().is_empty() => Default::default(),
-                None => {
-                    return msg(format!(
-                        "{}: the model has {} weights (such as `{}`): pass them with --weights FILE.safetensors",
-                        model.model.display(),
-                        g.weights().len(),
-                        g.weights()[0].0
-                    ))
-                }
+                Some(file) => m.load_weights(file)?,
+                None => m.no_weights()?,
             };
-            optimise(&mut g, &opt)?;
+            optimise_model(&mut m, &opt)?;
             let mut given = HashMap::new();
             for spec in &inputs {
                 let Some((name, file)) = spec.split_once('=') else {
@@ -81,24 +81,15 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
                     return msg(format!("--input {name} is given twice"));
                 }
             }
-            let verified = verify(&g)
-                .map_err(|e| CliError::Message(format!("internal error: {}", e.join("; "))))?;
-            let outputs = match backend.as_str() {
-                "interp" => rnnc_interp::run(&verified, &given, &w),
-                "wgsl" => rnnc_backend_wgsl::WgslBackend::new(verified, &w).and_then(|b| {
-                    eprintln!("wgsl backend on {}", b.adapter());
-                    b.run(&given)
-                }),
-                "cuda" => {
-                    rnnc_backend_cuda::CudaBackend::new(verified, &w).and_then(|b| b.run(&given))
-                }
-                _ => cpu_backend(verified, &w, threads).and_then(|b| {
-                    let out = b.run(&given);
-                    report_fallbacks(&b);
-                    out
-                }),
+            let compiled = m.compile(w, kind)?;
+            if kind == BackendKind::Wgsl {
+                eprintln!("{}", compiled.describe());
             }
-            .map_err(|e| CliError::Message(format!("{}: {e}", model.model.display())))?;
+            let outputs = compiled.run(&given);
+            for note in compiled.notes() {
+                eprintln!("note: {note}");
+            }
+            let outputs = outputs?;
             std::fs::create_dir_all(&out).map_err(|e| {
                 CliError::Message(format!(
                     "cannot create output directory `{}`: {e}",
@@ -145,8 +136,8 @@ pub fn instrumentation(opt: &OptArgs) -> rnnc_opt::Instrumentation {
     }
 }
 
-/// Runs the pipeline over `g`; instrumentation output goes to stderr.
-pub fn optimise(g: &mut Graph, opt: &OptArgs) -> Result<(), CliError> {
+/// Runs the pipeline over `m`; instrumentation output goes to stderr.
+pub fn optimise_model(m: &mut Model, opt: &OptArgs) -> Result<(), CliError> {
     let passes = pipeline(opt)?;
     for p in &opt.print_ir_after {
         if !rnnc_opt::passes::ALL.iter().any(|(n, _, _)| n == p) {
@@ -154,33 +145,44 @@ pub fn optimise(g: &mut Graph, opt: &OptArgs) -> Result<(), CliError> {
         }
     }
     let mut log = String::new();
-    let result = rnnc_opt::run_pipeline(g, &passes, &instrumentation(opt), &mut log);
+    let result = m.optimise_with(passes, &instrumentation(opt), &mut log);
     eprint!("{log}");
     result
-        .map(|_| ())
-        .map_err(|e| CliError::Message(e.to_string()))
 }
 
-/// Loads, parses and lowers a model with its hyperparameters into a verified graph.
+/// [`optimise_model`] for a bare graph.
+pub fn optimise(g: &mut Graph, opt: &OptArgs) -> Result<(), CliError> {
+    let mut m = Model::from_graph(g.clone());
+    let result = optimise_model(&mut m, opt);
+    *g = m.into_graph();
+    result
+}
+
+/// Loads, parses and lowers a model with its hyperparameters.
+pub fn load(args: &ModelArgs) -> Result<Model, CliError> {
+    Model::load(
+        &args.model,
+        &Params::from_flags(&args.params, args.config.as_deref()),
+    )
+}
+
+/// [`load`]'s graph.
 pub fn compile(args: &ModelArgs) -> Result<Graph, CliError> {
-    let mut sources = SourceMap::new();
-    let program = load_program(&args.model, &mut sources)
-        .map_err(|d| CliError::Rendered(render_all(&d, &sources)))?;
-    let hparams = params::collect(&program.entry, &args.params, args.config.as_deref())?;
-    lower::lower(&program, &hparams).map_err(|d| CliError::Rendered(render_all(&d, &sources)))
+    load(args).map(Model::into_graph)
 }
-
-/// The backends `run` and `bench` know.
-pub(crate) const BACKENDS: &[&str] = &["cpu", "interp", "wgsl", "cuda"];
 
 pub(crate) fn check_backend(name: &str) -> Result<(), CliError> {
-    if BACKENDS.contains(&name) {
-        Ok(())
-    } else {
-        msg(format!(
-            "--backend {name}: no such backend; the backends here are: {}",
-            BACKENDS.join(", ")
-        ))
+    BackendKind::from_name(name)
+        .map(|_| ())
+        .or_else(|why| msg(format!("--backend {name}: {why}")))
+}
+
+/// The backend `--backend` names (checked) with `--threads` (checked).
+pub(crate) fn backend_kind(name: &str, threads: Option<usize>) -> BackendKind {
+    let kind = BackendKind::from_name(name).expect("checked by check_backend");
+    match threads {
+        Some(n) => kind.with_threads(n).expect("checked by thread_count"),
+        None => kind,
     }
 }
 
@@ -190,7 +192,7 @@ pub(crate) fn cpu_backend<'g>(
     verified: rnnc_ir::Verified<'g>,
     w: &'g rnnc_interp::Weights,
     threads: Option<usize>,
-) -> Result<rnnc_backend_cpu::CpuBackend<'g>, rnnc_interp::InterpError> {
+) -> Result<rnnc_backend_cpu::CpuBackend<'g>, rnnc_interp::RunError> {
     match threads {
         Some(n) => rnnc_backend_cpu::CpuBackend::with_threads(verified, w, n),
         None => rnnc_backend_cpu::CpuBackend::auto(verified, w),
@@ -215,27 +217,5 @@ pub(crate) fn thread_count(
         )),
         ("wgsl" | "cuda", None) => Ok(Some(1)),
         (_, threads) => Ok(threads),
-    }
-}
-
-/// Says which scans the CPU backend left to the interpreter, and why.
-fn report_fallbacks(b: &rnnc_backend_cpu::CpuBackend<'_>) {
-    for r in b.program_report() {
-        if let Err(why) = &r.outcome {
-            eprintln!(
-                "note: the model runs scan by scan, its top level on the interpreter's \
-                 kernels: {}",
-                why.0
-            );
-        }
-    }
-    for r in b.report() {
-        if let Err(why) = &r.outcome {
-            eprintln!(
-                "note: scan %{} runs on the interpreter: {}",
-                r.node.index(),
-                why.0
-            );
-        }
     }
 }

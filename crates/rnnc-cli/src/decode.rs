@@ -3,7 +3,7 @@
 
 use crate::args::Decode;
 use rnnc_decode::ctc;
-use rnnc_interp::Tensor;
+use rnnc_runtime::Tensor;
 use std::fmt::Write;
 
 /// Decodes the output named `output` ([B, T, C] log-probabilities) as text:

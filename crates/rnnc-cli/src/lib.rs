@@ -1,16 +1,22 @@
-//! The rnnc driver as a library: loading models with their hyperparameters,
-//! safetensors weights and `.npy` tensors, and the subcommands. `main.rs` is a thin shell.
+//! The rnnc command line over the `rnnc` library: arguments, `.npy` files, the
+//! subcommands, benchmarking and ahead-of-time compilation. `main.rs` is a thin shell.
 
 pub mod aot;
 pub mod args;
 pub mod bench;
 pub mod commands;
 pub mod decode;
-pub mod error;
 pub mod npy;
-pub mod params;
-pub mod passes_table;
-pub mod weights;
 
 pub use commands::compile;
 pub use error::CliError;
+pub use rnnc::{params, passes_table, weights};
+
+/// The library's error is the command line's.
+pub mod error {
+    pub use rnnc::Error as CliError;
+
+    pub fn msg<T>(m: impl Into<String>) -> Result<T, CliError> {
+        Err(CliError::Message(m.into()))
+    }
+}

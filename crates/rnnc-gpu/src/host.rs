@@ -5,7 +5,7 @@
 
 use crate::plan::{Body, GpuPlan, Region, Step};
 use ndarray::{ArrayD, IxDyn};
-use rnnc_interp::{InterpError, Tensor, Weights};
+use rnnc_runtime::{RunError, Tensor, Weights};
 use std::collections::HashMap;
 
 /// (arena offset, words) to write.
@@ -30,11 +30,11 @@ pub fn launches(steps: &[Step], f: &mut dyn FnMut(usize, usize)) {
 }
 
 /// The weights (by `state_dict` key) and constants, written once before the prologue.
-pub fn weight_uploads(plan: &GpuPlan, weights: &Weights) -> Result<Vec<Upload>, InterpError> {
+pub fn weight_uploads(plan: &GpuPlan, weights: &Weights) -> Result<Vec<Upload>, RunError> {
     let mut out = vec![];
     for w in &plan.weights {
         let Some(t) = weights.get(&w.name) else {
-            return Err(InterpError(format!("missing weight `{}`", w.name)));
+            return Err(RunError(format!("missing weight `{}`", w.name)));
         };
         out.push((w.offset, t.iter().copied().collect()));
     }
@@ -59,7 +59,7 @@ pub fn vocab(plan: &GpuPlan) -> Option<usize> {
 pub fn input_uploads(
     plan: &GpuPlan,
     inputs: &HashMap<String, Tensor>,
-) -> Result<Vec<Upload>, InterpError> {
+) -> Result<Vec<Upload>, RunError> {
     let vocab = vocab(plan);
     let mut out = vec![];
     for r in &plan.inputs {
@@ -72,7 +72,7 @@ pub fn input_uploads(
             Some(Tensor::I64(ids)) => {
                 if let Some(n) = vocab {
                     if let Some(bad) = ids.iter().find(|&&i| i < 0 || i as u64 >= n as u64) {
-                        return Err(InterpError(format!(
+                        return Err(RunError(format!(
                             "token id {bad} is out of range for an embedding table of {n} rows"
                         )));
                     }

@@ -1,14 +1,10 @@
 //! Binding a run: the sizes of `B` and `T` from the inputs given, and checks that
 //! every input and weight has the shape and dtype the graph declares.
 
-use crate::tensor::Tensor;
-use crate::{err, InterpError};
-use ndarray::ArrayD;
+use crate::{err, RunError, Tensor};
 use rnnc_ir::{DType, Dim, TensorTy};
-use std::collections::HashMap;
 
-/// Weight tensors by PyTorch `state_dict` key.
-pub type Weights = HashMap<String, ArrayD<f32>>;
+pub use rnnc_runtime::Weights;
 
 /// The largest tensor the interpreter will allocate, in elements (1 GiB of f32).
 pub(crate) const MAX_ELEMS: usize = 1 << 28;
@@ -22,24 +18,22 @@ pub(crate) struct Env {
 }
 
 impl Env {
-    pub fn dim(&self, d: Dim) -> Result<usize, InterpError> {
+    pub fn dim(&self, d: Dim) -> Result<usize, RunError> {
         match d {
             Dim::Fixed(n) => Ok(n),
             Dim::Batch => self.batch.ok_or_else(|| {
-                InterpError("the batch size B is unknown: no input that has it was given".into())
+                RunError("the batch size B is unknown: no input that has it was given".into())
             }),
             Dim::Time => self.time.ok_or_else(|| {
-                InterpError(
-                    "the sequence length T is unknown: no input that has it was given".into(),
-                )
+                RunError("the sequence length T is unknown: no input that has it was given".into())
             }),
             Dim::Source => self.source.ok_or_else(|| {
-                InterpError("the source length S is unknown: no input that has it was given".into())
+                RunError("the source length S is unknown: no input that has it was given".into())
             }),
         }
     }
 
-    pub fn shape(&self, ty: &TensorTy) -> Result<Vec<usize>, InterpError> {
+    pub fn shape(&self, ty: &TensorTy) -> Result<Vec<usize>, RunError> {
         let shape = ty
             .dims
             .iter()
@@ -55,7 +49,7 @@ impl Env {
     }
 
     /// Binds `B`/`T` from one input, checking it against its declared type.
-    pub fn bind(&mut self, name: &str, ty: &TensorTy, t: &Tensor) -> Result<(), InterpError> {
+    pub fn bind(&mut self, name: &str, ty: &TensorTy, t: &Tensor) -> Result<(), RunError> {
         let dtype_ok = matches!(
             (ty.dtype, t),
             (DType::F32, Tensor::F32(_)) | (DType::I64, Tensor::I64(_))

@@ -3,8 +3,8 @@
 
 use crate::eval::{ArgLayout, Cx};
 use crate::kernels::{map_any, softmax};
-use crate::tensor::Tensor;
-use crate::InterpError;
+use crate::RunError;
+use crate::Tensor;
 use ndarray::{Array1, ArrayD, Axis, IxDyn};
 use rnnc_ir::op::Decode;
 use rnnc_ir::NodeId;
@@ -16,7 +16,7 @@ impl Cx<'_> {
         &self,
         d: &Decode,
         operands: &[Rc<Tensor>],
-    ) -> Result<Vec<Tensor>, InterpError> {
+    ) -> Result<Vec<Tensor>, RunError> {
         match d.beam {
             None => self.greedy(d, operands),
             Some(k) => self.beam(d, k, operands),
@@ -33,7 +33,7 @@ impl Cx<'_> {
         prev: &[i64],
         states: &[Rc<Tensor>],
         memory: &[Rc<Tensor>],
-    ) -> Result<(Vec<Rc<Tensor>>, ArrayD<f32>), InterpError> {
+    ) -> Result<(Vec<Rc<Tensor>>, ArrayD<f32>), RunError> {
         let mut args = vec![Rc::new(Tensor::I64(Array1::from(prev.to_vec()).into_dyn()))];
         args.extend(states.iter().cloned());
         args.extend(memory.iter().cloned());
@@ -46,7 +46,7 @@ impl Cx<'_> {
         Ok((outs[..d.n_states].to_vec(), logp))
     }
 
-    fn greedy(&self, d: &Decode, operands: &[Rc<Tensor>]) -> Result<Vec<Tensor>, InterpError> {
+    fn greedy(&self, d: &Decode, operands: &[Rc<Tensor>]) -> Result<Vec<Tensor>, RunError> {
         let mut states = operands[..d.n_states].to_vec();
         let memory = &operands[d.n_states..];
         let batch = states[0].shape()[0];
@@ -92,7 +92,7 @@ impl Cx<'_> {
         d: &Decode,
         width: usize,
         operands: &[Rc<Tensor>],
-    ) -> Result<Vec<Tensor>, InterpError> {
+    ) -> Result<Vec<Tensor>, RunError> {
         let batch = operands[0].shape()[0];
         // Row b * width + k starts as a copy of example b.
         let repeat: Vec<usize> = (0..batch * width).map(|r| r / width).collect();

@@ -2,8 +2,8 @@
 
 use crate::bind::{Env, Weights};
 use crate::kernels;
-use crate::tensor::Tensor;
-use crate::{err, InterpError};
+use crate::Tensor;
+use crate::{err, RunError};
 use ndarray::{ArrayD, Axis, IxDyn};
 use rnnc_ir::deps::{dependencies, Dep};
 use rnnc_ir::{ArgKind, Graph, NodeId, Op, Scan, Value, Verified};
@@ -26,7 +26,7 @@ pub trait Hooks {
         _node: NodeId,
         _op: &Op,
         _operands: &[Rc<Tensor>],
-    ) -> Option<Result<Tensor, InterpError>> {
+    ) -> Option<Result<Tensor, RunError>> {
         None
     }
 
@@ -36,7 +36,7 @@ pub trait Hooks {
         _node: NodeId,
         _scan: &Scan,
         _operands: &[Rc<Tensor>],
-    ) -> Option<Result<Vec<Tensor>, InterpError>> {
+    ) -> Option<Result<Vec<Tensor>, RunError>> {
         None
     }
 }
@@ -51,7 +51,7 @@ pub fn run(
     graph: &Verified<'_>,
     inputs: &HashMap<String, Tensor>,
     weights: &Weights,
-) -> Result<Vec<(String, Tensor)>, InterpError> {
+) -> Result<Vec<(String, Tensor)>, RunError> {
     run_with(graph, inputs, weights, &NoHooks)
 }
 
@@ -61,7 +61,7 @@ pub fn run_with(
     inputs: &HashMap<String, Tensor>,
     weights: &Weights,
     hooks: &dyn Hooks,
-) -> Result<Vec<(String, Tensor)>, InterpError> {
+) -> Result<Vec<(String, Tensor)>, RunError> {
     let g = graph.graph();
     let env = check_inputs(graph, inputs, weights)?;
     let cx = Cx {
@@ -98,7 +98,7 @@ pub(crate) struct Cx<'a> {
 
 impl Cx<'_> {
     /// Evaluates a graph; `args` feed its `seq`/`state` arguments (sequences first).
-    fn eval(&self, g: &Graph, args: &[Rc<Tensor>]) -> Result<Vec<Rc<Tensor>>, InterpError> {
+    fn eval(&self, g: &Graph, args: &[Rc<Tensor>]) -> Result<Vec<Rc<Tensor>>, RunError> {
         let order = g.topo_order().expect("verified graphs are acyclic");
         self.eval_in_order(g, &order, args, ArgLayout::default(), false)
     }
@@ -110,7 +110,7 @@ impl Cx<'_> {
         args: &[Rc<Tensor>],
         layout: ArgLayout,
         top_level: bool,
-    ) -> Result<Vec<Rc<Tensor>>, InterpError> {
+    ) -> Result<Vec<Rc<Tensor>>, RunError> {
         let mut vals: HashMap<Value, Rc<Tensor>> = HashMap::with_capacity(order.len());
         for &id in order {
             let node = g.node(id);
@@ -185,7 +185,7 @@ impl Cx<'_> {
             .clone()
     }
 
-    pub(crate) fn zeros(&self, ty: &rnnc_ir::TensorTy) -> Result<Tensor, InterpError> {
+    pub(crate) fn zeros(&self, ty: &rnnc_ir::TensorTy) -> Result<Tensor, RunError> {
         let shape = self.env.shape(ty)?;
         Ok(match ty.dtype {
             rnnc_ir::DType::F32 => Tensor::F32(ArrayD::zeros(IxDyn(&shape))),
@@ -196,7 +196,7 @@ impl Cx<'_> {
     /// Steps the body over time. Outputs at step t land at time index t, also when
     /// the scan runs in reverse (as PyTorch aligns a backward direction's outputs).
     /// An unrolled scan runs its k-step body while k steps remain, then its tail.
-    fn scan(&self, scan: &Scan, operands: &[Rc<Tensor>]) -> Result<Vec<Tensor>, InterpError> {
+    fn scan(&self, scan: &Scan, operands: &[Rc<Tensor>]) -> Result<Vec<Tensor>, RunError> {
         let seqs = &operands[..scan.n_seqs];
         let n_steps = seqs[0].shape()[1];
         let batch = seqs[0].shape()[0];
@@ -218,7 +218,7 @@ impl Cx<'_> {
                 shape.insert(1, n_steps);
                 Ok(ArrayD::zeros(IxDyn(&shape)))
             })
-            .collect::<Result<_, InterpError>>()?;
+            .collect::<Result<_, RunError>>()?;
         let time = |p: usize| if scan.reverse { n_steps - 1 - p } else { p };
         let mut step = 0;
         let order_of = |g: &Graph| g.topo_order().expect("verified graphs are acyclic");
@@ -268,7 +268,7 @@ pub fn bind_sizes(
     graph: &Verified<'_>,
     inputs: &HashMap<String, Tensor>,
     weights: &Weights,
-) -> Result<(Option<usize>, Option<usize>), InterpError> {
+) -> Result<(Option<usize>, Option<usize>), RunError> {
     let env = check_inputs(graph, inputs, weights)?;
     Ok((env.batch, env.time))
 }
@@ -277,7 +277,7 @@ fn check_inputs(
     graph: &Verified<'_>,
     inputs: &HashMap<String, Tensor>,
     weights: &Weights,
-) -> Result<Env, InterpError> {
+) -> Result<Env, RunError> {
     let g = graph.graph();
     let declared = g.inputs();
     for name in inputs.keys() {
@@ -322,7 +322,7 @@ fn check_inputs(
 pub fn load_time_values(
     g: &Graph,
     weights: &Weights,
-) -> Result<HashMap<NodeId, Rc<Tensor>>, InterpError> {
+) -> Result<HashMap<NodeId, Rc<Tensor>>, RunError> {
     let dep = dependencies(g);
     let mut known: HashMap<NodeId, Rc<Tensor>> = HashMap::new();
     for id in g.topo_order().expect("verified graphs are acyclic") {

@@ -1,7 +1,7 @@
 //! One function per op, on owned ndarray tensors, written for clarity.
 
-use crate::tensor::Tensor;
-use crate::{err, InterpError};
+use crate::Tensor;
+use crate::{err, RunError};
 use ndarray::{concatenate, stack, ArrayD, ArrayView2, Axis, Ix2, IxDyn, Slice};
 use rnnc_ir::infer::broadcast;
 use rnnc_ir::{BinaryOp, Dim, Op, UnaryOp};
@@ -12,14 +12,14 @@ use std::rc::Rc;
 macro_rules! map_any {
     ($t:expr, |$a:ident| $body:expr) => {
         match $t {
-            $crate::tensor::Tensor::F32($a) => $crate::tensor::Tensor::F32($body),
-            $crate::tensor::Tensor::I64($a) => $crate::tensor::Tensor::I64($body),
+            $crate::Tensor::F32($a) => $crate::Tensor::F32($body),
+            $crate::Tensor::I64($a) => $crate::Tensor::I64($body),
         }
     };
 }
 pub(crate) use map_any;
 
-pub(crate) fn apply(op: &Op, args: &[Rc<Tensor>]) -> Result<Tensor, InterpError> {
+pub(crate) fn apply(op: &Op, args: &[Rc<Tensor>]) -> Result<Tensor, RunError> {
     let f = |i: usize| args[i].f32();
     Ok(match op {
         Op::Const(v) => Tensor::F32(ArrayD::from_elem(IxDyn(&[]), *v)),
@@ -93,7 +93,7 @@ pub(crate) fn apply(op: &Op, args: &[Rc<Tensor>]) -> Result<Tensor, InterpError>
 
 /// Each length must be in `1..=steps`: a sequence cannot be empty or longer than
 /// the padded tensor that holds it. The compiled backends check with this too.
-pub fn check_lengths(lengths: &ArrayD<i64>, steps: usize) -> Result<(), InterpError> {
+pub fn check_lengths(lengths: &ArrayD<i64>, steps: usize) -> Result<(), RunError> {
     for (b, &n) in lengths.iter().enumerate() {
         if n < 1 || n as u64 > steps as u64 {
             let what = if n < 1 {
@@ -110,7 +110,7 @@ pub fn check_lengths(lengths: &ArrayD<i64>, steps: usize) -> Result<(), InterpEr
 }
 
 /// `[B, T]`: 1 while `t < lengths[b]`, for lengths that pass [`check_lengths`].
-fn sequence_mask(lengths: &ArrayD<i64>, steps: usize) -> Result<ArrayD<f32>, InterpError> {
+fn sequence_mask(lengths: &ArrayD<i64>, steps: usize) -> Result<ArrayD<f32>, RunError> {
     check_lengths(lengths, steps)?;
     let mut mask = ArrayD::zeros(IxDyn(&[lengths.len(), steps]));
     for (b, &n) in lengths.iter().enumerate() {
@@ -128,8 +128,8 @@ fn ids(t: &Tensor) -> &ArrayD<i64> {
     }
 }
 
-fn shape_err(e: ndarray::ShapeError) -> InterpError {
-    InterpError(format!("shape error: {e}"))
+fn shape_err(e: ndarray::ShapeError) -> RunError {
+    RunError(format!("shape error: {e}"))
 }
 
 fn unary(u: UnaryOp, x: f32) -> f32 {
@@ -170,13 +170,13 @@ fn linear(x: &ArrayD<f32>, w: &ArrayD<f32>) -> ArrayD<f32> {
 }
 
 /// NumPy matmul for rank ≥ 2, broadcasting the leading (batch) axes.
-fn matmul(a: &ArrayD<f32>, b: &ArrayD<f32>) -> Result<ArrayD<f32>, InterpError> {
+fn matmul(a: &ArrayD<f32>, b: &ArrayD<f32>) -> Result<ArrayD<f32>, RunError> {
     let (ra, rb) = (a.ndim(), b.ndim());
     let (m, k, n) = (a.shape()[ra - 2], a.shape()[ra - 1], b.shape()[rb - 1]);
     // The batch axes broadcast as the type checker says they do.
     let fixed = |s: &[usize]| s.iter().map(|n| Dim::Fixed(*n)).collect::<Vec<_>>();
     let batch: Vec<usize> = broadcast(&fixed(&a.shape()[..ra - 2]), &fixed(&b.shape()[..rb - 2]))
-        .map_err(|e| InterpError(format!("matmul: {e}")))?
+        .map_err(|e| RunError(format!("matmul: {e}")))?
         .into_iter()
         .map(|d| match d {
             Dim::Fixed(n) => n,
@@ -189,10 +189,10 @@ fn matmul(a: &ArrayD<f32>, b: &ArrayD<f32>) -> Result<ArrayD<f32>, InterpError> 
     full_b.extend([k, n]);
     let a = a
         .broadcast(IxDyn(&full_a))
-        .ok_or_else(|| InterpError("matmul: batch axes do not broadcast".into()))?;
+        .ok_or_else(|| RunError("matmul: batch axes do not broadcast".into()))?;
     let b = b
         .broadcast(IxDyn(&full_b))
-        .ok_or_else(|| InterpError("matmul: batch axes do not broadcast".into()))?;
+        .ok_or_else(|| RunError("matmul: batch axes do not broadcast".into()))?;
     let count: usize = batch.iter().product();
     let a3 = a
         .as_standard_layout()
@@ -216,7 +216,7 @@ fn matmul(a: &ArrayD<f32>, b: &ArrayD<f32>) -> Result<ArrayD<f32>, InterpError> 
         .expect("same element count"))
 }
 
-fn embedding(table: &ArrayD<f32>, ids: &ArrayD<i64>) -> Result<ArrayD<f32>, InterpError> {
+fn embedding(table: &ArrayD<f32>, ids: &ArrayD<i64>) -> Result<ArrayD<f32>, RunError> {
     let (n, d) = (table.shape()[0], table.shape()[1]);
     let mut shape = ids.shape().to_vec();
     shape.push(d);

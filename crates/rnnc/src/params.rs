@@ -1,17 +1,62 @@
-//! Hyperparameter values from `--param k=v` and `--config file.yaml`, typed by the
-//! entry model's declarations so that `hidden_size=16` becomes an int.
+//! Hyperparameter values from `key=value` pairs (`--param k=v`, a Python keyword)
+//! and a YAML file (`--config`), typed by the entry model's declarations so that
+//! `hidden_size=16` becomes an int.
 
-use crate::error::{msg, CliError};
+use crate::error::{msg, Error};
 use rnnc_ir::lower::HValue;
 use rnnc_syntax::ast::{Def, HType};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Collects the hyperparameters: the config file first, then `--param` over it.
-pub fn collect(
-    entry: &Def,
-    params: &[String],
-    config: Option<&Path>,
-) -> Result<Vec<(String, HValue)>, CliError> {
+/// A model's hyperparameters as given: `key=value` pairs over an optional YAML
+/// file, typed when the model is loaded (an unknown key is an error then, with
+/// the list of those the model takes).
+#[derive(Clone, Debug, Default)]
+pub struct Params {
+    pairs: Vec<String>,
+    config: Option<PathBuf>,
+    /// The pairs came from `--param` flags (the messages name the flag).
+    flags: bool,
+}
+
+impl Params {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `--param` flags (each `KEY=VALUE`) over `--config`.
+    pub fn from_flags(pairs: &[String], config: Option<&Path>) -> Self {
+        Params {
+            pairs: pairs.to_vec(),
+            config: config.map(Path::to_path_buf),
+            flags: true,
+        }
+    }
+
+    /// Sets `key` (a later value wins); the value is read by the declared type:
+    /// `256`, `0.5`, `true`, `greedy`.
+    pub fn set(mut self, key: &str, value: impl std::fmt::Display) -> Self {
+        self.pairs.push(format!("{key}={value}"));
+        self
+    }
+
+    /// A YAML mapping of hyperparameters under the pairs.
+    pub fn config(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config = Some(path.into());
+        self
+    }
+}
+
+/// Types `given` by `entry`'s declarations: the config file first, then the
+/// pairs over it.
+pub fn collect(entry: &Def, given: &Params) -> Result<Vec<(String, HValue)>, Error> {
+    let (params, config) = (&given.pairs, given.config.as_deref());
+    let label = |p: &str| {
+        if given.flags {
+            format!("--param {p}")
+        } else {
+            p.to_string()
+        }
+    };
     let mut out: Vec<(String, HValue)> = Vec::new();
     let mut set = |k: String, v: HValue| {
         out.retain(|(name, _)| *name != k);
@@ -20,22 +65,23 @@ pub fn collect(
     if let Some(path) = config {
         for (k, raw) in read_config(path)? {
             let v = typed(entry, &k, &raw)
-                .map_err(|m| CliError::Message(format!("{}: {m}", path.display())))?;
+                .map_err(|m| Error::Message(format!("{}: {m}", path.display())))?;
             set(k, v);
         }
     }
     for p in params {
         let Some((k, raw)) = p.split_once('=') else {
             return msg(format!(
-                "--param {p}: expected KEY=VALUE, e.g. --param hidden_size=256"
+                "{}: expected KEY=VALUE, e.g. --param hidden_size=256",
+                label(p)
             ));
         };
         let k = k.trim().to_string();
         if k.is_empty() {
-            return msg(format!("--param {p}: the key is empty"));
+            return msg(format!("{}: the key is empty", label(p)));
         }
         let v = typed(entry, &k, raw.trim())
-            .map_err(|m| CliError::Message(format!("--param {p}: {m}")))?;
+            .map_err(|m| Error::Message(format!("{}: {m}", label(p))))?;
         set(k, v);
     }
     Ok(out)
@@ -73,11 +119,11 @@ fn typed(entry: &Def, key: &str, raw: &str) -> Result<HValue, String> {
 }
 
 /// Reads a flat YAML mapping of scalars as raw text values.
-fn read_config(path: &Path) -> Result<Vec<(String, String)>, CliError> {
+fn read_config(path: &Path) -> Result<Vec<(String, String)>, Error> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Message(format!("cannot read config `{}`: {e}", path.display())))?;
+        .map_err(|e| Error::Message(format!("cannot read config `{}`: {e}", path.display())))?;
     let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
-        .map_err(|e| CliError::Message(format!("{}: not valid YAML: {e}", path.display())))?;
+        .map_err(|e| Error::Message(format!("{}: not valid YAML: {e}", path.display())))?;
     let map = match doc {
         serde_yaml_ng::Value::Mapping(m) => m,
         serde_yaml_ng::Value::Null => return Ok(Vec::new()),

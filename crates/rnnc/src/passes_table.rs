@@ -1,28 +1,29 @@
-//! `rnnc passes`: one row per pass with what it did to the model.
+//! The pass table (`rnnc passes`, `Model::passes`): one row per pass with what it
+//! did to the model.
 
-use crate::args::OptArgs;
-use crate::commands::{instrumentation, pipeline};
-use crate::error::CliError;
+use crate::error::Error;
 use rnnc_ir::Graph;
-use rnnc_opt::{run_pipeline, stats, Stats};
+use rnnc_opt::{run_pipeline, stats, Instrumentation, Pass, Stats};
 
-/// Runs the pipeline one pass at a time and tabulates the graph after each.
-pub fn table(mut g: Graph, opt: &OptArgs) -> Result<String, CliError> {
-    let passes = pipeline(opt)?;
+/// Runs `passes` one at a time over `g` and tabulates the graph after each;
+/// what `instr` asks to print goes into `log`.
+pub fn table(
+    mut g: Graph,
+    passes: Vec<Box<dyn Pass>>,
+    instr: &Instrumentation,
+    log: &mut String,
+) -> Result<String, Error> {
     let mut rows: Vec<(String, Stats, &str)> = vec![("(lowered)".into(), stats(&g), "")];
-    let instr = instrumentation(opt);
-    let mut log = String::new();
     for pass in passes {
         let name = pass.name().to_string();
-        let records = run_pipeline(&mut g, std::slice::from_ref(&pass), &instr, &mut log)
-            .map_err(|e| CliError::Message(e.to_string()))?;
+        let records = run_pipeline(&mut g, std::slice::from_ref(&pass), instr, log)
+            .map_err(|e| Error::Message(e.to_string()))?;
         rows.push((
             name,
             stats(&g),
             if records[0].changed { "yes" } else { "no" },
         ));
     }
-    eprint!("{log}");
     let mut out = format!(
         "{:<24} {:>6} {:>13} {:>14} {:>12} {:>11} {:>16} {:>8}\n",
         "pass",

@@ -1,0 +1,56 @@
+//! What every rnnc backend shares, so that none needs another for its types:
+//! run-time tensors, weights by `state_dict` key, the run error, and the
+//! [`Backend`] trait the interpreter, CPU, WGSL and CUDA backends implement.
+
+mod tensor;
+
+pub use tensor::Tensor;
+
+use ndarray::ArrayD;
+use std::collections::HashMap;
+
+/// Weight tensors by PyTorch `state_dict` key.
+pub type Weights = HashMap<String, ArrayD<f32>>;
+
+/// Named tensors: a run's inputs.
+pub type Inputs = HashMap<String, Tensor>;
+
+/// A run's outputs, in the model's output order.
+pub type Outputs = Vec<(String, Tensor)>;
+
+/// A run-time failure, worded for the person running the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunError(pub String);
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// A model made ready to run by one backend: its graph and weights bound, code
+/// compiled (on first use at each batch size and length, where the backend
+/// compiles per shape).
+pub trait Backend {
+    /// The backend's name as `--backend` takes it (`interp`, `cpu`, `wgsl`, `cuda`).
+    fn name(&self) -> &'static str;
+
+    /// Runs the model on `inputs` (every input the model declares without a
+    /// default, by name); returns every output in the model's order. Inputs of
+    /// the wrong shape or dtype are errors, never panics.
+    fn run(&self, inputs: &Inputs) -> Result<Outputs, RunError>;
+
+    /// Where it runs, for people: the CPU's instruction set and threads, the GPU
+    /// adapter.
+    fn describe(&self) -> String {
+        self.name().to_string()
+    }
+
+    /// What the runs so far did not compile, and why (the CPU backend's
+    /// interpreter fallbacks): one line each, none when everything compiled.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+}

@@ -1,0 +1,82 @@
+//! A model bound to a backend: it owns its (optimised) graph and weights, and the
+//! backend that borrows them, so it can be kept, passed around and called from
+//! Python like any value.
+
+use crate::backend::BackendKind;
+use crate::error::Error;
+use rnnc_ir::Graph;
+use rnnc_runtime::{Backend, Inputs, Outputs, Weights};
+
+/// What a compiled model owns.
+struct Owned {
+    graph: Graph,
+    weights: Weights,
+}
+
+type Opened<'a> = Box<dyn Backend + 'a>;
+
+self_cell::self_cell!(
+    struct Bound {
+        owner: Owned,
+        #[covariant]
+        dependent: Opened,
+    }
+);
+
+/// A model ready to run on one backend. Code is compiled on the first run at
+/// each batch size and length, and kept.
+pub struct Compiled {
+    bound: Bound,
+    kind: BackendKind,
+    /// The model's file (or `<source>`): messages start with it.
+    origin: String,
+}
+
+impl Compiled {
+    pub(crate) fn new(
+        graph: Graph,
+        weights: Weights,
+        kind: BackendKind,
+        origin: &str,
+    ) -> Result<Self, Error> {
+        let bound = Bound::try_new(Owned { graph, weights }, |o| {
+            let verified = rnnc_ir::verify(&o.graph)
+                .map_err(|e| Error::Message(format!("internal error: {}", e.join("; "))))?;
+            kind.open(verified, &o.weights)
+                .map_err(|e| Error::Message(format!("{origin}: {e}")))
+        })?;
+        Ok(Compiled {
+            bound,
+            kind,
+            origin: origin.to_string(),
+        })
+    }
+
+    /// Runs the model on `inputs` (by name); returns every output in the model's
+    /// order. Wrong names, shapes or dtypes are errors that say which input.
+    pub fn run(&self, inputs: &Inputs) -> Result<Outputs, Error> {
+        self.bound
+            .borrow_dependent()
+            .run(inputs)
+            .map_err(|e| Error::Message(format!("{}: {e}", self.origin)))
+    }
+
+    /// The graph it runs (after the pipeline).
+    pub fn graph(&self) -> &Graph {
+        &self.bound.borrow_owner().graph
+    }
+
+    pub fn backend(&self) -> BackendKind {
+        self.kind
+    }
+
+    /// Where it runs, for people.
+    pub fn describe(&self) -> String {
+        self.bound.borrow_dependent().describe()
+    }
+
+    /// What the runs so far left to the interpreter, one line each.
+    pub fn notes(&self) -> Vec<String> {
+        self.bound.borrow_dependent().notes()
+    }
+}

@@ -1,0 +1,218 @@
+//! The library API as a program using rnnc calls it: loading from a file and from
+//! source, weights checked on the way in, every backend this machine has against
+//! the interpreter, streaming against the whole run, and bad input as errors.
+
+use ndarray::{ArrayD, IxDyn};
+use rnnc::{BackendKind, Error, Model, Opt, Params, Tensor, Weights};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+fn model_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models")
+        .join(name)
+}
+
+fn lstm() -> Model {
+    let params = Params::new().set("input_size", 5).set("hidden_size", 7);
+    Model::load(model_path("lstm.rnn"), &params).unwrap()
+}
+
+/// Deterministic values in [-0.5, 0.5) (a small LCG: no RNG dependency).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        })
+        .collect()
+}
+
+fn array(shape: &[usize], seed: u64) -> ArrayD<f32> {
+    ArrayD::from_shape_vec(IxDyn(shape), values(shape.iter().product(), seed)).unwrap()
+}
+
+fn weights_for(m: &Model) -> Weights {
+    m.weights()
+        .iter()
+        .enumerate()
+        .map(|(i, (k, ty))| {
+            let shape: Vec<usize> = ty
+                .dims
+                .iter()
+                .map(|d| match d {
+                    rnnc_ir::Dim::Fixed(n) => *n,
+                    _ => unreachable!("weights have fixed shapes"),
+                })
+                .collect();
+            (k.clone(), array(&shape, i as u64 + 1))
+        })
+        .collect()
+}
+
+fn input(batch: usize, time: usize, seed: u64) -> HashMap<String, Tensor> {
+    [(
+        "input".to_string(),
+        Tensor::F32(array(&[batch, time, 5], seed)),
+    )]
+    .into()
+}
+
+fn max_diff(a: &[(String, Tensor)], b: &[(String, Tensor)]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|((na, ta), (nb, tb))| {
+            assert_eq!(na, nb);
+            assert_eq!(ta.shape(), tb.shape(), "{na}");
+            (ta.f32() - tb.f32())
+                .iter()
+                .fold(0f32, |m, d| m.max(d.abs()))
+        })
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn a_model_loads_from_a_file_or_from_source() {
+    let m = lstm();
+    assert_eq!(m.name(), "LSTM");
+    let inputs: Vec<String> = m.inputs().into_iter().map(|(n, _, _)| n).collect();
+    assert_eq!(inputs, ["input", "h0", "c0"]);
+    let outputs: Vec<String> = m.outputs().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(outputs, ["output", "h_n", "c_n"]);
+    assert_eq!(m.weights().len(), 4);
+    assert!(m.ir().contains("scan"), "{}", m.ir());
+    let table = m.passes(&Opt::Level(2)).unwrap();
+    assert!(table.contains("fuse-gates"), "{table}");
+
+    let src = "import \"std/rnn.rnn\"\n\
+               model Tiny(hidden: int) {\n\
+                   input x: [B, T, 3]\n\
+                   ys, h = rnn(RNNCell(3, hidden), x)\n\
+                   output ys\n\
+               }\n";
+    let tiny = Model::from_source(src, &Params::new().set("hidden", 4)).unwrap();
+    assert_eq!(tiny.name(), "Tiny");
+    assert_eq!(tiny.weights().len(), 4);
+}
+
+#[test]
+fn every_backend_here_matches_the_interpreter() {
+    let m = lstm();
+    let w = weights_for(&m);
+    let x = input(3, 6, 9);
+    let reference = m
+        .compile(w.clone(), BackendKind::Interp)
+        .unwrap()
+        .run(&x)
+        .unwrap();
+    for opt in [Opt::Level(0), Opt::Level(2)] {
+        let o = m.optimise(&opt).unwrap();
+        for threads in [None, Some(1), Some(2)] {
+            let c = o.compile(w.clone(), BackendKind::Cpu { threads }).unwrap();
+            let d = max_diff(&reference, &c.run(&x).unwrap());
+            assert!(d < 1e-5, "{opt:?} {threads:?}: {d}");
+            assert!(c.notes().is_empty(), "{:?}", c.notes());
+            assert!(c.describe().contains("CPU"), "{}", c.describe());
+        }
+    }
+    // The WGSL backend where this machine has a Vulkan adapter (llvmpipe in CI).
+    match m
+        .optimise(&Opt::Level(2))
+        .unwrap()
+        .compile(w, BackendKind::Wgsl)
+    {
+        Ok(c) => assert!(max_diff(&reference, &c.run(&x).unwrap()) < 1e-4),
+        Err(e) => assert!(e.text().contains("Vulkan"), "{e}"),
+    }
+}
+
+#[test]
+fn a_stream_steps_like_the_whole_run() {
+    let m = lstm().optimise(&Opt::Level(2)).unwrap();
+    let w = weights_for(&m);
+    let x = array(&[2, 5, 5], 4);
+    let whole = m
+        .compile(w.clone(), BackendKind::Cpu { threads: Some(1) })
+        .unwrap()
+        .run(&[("input".to_string(), Tensor::F32(x.clone()))].into())
+        .unwrap();
+    let mut s = m.stream(w, Some(1)).unwrap();
+    assert_eq!(s.state_names()[0], ("h0".to_string(), "h_n".to_string()));
+    let mut last = Vec::new();
+    for t in 0..5 {
+        let step = x.slice(ndarray::s![.., t..t + 1, ..]).to_owned().into_dyn();
+        last = s
+            .step(&[("input".to_string(), Tensor::F32(step))].into())
+            .unwrap();
+    }
+    let (h_whole, h_stream) = (&whole[1].1, &last[1].1);
+    let d = (h_whole.f32() - h_stream.f32())
+        .iter()
+        .fold(0f32, |m, d| m.max(d.abs()));
+    assert!(d < 1e-5, "{d}");
+    s.reset();
+}
+
+fn message(r: Result<impl std::fmt::Debug, Error>) -> String {
+    r.expect_err("an error").text().to_string()
+}
+
+#[test]
+fn bad_input_is_an_error_that_says_what_is_wrong() {
+    let path = model_path("lstm.rnn");
+    let bad = |p: Params| message(Model::load(&path, &p));
+    let e = bad(Params::new()
+        .set("input_size", 5)
+        .set("hidden_size", "many"));
+    assert!(e.contains("hidden_size") && e.contains("int"), "{e}");
+    let e = bad(Params::new()
+        .set("input_size", 5)
+        .set("hidden_size", 7)
+        .set("colour", 3));
+    assert!(e.contains("colour"), "{e}");
+    let e = message(Model::from_source("model M( {", &Params::new()));
+    assert!(e.contains("<source>"), "{e}");
+    let e = message(Model::load("no/such/model.rnn", &Params::new()));
+    assert!(e.contains("no/such/model.rnn"), "{e}");
+
+    let m = lstm();
+    let mut w = weights_for(&m);
+    w.remove("weight_hh_l0");
+    w.insert("bias_ih_l0".into(), array(&[3], 1));
+    w.insert("extra".into(), array(&[1], 1));
+    let e = message(m.check_weights(w, "my dict"));
+    for part in [
+        "my dict",
+        "missing tensor `weight_hh_l0`",
+        "`bias_ih_l0` has shape [3]",
+        "unexpected tensor `extra`",
+    ] {
+        assert!(e.contains(part), "{part}: {e}");
+    }
+    let e = message(m.no_weights());
+    assert!(e.contains("4 weights"), "{e}");
+
+    let c = m
+        .compile(weights_for(&m), BackendKind::Cpu { threads: Some(1) })
+        .unwrap();
+    let e = message(c.run(&[("input".to_string(), Tensor::F32(array(&[2, 3, 6], 1)))].into()));
+    assert!(e.contains("input"), "{e}");
+    let ids = Tensor::I64(ArrayD::zeros(IxDyn(&[2, 3, 5])));
+    let e = message(c.run(&[("input".to_string(), ids)].into()));
+    assert!(e.contains("i64") || e.contains("f32"), "{e}");
+    let e = message(c.run(&HashMap::new()));
+    assert!(e.contains("input"), "{e}");
+
+    assert!(BackendKind::from_name("gpu")
+        .unwrap_err()
+        .contains("cpu, interp"));
+    let interp = BackendKind::from_name("interp").unwrap();
+    assert!(interp.with_threads(2).unwrap_err().contains("one thread"));
+    assert!(BackendKind::default().with_threads(0).is_err());
+}
