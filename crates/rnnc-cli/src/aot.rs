@@ -3,8 +3,8 @@
 //! and `--target cuda` the GPU kernels and their launch manifest (see `rnnc_gpu`).
 
 use crate::args::CompileArgs;
-use crate::commands::{compile as front_end, optimise};
 use crate::error::{msg, CliError};
+use crate::setup::{compile as front_end, optimise};
 use std::path::Path;
 
 pub fn compile(a: &CompileArgs) -> Result<(), CliError> {

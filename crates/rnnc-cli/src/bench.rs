@@ -3,8 +3,8 @@
 //! random inputs of the given batch and length, so that the numbers compare.
 
 use crate::args::BenchArgs;
-use crate::commands::{compile, optimise};
 use crate::error::{msg, CliError};
+use crate::setup::{compile, optimise};
 use ndarray::{ArrayD, IxDyn};
 use rnnc_ir::{DType, Dim, Graph};
 use rnnc_runtime::{Tensor, Weights};
@@ -86,8 +86,8 @@ pub fn random_inputs(g: &Graph, batch: usize, seq: usize, seed: u64) -> HashMap<
 }
 
 pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
-    crate::commands::check_backend(&a.backend)?;
-    let threads = crate::commands::thread_count(&a.backend, a.threads)?;
+    crate::setup::check_backend(&a.backend)?;
+    let threads = crate::setup::thread_count(&a.backend, a.threads)?;
     if a.stream && a.backend != "cpu" {
         return msg(format!(
             "--stream: the {} backend has no streaming sessions; use --backend cpu",
@@ -147,8 +147,8 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
         let inputs = random_inputs(&g, a.batch, a.seq, 0x5eed + 1);
         match a.backend.as_str() {
             "cpu" => {
-                let b = crate::commands::cpu_backend(verified()?, &weights, threads)
-                    .map_err(model_err)?;
+                let b =
+                    crate::setup::cpu_backend(verified()?, &weights, threads).map_err(model_err)?;
                 b.run(&inputs).map_err(model_err)?;
                 let compile_ms = compile_ms + jit_ms(&b);
                 ran = ran_on(&b);

@@ -7,10 +7,11 @@ pub mod bench;
 pub mod commands;
 pub mod decode;
 pub mod npy;
+pub mod setup;
 
-pub use commands::compile;
 pub use error::CliError;
 pub use rnnc::{params, passes_table, weights};
+pub use setup::compile;
 
 /// The library's error is the command line's.
 pub mod error {

@@ -46,7 +46,7 @@ fn weights_for(m: &Model) -> Weights {
                 .dims
                 .iter()
                 .map(|d| match d {
-                    rnnc_ir::Dim::Fixed(n) => *n,
+                    rnnc::Dim::Fixed(n) => *n,
                     _ => unreachable!("weights have fixed shapes"),
                 })
                 .collect();

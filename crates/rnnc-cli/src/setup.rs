@@ -1,0 +1,113 @@
+//! What every subcommand does first, from its flags: load the model (through the
+//! `rnnc` library), run the pipeline with its instrumentation, check `--backend`
+//! and `--threads`. `commands.rs`, `bench.rs` and `aot.rs` all use it; none of
+//! them uses another.
+
+use crate::args::{ModelArgs, OptArgs};
+use crate::error::{msg, CliError};
+use rnnc::{BackendKind, Model, Params};
+use rnnc_ir::Graph;
+
+/// The passes `-O`/`--passes` ask for.
+pub fn pipeline(opt: &OptArgs) -> Result<Vec<Box<dyn rnnc_opt::Pass>>, CliError> {
+    let choice = match (&opt.passes, opt.level) {
+        (Some(p), _) => rnnc_opt::Opt::Passes(p.clone()),
+        (None, Some(l)) => rnnc_opt::Opt::Level(l),
+        (None, None) => rnnc_opt::Opt::default(),
+    };
+    choice.build().map_err(CliError::Message)
+}
+
+pub fn instrumentation(opt: &OptArgs) -> rnnc_opt::Instrumentation {
+    rnnc_opt::Instrumentation {
+        print_after_all: opt.print_ir_after_all,
+        print_after: opt.print_ir_after.clone(),
+        print_after_change: opt.print_ir_after_change,
+        time_passes: opt.time_passes,
+        dump_dir: opt.dump_dir.clone(),
+    }
+}
+
+/// Runs the pipeline over `m`; instrumentation output goes to stderr.
+pub fn optimise_model(m: &mut Model, opt: &OptArgs) -> Result<(), CliError> {
+    let passes = pipeline(opt)?;
+    for p in &opt.print_ir_after {
+        if !rnnc_opt::passes::ALL.iter().any(|(n, _, _)| n == p) {
+            return msg(format!("--print-ir-after={p}: there is no pass `{p}`"));
+        }
+    }
+    let mut log = String::new();
+    let result = m.optimise_with(passes, &instrumentation(opt), &mut log);
+    eprint!("{log}");
+    result
+}
+
+/// [`optimise_model`] for a bare graph.
+pub fn optimise(g: &mut Graph, opt: &OptArgs) -> Result<(), CliError> {
+    let mut m = Model::from_graph(g.clone());
+    let result = optimise_model(&mut m, opt);
+    *g = m.into_graph();
+    result
+}
+
+/// Loads, parses and lowers a model with its hyperparameters.
+pub fn load(args: &ModelArgs) -> Result<Model, CliError> {
+    Model::load(
+        &args.model,
+        &Params::from_flags(&args.params, args.config.as_deref()),
+    )
+}
+
+/// [`load`]'s graph.
+pub fn compile(args: &ModelArgs) -> Result<Graph, CliError> {
+    load(args).map(Model::into_graph)
+}
+
+pub(crate) fn check_backend(name: &str) -> Result<(), CliError> {
+    BackendKind::from_name(name)
+        .map(|_| ())
+        .or_else(|why| msg(format!("--backend {name}: {why}")))
+}
+
+/// The backend `--backend` names (checked) with `--threads` (checked).
+pub(crate) fn backend_kind(name: &str, threads: Option<usize>) -> BackendKind {
+    let kind = BackendKind::from_name(name).expect("checked by check_backend");
+    match threads {
+        Some(n) => kind.with_threads(n).expect("checked by thread_count"),
+        None => kind,
+    }
+}
+
+/// The CPU backend for `--threads`: that many threads, or without the flag the
+/// count its cost model picks (one, or this machine's cores).
+pub(crate) fn cpu_backend<'g>(
+    verified: rnnc_ir::Verified<'g>,
+    w: &'g rnnc_interp::Weights,
+    threads: Option<usize>,
+) -> Result<rnnc_backend_cpu::CpuBackend<'g>, rnnc_interp::RunError> {
+    match threads {
+        Some(n) => rnnc_backend_cpu::CpuBackend::with_threads(verified, w, n),
+        None => rnnc_backend_cpu::CpuBackend::auto(verified, w),
+    }
+}
+
+/// The thread count for `backend`: `--threads` if given; None (the CPU
+/// backend's own choice) without it; the interpreter and the GPUs take one.
+pub(crate) fn thread_count(
+    backend: &str,
+    threads: Option<usize>,
+) -> Result<Option<usize>, CliError> {
+    match (backend, threads) {
+        (_, Some(0)) => msg("--threads 0: at least one thread is needed"),
+        ("interp", Some(n)) if n > 1 => msg(format!(
+            "--threads {n}: the interp backend (the reference) runs on one thread; \
+             use --backend cpu for more"
+        )),
+        ("interp", _) => Ok(Some(1)),
+        ("wgsl" | "cuda", Some(n)) => msg(format!(
+            "--threads {n}: the {backend} backend runs on the GPU; --threads is for --backend cpu"
+        )),
+        ("wgsl" | "cuda", None) => Ok(Some(1)),
+        (_, threads) => Ok(threads),
+    }
+}
