@@ -325,6 +325,22 @@ impl rnnc_runtime::Backend for CpuBackend<'_> {
         format!("the CPU, {} kernels, {threads}", self.isa)
     }
 
+    fn compile_ms(&self) -> Option<f64> {
+        let ms = |o: &Outcome| o.as_ref().map_or(0.0, |(t, _)| t.as_secs_f64() * 1e3);
+        let programs: f64 = self.program_report().iter().map(|r| ms(&r.outcome)).sum();
+        let scans: f64 = self.report().iter().map(|r| ms(&r.outcome)).sum();
+        Some(programs + scans)
+    }
+
+    fn ran_on(&self) -> (usize, Option<&'static str>) {
+        // The whole-model program's threads, or the most any scan compiled alone
+        // runs on (the rest of such a model runs on the calling thread).
+        let program = self.program_report().iter().map(|r| r.threads).max();
+        let scans = self.report().iter().map(|r| r.threads).max();
+        let n = program.unwrap_or(0).max(scans.unwrap_or(0)).max(1);
+        (n, Some(self.isa.name()))
+    }
+
     fn notes(&self) -> Vec<String> {
         let mut out = Vec::new();
         for r in self.program_report() {

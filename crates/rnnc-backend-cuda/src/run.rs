@@ -209,6 +209,11 @@ impl<'g> CudaBackend<'g> {
 }
 
 impl rnnc_runtime::Backend for CudaBackend<'_> {
+    /// Kernels compile inside the first run at each shape.
+    fn compile_ms(&self) -> Option<f64> {
+        None
+    }
+
     fn name(&self) -> &'static str {
         "cuda"
     }

@@ -352,6 +352,11 @@ fn record(pass: &mut wgpu::ComputePass<'_>, s: &Session, steps: &[Step]) {
 }
 
 impl rnnc_runtime::Backend for WgslBackend<'_> {
+    /// Kernels compile inside the first run at each shape.
+    fn compile_ms(&self) -> Option<f64> {
+        None
+    }
+
     fn name(&self) -> &'static str {
         "wgsl"
     }

@@ -1,10 +1,11 @@
 //! `rnnc compile`: ahead-of-time output. `--target cpu` writes an object file with
-//! the weights inside and a C header (see `rnnc_backend_cpu::aot`); `--target wgsl`
-//! and `--target cuda` the GPU kernels and their launch manifest (see `rnnc_gpu`).
+//! the weights inside and a C header (`Model::object_file`); `--target wgsl`
+//! and `--target cuda` the GPU kernels and their launch manifest (`Model::gpu_kernels`).
 
 use crate::args::CompileArgs;
 use crate::error::{msg, CliError};
-use crate::setup::{compile as front_end, optimise};
+use crate::setup::{load, optimise_model};
+use rnnc::GpuTarget;
 use std::path::Path;
 
 pub fn compile(a: &CompileArgs) -> Result<(), CliError> {
@@ -17,75 +18,54 @@ pub fn compile(a: &CompileArgs) -> Result<(), CliError> {
     if a.batch == 0 || a.seq == 0 {
         return msg("--batch and --seq must be at least 1");
     }
-    if a.target != "cpu" {
-        return compile_gpu(a);
-    }
-    let mut g = front_end(&a.model)?;
+    let mut m = load(&a.model)?;
+    // Checked against the model as written, before passes drop or merge any.
     let weights = match &a.weights {
-        Some(path) => crate::weights::load(path, &g.weights())?,
-        None if g.weights().is_empty() => Default::default(),
-        None => {
-            return msg(format!(
-                "{}: --target cpu needs --weights FILE.safetensors: the model's {} weights go into the object file",
-                a.model.model.display(),
-                g.weights().len()
-            ))
-        }
+        Some(path) => Some(m.load_weights(path)?),
+        None => None,
     };
-    optimise(&mut g, &a.opt)?;
-    let verified = rnnc_ir::verify(&g)
-        .map_err(|e| CliError::Message(format!("internal error: {}", e.join("; "))))?;
-    let source = a.model.model.display().to_string();
-    let out = rnnc_backend_cpu::aot::compile_object(&verified, &weights, a.batch, a.seq, &source)
-        .map_err(|e| {
-        CliError::Message(format!(
-            "{source}: cannot be compiled ahead of time: {}",
-            e.0
-        ))
-    })?;
-    write(&a.out, &format!("{}.o", out.prefix), &out.object)?;
-    write(&a.out, &format!("{}.h", out.prefix), out.header.as_bytes())?;
-    println!(
-        "{}_run: {} inputs, {} outputs, workspace {} floats; batch {}, length {}",
-        out.prefix,
-        out.inputs.len(),
-        out.outputs.len(),
-        out.workspace_floats,
-        a.batch,
-        a.seq
-    );
-    Ok(())
-}
-
-/// `--target wgsl|cuda`: the kernels as one source file plus the launch manifest. The
-/// weights are not built in (the host uploads them by key), so none are needed.
-fn compile_gpu(a: &CompileArgs) -> Result<(), CliError> {
-    let mut g = front_end(&a.model)?;
-    if let Some(path) = &a.weights {
-        // Checked against the model all the same, so a wrong file is caught here.
-        crate::weights::load(path, &g.weights())?;
-    }
-    optimise(&mut g, &a.opt)?;
-    let verified = rnnc_ir::verify(&g)
-        .map_err(|e| CliError::Message(format!("internal error: {}", e.join("; "))))?;
-    let source = a.model.model.display().to_string();
-    let plan = rnnc_gpu::plan(&verified, &g.name, a.batch, a.seq).map_err(|e| {
-        CliError::Message(format!("{source}: cannot be compiled for the GPU: {}", e.0))
-    })?;
-    let (ext, text) = match a.target.as_str() {
-        "wgsl" => ("wgsl", rnnc_backend_wgsl::source(&plan)),
-        _ => ("cu", rnnc_backend_cuda::source(&plan)),
+    optimise_model(&mut m, &a.opt)?;
+    let target = match a.target.as_str() {
+        "cpu" => None,
+        "wgsl" => Some(GpuTarget::Wgsl),
+        _ => Some(GpuTarget::Cuda),
     };
-    let file = format!("{}.{ext}", plan.model);
-    write(&a.out, &file, text.as_bytes())?;
-    let manifest = rnnc_gpu::manifest::to_json(&plan, &a.target, &file);
-    write(&a.out, &format!("{file}.json"), manifest.as_bytes())?;
+    let Some(target) = target else {
+        let weights = match weights {
+            Some(w) => w,
+            None if m.weights().is_empty() => Default::default(),
+            None => {
+                return msg(format!(
+                    "{}: --target cpu needs --weights FILE.safetensors: the model's {} weights go into the object file",
+                    a.model.model.display(),
+                    m.weights().len()
+                ))
+            }
+        };
+        let out = m.object_file(&weights, a.batch, a.seq)?;
+        write(&a.out, &format!("{}.o", out.prefix), &out.object)?;
+        write(&a.out, &format!("{}.h", out.prefix), out.header.as_bytes())?;
+        println!(
+            "{}_run: {} inputs, {} outputs, workspace {} floats; batch {}, length {}",
+            out.prefix,
+            out.inputs.len(),
+            out.outputs.len(),
+            out.workspace_floats,
+            a.batch,
+            a.seq
+        );
+        return Ok(());
+    };
+    // The GPU's weights are uploaded by key at run time: none are built in.
+    let k = m.gpu_kernels(target, a.batch, a.seq)?;
+    write(&a.out, &k.file, k.source.as_bytes())?;
+    write(&a.out, &format!("{}.json", k.file), k.manifest.as_bytes())?;
     println!(
         "{}: {} kernels, {} launches per run, arena {} floats; batch {}, length {}",
-        plan.model,
-        plan.kernels.len(),
-        plan.launches_per_run(),
-        plan.arena_words,
+        m.name(),
+        k.kernels,
+        k.launches_per_run,
+        k.arena_floats,
         a.batch,
         a.seq
     );

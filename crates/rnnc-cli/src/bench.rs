@@ -4,10 +4,10 @@
 
 use crate::args::BenchArgs;
 use crate::error::{msg, CliError};
-use crate::setup::{compile, optimise};
+use crate::setup::{backend_kind, check_backend, load, optimise_model, thread_count};
 use ndarray::{ArrayD, IxDyn};
+use rnnc::{Tensor, Weights};
 use rnnc_ir::{DType, Dim, Graph};
-use rnnc_runtime::{Tensor, Weights};
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -86,8 +86,8 @@ pub fn random_inputs(g: &Graph, batch: usize, seq: usize, seed: u64) -> HashMap<
 }
 
 pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
-    crate::setup::check_backend(&a.backend)?;
-    let threads = crate::setup::thread_count(&a.backend, a.threads)?;
+    check_backend(&a.backend)?;
+    let threads = thread_count(&a.backend, a.threads)?;
     if a.stream && a.backend != "cpu" {
         return msg(format!(
             "--stream: the {} backend has no streaming sessions; use --backend cpu",
@@ -98,83 +98,37 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
         return msg("--batch and --seq must be at least 1");
     }
     let start = Instant::now();
-    let mut g = compile(&a.model)?;
-    let declared = g.weights();
-    optimise(&mut g, &a.opt)?;
+    let mut m = load(&a.model)?;
+    optimise_model(&mut m, &a.opt)?;
     let compile_ms = start.elapsed().as_secs_f64() * 1e3;
     let weights = match &a.weights {
-        Some(p) => crate::weights::load(p, &declared)?,
-        None => random_weights(&g, 0x5eed),
+        // Checked against the model as written.
+        Some(p) => m.load_weights(p)?,
+        None => random_weights(m.graph(), 0x5eed),
     };
-    let model_err =
-        |e: rnnc_interp::RunError| CliError::Message(format!("{}: {e}", a.model.model.display()));
-    let verified = || {
-        rnnc_ir::verify(&g)
-            .map_err(|e| CliError::Message(format!("internal error: {}", e.join("; "))))
-    };
-    // The first run compiles the scans for its shape: that counts as compile time.
-    let jit_ms = |b: &rnnc_backend_cpu::CpuBackend<'_>| -> f64 {
-        let ms =
-            |o: &rnnc_backend_cpu::Outcome| o.as_ref().map_or(0.0, |(t, _)| t.as_secs_f64() * 1e3);
-        let programs: f64 = b.program_report().iter().map(|r| ms(&r.outcome)).sum();
-        let scans: f64 = b.report().iter().map(|r| ms(&r.outcome)).sum();
-        programs + scans
-    };
-    // (threads, ISA) the CPU backend ran on.
-    let ran_on = |b: &rnnc_backend_cpu::CpuBackend<'_>| {
-        // The whole-model program's threads, or the most any scan compiled alone
-        // runs on (the rest of such a model runs on the calling thread).
-        let program = b.program_report().iter().map(|r| r.threads).max();
-        let scans = b.report().iter().map(|r| r.threads).max();
-        let n = program.unwrap_or(0).max(scans.unwrap_or(0)).max(1);
-        (n, b.isa().name())
-    };
-    let mut ran = (threads.unwrap_or(1), "none");
-    let (mut times, compile_ms) = if a.stream {
+    let g = m.graph();
+    let isa = |(n, isa): (usize, Option<&'static str>)| (n, isa.unwrap_or("none"));
+    let (mut times, compile_ms, ran) = if a.stream {
         // One step per timed run, state kept: the latency a streaming caller sees.
-        let inputs = random_inputs(&g, a.batch, 1, 0x5eed + 1);
-        let mut s = match threads {
-            Some(n) => rnnc_backend_cpu::Stream::with_threads(verified()?, &weights, n),
-            None => rnnc_backend_cpu::Stream::auto(verified()?, &weights),
-        }
-        .map_err(model_err)?;
-        s.step(&inputs).map_err(model_err)?;
-        let compile_ms = compile_ms + jit_ms(s.backend());
-        ran = ran_on(s.backend());
-        let times = time_runs(1000, || s.step(&inputs).map(drop).map_err(model_err))?;
-        (times, compile_ms)
+        let inputs = random_inputs(g, a.batch, 1, 0x5eed + 1);
+        let mut s = m.stream(weights, threads)?;
+        s.step(&inputs)?;
+        let compile_ms = compile_ms + s.compile_ms();
+        let ran = isa(s.ran_on());
+        let times = time_runs(1000, || s.step(&inputs).map(drop))?;
+        (times, compile_ms, ran)
     } else {
-        let inputs = random_inputs(&g, a.batch, a.seq, 0x5eed + 1);
-        match a.backend.as_str() {
-            "cpu" => {
-                let b =
-                    crate::setup::cpu_backend(verified()?, &weights, threads).map_err(model_err)?;
-                b.run(&inputs).map_err(model_err)?;
-                let compile_ms = compile_ms + jit_ms(&b);
-                ran = ran_on(&b);
-                let times = time_runs(200, || b.run(&inputs).map(drop).map_err(model_err))?;
-                (times, compile_ms)
-            }
-            "wgsl" => {
-                let b = rnnc_backend_wgsl::WgslBackend::new(verified()?, &weights)
-                    .map_err(model_err)?;
-                gpu_times(|| b.run(&inputs).map(drop).map_err(model_err), compile_ms)?
-            }
-            "cuda" => {
-                let b = rnnc_backend_cuda::CudaBackend::new(verified()?, &weights)
-                    .map_err(model_err)?;
-                gpu_times(|| b.run(&inputs).map(drop).map_err(model_err), compile_ms)?
-            }
-            _ => {
-                let v = verified()?;
-                let times = time_runs(200, || {
-                    rnnc_interp::run(&v, &inputs, &weights)
-                        .map(drop)
-                        .map_err(model_err)
-                })?;
-                (times, compile_ms)
-            }
-        }
+        let inputs = random_inputs(g, a.batch, a.seq, 0x5eed + 1);
+        let c = m.compile(weights, backend_kind(&a.backend, threads))?;
+        // The first run compiles for its shape: that counts as compile time
+        // (all of it where the backend compiles inside the run, the GPUs).
+        let first = Instant::now();
+        c.run(&inputs)?;
+        let first_ms = first.elapsed().as_secs_f64() * 1e3;
+        let compile_ms = compile_ms + c.compile_ms().unwrap_or(first_ms);
+        let ran = isa(c.ran_on());
+        let times = time_runs(200, || c.run(&inputs).map(drop))?;
+        (times, compile_ms, ran)
     };
     times.sort_by(f64::total_cmp);
     let median = if times.len() % 2 == 1 {
@@ -191,9 +145,9 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
             .node_ids()
             .any(|id| matches!(sub.node(id).op, rnnc_ir::Op::Decode(_)))
     });
-    let rate = (!decodes).then(|| rnnc_opt::matmul_flops(&g, a.batch, steps) / (median * 1e6));
+    let rate = (!decodes).then(|| rnnc_opt::matmul_flops(g, a.batch, steps) / (median * 1e6));
     let gflops = rate.map_or("null".to_string(), |r| format!("{r:.6}"));
-    let limits = machine_fractions(&g, ran, rate, steps, median);
+    let limits = machine_fractions(g, ran, rate, steps, median);
     let gflops_text = rate.map_or(
         "no GFLOP/s (a decode loop's work depends on when its sequences end)".to_string(),
         |r| format!("{r:.2} GFLOP/s in products"),
@@ -241,18 +195,6 @@ fn time_runs(
     Ok(times)
 }
 
-/// Times a GPU backend's runs; the first (kernel compilation, weight upload) counts
-/// as compile time.
-fn gpu_times(
-    mut run: impl FnMut() -> Result<(), CliError>,
-    compile_ms: f64,
-) -> Result<(Vec<f64>, f64), CliError> {
-    let start = std::time::Instant::now();
-    run()?;
-    let compile_ms = compile_ms + start.elapsed().as_secs_f64() * 1e3;
-    Ok((time_runs(200, run)?, compile_ms))
-}
-
 /// A run against the machine's limits, as JSON fields (each after a comma) and
 /// as a phrase for the text line; empty where there are none to compare with.
 struct Fractions {
@@ -275,8 +217,7 @@ fn machine_fractions(
         json: String::new(),
         text: String::new(),
     };
-    let Some(limits) = rnnc_backend_cpu::Isa::parse(isa).and_then(rnnc_backend_cpu::measure_limits)
-    else {
+    let Some(limits) = rnnc::Isa::parse(isa).and_then(rnnc::measure_limits) else {
         return none;
     };
     let weights = rnnc_opt::stats(g).weight_bytes_per_step as f64;

@@ -2,8 +2,8 @@
 //! log-probabilities, one line per hypothesis.
 
 use crate::args::Decode;
+use rnnc::Tensor;
 use rnnc_decode::ctc;
-use rnnc_runtime::Tensor;
 use std::fmt::Write;
 
 /// Decodes the output named `output` ([B, T, C] log-probabilities) as text:

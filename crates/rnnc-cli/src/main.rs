@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     // Before any thread starts: it may set an environment variable.
-    rnnc_backend_wgsl::quiet_mesa_without_runtime_dir();
+    rnnc::quiet_mesa_without_runtime_dir();
     let cli = args::parse();
     // Deeply nested models recurse deeply in the parser and lowering; give them room.
     let worker = std::thread::Builder::new()

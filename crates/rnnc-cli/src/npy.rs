@@ -3,7 +3,7 @@
 use crate::error::{msg, CliError};
 use ndarray::ArrayD;
 use ndarray_npy::{ReadNpyError, ReadNpyExt, WriteNpyExt};
-use rnnc_runtime::Tensor;
+use rnnc::Tensor;
 use std::io::Cursor;
 use std::path::Path;
 

@@ -42,14 +42,6 @@ pub fn optimise_model(m: &mut Model, opt: &OptArgs) -> Result<(), CliError> {
     result
 }
 
-/// [`optimise_model`] for a bare graph.
-pub fn optimise(g: &mut Graph, opt: &OptArgs) -> Result<(), CliError> {
-    let mut m = Model::from_graph(g.clone());
-    let result = optimise_model(&mut m, opt);
-    *g = m.into_graph();
-    result
-}
-
 /// Loads, parses and lowers a model with its hyperparameters.
 pub fn load(args: &ModelArgs) -> Result<Model, CliError> {
     Model::load(
@@ -75,19 +67,6 @@ pub(crate) fn backend_kind(name: &str, threads: Option<usize>) -> BackendKind {
     match threads {
         Some(n) => kind.with_threads(n).expect("checked by thread_count"),
         None => kind,
-    }
-}
-
-/// The CPU backend for `--threads`: that many threads, or without the flag the
-/// count its cost model picks (one, or this machine's cores).
-pub(crate) fn cpu_backend<'g>(
-    verified: rnnc_ir::Verified<'g>,
-    w: &'g rnnc_interp::Weights,
-    threads: Option<usize>,
-) -> Result<rnnc_backend_cpu::CpuBackend<'g>, rnnc_interp::RunError> {
-    match threads {
-        Some(n) => rnnc_backend_cpu::CpuBackend::with_threads(verified, w, n),
-        None => rnnc_backend_cpu::CpuBackend::auto(verified, w),
     }
 }
 

@@ -944,10 +944,10 @@ fn bench_prints_json_on_every_backend_and_rejects_what_they_cannot_do() {
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
     assert_eq!(v["threads"], 1, "{v}");
-    let best = rnnc_backend_cpu::Isa::best();
+    let best = rnnc::Isa::best();
     assert_eq!(v["isa"], best.name(), "{v}");
     // With a kernel, the run against this machine's measured limits.
-    if best != rnnc_backend_cpu::Isa::Portable {
+    if best != rnnc::Isa::Portable {
         assert!(v["peak_gflops_per_core"].as_f64().unwrap() > 0.0, "{v}");
         assert!(v["fraction_of_peak"].as_f64().unwrap() > 0.0, "{v}");
         assert!(v["fraction_of_bandwidth"].as_f64().unwrap() > 0.0, "{v}");

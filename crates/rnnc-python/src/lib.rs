@@ -286,6 +286,61 @@ impl RnncModel {
         Ok(RnncStream { stream: s })
     }
 
+    /// An object file and C header for inputs of batch `batch` and length `seq`,
+    /// the loaded weights built in: {"object": bytes, "header": str, "prefix": str}.
+    #[pyo3(signature = (batch = 1, seq = 100, opt = "O2"))]
+    fn object_file<'py>(
+        &self,
+        py: Python<'py>,
+        batch: usize,
+        seq: usize,
+        opt: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let weights = self.weights()?;
+        let o = self
+            .model
+            .optimise(&pipeline(opt))
+            .and_then(|m| m.object_file(&weights, batch, seq))
+            .map_err(error)?;
+        let d = PyDict::new(py);
+        d.set_item("object", pyo3::types::PyBytes::new(py, &o.object))?;
+        d.set_item("header", o.header)?;
+        d.set_item("prefix", o.prefix)?;
+        Ok(d)
+    }
+
+    /// The GPU kernels ("wgsl" or "cuda") for inputs of batch `batch` and length
+    /// `seq`: {"file": name, "source": str, "manifest": JSON str}.
+    #[pyo3(signature = (target = "wgsl", batch = 1, seq = 100, opt = "O2"))]
+    fn gpu_kernels<'py>(
+        &self,
+        py: Python<'py>,
+        target: &str,
+        batch: usize,
+        seq: usize,
+        opt: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let t = match target {
+            "wgsl" => rnnc::GpuTarget::Wgsl,
+            "cuda" => rnnc::GpuTarget::Cuda,
+            _ => {
+                return Err(RnncError::new_err(format!(
+                    "target={target:?}: no such GPU target; the targets are: wgsl, cuda"
+                )))
+            }
+        };
+        let k = self
+            .model
+            .optimise(&pipeline(opt))
+            .and_then(|m| m.gpu_kernels(t, batch, seq))
+            .map_err(error)?;
+        let d = PyDict::new(py);
+        d.set_item("file", k.file)?;
+        d.set_item("source", k.source)?;
+        d.set_item("manifest", k.manifest)?;
+        Ok(d)
+    }
+
     /// The pass table: what each pass of `opt` did to the model.
     #[pyo3(signature = (opt = "O2"))]
     fn passes(&self, opt: &str) -> PyResult<String> {

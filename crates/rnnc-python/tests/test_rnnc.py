@@ -121,6 +121,21 @@ def test_a_live_torch_module_and_its_state_dict(cell, model):
             np.testing.assert_allclose(got, want.numpy(), atol=1e-5, rtol=1e-4)
 
 
+def test_ahead_of_time_output(tmp_path):
+    m = random_lstm()
+    o = m.object_file(batch=2, seq=6)
+    assert isinstance(o["object"], bytes) and len(o["object"]) > 0
+    assert f"void {o['prefix']}_run(" in o["header"]
+    k = m.gpu_kernels("wgsl", batch=2, seq=6)
+    assert k["file"] == "LSTM.wgsl" and "@compute" in k["source"]
+    assert json.loads(k["manifest"])["kernels"]
+    assert "__global__" in m.gpu_kernels("cuda")["source"]
+    with pytest.raises(rnnc.RnncError, match="no such GPU target"):
+        m.gpu_kernels("metal")
+    with pytest.raises(rnnc.RnncError, match="at least 1"):
+        m.object_file(batch=0)
+
+
 def test_bad_input_raises_and_the_interpreter_lives_on():
     m = random_lstm()
     x = np.zeros((2, 3, 5), np.float32)

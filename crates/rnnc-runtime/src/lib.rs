@@ -53,4 +53,17 @@ pub trait Backend {
     fn notes(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// Milliseconds spent generating code so far, where the backend measures it
+    /// (the CPU backend's JIT); None where compiling happens inside the first run
+    /// (the GPU backends) and cannot be told apart from it.
+    fn compile_ms(&self) -> Option<f64> {
+        Some(0.0)
+    }
+
+    /// The threads its runs so far used, and its kernels' instruction set where
+    /// it has CPU kernels (`avx512`, `avx2`, `portable`).
+    fn ran_on(&self) -> (usize, Option<&'static str>) {
+        (1, None)
+    }
 }

@@ -40,8 +40,7 @@ impl Compiled {
         origin: &str,
     ) -> Result<Self, Error> {
         let bound = Bound::try_new(Owned { graph, weights }, |o| {
-            let verified = rnnc_ir::verify(&o.graph)
-                .map_err(|e| Error::Message(format!("internal error: {}", e.join("; "))))?;
+            let verified = crate::error::verified(&o.graph)?;
             kind.open(verified, &o.weights)
                 .map_err(|e| Error::Message(format!("{origin}: {e}")))
         })?;
@@ -73,6 +72,17 @@ impl Compiled {
     /// Where it runs, for people.
     pub fn describe(&self) -> String {
         self.bound.borrow_dependent().describe()
+    }
+
+    /// Milliseconds spent generating code so far (None: the backend compiles
+    /// inside its first run at each shape, the GPUs).
+    pub fn compile_ms(&self) -> Option<f64> {
+        self.bound.borrow_dependent().compile_ms()
+    }
+
+    /// (threads, kernel ISA) the runs so far used.
+    pub fn ran_on(&self) -> (usize, Option<&'static str>) {
+        self.bound.borrow_dependent().ran_on()
     }
 
     /// What the runs so far left to the interpreter, one line each.

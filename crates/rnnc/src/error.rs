@@ -41,3 +41,9 @@ impl From<rnnc_runtime::RunError> for Error {
 pub(crate) fn msg<T>(m: impl Into<String>) -> Result<T, Error> {
     Err(Error::Message(m.into()))
 }
+
+/// `g` verified, or an internal error (every graph the library holds was
+/// verified when it was lowered or optimised, so this does not fail in practice).
+pub(crate) fn verified(g: &rnnc_ir::Graph) -> Result<rnnc_ir::Verified<'_>, Error> {
+    rnnc_ir::verify(g).map_err(|e| Error::Message(format!("internal error: {}", e.join("; "))))
+}

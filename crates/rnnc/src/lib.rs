@@ -19,6 +19,7 @@
 //! # Ok::<(), rnnc::Error>(())
 //! ```
 
+mod ahead;
 mod backend;
 mod compiled;
 mod error;
@@ -28,6 +29,7 @@ pub mod passes_table;
 mod stream;
 pub mod weights;
 
+pub use ahead::{GpuKernels, GpuTarget, ObjectFile};
 pub use backend::{BackendKind, BACKENDS};
 pub use compiled::Compiled;
 pub use error::Error;
@@ -37,3 +39,10 @@ pub use rnnc_ir::{DType, Dim, Graph, TensorTy};
 pub use rnnc_opt::{Instrumentation, Opt};
 pub use rnnc_runtime::{Backend, Inputs, Outputs, RunError, Tensor, Weights};
 pub use stream::Stream;
+
+/// This machine's measured limits for the CPU kernels (FMA peak, cache bandwidth),
+/// what `rnnc bench` compares a run with.
+pub use rnnc_backend_cpu::{measure_limits, Isa, Limits};
+/// Where Mesa's Vulkan driver would complain (no runtime directory), quiet it; call
+/// before any thread starts.
+pub use rnnc_backend_wgsl::quiet_mesa_without_runtime_dir;

@@ -36,8 +36,7 @@ impl Stream {
         origin: &str,
     ) -> Result<Self, Error> {
         let bound = Bound::try_new(Owned { graph, weights }, |o| {
-            let verified = rnnc_ir::verify(&o.graph)
-                .map_err(|e| Error::Message(format!("internal error: {}", e.join("; "))))?;
+            let verified = crate::error::verified(&o.graph)?;
             let s = match threads {
                 Some(n) => rnnc_backend_cpu::Stream::with_threads(verified, &o.weights, n),
                 None => rnnc_backend_cpu::Stream::auto(verified, &o.weights),
@@ -63,6 +62,20 @@ impl Stream {
     /// Forgets the state: the next step starts from zeros.
     pub fn reset(&mut self) {
         self.bound.with_dependent_mut(|_, s| s.reset())
+    }
+
+    /// Milliseconds spent generating code so far.
+    pub fn compile_ms(&self) -> f64 {
+        use rnnc_runtime::Backend;
+        self.bound
+            .with_dependent(|_, s| s.backend().compile_ms())
+            .unwrap_or(0.0)
+    }
+
+    /// (threads, kernel ISA) the steps so far used.
+    pub fn ran_on(&self) -> (usize, Option<&'static str>) {
+        use rnnc_runtime::Backend;
+        self.bound.with_dependent(|_, s| s.backend().ran_on())
     }
 
     /// The (state input, output) pairs carried from step to step.

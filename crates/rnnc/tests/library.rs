@@ -216,3 +216,28 @@ fn bad_input_is_an_error_that_says_what_is_wrong() {
     assert!(interp.with_threads(2).unwrap_err().contains("one thread"));
     assert!(BackendKind::default().with_threads(0).is_err());
 }
+
+#[test]
+fn ahead_of_time_output_comes_from_the_library() {
+    let m = lstm().optimise(&Opt::Level(2)).unwrap();
+    let obj = m.object_file(&weights_for(&m), 2, 6).unwrap();
+    assert!(!obj.object.is_empty());
+    assert!(
+        obj.header.contains(&format!("void {}_run(", obj.prefix)),
+        "{}",
+        obj.header
+    );
+    assert_eq!(obj.inputs[0], ("input".to_string(), vec![2, 6, 5]));
+    let k = m.gpu_kernels(rnnc::GpuTarget::Wgsl, 2, 6).unwrap();
+    assert_eq!(k.file, "LSTM.wgsl");
+    assert!(k.source.contains("@compute"), "{}", k.source);
+    assert!(k.manifest.contains("\"kernels\""), "{}", k.manifest);
+    assert!(k.kernels > 0 && k.launches_per_run >= k.kernels);
+    let cuda = m.gpu_kernels(rnnc::GpuTarget::Cuda, 2, 6).unwrap();
+    assert!(cuda.source.contains("__global__"), "{}", cuda.source);
+    // A shape the model cannot take is an error, not a panic.
+    let e = message(m.object_file(&weights_for(&m), 0, 6).map(|o| o.prefix));
+    assert!(e.contains("at least 1"), "{e}");
+    let e = message(m.gpu_kernels(rnnc::GpuTarget::Wgsl, 2, 0).map(|k| k.file));
+    assert!(e.contains("at least 1"), "{e}");
+}

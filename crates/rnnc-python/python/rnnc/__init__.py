@@ -120,6 +120,18 @@ class Model:
         the GPU adapter."""
         return self._m.describe(backend, threads, opt)
 
+    def object_file(self, batch: int = 1, seq: int = 100, opt: str = "O2") -> Dict[str, Any]:
+        """Ahead of time for one batch size and length: ``{"object": bytes,
+        "header": str, "prefix": str}``, the loaded weights built in; a C program
+        links the object with ``cc`` and calls ``<prefix>_run``."""
+        return self._m.object_file(batch, seq, opt)
+
+    def gpu_kernels(self, target: str = "wgsl", batch: int = 1, seq: int = 100,
+                    opt: str = "O2") -> Dict[str, str]:
+        """The GPU kernels ("wgsl" or "cuda") for one batch size and length:
+        ``{"file", "source", "manifest"}`` (the manifest is JSON)."""
+        return self._m.gpu_kernels(target, batch, seq, opt)
+
     def passes(self, opt: str = "O2") -> str:
         """The pass table: nodes, products in and out of the loop, FLOPs and
         weight bytes per step after each pass of ``opt``."""
