@@ -21,6 +21,23 @@ pyo3::create_exception!(
      backend that cannot run it; the message is rnnc's diagnostic."
 );
 
+/// A value a run uses while it has released the GIL. Sound because every class
+/// here is `unsendable`: PyO3 refuses any access from a thread other than the one
+/// that made the object, so while that thread runs without the GIL no other thread
+/// can reach what it uses, and the backends' own threads join before the run
+/// returns.
+struct OwnerThreadOnly<T>(T);
+
+// SAFETY: see above; the value never leaves its owner thread.
+unsafe impl<T> Send for OwnerThreadOnly<T> {}
+
+impl<T> OwnerThreadOnly<T> {
+    /// The value (a method, so a closure captures the whole wrapper).
+    fn get(self) -> T {
+        self.0
+    }
+}
+
 fn error(e: rnnc::Error) -> PyErr {
     RnncError::new_err(e.text().to_string())
 }
@@ -258,7 +275,14 @@ impl RnncModel {
     ) -> PyResult<Bound<'py, PyDict>> {
         let given = self::inputs(inputs)?;
         let c = self.compiled(backend, threads, opt)?;
-        let outs = c.run(&given).map_err(error)?;
+        // Other Python threads run while this one computes.
+        let job = OwnerThreadOnly((&*c, &given));
+        let outs = py
+            .detach(move || {
+                let (c, given) = job.get();
+                c.run(given)
+            })
+            .map_err(error)?;
         outputs(py, outs)
     }
 
@@ -371,7 +395,13 @@ impl RnncStream {
         inputs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let given = self::inputs(inputs)?;
-        let outs = self.stream.step(&given).map_err(error)?;
+        let job = OwnerThreadOnly((&mut self.stream, &given));
+        let outs = py
+            .detach(move || {
+                let (stream, given) = job.get();
+                stream.step(given)
+            })
+            .map_err(error)?;
         outputs(py, outs)
     }
 

@@ -121,6 +121,52 @@ def test_a_live_torch_module_and_its_state_dict(cell, model):
             np.testing.assert_allclose(got, want.numpy(), atol=1e-5, rtol=1e-4)
 
 
+def test_threads_each_with_their_own_model_agree_with_one_thread():
+    import threading
+
+    x = np.random.default_rng(3).standard_normal((2, 9, 5), dtype=np.float32)
+    want = random_lstm()(input=x)["output"]
+    got, errors = {}, []
+
+    def work(i):
+        try:
+            m = random_lstm()  # the same weights: seed 0
+            for _ in range(5):
+                got[i] = m.run(threads=1, input=x)["output"]
+        except Exception as e:  # reported below, so a failure names itself
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for i in range(3):
+        np.testing.assert_array_equal(got[i], want)
+
+
+def test_a_model_stays_on_the_thread_that_made_it():
+    import threading
+
+    m = random_lstm()
+    x = np.zeros((1, 2, 5), np.float32)
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(_raises(lambda: m(input=x))))
+    t.start()
+    t.join()
+    assert seen and seen[0] is not None, "another thread could use the model"
+    assert m(input=x)["output"].shape == (1, 2, 7)
+
+
+def _raises(f):
+    try:
+        f()
+    except BaseException as e:  # PyO3 raises for an unsendable object on another thread
+        return e
+    return None
+
+
 def test_ahead_of_time_output(tmp_path):
     m = random_lstm()
     o = m.object_file(batch=2, seq=6)

@@ -14,7 +14,9 @@ module itself) and run it on NumPy arrays::
 
 Every failure rnnc reports (a model that does not parse, weights or inputs that
 do not fit it) raises :class:`RnncError` with rnnc's diagnostic as its message;
-arguments of the wrong Python type raise ``TypeError``.
+arguments of the wrong Python type raise ``TypeError``. Runs release the GIL;
+a model belongs to the thread that made it (PyO3 raises on any other thread),
+so a thread pool makes one model per thread.
 """
 
 import os
