@@ -27,8 +27,7 @@ pub fn compile(a: &CompileArgs) -> Result<(), CliError> {
     optimise_model(&mut m, &a.opt)?;
     let target = match a.target.as_str() {
         "cpu" => None,
-        "wgsl" => Some(GpuTarget::Wgsl),
-        _ => Some(GpuTarget::Cuda),
+        gpu => Some(GpuTarget::from_name(gpu).expect("checked above")),
     };
     let Some(target) = target else {
         let weights = match weights {

@@ -4,7 +4,7 @@
 
 use crate::args::BenchArgs;
 use crate::error::{msg, CliError};
-use crate::setup::{backend_kind, check_backend, load, optimise_model, thread_count};
+use crate::setup::{backend_kind, check_backend, is_cpu, load, optimise_model, thread_count};
 use ndarray::{ArrayD, IxDyn};
 use rnnc::{Tensor, Weights};
 use rnnc_ir::{DType, Dim, Graph};
@@ -88,7 +88,7 @@ pub fn random_inputs(g: &Graph, batch: usize, seq: usize, seed: u64) -> HashMap<
 pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
     check_backend(&a.backend)?;
     let threads = thread_count(&a.backend, a.threads)?;
-    if a.stream && a.backend != "cpu" {
+    if a.stream && !is_cpu(&a.backend) {
         return msg(format!(
             "--stream: the {} backend has no streaming sessions; use --backend cpu",
             a.backend

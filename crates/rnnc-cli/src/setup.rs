@@ -70,23 +70,23 @@ pub(crate) fn backend_kind(name: &str, threads: Option<usize>) -> BackendKind {
     }
 }
 
-/// The thread count for `backend`: `--threads` if given; None (the CPU
-/// backend's own choice) without it; the interpreter and the GPUs take one.
+/// Whether `--backend` names the CPU backend (the one that streams).
+pub(crate) fn is_cpu(name: &str) -> bool {
+    matches!(BackendKind::from_name(name), Ok(BackendKind::Cpu { .. }))
+}
+
+/// The thread count for `backend`: `--threads` if given, checked by the library
+/// against what the backend can take; None (the CPU backend's own choice) without it.
 pub(crate) fn thread_count(
     backend: &str,
     threads: Option<usize>,
 ) -> Result<Option<usize>, CliError> {
-    match (backend, threads) {
-        (_, Some(0)) => msg("--threads 0: at least one thread is needed"),
-        ("interp", Some(n)) if n > 1 => msg(format!(
-            "--threads {n}: the interp backend (the reference) runs on one thread; \
-             use --backend cpu for more"
-        )),
-        ("interp", _) => Ok(Some(1)),
-        ("wgsl" | "cuda", Some(n)) => msg(format!(
-            "--threads {n}: the {backend} backend runs on the GPU; --threads is for --backend cpu"
-        )),
-        ("wgsl" | "cuda", None) => Ok(Some(1)),
-        (_, threads) => Ok(threads),
-    }
+    let Some(n) = threads else {
+        return Ok(None);
+    };
+    let kind = BackendKind::from_name(backend)
+        .or_else(|why| msg(format!("--backend {backend}: {why}")))?;
+    kind.with_threads(n)
+        .map(|_| Some(n))
+        .or_else(|why| msg(format!("--threads {n}: {why}")))
 }

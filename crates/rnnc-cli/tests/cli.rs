@@ -967,11 +967,11 @@ fn bench_prints_json_on_every_backend_and_rejects_what_they_cannot_do() {
     );
     fails_with(
         &rnnc(&[&base[..], &["--threads", "2", "--backend", "interp"]].concat()),
-        &["--threads 2", "interp", "one thread", "--backend cpu"],
+        &["--threads 2", "interp", "one thread", "cpu backend"],
     );
     fails_with(
         &rnnc(&[&base[..], &["--threads", "2", "--backend", "wgsl"]].concat()),
-        &["--threads 2", "wgsl", "GPU", "--backend cpu"],
+        &["--threads 2", "wgsl", "GPU", "cpu backend"],
     );
     fails_with(
         &rnnc(&[&base[..], &["--threads", "0"]].concat()),

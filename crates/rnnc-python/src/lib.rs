@@ -344,15 +344,8 @@ impl RnncModel {
         seq: usize,
         opt: &str,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let t = match target {
-            "wgsl" => rnnc::GpuTarget::Wgsl,
-            "cuda" => rnnc::GpuTarget::Cuda,
-            _ => {
-                return Err(RnncError::new_err(format!(
-                    "target={target:?}: no such GPU target; the targets are: wgsl, cuda"
-                )))
-            }
-        };
+        let t = rnnc::GpuTarget::from_name(target)
+            .map_err(|why| RnncError::new_err(format!("target={target:?}: {why}")))?;
         let k = self
             .model
             .optimise(&pipeline(opt))

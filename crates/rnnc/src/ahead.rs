@@ -16,6 +16,15 @@ pub enum GpuTarget {
 }
 
 impl GpuTarget {
+    /// The GPU target called `name`; else why not.
+    pub fn from_name(name: &str) -> Result<Self, String> {
+        match name {
+            "wgsl" => Ok(GpuTarget::Wgsl),
+            "cuda" => Ok(GpuTarget::Cuda),
+            _ => Err("no such GPU target; the targets are: wgsl, cuda".into()),
+        }
+    }
+
     /// The target's name, as `--target` takes it.
     pub fn name(self) -> &'static str {
         match self {

@@ -50,7 +50,7 @@ impl BackendKind {
             (BackendKind::Cpu { .. }, n) => Ok(BackendKind::Cpu { threads: Some(n) }),
             (_, 1) => Ok(self),
             (BackendKind::Interp, _) => Err(
-                "the interp backend (the reference) runs on one thread; use the cpu backend for more"
+                "the interp backend (the reference) runs on one thread; the cpu backend runs on more"
                     .into(),
             ),
             (_, _) => Err(format!(
