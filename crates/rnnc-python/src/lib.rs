@@ -117,8 +117,11 @@ fn outputs<'py>(py: Python<'py>, outs: Vec<(String, Tensor)>) -> PyResult<Bound<
     Ok(d)
 }
 
+/// A shape for Python: ints, and "B", "T", "S" for the symbolic dims.
+type Shape<'py> = Vec<Bound<'py, PyAny>>;
+
 /// A type's dims as Python sees them: ints, and "B", "T", "S" for the symbolic ones.
-fn dims<'py>(py: Python<'py>, ty: &TensorTy) -> PyResult<Vec<Bound<'py, PyAny>>> {
+fn dims<'py>(py: Python<'py>, ty: &TensorTy) -> PyResult<Shape<'py>> {
     ty.dims
         .iter()
         .map(|d| -> PyResult<Bound<'py, PyAny>> {
@@ -191,43 +194,31 @@ impl RnncModel {
     /// (name, shape, dtype, has_default) of each input; shapes hold ints and
     /// "B" (batch), "T" (time), "S" (source length).
     #[getter]
-    fn inputs<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    fn inputs<'py>(&self, py: Python<'py>) -> PyResult<Vec<(String, Shape<'py>, String, bool)>> {
         self.model
             .inputs()
-            .iter()
-            .map(|(n, ty, zeros)| {
-                (n.as_str(), dims(py, ty)?, ty.dtype.to_string(), *zeros)
-                    .into_pyobject(py)
-                    .map(|o| o.into_any())
-            })
+            .into_iter()
+            .map(|(n, ty, zeros)| Ok((n, dims(py, &ty)?, ty.dtype.to_string(), zeros)))
             .collect()
     }
 
     /// (name, shape, dtype) of each output, in order.
     #[getter]
-    fn outputs<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    fn outputs<'py>(&self, py: Python<'py>) -> PyResult<Vec<(String, Shape<'py>, String)>> {
         self.model
             .outputs()
-            .iter()
-            .map(|(n, ty)| {
-                (n.as_str(), dims(py, ty)?, ty.dtype.to_string())
-                    .into_pyobject(py)
-                    .map(|o| o.into_any())
-            })
+            .into_iter()
+            .map(|(n, ty)| Ok((n, dims(py, &ty)?, ty.dtype.to_string())))
             .collect()
     }
 
     /// (state_dict key, shape) of each weight the model declares.
     #[getter]
-    fn weight_shapes<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    fn weight_shapes<'py>(&self, py: Python<'py>) -> PyResult<Vec<(String, Shape<'py>)>> {
         self.model
             .weights()
             .iter()
-            .map(|(k, ty)| {
-                (k.as_str(), dims(py, ty)?)
-                    .into_pyobject(py)
-                    .map(|o| o.into_any())
-            })
+            .map(|(k, ty)| Ok((k.clone(), dims(py, ty)?)))
             .collect()
     }
 
