@@ -83,11 +83,19 @@ fn tensor(what: &str, v: &Bound<'_, PyAny>) -> PyResult<Tensor> {
         return Ok(Tensor::I64(a.as_array().to_owned()));
     }
     match v.cast::<PyUntypedArray>() {
-        Ok(a) => Err(PyTypeError::new_err(format!(
-            "{what} is a {} array; rnnc takes float32 (and int64 for token ids and lengths): \
-             convert it with .astype(numpy.float32)",
-            a.dtype()
-        ))),
+        Ok(a) => {
+            let dtype = a.dtype().to_string();
+            // Integers are token ids or lengths (int64); anything else is values.
+            let want = if dtype.contains("int") {
+                "int64"
+            } else {
+                "float32"
+            };
+            Err(PyTypeError::new_err(format!(
+                "{what} is a {dtype} array; rnnc takes float32 values and int64 token ids \
+                 and lengths: convert it with .astype(numpy.{want})"
+            )))
+        }
         Err(_) => Err(PyTypeError::new_err(format!(
             "{what} must be a NumPy array, not {}",
             v.get_type().name()?

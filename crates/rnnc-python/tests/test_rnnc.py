@@ -48,6 +48,30 @@ def test_seed_fixtures_match_pytorch(fixture, backend):
     assert checked >= 1, f"{fixture}: no output compared"
 
 
+@pytest.mark.parametrize("mode", ["teacher", "greedy", "beam"])
+def test_seq2seq_with_token_ids_matches_pytorch(mode):
+    d = ROOT / "tests/fixtures/seq2seq"
+    meta = json.loads((d / "meta.json").read_text())
+    params = {k: meta[k] for k in ("src_vocab", "tgt_vocab", "hidden_size", "bos", "eos",
+                                   "max_len", "beam_width")}
+    m = rnnc.load(ROOT / "models/seq2seq_attention.rnn", mode=mode, **params)
+    m.load_weights(d / "weights.safetensors")
+    inputs = {"src": np.load(d / "src.npy"), "src_lengths": np.load(d / "src_lengths.npy")}
+    if mode == "teacher":
+        inputs["tgt_in"] = np.load(d / "tgt_in.npy")
+    out = m(**inputs)
+    if mode == "teacher":
+        np.testing.assert_allclose(out["logits"], np.load(d / "logits.npy"), atol=1e-5, rtol=1e-4)
+    else:
+        for name in ("tokens", "lengths"):
+            np.testing.assert_array_equal(out[name], np.load(d / f"{mode}_{name}.npy"))
+        np.testing.assert_allclose(out["scores"], np.load(d / f"{mode}_scores.npy"), atol=1e-4)
+    with pytest.raises(TypeError, match="int64"):
+        m(**{**inputs, "src": inputs["src"].astype(np.int32)})
+    with pytest.raises(rnnc.RnncError, match="lengths"):
+        m(**{**inputs, "src_lengths": inputs["src_lengths"] * 100})
+
+
 def random_lstm(hidden=7, inputs=5, seed=0):
     m = rnnc.load(ROOT / "models/lstm.rnn", input_size=inputs, hidden_size=hidden)
     rng = np.random.default_rng(seed)
