@@ -4,8 +4,9 @@
 
 use crate::args::BenchArgs;
 use crate::error::{msg, CliError};
-use crate::setup::{backend_kind, check_backend, is_cpu, load, optimise_model, thread_count};
+use crate::setup::{backend, load, optimise_model};
 use ndarray::{ArrayD, IxDyn};
+use rnnc::BackendKind;
 use rnnc::{Tensor, Weights};
 use rnnc_ir::{DType, Dim, Graph};
 use std::collections::HashMap;
@@ -86,9 +87,8 @@ pub fn random_inputs(g: &Graph, batch: usize, seq: usize, seed: u64) -> HashMap<
 }
 
 pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
-    check_backend(&a.backend)?;
-    let threads = thread_count(&a.backend, a.threads)?;
-    if a.stream && !is_cpu(&a.backend) {
+    let kind = backend(&a.backend, a.threads)?;
+    if a.stream && !matches!(kind, BackendKind::Cpu { .. }) {
         return msg(format!(
             "--stream: the {} backend has no streaming sessions; use --backend cpu",
             a.backend
@@ -111,7 +111,7 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
     let (mut times, compile_ms, ran) = if a.stream {
         // One step per timed run, state kept: the latency a streaming caller sees.
         let inputs = random_inputs(g, a.batch, 1, 0x5eed + 1);
-        let mut s = m.stream(weights, threads)?;
+        let mut s = m.stream(weights, a.threads)?;
         s.step(&inputs)?;
         let compile_ms = compile_ms + s.compile_ms();
         let ran = isa(s.ran_on());
@@ -119,7 +119,7 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
         (times, compile_ms, ran)
     } else {
         let inputs = random_inputs(g, a.batch, a.seq, 0x5eed + 1);
-        let c = m.compile(weights, backend_kind(&a.backend, threads))?;
+        let c = m.compile(weights, kind)?;
         // The first run compiles for its shape: that counts as compile time
         // (all of it where the backend compiles inside the run, the GPUs).
         let first = Instant::now();

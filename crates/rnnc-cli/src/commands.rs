@@ -4,9 +4,7 @@
 use crate::args::{Cli, Command, IrFormat};
 use crate::error::{msg, CliError};
 use crate::npy;
-use crate::setup::{
-    backend_kind, check_backend, instrumentation, load, optimise_model, pipeline, thread_count,
-};
+use crate::setup::{backend, instrumentation, load, optimise_model, pipeline};
 use rnnc::BackendKind;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -60,8 +58,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             beam_width,
             blank,
         } => {
-            check_backend(&backend)?;
-            let kind = backend_kind(&backend, thread_count(&backend, threads)?);
+            let kind = self::backend(&backend, threads)?;
             let mut m = load(&model)?;
             // The file must fit the model as written, before passes drop or duplicate anything.
             let w = match &weights {

@@ -55,38 +55,15 @@ pub fn compile(args: &ModelArgs) -> Result<Graph, CliError> {
     load(args).map(Model::into_graph)
 }
 
-pub(crate) fn check_backend(name: &str) -> Result<(), CliError> {
-    BackendKind::from_name(name)
-        .map(|_| ())
-        .or_else(|why| msg(format!("--backend {name}: {why}")))
-}
-
-/// The backend `--backend` names (checked) with `--threads` (checked).
-pub(crate) fn backend_kind(name: &str, threads: Option<usize>) -> BackendKind {
-    let kind = BackendKind::from_name(name).expect("checked by check_backend");
+/// The backend `--backend` names, on `--threads` threads where given, both
+/// checked by the library; the message names the flag that does not fit.
+pub(crate) fn backend(name: &str, threads: Option<usize>) -> Result<BackendKind, CliError> {
+    let kind =
+        BackendKind::from_name(name).or_else(|why| msg(format!("--backend {name}: {why}")))?;
     match threads {
-        Some(n) => kind.with_threads(n).expect("checked by thread_count"),
-        None => kind,
+        Some(n) => kind
+            .with_threads(n)
+            .or_else(|why| msg(format!("--threads {n}: {why}"))),
+        None => Ok(kind),
     }
-}
-
-/// Whether `--backend` names the CPU backend (the one that streams).
-pub(crate) fn is_cpu(name: &str) -> bool {
-    matches!(BackendKind::from_name(name), Ok(BackendKind::Cpu { .. }))
-}
-
-/// The thread count for `backend`: `--threads` if given, checked by the library
-/// against what the backend can take; None (the CPU backend's own choice) without it.
-pub(crate) fn thread_count(
-    backend: &str,
-    threads: Option<usize>,
-) -> Result<Option<usize>, CliError> {
-    let Some(n) = threads else {
-        return Ok(None);
-    };
-    let kind = BackendKind::from_name(backend)
-        .or_else(|why| msg(format!("--backend {backend}: {why}")))?;
-    kind.with_threads(n)
-        .map(|_| Some(n))
-        .or_else(|why| msg(format!("--threads {n}: {why}")))
 }

@@ -167,6 +167,11 @@ impl RnncModel {
         }
     }
 
+    /// The model after the pipeline `opt` names.
+    fn optimised(&self, opt: &str) -> PyResult<Model> {
+        self.model.optimise(&pipeline(opt)).map_err(error)
+    }
+
     fn compiled(&self, backend: &str, threads: Option<usize>, opt: &str) -> PyResult<Rc<Compiled>> {
         let key = (backend.to_string(), threads, opt.to_string());
         if let Some(c) = self.compiled.borrow().get(&key) {
@@ -180,11 +185,7 @@ impl RnncModel {
                 .map_err(|why| RnncError::new_err(format!("threads={n}: {why}")))?;
         }
         let weights = self.weights()?;
-        let c = self
-            .model
-            .optimise(&pipeline(opt))
-            .and_then(|m| m.compile(weights, kind))
-            .map_err(error)?;
+        let c = self.optimised(opt)?.compile(weights, kind).map_err(error)?;
         let c = Rc::new(c);
         self.compiled.borrow_mut().insert(key, c.clone());
         Ok(c)
@@ -295,16 +296,15 @@ impl RnncModel {
     /// its state (h0/h_n, c0/c_n) kept between calls.
     #[pyo3(signature = (threads = None, opt = "O2"))]
     fn stream(&self, threads: Option<usize>, opt: &str) -> PyResult<RnncStream> {
-        if threads == Some(0) {
-            return Err(RnncError::new_err(
-                "threads=0: at least one thread is needed",
-            ));
+        if let Some(n) = threads {
+            BackendKind::default()
+                .with_threads(n)
+                .map_err(|why| RnncError::new_err(format!("threads={n}: {why}")))?;
         }
         let weights = self.weights()?;
         let s = self
-            .model
-            .optimise(&pipeline(opt))
-            .and_then(|m| m.stream(weights, threads))
+            .optimised(opt)?
+            .stream(weights, threads)
             .map_err(error)?;
         Ok(RnncStream { stream: s })
     }
@@ -321,9 +321,8 @@ impl RnncModel {
     ) -> PyResult<Bound<'py, PyDict>> {
         let weights = self.weights()?;
         let o = self
-            .model
-            .optimise(&pipeline(opt))
-            .and_then(|m| m.object_file(&weights, batch, seq))
+            .optimised(opt)?
+            .object_file(&weights, batch, seq)
             .map_err(error)?;
         let d = PyDict::new(py);
         d.set_item("object", pyo3::types::PyBytes::new(py, &o.object))?;
@@ -346,9 +345,8 @@ impl RnncModel {
         let t = rnnc::GpuTarget::from_name(target)
             .map_err(|why| RnncError::new_err(format!("target={target:?}: {why}")))?;
         let k = self
-            .model
-            .optimise(&pipeline(opt))
-            .and_then(|m| m.gpu_kernels(t, batch, seq))
+            .optimised(opt)?
+            .gpu_kernels(t, batch, seq)
             .map_err(error)?;
         let d = PyDict::new(py);
         d.set_item("file", k.file)?;
@@ -366,7 +364,7 @@ impl RnncModel {
     /// The graph IR after `opt`, as text.
     #[pyo3(signature = (opt = "O2"))]
     fn ir(&self, opt: &str) -> PyResult<String> {
-        Ok(self.model.optimise(&pipeline(opt)).map_err(error)?.ir())
+        Ok(self.optimised(opt)?.ir())
     }
 }
 

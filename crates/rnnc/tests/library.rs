@@ -156,7 +156,22 @@ fn a_stream_steps_like_the_whole_run() {
         .iter()
         .fold(0f32, |m, d| m.max(d.abs()));
     assert!(d < 1e-5, "{d}");
+    // After a reset the first step starts from zeros again: step 0 of the run.
     s.reset();
+    let first = x.slice(ndarray::s![.., 0..1, ..]).to_owned().into_dyn();
+    let again = s
+        .step(&[("input".to_string(), Tensor::F32(first))].into())
+        .unwrap();
+    let whole_0 = whole[0]
+        .1
+        .f32()
+        .slice(ndarray::s![.., 0..1, ..])
+        .to_owned()
+        .into_dyn();
+    let d = (again[0].1.f32() - &whole_0)
+        .iter()
+        .fold(0f32, |m, d| m.max(d.abs()));
+    assert!(d < 1e-5, "{d}");
 }
 
 fn message(r: Result<impl std::fmt::Debug, Error>) -> String {
