@@ -17,7 +17,7 @@ pub struct Cli {
 /// Hyperparameters: `--param k=v` (repeatable) over a `--config` YAML file.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// The model source file (`.rnn`).
+    /// The model: a `.rnn` source file, or an `.onnx` file (imported on the way).
     pub model: PathBuf,
     /// Set a hyperparameter of the model, e.g. `--param hidden_size=256`.
     #[arg(long = "param", value_name = "K=V")]
@@ -55,6 +55,15 @@ pub struct OptArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Import an ONNX model: write DIR/<name>.rnn (readable source, commented with
+    /// the ONNX nodes it came from), DIR/<name>.yaml and DIR/weights.safetensors.
+    Import {
+        /// The `.onnx` file.
+        model: PathBuf,
+        /// The directory to write to.
+        #[arg(short = 'o', long = "out", value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Parse, lower and verify a model: exit 0, or print diagnostics and exit 1.
     Check {
         #[command(flatten)]

@@ -4,13 +4,52 @@
 use crate::args::{Cli, Command, IrFormat};
 use crate::error::{msg, CliError};
 use crate::npy;
-use crate::setup::{backend, instrumentation, load, optimise_model, pipeline};
+use crate::setup::{backend, instrumentation, load, load_with_weights, optimise_model, pipeline};
 use rnnc::BackendKind;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 pub fn dispatch(cli: Cli) -> Result<(), CliError> {
     match cli.command {
+        Command::Import { model, out } => {
+            let imported = rnnc::onnx::import(&model)?;
+            let written = imported.write(&out).map_err(|e| {
+                CliError::Message(format!("cannot write into `{}`: {e}", out.display()))
+            })?;
+            // Loaded back as `rnnc run` will, so a source that does not compile never stands.
+            let m =
+                rnnc::Model::load(&written[0], &rnnc::Params::new().config(written[1].clone()))?;
+            m.load_weights(&written[2])?;
+            for p in &written {
+                println!("wrote {}", p.display());
+            }
+            let names = |v: &[(String, String)]| {
+                v.iter()
+                    .map(|(onnx, n)| {
+                        if onnx == n {
+                            n.clone()
+                        } else {
+                            format!("{n} (\"{onnx}\")")
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            println!(
+                "model {}: inputs {}; outputs {}; {} weights",
+                imported.name,
+                names(&imported.inputs),
+                names(&imported.outputs),
+                imported.weights.len()
+            );
+            println!(
+                "run it: rnnc run {} --config {} --weights {} --input NAME=FILE.npy --out DIR",
+                written[0].display(),
+                written[1].display(),
+                written[2].display()
+            );
+            Ok(())
+        }
         Command::Check { model } => {
             let m = load(&model)?;
             println!(
@@ -59,11 +98,12 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             blank,
         } => {
             let kind = self::backend(&backend, threads)?;
-            let mut m = load(&model)?;
+            let (mut m, inside) = load_with_weights(&model)?;
             // The file must fit the model as written, before passes drop or duplicate anything.
-            let w = match &weights {
-                Some(file) => m.load_weights(file)?,
-                None => m.no_weights()?,
+            let w = match (&weights, inside) {
+                (Some(file), _) => m.load_weights(file)?,
+                (None, Some(w)) => w,
+                (None, None) => m.no_weights()?,
             };
             optimise_model(&mut m, &opt)?;
             let mut given = HashMap::new();

@@ -5,7 +5,7 @@
 
 use crate::args::{ModelArgs, OptArgs};
 use crate::error::{msg, CliError};
-use rnnc::{BackendKind, Model, Params};
+use rnnc::{BackendKind, Model, Params, Weights};
 use rnnc_ir::Graph;
 
 /// The passes `-O`/`--passes` ask for.
@@ -44,10 +44,34 @@ pub fn optimise_model(m: &mut Model, opt: &OptArgs) -> Result<(), CliError> {
 
 /// Loads, parses and lowers a model with its hyperparameters.
 pub fn load(args: &ModelArgs) -> Result<Model, CliError> {
-    Model::load(
+    load_with_weights(args).map(|(m, _)| m)
+}
+
+/// Whether `path` names an ONNX model rather than `.rnn` source.
+pub fn is_onnx(path: &std::path::Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+}
+
+/// [`load`], and for an ONNX model the weights inside it (imported in memory, as
+/// `rnnc import` would write them).
+pub fn load_with_weights(args: &ModelArgs) -> Result<(Model, Option<Weights>), CliError> {
+    if is_onnx(&args.model) {
+        if !args.params.is_empty() || args.config.is_some() {
+            return msg(format!(
+                "{}: an ONNX model's sizes are fixed by its weights; --param and --config apply \
+                 to .rnn models (`rnnc import` writes one to edit)",
+                args.model.display()
+            ));
+        }
+        let o = rnnc::onnx::load(&args.model)?;
+        return Ok((o.model, Some(o.weights)));
+    }
+    let m = Model::load(
         &args.model,
         &Params::from_flags(&args.params, args.config.as_deref()),
-    )
+    )?;
+    Ok((m, None))
 }
 
 /// [`load`]'s graph.

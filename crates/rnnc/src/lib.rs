@@ -24,6 +24,7 @@ mod backend;
 mod compiled;
 mod error;
 mod model;
+pub mod onnx;
 pub mod params;
 pub mod passes_table;
 mod stream;

@@ -1,4 +1,4 @@
-//! Activations beyond the IR's own (`abs`, `softplus`, `elu`, the ONNX RNN
+//! Activations beyond the IR's own (`abs`, `softplus`, `elu`, `clamp`, the ONNX RNN
 //! operators' `leaky_relu`, `hard_sigmoid`, …), scalar rounding (`floor`, `ceil`)
 //! and `**`, all written as compositions of the IR's elementwise ops so that every
 //! backend runs them without knowing they exist.
@@ -22,6 +22,10 @@ pub(crate) const ACTIVATIONS: &[(&str, &[(&str, f64)])] = &[
     ("hard_sigmoid", &[("alpha", 0.2), ("beta", 0.5)]),
     ("scaled_tanh", &[("alpha", 1.0), ("beta", 1.0)]),
     ("affine", &[("alpha", 1.0), ("beta", 0.0)]),
+    (
+        "clamp",
+        &[("min", f64::NEG_INFINITY), ("max", f64::INFINITY)],
+    ),
 ];
 
 /// Integer exponents up to this size become products (exact for negative bases,
@@ -159,6 +163,38 @@ impl Lowerer {
                 let y = self.scale(nums[0], x, span)?;
                 let b = self.konst(nums[1], span)?;
                 self.bin(Add, y, b, span)?
+            }
+            // torch.clamp: lo + relu(x - lo) - relu(x - hi); a bound left out is not applied.
+            "clamp" => {
+                let (lo, hi) = (nums[0], nums[1]);
+                if lo > hi {
+                    return Err(
+                        Diagnostic::error(format!("`clamp` with min {lo} above max {hi}"))
+                            .with_label(span, "here")
+                            .into(),
+                    );
+                }
+                let mut y = x;
+                if lo.is_finite() {
+                    let l = self.konst(lo, span)?;
+                    let d = self.bin(Sub, x, l, span)?;
+                    let r = self.un(Relu, d, span)?;
+                    y = self.bin(Add, l, r, span)?;
+                }
+                if hi.is_finite() {
+                    let h = self.konst(hi, span)?;
+                    y = if lo.is_finite() {
+                        let d = self.bin(Sub, x, h, span)?;
+                        let r = self.un(Relu, d, span)?;
+                        self.bin(Sub, y, r, span)?
+                    } else {
+                        // hi - relu(hi - x)
+                        let d = self.bin(Sub, h, x, span)?;
+                        let r = self.un(Relu, d, span)?;
+                        self.bin(Sub, h, r, span)?
+                    };
+                }
+                y
             }
             _ => unreachable!("every activation is handled"),
         };

@@ -28,6 +28,7 @@ pub(crate) const BUILTINS: &[&str] = &[
     "hard_sigmoid",
     "scaled_tanh",
     "affine",
+    "clamp",
     "floor",
     "ceil",
     "softmax",

@@ -1,0 +1,146 @@
+//! Identifiers for the generated source: ONNX names (`onnx::LSTM_12`, `input.1`,
+//! `/lstm/LSTM_output_0`) made into names the language takes, each used once.
+
+use std::collections::HashSet;
+
+/// Words the generated source cannot use as value names: the language's keywords,
+/// the axis names and its built-in functions (a value named `tanh` would hide
+/// the function for the rest of the model).
+const RESERVED: &[&str] = &[
+    "if",
+    "then",
+    "else",
+    "and",
+    "or",
+    "not",
+    "true",
+    "false",
+    "import",
+    "cell",
+    "model",
+    "input",
+    "state",
+    "param",
+    "memory",
+    "layer",
+    "output",
+    "emit",
+    "assert",
+    "zeros",
+    "B",
+    "T",
+    "S",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "exp",
+    "log",
+    "abs",
+    "step",
+    "softsign",
+    "softplus",
+    "elu",
+    "leaky_relu",
+    "thresholded_relu",
+    "hard_sigmoid",
+    "scaled_tanh",
+    "affine",
+    "clamp",
+    "floor",
+    "ceil",
+    "softmax",
+    "log_softmax",
+    "layer_norm",
+    "chunk",
+    "cat",
+    "flip",
+    "transpose",
+    "embedding",
+    "unsqueeze",
+    "squeeze",
+    "sequence_mask",
+    "scan",
+    "greedy_decode",
+    "beam_search",
+    "rnn",
+    "Sequential",
+    "f32",
+    "i64",
+    "int",
+    "float",
+    "bool",
+    "str",
+];
+
+#[derive(Default)]
+pub struct Names {
+    used: HashSet<String>,
+}
+
+impl Names {
+    /// A fresh identifier close to `onnx_name`.
+    pub fn fresh(&mut self, onnx_name: &str) -> String {
+        let base = sanitize(onnx_name);
+        let mut name = base.clone();
+        let mut k = 1;
+        while self.used.contains(&name) || RESERVED.contains(&name.as_str()) {
+            name = format!("{base}_{k}");
+            k += 1;
+        }
+        self.used.insert(name.clone());
+        name
+    }
+
+    /// Claims `name` as it is; false when it is taken or reserved.
+    pub fn claim(&mut self, name: &str) -> bool {
+        if self.used.contains(name) || RESERVED.contains(&name) || sanitize(name) != name {
+            return false;
+        }
+        self.used.insert(name.to_string());
+        true
+    }
+}
+
+/// `onnx_name` with every character outside `[A-Za-z0-9_]` made `_`, runs of `_`
+/// joined, no leading digit or underscore run, never empty.
+pub fn sanitize(onnx_name: &str) -> String {
+    let mut out = String::new();
+    for c in onnx_name.chars() {
+        let c = if c.is_ascii_alphanumeric() { c } else { '_' };
+        if c == '_' && (out.is_empty() || out.ends_with('_')) {
+            continue;
+        }
+        out.push(c);
+    }
+    while out.ends_with('_') {
+        out.pop();
+    }
+    if out.is_empty() {
+        out.push_str("v");
+    }
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert_str(0, "v");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn onnx_names_become_identifiers() {
+        assert_eq!(sanitize("onnx::LSTM_12"), "onnx_LSTM_12");
+        assert_eq!(sanitize("/lstm/LSTM_output_0"), "lstm_LSTM_output_0");
+        assert_eq!(sanitize("input.1"), "input_1");
+        assert_eq!(sanitize("0"), "v0");
+        assert_eq!(sanitize("::"), "v");
+        let mut n = Names::default();
+        assert_eq!(n.fresh("tanh"), "tanh_1");
+        assert_eq!(n.fresh("x"), "x");
+        assert_eq!(n.fresh("x"), "x_1");
+        assert_eq!(n.fresh("B"), "B_1");
+        assert!(!n.claim("x"));
+        assert!(n.claim("y"));
+    }
+}

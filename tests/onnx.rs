@@ -1,0 +1,137 @@
+//! ONNX import against its oracles: every model under `tests/onnx/fixtures/` (made
+//! by `tests/onnx/make_onnx_fixtures.py`: ONNX Runtime's outputs, or a NumPy
+//! reference of the spec where ONNX Runtime refuses) is imported, lowered from the
+//! generated source and run on the interpreter and the CPU backend; the source is
+//! snapshotted; the files under `tests/onnx/bad/` are refused with a message.
+
+mod common;
+
+use ndarray::ArrayD;
+use ndarray_npy::ReadNpyExt;
+use rnnc::{BackendKind, Inputs, Opt, Tensor};
+use std::path::{Path, PathBuf};
+
+fn fixtures_dir() -> PathBuf {
+    common::root().join("tests/onnx/fixtures")
+}
+
+fn cases() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
+        .expect("tests/onnx/fixtures")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("model.onnx").exists())
+        .collect();
+    v.sort();
+    v
+}
+
+/// An input array as the model takes it: floats as f32, integers as i64.
+fn read_input(path: &Path) -> Tensor {
+    let open = || std::fs::File::open(path).unwrap();
+    if let Ok(a) = ArrayD::<f32>::read_npy(open()) {
+        return Tensor::F32(a);
+    }
+    if let Ok(a) = ArrayD::<i64>::read_npy(open()) {
+        return Tensor::I64(a);
+    }
+    let a = ArrayD::<i32>::read_npy(open()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Tensor::I64(a.mapv(i64::from))
+}
+
+struct Case {
+    dir: PathBuf,
+    onnx: rnnc::onnx::OnnxModel,
+    inputs: Inputs,
+    atol: f32,
+    rtol: f32,
+}
+
+fn load(dir: &Path) -> Result<Case, String> {
+    let onnx = rnnc::onnx::load(dir.join("model.onnx")).map_err(|e| e.to_string())?;
+    let mut inputs = Inputs::new();
+    for (onnx_name, name) in &onnx.imported.inputs {
+        let f = dir.join("inputs").join(format!("{onnx_name}.npy"));
+        inputs.insert(name.clone(), read_input(&f));
+    }
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+    Ok(Case {
+        dir: dir.to_path_buf(),
+        onnx,
+        inputs,
+        atol: meta["atol"].as_f64().unwrap() as f32,
+        rtol: meta["rtol"].as_f64().unwrap() as f32,
+    })
+}
+
+/// Runs `case` on `backend` after `opt`; the worst excess over the tolerance, or
+/// a message.
+fn check(case: &Case, opt: &Opt, backend: BackendKind) -> Result<(), String> {
+    let model = case.onnx.model.optimise(opt).map_err(|e| e.to_string())?;
+    let compiled = model
+        .compile(case.onnx.weights.clone(), backend)
+        .map_err(|e| e.to_string())?;
+    let notes = compiled.notes();
+    if notes.iter().any(|n| n.contains("interpreter")) {
+        return Err(format!("fell back: {notes:?}"));
+    }
+    let outs = compiled.run(&case.inputs).map_err(|e| e.to_string())?;
+    for (onnx_name, name) in &case.onnx.imported.outputs {
+        let want = ArrayD::<f32>::read_npy(
+            std::fs::File::open(case.dir.join("expected").join(format!("{onnx_name}.npy")))
+                .unwrap(),
+        )
+        .unwrap();
+        let got = match outs.iter().find(|(n, _)| n == name) {
+            Some((_, Tensor::F32(a))) => a,
+            _ => return Err(format!("no f32 output {name}")),
+        };
+        if got.shape() != want.shape() {
+            return Err(format!(
+                "{name}: shape {:?}, expected {:?}",
+                got.shape(),
+                want.shape()
+            ));
+        }
+        let worst = got
+            .iter()
+            .zip(want.iter())
+            .map(|(g, w)| (g - w).abs() - (case.atol + case.rtol * w.abs()))
+            .fold(f32::NEG_INFINITY, f32::max);
+        if worst > 0.0 || got.iter().any(|v| v.is_nan()) {
+            return Err(format!("{name}: off by {worst:e} beyond the tolerance"));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn every_fixture_matches_its_oracle_on_the_interpreter_and_the_cpu() {
+    let mut failures = Vec::new();
+    for dir in cases() {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let case = match load(&dir) {
+            Ok(c) => c,
+            Err(e) => {
+                failures.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        for (opt, backend) in [
+            (Opt::Level(0), BackendKind::Interp),
+            (Opt::Level(2), BackendKind::Interp),
+            (Opt::Level(2), BackendKind::Cpu { threads: Some(1) }),
+            (Opt::Level(2), BackendKind::Cpu { threads: Some(2) }),
+        ] {
+            if let Err(e) = check(&case, &opt, backend) {
+                failures.push(format!("{name} ({opt:?}, {}): {e}", backend.name()));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
