@@ -135,3 +135,88 @@ fn every_fixture_matches_its_oracle_on_the_interpreter_and_the_cpu() {
         failures.join("\n")
     );
 }
+
+#[test]
+fn every_fixture_matches_its_oracle_on_wgsl() {
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for dir in cases() {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let case = match load(&dir) {
+            Ok(c) => c,
+            Err(e) => {
+                failures.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        match check(&case, &Opt::Level(2), BackendKind::Wgsl) {
+            Ok(()) => ran += 1,
+            Err(e) => failures.push(format!("{name}: {e}")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{ran} ran; {} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn generated_sources_parse_print_back_and_are_snapshotted() {
+    use rnnc_syntax::{parse_file, FileId};
+    for dir in cases() {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let imported = rnnc::onnx::import(dir.join("model.onnx")).unwrap();
+        let ast = parse_file(&imported.source, FileId(0))
+            .unwrap_or_else(|_| panic!("{name}: the generated source does not parse"));
+        let printed = ast.to_string();
+        let again = parse_file(&printed, FileId(0)).unwrap();
+        assert_eq!(again.to_string(), printed, "{name}: printing is not stable");
+        insta::assert_snapshot!(format!("onnx_{name}"), imported.source);
+    }
+}
+
+/// Each malformed or unsupported file, with what its message must say.
+const BAD: &[(&str, &[&str])] = &[
+    ("truncated", &["not an ONNX model", "does not decode"]),
+    ("not_onnx", &["not an ONNX model"]),
+    ("opset_too_old", &["opset 6", "opsets 7 to"]),
+    ("opset_too_new", &["opset 99"]),
+    (
+        "unknown_op",
+        &["\"mix_einsum\" (Einsum)", "does not import the op `Einsum`"],
+    ),
+    ("custom_domain", &["\"fancy\" (FancyNorm)", "com.example"]),
+    (
+        "missing_initializer",
+        &["\"lstm\" (LSTM)", "\"W_missing\"", "not made by any node"],
+    ),
+    (
+        "dynamic_reshape",
+        &[
+            "(Reshape)",
+            "\"target_shape\"",
+            "known when the model is imported",
+        ],
+    ),
+];
+
+#[test]
+fn bad_files_are_refused_with_the_file_and_the_node_named() {
+    let bad = common::root().join("tests/onnx/bad");
+    for (file, needles) in BAD {
+        let path = bad.join(format!("{file}.onnx"));
+        let err = match rnnc::onnx::load(&path) {
+            Ok(_) => panic!("{file}: imported"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains(&format!("{file}.onnx")),
+            "{file}: the message does not name the file: {err}"
+        );
+        for n in *needles {
+            assert!(err.contains(n), "{file}: {err:?} lacks {n:?}");
+        }
+    }
+}

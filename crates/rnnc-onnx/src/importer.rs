@@ -4,7 +4,7 @@
 
 use crate::constant::{dtype, Const};
 use crate::error::{ImportError, Result};
-use crate::names::Names;
+use crate::names::{Names, Use};
 use crate::node::Node;
 use crate::proto::{type_proto, GraphProto, ValueInfoProto};
 use crate::value::{Dim, Dyn, Val};
@@ -31,9 +31,11 @@ pub struct Importer {
     pub opset: i64,
     vals: HashMap<String, Val>,
     pub names: Names,
+    /// Output names: their own namespace.
+    output_names: Names,
     /// `param` and `layer` declarations, in order.
     pub decls: Vec<String>,
-    /// Statements with their comments.
+    /// Statements, each with the node it came from (`Op "name"`, or empty).
     pub body: Vec<(String, String)>,
     pub weights: Vec<(String, ArrayD<f32>)>,
     /// Initializers already declared as params: ONNX name → param name.
@@ -53,8 +55,8 @@ pub struct Importer {
     transposes: HashMap<String, (Dyn, Vec<usize>)>,
     /// Outputs import does not make, with the reason.
     unusable: HashMap<String, String>,
-    /// LSTM, GRU and RNN nodes in the graph.
-    pub recurrent_nodes: usize,
+    /// The hidden size every LSTM, GRU and RNN node of the graph shares, if they do.
+    shared_hidden_size: Option<usize>,
 }
 
 impl Importer {
@@ -67,11 +69,18 @@ impl Importer {
 
     /// Converts the whole graph.
     pub fn graph(&mut self, g: &GraphProto) -> Result<()> {
-        self.recurrent_nodes = g
+        let sizes: Vec<i64> = g
             .node
             .iter()
             .filter(|n| matches!(n.op_type.as_str(), "LSTM" | "GRU" | "RNN"))
-            .count();
+            .map(|n| Node { proto: n }.int("hidden_size", 0))
+            .collect();
+        if sizes
+            .first()
+            .is_some_and(|&h| h > 0 && sizes.iter().all(|&s| s == h))
+        {
+            self.shared_hidden_size = Some(sizes[0] as usize);
+        }
         for t in &g.initializer {
             let c = Const::from_proto(t, &format!("initializer \"{}\"", t.name))?;
             self.vals.insert(t.name.clone(), Val::Const(c));
@@ -138,7 +147,7 @@ impl Importer {
                 _ => Dim::Sym(format!("{}:{k}", vi.name)),
             });
         }
-        let name = self.io_name(&vi.name);
+        let name = self.io_name(&vi.name, Use::Input);
         self.inputs.push(GraphInput {
             onnx: vi.name.clone(),
             name: name.clone(),
@@ -165,12 +174,7 @@ impl Importer {
                 v.kind()
             )));
         };
-        // The value may already carry the output's name.
-        let name = if d.name == vi.name {
-            d.name.clone()
-        } else {
-            self.io_name(&vi.name)
-        };
+        let name = self.io_name(&vi.name, Use::Output);
         self.outputs.push((vi.name.clone(), name.clone()));
         if name == d.name {
             self.body.push((format!("output {name}"), String::new()));
@@ -182,11 +186,16 @@ impl Importer {
     }
 
     /// A graph input's or output's name: the ONNX name where the language takes it.
-    fn io_name(&mut self, onnx: &str) -> String {
-        if self.names.claim(onnx) {
+    fn io_name(&mut self, onnx: &str, u: Use) -> String {
+        let names = if u == Use::Output {
+            &mut self.output_names
+        } else {
+            &mut self.names
+        };
+        if names.claim(onnx, u) {
             onnx.to_string()
         } else {
-            self.names.fresh(onnx)
+            names.fresh_for(onnx, u)
         }
     }
 
@@ -255,7 +264,7 @@ impl Importer {
     /// A statement `name = expr` for ONNX value `onnx_name`; returns the value.
     pub fn emit(&mut self, onnx_name: &str, expr: String, shape: Vec<Dim>, int: bool) -> Dyn {
         let name = self.names.fresh(onnx_name);
-        let comment = self.label.take().unwrap_or_default();
+        let comment = self.label.clone().unwrap_or_default();
         self.body.push((format!("{name} = {expr}"), comment));
         let d = Dyn { name, shape, int };
         self.set(onnx_name, Val::Dyn(d.clone()));
@@ -265,15 +274,21 @@ impl Importer {
     /// A statement `name = expr` for a value of the generated model alone.
     pub fn local(&mut self, hint: &str, expr: String) -> String {
         let name = self.names.fresh(hint);
-        let comment = self.label.take().unwrap_or_default();
+        let comment = self.label.clone().unwrap_or_default();
         self.body.push((format!("{name} = {expr}"), comment));
         name
     }
 
-    /// The model hyperparameter holding a recurrent node's hidden size: `hidden_size`
-    /// when the graph has one recurrent node, `<node>_hidden_size` otherwise.
+    /// The model hyperparameter holding a recurrent node's hidden size: one
+    /// `hidden_size` when every recurrent node has the same, `<node>_hidden_size`
+    /// otherwise.
     pub fn hidden_size_param(&mut self, base: &str, size: usize) -> String {
-        let hint = if self.recurrent_nodes == 1 {
+        if self.shared_hidden_size == Some(size) {
+            if let Some((n, _)) = self.hparams.iter().find(|(_, v)| *v == size as i64) {
+                return n.clone();
+            }
+        }
+        let hint = if self.shared_hidden_size == Some(size) {
             "hidden_size".to_string()
         } else {
             format!("{base}_hidden_size")
@@ -320,7 +335,7 @@ impl Importer {
 
     /// A statement that is not an assignment of one ONNX value (a scan's tuple).
     pub fn line(&mut self, text: String) {
-        let comment = self.label.take().unwrap_or_default();
+        let comment = self.label.clone().unwrap_or_default();
         self.body.push((text, comment));
     }
 

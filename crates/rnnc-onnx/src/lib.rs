@@ -11,6 +11,7 @@ mod names;
 mod node;
 mod ops;
 mod proto;
+mod prune;
 mod value;
 
 pub use error::ImportError;
@@ -73,7 +74,7 @@ pub fn import(bytes: &[u8], file: &Path) -> Result<Imported, ImportError> {
     let mut imp = Importer::new(opset);
     // `model` (the usual file name) is a keyword: such a stem is capitalised.
     let stem = names::sanitize(stem);
-    let name = if imp.names.claim(&stem) {
+    let name = if imp.names.claim(&stem, names::Use::Value) {
         stem
     } else {
         let mut c = stem.chars();
@@ -86,7 +87,12 @@ pub fn import(bytes: &[u8], file: &Path) -> Result<Imported, ImportError> {
         imp.names.fresh(&cap)
     };
     imp.graph(graph)?;
-    let source = assemble(&imp, &name, &model, file)?;
+    let live = prune::live(&imp.body, &imp.decls);
+    let source = assemble(&imp, &live, &name, &model, file)?;
+    // Weights of dropped params and layers go too: `p` or `layer.W`.
+    imp.weights
+        .retain(|(k, _)| live.names.contains(k.split('.').next().unwrap_or(k)));
+    imp.hparams.retain(|(h, _)| live.names.contains(h));
     let inputs = imp
         .inputs
         .iter()
@@ -145,6 +151,7 @@ fn axis_letters(imp: &Importer) -> Result<Vec<(String, char)>, ImportError> {
 
 fn assemble(
     imp: &Importer,
+    live: &prune::Live,
     name: &str,
     model: &proto::ModelProto,
     file: &Path,
@@ -195,7 +202,11 @@ fn assemble(
         s.push_str(&c.text);
     }
     s.push('\n');
-    let hparams: Vec<String> = imp.config_names().map(|h| format!("{h}: int")).collect();
+    let hparams: Vec<String> = imp
+        .config_names()
+        .filter(|h| live.names.contains(*h))
+        .map(|h| format!("{h}: int"))
+        .collect();
     s.push_str(&format!("model {name}({}) {{\n", hparams.join(", ")));
     for i in &imp.inputs {
         let dims: Vec<String> = i.shape.iter().map(dim).collect();
@@ -206,29 +217,45 @@ fn assemble(
             dims.join(", ")
         ));
     }
-    if !imp.decls.is_empty() {
+    let decls: Vec<&String> = imp
+        .decls
+        .iter()
+        .zip(&live.decls)
+        .filter(|(_, k)| **k)
+        .map(|(d, _)| d)
+        .collect();
+    if !decls.is_empty() {
         s.push('\n');
-        for d in &imp.decls {
+        for d in decls {
             s.push_str(&format!("    {d}\n"));
         }
     }
     s.push('\n');
-    let width = imp
+    let body: Vec<&(String, String)> = imp
         .body
+        .iter()
+        .zip(&live.body)
+        .filter(|(_, k)| **k)
+        .map(|(b, _)| b)
+        .collect();
+    let width = body
         .iter()
         .filter(|(_, c)| !c.is_empty())
         .map(|(t, _)| t.len())
         .filter(|&n| n <= 60)
         .max()
         .unwrap_or(0);
-    for (t, c) in &imp.body {
-        if c.is_empty() {
+    // A node's comment goes on its first line.
+    let mut last = "";
+    for (t, c) in body {
+        if c.is_empty() || c == last {
             s.push_str(&format!("    {t}\n"));
         } else if t.len() > 60 {
             s.push_str(&format!("    // {c}\n    {t}\n"));
         } else {
             s.push_str(&format!("    {t:width$}    // {c}\n"));
         }
+        last = c;
     }
     s.push_str("}\n");
     Ok(s)

@@ -3,30 +3,20 @@
 
 use std::collections::HashSet;
 
-/// Words the generated source cannot use as value names: the language's keywords,
-/// the axis names and its built-in functions (a value named `tanh` would hide
-/// the function for the rest of the model).
-const RESERVED: &[&str] = &[
-    "if",
-    "then",
-    "else",
-    "and",
-    "or",
-    "not",
-    "true",
-    "false",
-    "import",
-    "cell",
-    "model",
-    "input",
-    "state",
-    "param",
-    "memory",
-    "layer",
-    "output",
-    "emit",
-    "assert",
-    "zeros",
+/// The language's keywords: never a name.
+const KEYWORDS: &[&str] = &["if", "then", "else", "and", "or", "not", "true", "false"];
+
+/// Statement words: a value may carry one (`input input: [B, T, 4]`), but the
+/// generated source keeps them for graph inputs and outputs, where the ONNX name
+/// asks for one.
+const STATEMENT_WORDS: &[&str] = &[
+    "import", "cell", "model", "input", "state", "param", "memory", "layer", "output", "emit",
+    "assert", "zeros",
+];
+
+/// The axis names and the built-in functions: a value named `tanh` would hide the
+/// function for the rest of the model.
+const BUILTINS: &[&str] = &[
     "B",
     "T",
     "S",
@@ -72,6 +62,23 @@ const RESERVED: &[&str] = &[
     "str",
 ];
 
+/// What a name is used for, which decides the words it may not be.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Use {
+    /// A value made by a statement.
+    Value,
+    /// A graph input (a value too, but never the first word of a statement).
+    Input,
+    /// A model output: its own namespace, after the word `output`.
+    Output,
+}
+
+fn reserved(name: &str, u: Use) -> bool {
+    KEYWORDS.contains(&name)
+        || (u != Use::Output && BUILTINS.contains(&name))
+        || (u == Use::Value && STATEMENT_WORDS.contains(&name))
+}
+
 #[derive(Default)]
 pub struct Names {
     used: HashSet<String>,
@@ -80,10 +87,15 @@ pub struct Names {
 impl Names {
     /// A fresh identifier close to `onnx_name`.
     pub fn fresh(&mut self, onnx_name: &str) -> String {
+        self.fresh_for(onnx_name, Use::Value)
+    }
+
+    /// A fresh identifier close to `onnx_name` for `u`.
+    pub fn fresh_for(&mut self, onnx_name: &str, u: Use) -> String {
         let base = sanitize(onnx_name);
         let mut name = base.clone();
         let mut k = 1;
-        while self.used.contains(&name) || RESERVED.contains(&name.as_str()) {
+        while self.used.contains(&name) || reserved(&name, u) {
             name = format!("{base}_{k}");
             k += 1;
         }
@@ -91,9 +103,9 @@ impl Names {
         name
     }
 
-    /// Claims `name` as it is; false when it is taken or reserved.
-    pub fn claim(&mut self, name: &str) -> bool {
-        if self.used.contains(name) || RESERVED.contains(&name) || sanitize(name) != name {
+    /// Claims `name` as it is; false when it is taken or reserved for `u`.
+    pub fn claim(&mut self, name: &str, u: Use) -> bool {
+        if self.used.contains(name) || reserved(name, u) || sanitize(name) != name {
             return false;
         }
         self.used.insert(name.to_string());
@@ -140,7 +152,11 @@ mod tests {
         assert_eq!(n.fresh("x"), "x");
         assert_eq!(n.fresh("x"), "x_1");
         assert_eq!(n.fresh("B"), "B_1");
-        assert!(!n.claim("x"));
-        assert!(n.claim("y"));
+        assert!(!n.claim("x", Use::Value));
+        assert!(n.claim("y", Use::Value));
+        assert!(!n.claim("output", Use::Value));
+        assert!(n.claim("output", Use::Output));
+        assert!(n.claim("input", Use::Input));
+        assert!(!n.claim("if", Use::Output));
     }
 }

@@ -135,7 +135,8 @@ pub fn axis(a: i64, rank: usize) -> Result<usize> {
     Ok(k as usize)
 }
 
-/// A float as the language writes it: `0.5`, `1e-5`, `(-2.0)`.
+/// A float as the language writes it: `0.5`, `1e-5`, `-2.0` (the grammar takes a
+/// unary minus after any operator, so no parentheses are needed).
 pub fn literal(v: f64) -> Result<String> {
     let f = v as f32;
     if !f.is_finite() {
@@ -143,10 +144,5 @@ pub fn literal(v: f64) -> Result<String> {
             "the constant {v} is not finite; the language has no literal for it"
         )));
     }
-    let s = format!("{f:?}");
-    Ok(if f < 0.0 || s.starts_with('-') {
-        format!("({s})")
-    } else {
-        s
-    })
+    Ok(format!("{f:?}"))
 }

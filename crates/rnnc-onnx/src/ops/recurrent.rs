@@ -271,15 +271,13 @@ impl CellConfig {
                     line(&mut s, "param Wb: [3 * hidden_size]");
                 }
                 let g = g.expect("two activations");
-                line(
-                    &mut s,
-                    &format!("x_z, x_r, x_h = chunk({}, 3)", bias("W", "Wb", "x")),
-                );
+                let input_gates = format!("x_z, x_r, x_h = chunk({}, 3)", bias("W", "Wb", "x"));
                 if self.linear_before_reset {
                     line(&mut s, "param R: [3 * hidden_size, hidden_size]");
                     if self.bias {
                         line(&mut s, "param Rb: [3 * hidden_size]");
                     }
+                    line(&mut s, &input_gates);
                     line(
                         &mut s,
                         &format!("h_z, h_r, h_h = chunk({}, 3)", bias("R", "Rb", "h")),
@@ -309,6 +307,7 @@ impl CellConfig {
                         line(&mut s, "param Rb_zr: [2 * hidden_size]");
                         line(&mut s, "param Rb_h: [hidden_size]");
                     }
+                    line(&mut s, &input_gates);
                     line(
                         &mut s,
                         &format!("h_z, h_r = chunk({}, 2)", bias("R_zr", "Rb_zr", "h")),
