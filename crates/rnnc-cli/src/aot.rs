@@ -4,7 +4,7 @@
 
 use crate::args::CompileArgs;
 use crate::error::{msg, CliError};
-use crate::setup::{load, optimise_model};
+use crate::setup::{load_with_weights, optimise_model};
 use rnnc::GpuTarget;
 use std::path::Path;
 
@@ -18,11 +18,12 @@ pub fn compile(a: &CompileArgs) -> Result<(), CliError> {
     if a.batch == 0 || a.seq == 0 {
         return msg("--batch and --seq must be at least 1");
     }
-    let mut m = load(&a.model)?;
-    // Checked against the model as written, before passes drop or merge any.
+    let (mut m, inside) = load_with_weights(&a.model)?;
+    // Checked against the model as written, before passes drop or merge any; an
+    // ONNX model brings its own.
     let weights = match &a.weights {
         Some(path) => Some(m.load_weights(path)?),
-        None => None,
+        None => inside,
     };
     optimise_model(&mut m, &a.opt)?;
     let target = match a.target.as_str() {

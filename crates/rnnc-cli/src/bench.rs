@@ -4,7 +4,7 @@
 
 use crate::args::BenchArgs;
 use crate::error::{msg, CliError};
-use crate::setup::{backend, load, optimise_model};
+use crate::setup::{backend, load_with_weights, optimise_model};
 use ndarray::{ArrayD, IxDyn};
 use rnnc::BackendKind;
 use rnnc::{Tensor, Weights};
@@ -98,14 +98,15 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
         return msg("--batch and --seq must be at least 1");
     }
     let start = Instant::now();
-    let mut m = load(&a.model)?;
+    let (mut m, inside) = load_with_weights(&a.model)?;
+    // Checked against the model as written; an ONNX model brings its own.
+    let given = match &a.weights {
+        Some(p) => Some(m.load_weights(p)?),
+        None => inside,
+    };
     optimise_model(&mut m, &a.opt)?;
     let compile_ms = start.elapsed().as_secs_f64() * 1e3;
-    let weights = match &a.weights {
-        // Checked against the model as written.
-        Some(p) => m.load_weights(p)?,
-        None => random_weights(m.graph(), 0x5eed),
-    };
+    let weights = given.unwrap_or_else(|| random_weights(m.graph(), 0x5eed));
     let g = m.graph();
     let isa = |(n, isa): (usize, Option<&'static str>)| (n, isa.unwrap_or("none"));
     let (mut times, compile_ms, ran) = if a.stream {

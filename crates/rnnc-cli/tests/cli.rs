@@ -1144,3 +1144,104 @@ fn run_needs_weights_only_where_the_model_has_them() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(dir.path().join("activations.o").exists());
 }
+
+/// An ONNX fixture (tests/onnx/fixtures/NAME).
+fn onnx_case(name: &str) -> PathBuf {
+    root().join("tests/onnx/fixtures").join(name)
+}
+
+fn max_abs_diff(a: &ArrayD<f32>, b: &ArrayD<f32>) -> f32 {
+    assert_eq!(a.shape(), b.shape());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn an_imported_onnx_model_runs_from_its_files_and_in_one_step() {
+    let case = onnx_case("seed_gru_model");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("imported");
+    let o = rnnc(&[
+        "import",
+        case.join("model.onnx").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        said.contains("Model.rnn") && said.contains("rnnc run"),
+        "{said}"
+    );
+    let source = std::fs::read_to_string(out.join("Model.rnn")).unwrap();
+    assert!(
+        source.contains("// GRU \"/gru/GRU\"") || source.contains("(GRU"),
+        "{source}"
+    );
+    let want =
+        ArrayD::<f32>::read_npy(std::fs::File::open(case.join("expected/logits.npy")).unwrap())
+            .unwrap();
+    let x = format!("x={}", case.join("inputs/x.npy").display());
+    // From the three files import wrote, as its message says …
+    let run1 = dir.path().join("run1");
+    let o = rnnc(&[
+        "run",
+        out.join("Model.rnn").to_str().unwrap(),
+        "--config",
+        out.join("Model.yaml").to_str().unwrap(),
+        "--weights",
+        out.join("weights.safetensors").to_str().unwrap(),
+        "--input",
+        &x,
+        "--out",
+        run1.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got =
+        ArrayD::<f32>::read_npy(std::fs::File::open(run1.join("logits.npy")).unwrap()).unwrap();
+    assert!(max_abs_diff(&got, &want) < 1e-5);
+    // … and from the .onnx file itself.
+    let run2 = dir.path().join("run2");
+    let o = rnnc(&[
+        "run",
+        case.join("model.onnx").to_str().unwrap(),
+        "--input",
+        &x,
+        "--out",
+        run2.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got =
+        ArrayD::<f32>::read_npy(std::fs::File::open(run2.join("logits.npy")).unwrap()).unwrap();
+    assert!(max_abs_diff(&got, &want) < 1e-5);
+}
+
+#[test]
+fn bad_onnx_input_is_refused_with_exit_1() {
+    let bad = root().join("tests/onnx/bad");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    for (file, needle) in [
+        ("truncated.onnx", "not an ONNX model"),
+        ("not_onnx.onnx", "not an ONNX model"),
+        ("opset_too_new.onnx", "opset 99"),
+        ("unknown_op.onnx", "node \"mix_einsum\" (Einsum)"),
+        ("missing_initializer.onnx", "\"W_missing\""),
+    ] {
+        let path = bad.join(file);
+        let o = rnnc(&["import", path.to_str().unwrap(), "-o", out]);
+        fails_with(&o, &[file, needle]);
+        let o = rnnc(&["run", path.to_str().unwrap(), "--out", out]);
+        fails_with(&o, &[file, needle]);
+    }
+    let o = rnnc(&["import", "no/such/model.onnx", "-o", out]);
+    fails_with(&o, &["no/such/model.onnx"]);
+    // Sizes of an ONNX model come from its weights, not from flags.
+    let model = onnx_case("rnn_tanh").join("model.onnx");
+    let o = rnnc(&["check", model.to_str().unwrap(), "--param", "hidden_size=4"]);
+    fails_with(&o, &["--param and --config apply to .rnn models"]);
+    let o = rnnc(&["check", model.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -128,10 +128,10 @@ pub fn sanitize(onnx_name: &str) -> String {
         out.pop();
     }
     if out.is_empty() {
-        out.push_str("v");
+        out.push('v');
     }
     if out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert_str(0, "v");
+        out.insert(0, 'v');
     }
     out
 }

@@ -119,6 +119,8 @@ pub struct TypeProto {
 pub mod type_proto {
     use prost::{Message, Oneof};
 
+    /// The schema's names, which all end in `Type`.
+    #[allow(clippy::enum_variant_names)]
     #[derive(Clone, PartialEq, Oneof)]
     pub enum Value {
         #[prost(message, tag = "1")]

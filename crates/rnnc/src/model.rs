@@ -41,8 +41,13 @@ impl Model {
     /// As [`Model::load`], from source text (imports: `std/…` only, or relative
     /// to the working directory).
     pub fn from_source(text: &str, params: &Params) -> Result<Model, Error> {
-        front_end("<source>".into(), params, |sources| {
-            let root = sources.add("<source>", None, text.to_string());
+        Model::from_named_source("<source>", text, params)
+    }
+
+    /// As [`Model::from_source`], with `name` standing for the file in messages.
+    pub fn from_named_source(name: &str, text: &str, params: &Params) -> Result<Model, Error> {
+        front_end(name.into(), params, |sources| {
+            let root = sources.add(name, None, text.to_string());
             load_root(root, sources)
         })
     }

@@ -33,7 +33,8 @@ pub fn load(path: impl AsRef<Path>) -> Result<OnnxModel, Error> {
     for (k, v) in &imported.config {
         params = params.set(k, v);
     }
-    let model = Model::from_source(&imported.source, &params).map_err(|e| {
+    let origin = path.display().to_string();
+    let model = Model::from_named_source(&origin, &imported.source, &params).map_err(|e| {
         Error::Message(format!(
             "{}: internal error: the source import wrote does not compile:\n{}",
             path.display(),

@@ -23,11 +23,8 @@ fn index_at(x: &str, k: usize, item: &str) -> String {
 pub fn transpose_expr(x: &str, perm: &[usize]) -> String {
     let mut cur: Vec<usize> = (0..perm.len()).collect();
     let mut e = x.to_string();
-    for i in 0..perm.len() {
-        let j = cur
-            .iter()
-            .position(|&a| a == perm[i])
-            .expect("a permutation");
+    for (i, &want) in perm.iter().enumerate() {
+        let j = cur.iter().position(|&a| a == want).expect("a permutation");
         if j != i {
             cur.swap(i, j);
             e = format!("transpose({e}, {i}, {j})");
@@ -433,7 +430,8 @@ pub fn slice(imp: &mut Importer, node: &Node) -> Result<()> {
             return Ok(());
         }
     }
-    if !(flips.is_empty() && picks.is_empty()) && !matches!(x, Val::Dyn(_)) {
+    let reorders = !(flips.is_empty() && picks.is_empty());
+    if reorders && !matches!(x, Val::Dyn(_)) {
         return Err(ImportError::new(format!(
             "a backwards Slice of {}",
             x.kind()
@@ -610,7 +608,7 @@ fn target_dims(input: &[Dim], spec: &[Dim], allowzero: bool) -> Result<Vec<Dim>>
                 },
             }
         }
-        if fixed_out == 0 || fixed_in % fixed_out != 0 {
+        if fixed_out == 0 || !fixed_in.is_multiple_of(fixed_out) {
             return Err(ImportError::new(
                 "the new shape does not divide the input's size",
             ));

@@ -144,7 +144,13 @@ pub fn gemm(imp: &mut Importer, node: &Node) -> Result<()> {
                     let p = if beta == 1.0 {
                         imp.const_param(Some(hint), &c)?
                     } else {
-                        imp.const_param(None, &scaled)?
+                        // beta folded into the bias, under the bias's name.
+                        let name = imp.param(&format!("{hint}_times_beta"), scaled.floats());
+                        Dyn {
+                            name,
+                            shape: c.shape().iter().map(|&n| Dim::Fixed(n)).collect(),
+                            int: false,
+                        }
                     };
                     broadcast(&shape, &p.shape)?;
                     p.name
