@@ -1,9 +1,9 @@
 /* Runs an rnnc object file on raw float32 files: the test driver of tests/aot.rs.
  * Usage: driver IN_0.f32 ... IN_n.f32 OUT_0.f32 ... OUT_m.f32
- * Built with -DMODEL_H='"model.h"' -DPREFIX=model -DUPPER=MODEL. */
+ * Built with -DMODEL_HEADER='"model.h"' -DPREFIX=model -DUPPER=MODEL. */
 #include <stdio.h>
 #include <stdlib.h>
-#include MODEL_H
+#include MODEL_HEADER
 
 #define CAT2(a, b) a##b
 #define CAT(a, b) CAT2(a, b)

@@ -117,6 +117,7 @@ pub fn gpu_cases() -> std::collections::BTreeSet<(PathBuf, Vec<String>)> {
     let small = vec!["input_size=3".to_string(), "hidden_size=4".to_string()];
     for (m, params) in [
         ("ops", vec![]),
+        ("layouts", vec![]),
         ("fixed_length", vec![]),
         ("cifg", small.clone()),
         ("mgu", small.clone()),
@@ -231,7 +232,7 @@ pub fn link_driver(dir: &Path, obj: &rnnc_backend_cpu::aot::CompiledObject) -> P
         .arg(root().join("tests/aot/driver.c"))
         .arg(dir.join("model.o"))
         .arg(format!("-I{}", dir.display()))
-        .arg("-DMODEL_H=\"model.h\"")
+        .arg("-DMODEL_HEADER=\"model.h\"")
         .arg(format!("-DPREFIX={}", obj.prefix))
         .arg(format!("-DUPPER={}", obj.prefix.to_ascii_uppercase()))
         .arg("-lm")

@@ -239,12 +239,13 @@ impl Emitter<'_, '_> {
                 Instr::Elementwise(e) => self.elementwise(e, t),
                 Instr::Gemm { x, b, k, m, out } => self.gemm(x, *b, *k, *m, out, t),
                 Instr::CallScan { scan, args } => self.call_scan(*scan, args, t),
-                Instr::FlipTime {
+                Instr::StepCopy {
                     src,
                     dst,
                     steps,
-                    stride,
-                } => self.flip_time(src, dst, *steps, *stride, t),
+                    src_step,
+                    dst_step,
+                } => self.step_copy(src, dst, *steps, (*src_step, *dst_step), t),
                 Instr::Rows {
                     x,
                     out,
@@ -658,7 +659,14 @@ impl Emitter<'_, '_> {
 
     /// `steps` copies of one time step each, step `i` of `src` to step
     /// `steps − 1 − i` of `dst` (a `flip` of the time axis).
-    fn flip_time(&mut self, src: &View, dst: &View, steps: usize, stride: usize, t: Value) {
+    fn step_copy(
+        &mut self,
+        src: &View,
+        dst: &View,
+        steps: usize,
+        (src_step, dst_step): (isize, isize),
+        t: Value,
+    ) {
         let e = crate::plan::copy(*src, *dst);
         let Instr::Elementwise(e) = e else {
             unreachable!("a copy is elementwise")
@@ -666,12 +674,10 @@ impl Emitter<'_, '_> {
         let (sb, so) = self.addr(src, t);
         let (db, d_off) = self.addr(dst, t);
         self.counted(steps, &[], |em, i, _| {
-            let step = (stride * 4) as i64;
-            let fwd = em.b.ins().imul_imm_s(i, step);
-            let s = em.b.ins().iadd(sb, fwd);
-            let back = em.b.ins().ineg(fwd);
-            let d = em.b.ins().iadd(db, back);
-            let d = em.b.ins().iadd_imm_s(d, (steps as i64 - 1) * step);
+            let s = em.b.ins().imul_imm_s(i, src_step as i64 * 4);
+            let s = em.b.ins().iadd(sb, s);
+            let d = em.b.ins().imul_imm_s(i, dst_step as i64 * 4);
+            let d = em.b.ins().iadd(db, d);
             em.elementwise_at(&e, &[(s, so, *src)], &[(d, d_off, *dst)]);
             vec![]
         });

@@ -117,7 +117,7 @@ impl Schedule {
                 Instr::Elementwise(e) if e.code == [EOp::Input(0)] => "copy".into(),
                 Instr::Elementwise(e) => format!("elementwise ({} ops)", e.code.len()),
                 Instr::CallScan { scan, .. } => format!("call scan {scan}"),
-                Instr::FlipTime { .. } => "flip time".into(),
+                Instr::StepCopy { steps, .. } => format!("step copy ×{steps}"),
                 Instr::Rows { op, .. } => format!("rows: {op:?}"),
                 Instr::Gather { .. } => "gather".into(),
                 Instr::SequenceMask { .. } => "sequence mask".into(),
@@ -364,15 +364,16 @@ fn accesses(instr: &Instr, part: Part, owners: Option<&[usize]>) -> (Vec<Extent>
             (all.clone(), all)
         }
         // Every step of both, as for products: a barrier before and after.
-        Instr::FlipTime { src, dst, .. } => {
-            let all = |v: &View| {
-                whole(&View {
-                    cols: v.row_stride.max(v.cols),
-                    ..*v
-                })
-            };
-            (all(src), all(dst))
-        }
+        Instr::StepCopy {
+            src,
+            dst,
+            steps,
+            src_step,
+            dst_step,
+        } => (
+            whole(&crate::plan::all_steps(src, *steps, *src_step)),
+            whole(&crate::plan::all_steps(dst, *steps, *dst_step)),
+        ),
         Instr::Elementwise(e) => {
             let f: Elementwise = e.flattened();
             let (rows, cols) = part.elementwise(f.rows, f.cols);

@@ -221,14 +221,17 @@ pub enum Instr {
         scan: usize,
         args: Vec<View>,
     },
-    /// Reverses the time axis: `src` and `dst` are step 0 of `[B, T, F]` values
-    /// (rows B, row stride T·F); step `i` of `src` goes to step `steps − 1 − i` of
-    /// `dst`, steps `stride` elements apart (whole-model programs only).
-    FlipTime {
+    /// `steps` copies of the `src` view into the `dst` view, copy `i` at
+    /// `i · src_step` and `i · dst_step` elements from them (a step may be
+    /// negative: a flip). With the rows of the views as a second loop this moves
+    /// any axis of a value: flips, transposes, joins along a middle axis
+    /// (whole-model programs only).
+    StepCopy {
         src: View,
         dst: View,
         steps: usize,
-        stride: usize,
+        src_step: isize,
+        dst_step: isize,
     },
     /// A reduction over each row of `x` and its use, row by row into `out`.
     Rows {
@@ -868,15 +871,15 @@ fn views(instr: &Instr) -> (Vec<View>, Vec<View>) {
         }
         Instr::Gemm { x, out, .. } | Instr::Rows { x, out, .. } => (vec![*out], vec![*x]),
         Instr::Gather { out, .. } | Instr::SequenceMask { out, .. } => (vec![*out], Vec::new()),
-        Instr::FlipTime { src, dst, .. } => (
-            vec![View {
-                cols: dst.row_stride.max(dst.cols),
-                ..*dst
-            }],
-            vec![View {
-                cols: src.row_stride.max(src.cols),
-                ..*src
-            }],
+        Instr::StepCopy {
+            src,
+            dst,
+            steps,
+            src_step,
+            dst_step,
+        } => (
+            vec![all_steps(dst, *steps, *dst_step)],
+            vec![all_steps(src, *steps, *src_step)],
         ),
         Instr::Elementwise(e) => (
             e.outputs.iter().map(|(_, o)| *o).collect(),
@@ -927,6 +930,15 @@ pub(crate) fn redirect_call_result(instrs: &mut [Instr], result: View, dst: View
         *a = dst;
     }
     true
+}
+
+/// One view covering every step of a [`Instr::StepCopy`] operand.
+pub(crate) fn all_steps(v: &View, steps: usize, step: isize) -> View {
+    let last = (steps.saturating_sub(1)) as isize * step;
+    let span = v.span();
+    let start = (span.start as isize + last.min(0)) as usize;
+    let end = (span.end as isize + last.max(0)) as usize;
+    View::contiguous(v.slot, start, 1, end - start)
 }
 
 pub(crate) fn copy(src: View, dst: View) -> Instr {

@@ -66,6 +66,19 @@ fn concrete(ty: &TensorTy, batch: usize, time: usize) -> Result<Vec<usize>, Unsu
     }
 }
 
+/// Copies one layout change may take before it is refused: each is an
+/// instruction of the program.
+const MAX_COPIES: usize = 4096;
+
+/// Row-major strides (in elements) of a value of shape `dims`.
+fn row_strides(dims: &[usize]) -> Vec<isize> {
+    let mut s = vec![1isize; dims.len()];
+    for k in (0..dims.len().saturating_sub(1)).rev() {
+        s[k] = s[k + 1] * dims[k + 1] as isize;
+    }
+    s
+}
+
 /// Rows and columns of a value of shape `dims` seen as a matrix.
 fn rows_cols(dims: &[usize]) -> (usize, usize) {
     match dims.split_last() {
@@ -183,9 +196,7 @@ pub fn plan_model(
             // A new axis of length 1: the same elements, seen as the new shape.
             Op::Unsqueeze { .. } | Op::Squeeze { .. } => {
                 let (v, _) = arg(operands[0], &mut b)?;
-                if v.rows > 1 && v.row_stride != v.cols {
-                    return unsupported(format!("`{}` of a strided value", node.op.name()));
-                }
+                let v = b.contiguous(v);
                 let (r, c) = rows_cols(&dims);
                 View::contiguous(v.slot, v.offset, r, c)
             }
@@ -201,11 +212,60 @@ pub fn plan_model(
                 } else {
                     *index
                 } as usize;
-                b.sub_view(v, &od, *axis, i, i + 1)?
+                match b.sub_view(v, &od, *axis, i, i + 1) {
+                    Ok(view) => view,
+                    Err(_) => b.sliced_copy(v, &od, *axis, i, i + 1)?,
+                }
             }
             Op::Slice { axis, start, end } => {
                 let (v, od) = arg(operands[0], &mut b)?;
-                b.sub_view(v, &od, *axis, *start, *end)?
+                match b.sub_view(v, &od, *axis, *start, *end) {
+                    Ok(view) => view,
+                    Err(_) => b.sliced_copy(v, &od, *axis, *start, *end)?,
+                }
+            }
+            Op::Transpose { a, b: bx } => {
+                let (v, od) = arg(operands[0], &mut b)?;
+                let out_s = row_strides(&dims);
+                // Source axis k lands on output axis k, with a and b swapped.
+                let land = |k: usize| {
+                    if k == *a {
+                        *bx
+                    } else if k == *bx {
+                        *a
+                    } else {
+                        k
+                    }
+                };
+                let dst: Vec<isize> = (0..od.len()).map(|k| out_s[land(k)]).collect();
+                b.into_new(v, &od, &dims, 0, &dst)?
+            }
+            Op::Flip { axis } if !(*axis == 1 && dims.len() == 3) => {
+                let (v, od) = arg(operands[0], &mut b)?;
+                let out_s = row_strides(&dims);
+                let mut dst = out_s.clone();
+                dst[*axis] = -out_s[*axis];
+                let base = (od[*axis] - 1) as isize * out_s[*axis];
+                b.into_new(v, &od, &dims, base, &dst)?
+            }
+            // Joins along any other axis: each operand copied into its place.
+            Op::Concat { axis } | Op::Stack { axis } if side_by_side(&node.op, &dims).is_none() => {
+                let (r, c) = rows_cols(&dims);
+                let out = b.bufs.scratch_view(r, c);
+                let out_s = row_strides(&dims);
+                let stack = matches!(node.op, Op::Stack { .. });
+                let mut at = 0usize;
+                for v in &operands {
+                    let (src, od) = arg(*v, &mut b)?;
+                    // Stack: the operand's axes skip the new one.
+                    let dst: Vec<isize> = (0..od.len())
+                        .map(|k| out_s[if stack && k >= *axis { k + 1 } else { k }])
+                        .collect();
+                    let base = out.offset as isize + at as isize * out_s[*axis];
+                    b.relayout_into(src, &od, out.slot, base, &dst)?;
+                    at += if stack { 1 } else { od[*axis] };
+                }
+                out
             }
             // Copies side by side: row blocks or column blocks.
             Op::Stack { .. } | Op::Concat { .. } if side_by_side(&node.op, &dims).is_some() => {
@@ -239,11 +299,15 @@ pub fn plan_model(
                     row_stride: steps * f,
                     ..v
                 };
-                b.instrs.push(Instr::FlipTime {
+                // Step i of the source to step steps − 1 − i of the result.
+                let mut dst = step0(out);
+                dst.offset += (steps - 1) * f;
+                b.instrs.push(Instr::StepCopy {
                     src: step0(v),
-                    dst: step0(out),
+                    dst,
                     steps,
-                    stride: f,
+                    src_step: f as isize,
+                    dst_step: -(f as isize),
                 });
                 out
             }
@@ -257,6 +321,35 @@ pub fn plan_model(
                 };
                 b.instrs.push(Instr::Rows { x, out, op });
                 out
+            }
+            // Over another axis: that axis moved last, normalised, moved back.
+            Op::Softmax { axis } | Op::LogSoftmax { axis } => {
+                let (x, _) = arg(operands[0], &mut b)?;
+                let last = dims.len() - 1;
+                let mut moved = dims.clone();
+                moved.swap(*axis, last);
+                let swap = |k: usize| {
+                    if k == *axis {
+                        last
+                    } else if k == last {
+                        *axis
+                    } else {
+                        k
+                    }
+                };
+                let to_s = row_strides(&moved);
+                let there: Vec<isize> = (0..dims.len()).map(|k| to_s[swap(k)]).collect();
+                let x = b.into_new(x, &dims, &moved, 0, &there)?;
+                let (r, c) = rows_cols(&moved);
+                let normed = b.bufs.scratch_view(r, c);
+                let op = match node.op {
+                    Op::LogSoftmax { .. } => RowOp::LogSoftmax,
+                    _ => RowOp::Softmax,
+                };
+                b.instrs.push(Instr::Rows { x, out: normed, op });
+                let back_s = row_strides(&dims);
+                let back: Vec<isize> = (0..dims.len()).map(|k| back_s[swap(k)]).collect();
+                b.into_new(normed, &moved, &dims, 0, &back)?
             }
             Op::LayerNorm { eps } => {
                 let (x, _) = arg(operands[0], &mut b)?;
@@ -285,7 +378,11 @@ pub fn plan_model(
                 let mut ins = Vec::new();
                 for v in &operands {
                     let (view, od) = arg(*v, &mut b)?;
-                    ins.push(broadcast(view, &od, &dims)?);
+                    ins.push(match broadcast(view, &od, &dims) {
+                        Ok(v) => v,
+                        // A broadcast the loop cannot read in place: written out.
+                        Err(_) => b.broadcast_copy(view, &od, &dims)?,
+                    });
                 }
                 let isa = b.products.isa;
                 if let Some(v) =
@@ -490,6 +587,163 @@ impl Top<'_> {
             return Ok(v);
         }
         unsupported(format!("a slice of axis {axis} of a {od:?} value"))
+    }
+
+    /// Elements `start..end` of `axis` of `v` (shape `od`) copied into the workspace,
+    /// where no view of `v` can hold them.
+    fn sliced_copy(
+        &mut self,
+        v: View,
+        od: &[usize],
+        axis: usize,
+        start: usize,
+        end: usize,
+    ) -> Result<View, Unsupported> {
+        let v = self.contiguous(v);
+        let src_s = row_strides(od);
+        let mut counts = od.to_vec();
+        counts[axis] = end - start;
+        let (r, c) = rows_cols(&counts);
+        let out = self.bufs.scratch_view(r, c);
+        let dst = row_strides(&counts);
+        let src = (v.slot, v.offset as isize + start as isize * src_s[axis]);
+        self.strided_copy(src, &src_s, &counts, (out.slot, out.offset as isize), &dst)?;
+        Ok(out)
+    }
+
+    /// `v` (shape `od`) broadcast to `dims` (NumPy's rule) in a new workspace value.
+    fn broadcast_copy(
+        &mut self,
+        v: View,
+        od: &[usize],
+        dims: &[usize],
+    ) -> Result<View, Unsupported> {
+        let v = self.contiguous(v);
+        let own = row_strides(od);
+        let lead = dims.len() - od.len();
+        // Axes the operand lacks or has once read the same elements again.
+        let src: Vec<isize> = (0..dims.len())
+            .map(|k| match k.checked_sub(lead) {
+                Some(j) if od[j] == dims[k] => own[j],
+                _ => 0,
+            })
+            .collect();
+        let (r, c) = rows_cols(dims);
+        let out = self.bufs.scratch_view(r, c);
+        let dst = row_strides(dims);
+        self.strided_copy(
+            (v.slot, v.offset as isize),
+            &src,
+            dims,
+            (out.slot, out.offset as isize),
+            &dst,
+        )?;
+        Ok(out)
+    }
+
+    /// `v` (shape `od`) copied into a new workspace value of shape `dims`, its
+    /// element at index `i` landing at `base + Σ i[k] · dst[k]`.
+    fn into_new(
+        &mut self,
+        v: View,
+        od: &[usize],
+        dims: &[usize],
+        base: isize,
+        dst: &[isize],
+    ) -> Result<View, Unsupported> {
+        let (r, c) = rows_cols(dims);
+        let out = self.bufs.scratch_view(r, c);
+        self.relayout_into(v, od, out.slot, out.offset as isize + base, dst)?;
+        Ok(out)
+    }
+
+    /// `v` (shape `od`, made contiguous) copied to `slot` at `base + Σ i[k] · dst[k]`.
+    fn relayout_into(
+        &mut self,
+        v: View,
+        od: &[usize],
+        slot: Slot,
+        base: isize,
+        dst: &[isize],
+    ) -> Result<(), Unsupported> {
+        let v = self.contiguous(v);
+        let src_s = row_strides(od);
+        self.strided_copy((v.slot, v.offset as isize), &src_s, od, (slot, base), dst)
+    }
+
+    /// Copies a `counts`-shaped block between two strided layouts (strides in
+    /// elements, per axis; a destination stride may be negative): the innermost
+    /// axes contiguous on both sides become the copied rows' columns, the largest
+    /// other axis with positive strides the rows, the next the steps of a
+    /// [`Instr::StepCopy`], and any further ones one instruction each.
+    fn strided_copy(
+        &mut self,
+        (src_slot, src_base): (Slot, isize),
+        src: &[isize],
+        counts: &[usize],
+        (dst_slot, dst_base): (Slot, isize),
+        dst: &[isize],
+    ) -> Result<(), Unsupported> {
+        // (count, src stride, dst stride), axes of one element dropped.
+        let mut axes: Vec<(usize, isize, isize)> = (0..counts.len())
+            .filter(|&k| counts[k] != 1)
+            .map(|k| (counts[k], src[k], dst[k]))
+            .collect();
+        if counts.contains(&0) {
+            return Ok(());
+        }
+        let mut cols = 1usize;
+        while let Some(&(n, s, d)) = axes.last() {
+            if s == cols as isize && d == cols as isize {
+                cols *= n;
+                axes.pop();
+            } else {
+                break;
+            }
+        }
+        let take = |axes: &mut Vec<(usize, isize, isize)>, positive: bool| {
+            let best = axes
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| !positive || (a.1 > 0 && a.2 > 0))
+                .max_by_key(|(_, a)| a.0)
+                .map(|(i, _)| i)?;
+            Some(axes.remove(best))
+        };
+        let rows = take(&mut axes, true).unwrap_or((1, cols as isize, cols as isize));
+        let steps = take(&mut axes, false).unwrap_or((1, 0, 0));
+        let copies: usize = axes.iter().map(|a| a.0).product();
+        if copies > MAX_COPIES {
+            return unsupported(format!(
+                "a copy between layouts of {counts:?} elements in {copies} pieces"
+            ));
+        }
+        for n in 0..copies {
+            // This copy's index along each remaining axis, last axis fastest.
+            let (mut rest, mut so, mut d_o) = (n, src_base, dst_base);
+            for &(c, s, d) in axes.iter().rev() {
+                let i = (rest % c) as isize;
+                rest /= c;
+                so += i * s;
+                d_o += i * d;
+            }
+            let view = |slot: Slot, offset: isize, stride: isize| View {
+                slot,
+                offset: offset as usize,
+                rows: rows.0,
+                cols,
+                row_stride: stride as usize,
+                time: None,
+            };
+            self.instrs.push(Instr::StepCopy {
+                src: view(src_slot, so, rows.1),
+                dst: view(dst_slot, d_o, rows.2),
+                steps: steps.0,
+                src_step: steps.1,
+                dst_step: steps.2,
+            });
+        }
+        Ok(())
     }
 
     /// A copy of `v` into the workspace unless it already is a whole contiguous
