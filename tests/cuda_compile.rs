@@ -174,3 +174,61 @@ fn the_cuda_backend_runs_or_says_why_not() {
         }
     }
 }
+
+/// Every ONNX import of `tests/onnx/fixtures/` (time-major layouts, sequence
+/// lengths, the ONNX activations): its CUDA at -O2 through clang and NVRTC for
+/// sm_80, each assembled by ptxas.
+#[test]
+fn every_onnx_import_compiles_with_clang_and_nvrtc_and_assembles_with_ptxas() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let base = common::root().join("tests/onnx/fixtures");
+    let mut cases: Vec<_> = std::fs::read_dir(&base)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("model.onnx").exists())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 50, "{} ONNX fixtures", cases.len());
+    let (sm, compute) = ARCHS[0];
+    for (i, case) in cases.iter().enumerate() {
+        let what = case.file_name().unwrap().to_string_lossy().to_string();
+        let m = rnnc::onnx::load(case.join("model.onnx"))
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
+            .model
+            .optimise(&Opt::Level(2))
+            .unwrap();
+        let g = m.graph();
+        let plan = rnnc_gpu::plan(&rnnc_ir::verify(g).unwrap(), &g.name, 3, 5)
+            .unwrap_or_else(|e| panic!("{what}: {e:?}"));
+        let src = rnnc_backend_cuda::source(&plan);
+        let cu = dir.path().join(format!("onnx{i}.cu"));
+        std::fs::write(&cu, &src).unwrap();
+        let ptx = cu.with_extension("clang.ptx");
+        run(
+            Command::new("clang-16")
+                .args([
+                    "-x",
+                    "cuda",
+                    "--cuda-device-only",
+                    "-nocudainc",
+                    "-nocudalib",
+                    "-O2",
+                    "-S",
+                ])
+                .arg(format!("--cuda-gpu-arch={sm}"))
+                .arg(&cu)
+                .arg("-o")
+                .arg(&ptx),
+            &format!("clang-16 on {what}"),
+        );
+        ptxas(&ptx, sm);
+        let nv = rnnc_backend_cuda::nvrtc_ptx(&src, compute)
+            .unwrap_or_else(|e| panic!("NVRTC on {what}: {e}"));
+        let ptx = cu.with_extension("nvrtc.ptx");
+        std::fs::write(&ptx, nv).unwrap();
+        ptxas(&ptx, sm);
+    }
+}

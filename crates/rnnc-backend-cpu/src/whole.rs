@@ -238,7 +238,7 @@ pub fn plan_model(
                     }
                 };
                 let dst: Vec<isize> = (0..od.len()).map(|k| out_s[land(k)]).collect();
-                b.into_new(v, &od, &dims, 0, &dst)?
+                b.copy_into_new(v, &od, &dims, 0, &dst)?
             }
             Op::Flip { axis } if !(*axis == 1 && dims.len() == 3) => {
                 let (v, od) = arg(operands[0], &mut b)?;
@@ -246,7 +246,7 @@ pub fn plan_model(
                 let mut dst = out_s.clone();
                 dst[*axis] = -out_s[*axis];
                 let base = (od[*axis] - 1) as isize * out_s[*axis];
-                b.into_new(v, &od, &dims, base, &dst)?
+                b.copy_into_new(v, &od, &dims, base, &dst)?
             }
             // Joins along any other axis: each operand copied into its place.
             Op::Concat { axis } | Op::Stack { axis } if side_by_side(&node.op, &dims).is_none() => {
@@ -339,7 +339,7 @@ pub fn plan_model(
                 };
                 let to_s = row_strides(&moved);
                 let there: Vec<isize> = (0..dims.len()).map(|k| to_s[swap(k)]).collect();
-                let x = b.into_new(x, &dims, &moved, 0, &there)?;
+                let x = b.copy_into_new(x, &dims, &moved, 0, &there)?;
                 let (r, c) = rows_cols(&moved);
                 let normed = b.bufs.scratch_view(r, c);
                 let op = match node.op {
@@ -349,7 +349,7 @@ pub fn plan_model(
                 b.instrs.push(Instr::Rows { x, out: normed, op });
                 let back_s = row_strides(&dims);
                 let back: Vec<isize> = (0..dims.len()).map(|k| back_s[swap(k)]).collect();
-                b.into_new(normed, &moved, &dims, 0, &back)?
+                b.copy_into_new(normed, &moved, &dims, 0, &back)?
             }
             Op::LayerNorm { eps } => {
                 let (x, _) = arg(operands[0], &mut b)?;
@@ -643,7 +643,7 @@ impl Top<'_> {
 
     /// `v` (shape `od`) copied into a new workspace value of shape `dims`, its
     /// element at index `i` landing at `base + Σ i[k] · dst[k]`.
-    fn into_new(
+    fn copy_into_new(
         &mut self,
         v: View,
         od: &[usize],

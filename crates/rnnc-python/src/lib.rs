@@ -432,10 +432,26 @@ fn from_source(text: &str, params: Option<&Bound<'_, PyDict>>) -> PyResult<RnncM
     })
 }
 
+/// Imports the ONNX model at `path`: the model with its weights loaded, and the
+/// `.rnn` source import wrote.
+#[pyfunction]
+fn load_onnx(path: PathBuf) -> PyResult<(RnncModel, String)> {
+    let o = rnnc::onnx::load(&path).map_err(error)?;
+    Ok((
+        RnncModel {
+            model: o.model,
+            weights: Some(o.weights),
+            compiled: RefCell::default(),
+        },
+        o.imported.source,
+    ))
+}
+
 #[pymodule]
 fn _rnnc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(from_source, m)?)?;
+    m.add_function(wrap_pyfunction!(load_onnx, m)?)?;
     m.add_class::<RnncModel>()?;
     m.add_class::<RnncStream>()?;
     m.add("RnncError", m.py().get_type::<RnncError>())?;

@@ -250,3 +250,25 @@ def test_bad_input_raises_and_the_interpreter_lives_on():
         rnnc.load("no/such/model.rnn")
     # Still alive, still right.
     assert m(input=x)["output"].shape == (2, 3, 7)
+
+
+ONNX_CASES = ["seed_bilstm", "lstm_layout1_seq_lens", "gru_activations"]
+
+
+@pytest.mark.parametrize("case", ONNX_CASES)
+def test_an_onnx_model_imports_and_matches_onnx_runtime(case):
+    d = ROOT / "tests/onnx/fixtures" / case
+    m = rnnc.load_onnx(d / "model.onnx")
+    assert m.source is not None and "scan(" in m.source
+    inputs = {p.stem: np.load(p) for p in (d / "inputs").glob("*.npy")}
+    # ONNX's sequence_lens is int32; the Python layer takes int64 ids and lengths.
+    inputs = {k: v.astype(np.int64) if v.dtype == np.int32 else v for k, v in inputs.items()}
+    out = m.run(**inputs)
+    for p in (d / "expected").glob("*.npy"):
+        np.testing.assert_allclose(out[p.stem], np.load(p), atol=1e-5, rtol=1e-4)
+
+
+def test_a_bad_onnx_file_raises_naming_it():
+    bad = ROOT / "tests/onnx/bad/unknown_op.onnx"
+    with pytest.raises(rnnc.RnncError, match="unknown_op.onnx.*Einsum"):
+        rnnc.load_onnx(bad)

@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 from ._rnnc import BACKENDS, RnncError
 from . import _rnnc
 
-__all__ = ["load", "from_source", "Model", "Stream", "RnncError", "BACKENDS"]
+__all__ = ["load", "from_source", "load_onnx", "Model", "Stream", "RnncError", "BACKENDS"]
 
 
 def _array(value: Any) -> Any:
@@ -61,6 +61,8 @@ class Model:
 
     def __init__(self, native: "_rnnc.RnncModel"):
         self._m = native
+        #: The ``.rnn`` source of a model made by :func:`load_onnx`, else None.
+        self.source: Optional[str] = None
 
     @property
     def name(self) -> str:
@@ -158,3 +160,12 @@ def load(path: Union[str, "os.PathLike[str]"], **params: Union[int, float, bool,
 def from_source(text: str, **params: Union[int, float, bool, str]) -> Model:
     """As :func:`load`, from source text."""
     return Model(_rnnc.from_source(text, **params))
+
+
+def load_onnx(path: Union[str, "os.PathLike[str]"]) -> Model:
+    """Imports the ONNX model at ``path`` (as ``rnnc import`` does) with the weights
+    inside it loaded. The ``.rnn`` source import wrote is ``model.source``."""
+    native, source = _rnnc.load_onnx(os.fspath(path))
+    m = Model(native)
+    m.source = source
+    return m
