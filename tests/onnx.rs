@@ -297,3 +297,43 @@ fn every_fixture_compiles_ahead_of_time_and_matches_from_c() {
         failures.join("\n")
     );
 }
+
+/// Damaged files (every cut of a model, and bytes changed throughout it) are
+/// imported or refused, never a panic: what a protobuf decoder lets through
+/// (huge or negative dims, wrong types, dangling names) meets import's checks.
+#[test]
+fn damaged_files_never_panic() {
+    let bytes = std::fs::read(fixtures_dir().join("ops_embed_lstm_gemm/model.onnx")).unwrap();
+    let path = Path::new("damaged.onnx");
+    let mut tried = 0;
+    let mut try_one = |b: &[u8], what: &str| {
+        tried += 1;
+        let r = std::panic::catch_unwind(|| {
+            if let Ok(imported) = rnnc_onnx::import(b, path) {
+                // What imports must also lower, or be refused with a message.
+                let mut params = rnnc::Params::new();
+                for (k, v) in &imported.config {
+                    params = params.set(k, v);
+                }
+                let _ = rnnc::Model::from_source(&imported.source, &params);
+            }
+        });
+        assert!(r.is_ok(), "import panicked on {what}");
+    };
+    for cut in (0..bytes.len()).step_by(7) {
+        try_one(&bytes[..cut], &format!("the first {cut} bytes"));
+    }
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..400 {
+        let mut b = bytes.clone();
+        for _ in 0..1 + i % 4 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let at = (state as usize) % b.len();
+            b[at] = (state >> 32) as u8;
+        }
+        try_one(&b, &format!("mutation {i}"));
+    }
+    assert!(tried > 400);
+}

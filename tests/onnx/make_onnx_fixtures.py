@@ -782,6 +782,22 @@ def part2():
     write_case("ops_transpose_reshape_flatten", m, {"X": X},
                "bidirectional LSTM -> Transpose [0,2,1,3] -> Reshape [0,0,-1]; Y_h -> Transpose -> Flatten(axis 1); Transpose without perm")
 
+    # Reshape splitting one axis into three and joining three into one
+    rng = np.random.default_rng(406)
+    X = rng.standard_normal((T_, NB_, I)).astype(np.float32)
+    nodes = [
+        oh.make_node("MatMul", ["X", "proj_W"], ["p"], name="project"),  # [seq,batch,24]
+        oh.make_node("Reshape", ["p", "shape_00234"], ["p5"], name="split_into_three"),
+        oh.make_node("Transpose", ["p5"], ["p5t"], name="reverse_last_three", perm=[0, 1, 4, 3, 2]),
+        oh.make_node("Reshape", ["p5t", "shape_00m1"], ["joined"], name="join_three"),
+        oh.make_node("Tanh", ["joined"], ["out"], name="tanh"),
+    ]
+    inits = [init("proj_W", (rng.standard_normal((I, 24)) * 0.5).astype(np.float32)),
+             init("shape_00234", i64(0, 0, 2, 3, 4)), init("shape_00m1", i64(0, 0, -1))]
+    m = make_model(nodes, "reshape_three", [X_seq], [vi("out", TP.FLOAT, ["seq", "batch", 24])], inits)
+    write_case("ops_reshape_three_axes", m, {"X": X},
+               "MatMul -> Reshape [0,0,2,3,4] -> Transpose of the last three -> Reshape [0,0,-1]")
+
     # Slice (last step, reversed time, strided) and Concat
     rng = np.random.default_rng(405)
     X = rng.standard_normal((T_, NB_, I)).astype(np.float32)

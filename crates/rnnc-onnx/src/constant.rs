@@ -84,7 +84,7 @@ impl Const {
             }
             dims.push(d as usize);
         }
-        let n: usize = dims.iter().product();
+        let n = elements(&dims).map_err(|e| ImportError::new(format!("{what}: {}", e.message)))?;
         let raw = &t.raw_data;
         let bad_len = |have: usize| {
             ImportError::new(format!(
@@ -313,6 +313,22 @@ impl Const {
             .ok()
             .map(Const::F32)
     }
+}
+
+/// Constants import makes or reads hold at most this many elements (1 GiB of
+/// f32), so a damaged size is an error, not an allocation that cannot succeed.
+pub const MAX_ELEMENTS: usize = 1 << 28;
+
+/// The element count of a tensor of shape `dims`, within [`MAX_ELEMENTS`].
+pub fn elements(dims: &[usize]) -> Result<usize, ImportError> {
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= MAX_ELEMENTS)
+        .ok_or_else(|| {
+            ImportError::new(format!(
+                "a tensor of shape {dims:?} is larger than rnnc imports ({MAX_ELEMENTS} elements)"
+            ))
+        })
 }
 
 /// `raw` cut into `n` little-endian elements of `W` bytes.

@@ -107,7 +107,10 @@ pub fn constant_of_shape(imp: &mut Importer, node: &Node) -> Result<()> {
             .ok_or_else(|| ImportError::new("its value holds more than one element"))?,
     };
     let v = match dims.iter().map(Dim::fixed).collect::<Option<Vec<usize>>>() {
-        Some(s) => Val::Const(Const::F32(ArrayD::from_elem(IxDyn(&s), value as f32))),
+        Some(s) => {
+            crate::constant::elements(&s)?;
+            Val::Const(Const::F32(ArrayD::from_elem(IxDyn(&s), value as f32)))
+        }
         None if value == 0.0 => Val::Zeros(dims),
         None => {
             return Err(ImportError::new(format!(
@@ -137,7 +140,10 @@ pub fn expand(imp: &mut Importer, node: &Node) -> Result<()> {
     }
     let out = crate::value::broadcast(&x.dims(), &dims)?;
     let v = match out.iter().map(Dim::fixed).collect::<Option<Vec<usize>>>() {
-        Some(s) => Val::Const(Const::F32(ArrayD::zeros(IxDyn(&s)))),
+        Some(s) => {
+            crate::constant::elements(&s)?;
+            Val::Const(Const::F32(ArrayD::zeros(IxDyn(&s))))
+        }
         None => Val::Zeros(out),
     };
     imp.set_out(node, v);

@@ -180,6 +180,10 @@ pub fn unsqueeze(imp: &mut Importer, node: &Node) -> Result<()> {
     Ok(())
 }
 
+/// Pieces a Reshape's join or split of one axis may take: each is a slice in the
+/// generated source.
+const MAX_PIECES: usize = 1024;
+
 /// An element of a shape given as data: a size, or `#-1` for what Reshape infers.
 fn spec_dim(v: i64) -> Dim {
     if v < 0 {
@@ -591,11 +595,16 @@ fn target_dims(input: &[Dim], spec: &[Dim], allowzero: bool) -> Result<Vec<Dim>>
     if let Some(i) = infer {
         // What the known axes leave: symbolic axes must cancel, fixed sizes divide.
         let mut syms: Vec<&Dim> = input.iter().filter(|d| d.fixed().is_none()).collect();
-        let mut fixed_in: usize = input.iter().filter_map(Dim::fixed).product();
+        let fixed: Vec<usize> = input.iter().filter_map(Dim::fixed).collect();
+        let mut fixed_in = crate::constant::elements(&fixed)?;
         let mut fixed_out = 1usize;
         for d in out.iter().flatten() {
             match d {
-                Dim::Fixed(n) => fixed_out *= n,
+                Dim::Fixed(n) => {
+                    fixed_out = fixed_out.checked_mul(*n).ok_or_else(|| {
+                        ImportError::new("the new shape's size overflows")
+                    })?
+                }
                 s => match syms.iter().position(|x| *x == s) {
                     Some(p) => {
                         syms.remove(p);
@@ -634,7 +643,7 @@ fn target_dims(input: &[Dim], spec: &[Dim], allowzero: bool) -> Result<Vec<Dim>>
 
 /// `x` reshaped from `from` to `to` with squeezes, merges of adjacent fixed axes
 /// (a `cat` of the slices), splits (a `cat` of unsqueezed slices) and unsqueezes.
-fn reshape_expr(x: &str, from: &[Dim], to: &[Dim]) -> Result<String> {
+fn reshape_expr(imp: &mut Importer, hint: &str, x: &str, from: &[Dim], to: &[Dim]) -> Result<String> {
     let refuse = || {
         ImportError::new(format!(
             "Reshape from {} to {} mixes run-time axes with others; rnnc reshapes by joining or splitting axes of known size",
@@ -677,10 +686,14 @@ fn reshape_expr(x: &str, from: &[Dim], to: &[Dim]) -> Result<String> {
         j += 1;
         while p != q {
             if p < q {
-                p *= cur.get(i).and_then(Dim::fixed).ok_or_else(refuse)?;
+                p = p
+                    .checked_mul(cur.get(i).and_then(Dim::fixed).ok_or_else(refuse)?)
+                    .ok_or_else(refuse)?;
                 i += 1;
             } else {
-                q *= target.get(j).and_then(Dim::fixed).ok_or_else(refuse)?;
+                q = q
+                    .checked_mul(target.get(j).and_then(Dim::fixed).ok_or_else(refuse)?)
+                    .ok_or_else(refuse)?;
                 j += 1;
             }
         }
@@ -695,8 +708,22 @@ fn reshape_expr(x: &str, from: &[Dim], to: &[Dim]) -> Result<String> {
         // Merge the group's input axes into one …
         let k = out_axis;
         let mut sizes = ins.clone();
+        let too_many = |n: usize| {
+            ImportError::new(format!(
+                "Reshape from {} to {} joins or splits an axis into {n} pieces; rnnc writes up to {MAX_PIECES}",
+                shape_text(from),
+                shape_text(to)
+            ))
+        };
         while sizes.len() > 1 {
             let a = sizes[0];
+            if a > MAX_PIECES {
+                return Err(too_many(a));
+            }
+            // Each step a value of its own, so the pieces name it rather than repeat it.
+            if e != x {
+                e = imp.local(hint, e);
+            }
             let pieces: Vec<String> = (0..a).map(|t| index_at(&e, k, &t.to_string())).collect();
             e = format!("cat([{}], dim = {k})", pieces.join(", "));
             let b = sizes.remove(1);
@@ -709,6 +736,12 @@ fn reshape_expr(x: &str, from: &[Dim], to: &[Dim]) -> Result<String> {
                 break;
             }
             let inner = rest / o;
+            if o > MAX_PIECES {
+                return Err(too_many(o));
+            }
+            if e != x {
+                e = imp.local(hint, e);
+            }
             let pieces: Vec<String> = (0..o)
                 .map(|s| {
                     format!(
@@ -743,7 +776,7 @@ fn reshape_to(imp: &mut Importer, node: &Node, target: Vec<Dim>) -> Result<()> {
                         .ok_or_else(|| ImportError::new("a constant reshaped to a run-time shape"))
                 })
                 .collect::<Result<_>>()?;
-            if s.iter().product::<usize>() != c.len() {
+            if crate::constant::elements(&s).ok() != Some(c.len()) {
                 return Err(ImportError::new(format!(
                     "a constant of shape {:?} reshaped to {s:?}",
                     c.shape()
@@ -758,7 +791,7 @@ fn reshape_to(imp: &mut Importer, node: &Node, target: Vec<Dim>) -> Result<()> {
         }
         _ => {
             let d = imp.operand(node, 0)?;
-            let e = reshape_expr(&d.name, &d.shape, &target)?;
+            let e = reshape_expr(imp, out_name(node), &d.name, &d.shape, &target)?;
             if e == d.name {
                 imp.set_out(node, Val::Dyn(Dyn { shape: target, ..d }));
             } else {
