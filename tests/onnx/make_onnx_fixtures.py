@@ -798,6 +798,25 @@ def part2():
     write_case("ops_reshape_three_axes", m, {"X": X},
                "MatMul -> Reshape [0,0,2,3,4] -> Transpose of the last three -> Reshape [0,0,-1]")
 
+    # Attention over the LSTM's outputs: products of two run-time values
+    rng = np.random.default_rng(407)
+    X = rng.standard_normal((T_, NB_, I)).astype(np.float32)
+    nodes = [
+        oh.make_node("LSTM", ["X", "lstm_W", "lstm_R", "lstm_Bias"], ["Y"], name="lstm", hidden_size=H),
+        oh.make_node("Squeeze", ["Y", "axes1"], ["y3"], name="squeeze_dir"),          # [seq,batch,H]
+        oh.make_node("Transpose", ["y3"], ["keys"], name="batch_major", perm=[1, 0, 2]),  # [batch,seq,H]
+        oh.make_node("Transpose", ["keys"], ["keys_t"], name="keys_t", perm=[0, 2, 1]),   # [batch,H,seq]
+        oh.make_node("MatMul", ["keys", "keys_t"], ["scores"], name="scores"),           # [batch,seq,seq]
+        oh.make_node("Softmax", ["scores"], ["weights"], name="softmax", axis=-1),
+        oh.make_node("MatMul", ["weights", "keys"], ["context"], name="context"),        # [batch,seq,H]
+    ]
+    inits = _lstm_weights(rng, "lstm_", I, H) + [init("axes1", i64(1))]
+    m = make_model(nodes, "attention", [X_seq],
+                   [vi("context", TP.FLOAT, ["batch", "seq", H]), vi("weights", TP.FLOAT, ["batch", "seq", "seq"])],
+                   inits)
+    write_case("ops_attention_matmul", m, {"X": X},
+               "LSTM -> self-attention over its outputs: MatMul of two run-time values, Softmax, MatMul")
+
     # Slice (last step, reversed time, strided) and Concat
     rng = np.random.default_rng(405)
     X = rng.standard_normal((T_, NB_, I)).astype(np.float32)

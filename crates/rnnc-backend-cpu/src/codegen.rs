@@ -259,6 +259,13 @@ impl Emitter<'_, '_> {
                     out,
                 } => self.gather(*table, *vocab, *ids, out, t),
                 Instr::SequenceMask { lengths, out } => self.sequence_mask(*lengths, out, t),
+                Instr::BatchMatMul {
+                    a,
+                    b,
+                    out,
+                    dims,
+                    steps,
+                } => self.batch_matmul((a, b, out), *dims, *steps, t),
             }
         }
         // The next step reads this step's states, written by every thread.
@@ -727,6 +734,75 @@ impl Emitter<'_, '_> {
                 let v = em.b.ins().band(v, m);
                 em.b.ins().store(flags(), v, dst, (c * 4) as i32);
             }
+            vec![]
+        });
+    }
+
+    /// This thread's share of the batch entries of a product of two run-time
+    /// values: each row of `out_s` zeroed, then `a_s[i, kk]` times row kk of `b_s`
+    /// added into it, 4 columns at a time and a scalar tail.
+    fn batch_matmul(
+        &mut self,
+        (a, b, out): (&View, &View, &View),
+        (batch, m, k, n): (usize, usize, usize, usize),
+        (sa, sb, so): (usize, usize, usize),
+        t: Value,
+    ) {
+        let mine = self.part.rows(batch);
+        if mine.is_empty() {
+            return;
+        }
+        let (ab, ao) = self.addr(a, t);
+        let (bb, bo) = self.addr(b, t);
+        let (ob, oo) = self.addr(out, t);
+        let nvec = n / 4;
+        self.counted(mine.len(), &[], |em, s, _| {
+            let s = em.b.ins().iadd_imm_s(s, mine.start as i64);
+            let a_s = em.row_ptr(ab, ao, sa, s);
+            let b_s = em.row_ptr(bb, bo, sb, s);
+            let o_s = em.row_ptr(ob, oo, so, s);
+            em.counted(m, &[], |em, i, _| {
+                let a_i = em.row_ptr(a_s, 0, k, i);
+                let o_i = em.row_ptr(o_s, 0, n, i);
+                let z4 = math::constant(em.b, F4, 0.0);
+                em.counted(nvec, &[], |em, c, _| {
+                    let off = em.b.ins().imul_imm_s(c, 16);
+                    let o = em.b.ins().iadd(o_i, off);
+                    em.b.ins().store(flags(), z4, o, 0);
+                    vec![]
+                });
+                let z = em.b.ins().f32const(0.0);
+                for c in nvec * 4..n {
+                    em.b.ins().store(flags(), z, o_i, (c * 4) as i32);
+                }
+                em.counted(k, &[], |em, kk, _| {
+                    let ap = em.row_ptr(a_i, 0, 1, kk);
+                    let av = em.b.ins().load(types::F32, flags(), ap, 0);
+                    let av4 = em.b.ins().splat(F4, av);
+                    let b_k = em.row_ptr(b_s, 0, n, kk);
+                    em.counted(nvec, &[], |em, c, _| {
+                        let off = em.b.ins().imul_imm_s(c, 16);
+                        let bp = em.b.ins().iadd(b_k, off);
+                        let op = em.b.ins().iadd(o_i, off);
+                        let bv = em.b.ins().load(F4, flags(), bp, 0);
+                        let ov = em.b.ins().load(F4, flags(), op, 0);
+                        let p = em.b.ins().fmul(av4, bv);
+                        let ov = em.b.ins().fadd(ov, p);
+                        em.b.ins().store(flags(), ov, op, 0);
+                        vec![]
+                    });
+                    for c in nvec * 4..n {
+                        let at = (c * 4) as i32;
+                        let bv = em.b.ins().load(types::F32, flags(), b_k, at);
+                        let ov = em.b.ins().load(types::F32, flags(), o_i, at);
+                        let p = em.b.ins().fmul(av, bv);
+                        let ov = em.b.ins().fadd(ov, p);
+                        em.b.ins().store(flags(), ov, o_i, at);
+                    }
+                    vec![]
+                });
+                vec![]
+            });
             vec![]
         });
     }

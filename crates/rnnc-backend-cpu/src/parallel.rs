@@ -120,6 +120,7 @@ impl Schedule {
                 Instr::StepCopy { steps, .. } => format!("step copy ×{steps}"),
                 Instr::Rows { op, .. } => format!("rows: {op:?}"),
                 Instr::Gather { .. } => "gather".into(),
+                Instr::BatchMatMul { dims, .. } => format!("batched product {dims:?}"),
                 Instr::SequenceMask { .. } => "sequence mask".into(),
             };
             let wait = if self.barriers[i] { "barrier, " } else { "" };
@@ -358,6 +359,14 @@ fn accesses(instr: &Instr, part: Part, owners: Option<&[usize]>) -> (Vec<Extent>
             Vec::new(),
             window(out, part.rows(out.rows), 0..out.cols, false),
         ),
+        // Split by batch entry; read and written whole, as for products.
+        Instr::BatchMatMul { .. } => {
+            let (w, r) = crate::plan::views(instr);
+            (
+                r.iter().flat_map(whole).collect(),
+                w.iter().flat_map(whole).collect(),
+            )
+        }
         // A call may read and write all it is given.
         Instr::CallScan { args, .. } => {
             let all: Vec<Extent> = args.iter().flat_map(whole).collect();

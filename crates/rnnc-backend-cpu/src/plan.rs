@@ -233,6 +233,18 @@ pub enum Instr {
         src_step: isize,
         dst_step: isize,
     },
+    /// `batch` products of two run-time values: `out_s = a_s · b_s`, `a_s` the
+    /// contiguous `m × k` block `s · a_step` elements into `a`, `b_s` the `k × n`
+    /// block `s · b_step` into `b` (a step of 0 repeats one block for every s),
+    /// `out_s` the `m × n` block `s · out_step` into `out` (whole-model programs
+    /// only: attention-like products at the top level).
+    BatchMatMul {
+        a: View,
+        b: View,
+        out: View,
+        dims: (usize, usize, usize, usize),
+        steps: (usize, usize, usize),
+    },
     /// A reduction over each row of `x` and its use, row by row into `out`.
     Rows {
         x: View,
@@ -864,13 +876,26 @@ fn write_also(instrs: &mut Vec<Instr>, src: View, dst: View) {
 
 /// What `instr` writes, and what it only reads (a call: everything it is given, as
 /// written).
-fn views(instr: &Instr) -> (Vec<View>, Vec<View>) {
+pub(crate) fn views(instr: &Instr) -> (Vec<View>, Vec<View>) {
     match instr {
         Instr::MatMul { x, out, init, .. } => {
             (vec![*out], std::iter::once(*x).chain(*init).collect())
         }
         Instr::Gemm { x, out, .. } | Instr::Rows { x, out, .. } => (vec![*out], vec![*x]),
         Instr::Gather { out, .. } | Instr::SequenceMask { out, .. } => (vec![*out], Vec::new()),
+        Instr::BatchMatMul {
+            a,
+            b,
+            out,
+            dims: (batch, m, k, n),
+            steps: (sa, sb, so),
+        } => (
+            vec![all_steps(&block(out, m * n), *batch, *so as isize)],
+            vec![
+                all_steps(&block(a, m * k), *batch, *sa as isize),
+                all_steps(&block(b, k * n), *batch, *sb as isize),
+            ],
+        ),
         Instr::StepCopy {
             src,
             dst,
@@ -930,6 +955,11 @@ pub(crate) fn redirect_call_result(instrs: &mut [Instr], result: View, dst: View
         *a = dst;
     }
     true
+}
+
+/// `len` contiguous elements from the start of `v`.
+fn block(v: &View, len: usize) -> View {
+    View::contiguous(v.slot, v.offset, 1, len)
 }
 
 /// One view covering every step of a [`Instr::StepCopy`] operand.

@@ -207,11 +207,13 @@ pub fn plan_model(
             }
             Op::Index { axis, index } => {
                 let (v, od) = arg(operands[0], &mut b)?;
-                let i = if *index < 0 {
-                    *index + od[*axis] as i64
-                } else {
-                    *index
-                } as usize;
+                let n = od[*axis] as i64;
+                let i = if *index < 0 { *index + n } else { *index };
+                if !(0..n).contains(&i) {
+                    // Left to the interpreter's walk, which reports it as a run error.
+                    return unsupported(format!("index {index} of an axis of length {n}"));
+                }
+                let i = i as usize;
                 match b.sub_view(v, &od, *axis, i, i + 1) {
                     Ok(view) => view,
                     Err(_) => b.sliced_copy(v, &od, *axis, i, i + 1)?,
@@ -219,6 +221,12 @@ pub fn plan_model(
             }
             Op::Slice { axis, start, end } => {
                 let (v, od) = arg(operands[0], &mut b)?;
+                if *end > od[*axis] || start >= end {
+                    return unsupported(format!(
+                        "elements {start}..{end} of an axis of length {}",
+                        od[*axis]
+                    ));
+                }
                 match b.sub_view(v, &od, *axis, *start, *end) {
                     Ok(view) => view,
                     Err(_) => b.sliced_copy(v, &od, *axis, *start, *end)?,
@@ -358,6 +366,11 @@ pub fn plan_model(
                 let op = RowOp::LayerNorm { eps: *eps };
                 b.instrs.push(Instr::Rows { x, out, op });
                 out
+            }
+            Op::MatMul if !known.contains_key(&operands[1].node) => {
+                let (x, xd) = arg(operands[0], &mut b)?;
+                let (y, yd) = arg(operands[1], &mut b)?;
+                b.batch_matmul(x, &xd, y, &yd, &dims)?
             }
             Op::Linear | Op::MatMul => {
                 let (x, _) = arg(operands[0], &mut b)?;
@@ -587,6 +600,48 @@ impl Top<'_> {
             return Ok(v);
         }
         unsupported(format!("a slice of axis {axis} of a {od:?} value"))
+    }
+
+    /// `x @ y` (NumPy's matmul) of two run-time values: `[.., m, k] @ [.., k, n]`,
+    /// where each side's leading axes are the result's or absent (repeated).
+    fn batch_matmul(
+        &mut self,
+        x: View,
+        xd: &[usize],
+        y: View,
+        yd: &[usize],
+        dims: &[usize],
+    ) -> Result<View, Unsupported> {
+        let (xr, yr, r) = (xd.len(), yd.len(), dims.len());
+        if xr < 2 || yr < 2 {
+            return unsupported("a matrix product of a vector");
+        }
+        let (m, k, n) = (xd[xr - 2], xd[xr - 1], yd[yr - 1]);
+        let lead = &dims[..r - 2];
+        let batch: usize = lead.iter().product();
+        // A side's step between batch entries: its block, or 0 when it has one.
+        let step = |d: &[usize], block: usize| -> Result<usize, Unsupported> {
+            let own = &d[..d.len() - 2];
+            if own.iter().product::<usize>() == 1 {
+                Ok(0)
+            } else if own == lead {
+                Ok(block)
+            } else {
+                unsupported(format!("a batched product broadcasting {d:?} to {dims:?}"))
+            }
+        };
+        let (sa, sb) = (step(xd, m * k)?, step(yd, k * n)?);
+        let a = self.contiguous(x);
+        let b = self.contiguous(y);
+        let out = self.bufs.scratch_view(batch * m, n);
+        self.instrs.push(Instr::BatchMatMul {
+            a,
+            b,
+            out,
+            dims: (batch, m, k, n),
+            steps: (sa, sb, m * n),
+        });
+        Ok(out)
     }
 
     /// Elements `start..end` of `axis` of `v` (shape `od`) copied into the workspace,

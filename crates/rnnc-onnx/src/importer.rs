@@ -349,6 +349,15 @@ impl Importer {
         name
     }
 
+    /// The param already made for `key` (an initializer's name, with its layout).
+    pub fn param_for(&self, key: &str) -> Option<String> {
+        self.params_of.get(key).cloned()
+    }
+
+    pub fn remember_param(&mut self, key: &str, name: &str) {
+        self.params_of.insert(key.to_string(), name.to_string());
+    }
+
     /// A `layer` declaration.
     pub fn layer(&mut self, hint: &str, call: String) -> String {
         let name = self.names.fresh(hint);

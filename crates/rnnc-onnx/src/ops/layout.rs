@@ -601,9 +601,9 @@ fn target_dims(input: &[Dim], spec: &[Dim], allowzero: bool) -> Result<Vec<Dim>>
         for d in out.iter().flatten() {
             match d {
                 Dim::Fixed(n) => {
-                    fixed_out = fixed_out.checked_mul(*n).ok_or_else(|| {
-                        ImportError::new("the new shape's size overflows")
-                    })?
+                    fixed_out = fixed_out
+                        .checked_mul(*n)
+                        .ok_or_else(|| ImportError::new("the new shape's size overflows"))?
                 }
                 s => match syms.iter().position(|x| *x == s) {
                     Some(p) => {
@@ -643,7 +643,13 @@ fn target_dims(input: &[Dim], spec: &[Dim], allowzero: bool) -> Result<Vec<Dim>>
 
 /// `x` reshaped from `from` to `to` with squeezes, merges of adjacent fixed axes
 /// (a `cat` of the slices), splits (a `cat` of unsqueezed slices) and unsqueezes.
-fn reshape_expr(imp: &mut Importer, hint: &str, x: &str, from: &[Dim], to: &[Dim]) -> Result<String> {
+fn reshape_expr(
+    imp: &mut Importer,
+    hint: &str,
+    x: &str,
+    from: &[Dim],
+    to: &[Dim],
+) -> Result<String> {
     let refuse = || {
         ImportError::new(format!(
             "Reshape from {} to {} mixes run-time axes with others; rnnc reshapes by joining or splitting axes of known size",

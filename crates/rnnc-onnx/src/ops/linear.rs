@@ -19,7 +19,16 @@ fn linear_weight(imp: &mut Importer, hint: &str, b: &Const, transposed: bool) ->
     } else {
         m.t().as_standard_layout().into_owned()
     };
-    let name = imp.param(hint, w.clone().into_dyn());
+    // One param per initializer and layout, however many nodes read it.
+    let key = format!("{hint}\u{0}{transposed}");
+    let name = match imp.param_for(&key) {
+        Some(n) => n,
+        None => {
+            let n = imp.param(hint, w.clone().into_dyn());
+            imp.remember_param(&key, &n);
+            n
+        }
+    };
     Ok(Dyn {
         name,
         shape: w.shape().iter().map(|&n| Dim::Fixed(n)).collect(),
