@@ -64,6 +64,18 @@ pub enum Command {
         #[arg(short = 'o', long = "out", value_name = "DIR")]
         out: PathBuf,
     },
+    /// Write one self-contained HTML page of what each pass did to the model: the
+    /// pass table, a chart of FLOPs and weight bytes per step, the IR after each
+    /// pass with its diff against the IR before, and the source.
+    Explore {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        opt: OptArgs,
+        /// The HTML file to write.
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Parse, lower and verify a model: exit 0, or print diagnostics and exit 1.
     Check {
         #[command(flatten)]

@@ -4,7 +4,9 @@
 use crate::args::{Cli, Command, IrFormat};
 use crate::error::{msg, CliError};
 use crate::npy;
-use crate::setup::{backend, instrumentation, load, load_with_weights, optimise_model, pipeline};
+use crate::setup::{
+    backend, choice, instrumentation, is_onnx, load, load_with_weights, optimise_model, pipeline,
+};
 use rnnc::BackendKind;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -47,6 +49,25 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
                 written[0].display(),
                 written[1].display(),
                 written[2].display()
+            );
+            Ok(())
+        }
+        Command::Explore { model, opt, out } => {
+            let m = load(&model)?;
+            // The source beside the passes: the file, or what import makes of an .onnx.
+            let source = if is_onnx(&model.model) {
+                Some(rnnc::onnx::import(&model.model)?.source)
+            } else {
+                std::fs::read_to_string(&model.model).ok()
+            };
+            let report = m.explore(&choice(&opt), source)?;
+            std::fs::write(&out, rnnc::explore_html::html(&report))
+                .map_err(|e| CliError::Message(format!("cannot write `{}`: {e}", out.display())))?;
+            println!(
+                "wrote {}: {} passes over model {}",
+                out.display(),
+                report.steps.len() - 1,
+                report.model
             );
             Ok(())
         }

@@ -8,14 +8,18 @@ use crate::error::{msg, CliError};
 use rnnc::{BackendKind, Model, Params, Weights};
 use rnnc_ir::Graph;
 
-/// The passes `-O`/`--passes` ask for.
-pub fn pipeline(opt: &OptArgs) -> Result<Vec<Box<dyn rnnc_opt::Pass>>, CliError> {
-    let choice = match (&opt.passes, opt.level) {
+/// The pipeline `-O`/`--passes` name.
+pub fn choice(opt: &OptArgs) -> rnnc_opt::Opt {
+    match (&opt.passes, opt.level) {
         (Some(p), _) => rnnc_opt::Opt::Passes(p.clone()),
         (None, Some(l)) => rnnc_opt::Opt::Level(l),
         (None, None) => rnnc_opt::Opt::default(),
-    };
-    choice.build().map_err(CliError::Message)
+    }
+}
+
+/// The passes `-O`/`--passes` ask for.
+pub fn pipeline(opt: &OptArgs) -> Result<Vec<Box<dyn rnnc_opt::Pass>>, CliError> {
+    choice(opt).build().map_err(CliError::Message)
 }
 
 pub fn instrumentation(opt: &OptArgs) -> rnnc_opt::Instrumentation {

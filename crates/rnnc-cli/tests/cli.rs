@@ -1251,3 +1251,46 @@ fn bad_onnx_input_is_refused_with_exit_1() {
     let o = rnnc(&["check", model.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn explore_writes_one_page_for_a_model_or_an_onnx_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    let o = rnnc(&[
+        "explore",
+        "models/lstm_seed_equations.rnn",
+        "--param",
+        "input_size=3",
+        "--param",
+        "hidden_size=4",
+        "-O2",
+        "-o",
+        page.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("data-pass=\"fuse-gates\""),
+        "a section per pass"
+    );
+    assert!(
+        html.contains("<span id=\"line-1\">"),
+        "the source is on the page"
+    );
+    let onnx = onnx_case("gru_lbr1").join("model.onnx");
+    let o = rnnc(&[
+        "explore",
+        onnx.to_str().unwrap(),
+        "-o",
+        page.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(&page).unwrap().contains("OnnxGRU"));
+    let o = rnnc(&[
+        "explore",
+        onnx.to_str().unwrap(),
+        "-o",
+        dir.path().join("no/such/dir/r.html").to_str().unwrap(),
+    ]);
+    fails_with(&o, &["cannot write", "r.html"]);
+}

@@ -23,6 +23,8 @@ mod ahead;
 mod backend;
 mod compiled;
 mod error;
+pub mod explore;
+pub mod explore_html;
 mod model;
 pub mod onnx;
 pub mod params;

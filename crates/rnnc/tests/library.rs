@@ -256,3 +256,74 @@ fn ahead_of_time_output_comes_from_the_library() {
     let e = message(m.gpu_kernels(rnnc::GpuTarget::Wgsl, 2, 0).map(|k| k.file));
     assert!(e.contains("at least 1"), "{e}");
 }
+
+#[test]
+fn explore_records_every_pass_with_its_numbers_and_its_diff() {
+    let m = Model::load(
+        model_path("lstm_seed_equations.rnn"),
+        &Params::new().set("input_size", 3).set("hidden_size", 4),
+    )
+    .unwrap();
+    let r = m
+        .explore(&Opt::Level(2), Some("model source".into()))
+        .unwrap();
+    let summary: String = r
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                "{i:>2} {:<23} changed={:<5} nodes={:<3} matmul/loop={} hoisted={} elementwise={:<2} flops={:<3} bytes={:<3} +{} -{}\n",
+                s.pass,
+                s.changed,
+                s.nodes,
+                s.matmuls_in_loop,
+                s.matmuls_outside,
+                s.elementwise,
+                s.flops_per_step,
+                s.weight_bytes_per_step,
+                s.added(),
+                s.removed()
+            )
+        })
+        .collect();
+    insta::assert_snapshot!(summary);
+    // fuse-gates stacks the four gates' weights: its diff shows the concat.
+    let fuse = r.steps.iter().find(|s| s.pass == "fuse-gates").unwrap();
+    assert!(
+        fuse.diff
+            .iter()
+            .any(|(t, l)| *t == '+' && l.contains("concat")),
+        "{:?}",
+        fuse.diff
+    );
+    for s in &r.steps {
+        if !s.changed {
+            assert_eq!(s.added() + s.removed(), 0, "{} changed nothing", s.pass);
+        }
+        let after: Vec<&str> = s
+            .diff
+            .iter()
+            .filter(|(t, _)| *t != '-')
+            .map(|(_, l)| l.as_str())
+            .collect();
+        assert_eq!(
+            after.join("\n"),
+            s.ir.trim_end(),
+            "{}: the diff ends at its IR",
+            s.pass
+        );
+    }
+    let html = rnnc::explore_html::html(&r);
+    assert_eq!(
+        html.matches("<section class=\"pass\"").count(),
+        r.steps.len()
+    );
+    assert!(html.contains("id=\"line-1\""));
+    for outside in ["http://", "https://", "<script", "<link"] {
+        assert!(
+            !html.contains(outside),
+            "the page reaches outside: {outside}"
+        );
+    }
+}

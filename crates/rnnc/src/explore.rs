@@ -1,0 +1,132 @@
+//! What `rnnc explore` shows, as data: the pipeline pass by pass (what each pass
+//! changed in numbers, the IR after it and its diff against the IR before) and the
+//! model's source. `explore_html.rs` turns it into one self-contained page.
+
+use crate::error::Error;
+use crate::model::{build, Model};
+use rnnc_opt::{run_pipeline, stats, Instrumentation, Opt, Stats};
+use serde::Serialize;
+use similar::{ChangeTag, TextDiff};
+
+/// The pipeline over one model.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub model: String,
+    /// The file the model came from (or `<source>`).
+    pub origin: String,
+    /// The pipeline as asked for (`-O2`, or the pass list).
+    pub pipeline: String,
+    /// The model's source, when the caller has it.
+    pub source: Option<String>,
+    /// The lowered graph first, then one step per pass.
+    pub steps: Vec<Step>,
+}
+
+/// One pass: its numbers after it ran, the IR after it, the diff from the step before.
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    pub pass: String,
+    pub changed: bool,
+    /// Wall time of the pass, µs (0 for the lowered graph); not part of snapshots.
+    pub micros: u64,
+    pub nodes: usize,
+    pub matmuls_in_loop: usize,
+    pub matmuls_outside: usize,
+    pub elementwise: usize,
+    pub flops_per_step: u64,
+    pub weight_bytes_per_step: u64,
+    pub ir: String,
+    /// The IR's lines with `' '` (kept), `'+'` (new) or `'-'` (gone) in front.
+    pub diff: Vec<(char, String)>,
+}
+
+impl Step {
+    fn new(pass: &str, changed: bool, micros: u64, s: &Stats, ir: String, before: &str) -> Step {
+        Step {
+            pass: pass.to_string(),
+            changed,
+            micros,
+            nodes: s.nodes,
+            matmuls_in_loop: s.matmuls_in_loop,
+            matmuls_outside: s.matmuls_outside,
+            elementwise: s.elementwise,
+            flops_per_step: s.flops_per_step,
+            weight_bytes_per_step: s.weight_bytes_per_step,
+            diff: line_diff(before, &ir),
+            ir,
+        }
+    }
+
+    pub fn added(&self) -> usize {
+        self.diff.iter().filter(|(t, _)| *t == '+').count()
+    }
+
+    pub fn removed(&self) -> usize {
+        self.diff.iter().filter(|(t, _)| *t == '-').count()
+    }
+}
+
+/// `after` line by line against `before` (similar's Myers diff).
+fn line_diff(before: &str, after: &str) -> Vec<(char, String)> {
+    TextDiff::from_lines(before, after)
+        .iter_all_changes()
+        .map(|c| {
+            let tag = match c.tag() {
+                ChangeTag::Equal => ' ',
+                ChangeTag::Insert => '+',
+                ChangeTag::Delete => '-',
+            };
+            (tag, c.value().trim_end_matches('\n').to_string())
+        })
+        .collect()
+}
+
+impl Model {
+    /// Runs `pipeline` over the model one pass at a time and records each step;
+    /// `source` is shown beside it.
+    pub fn explore(&self, pipeline: &Opt, source: Option<String>) -> Result<Report, Error> {
+        let mut g = self.graph().clone();
+        let first = g.to_string();
+        let mut steps = vec![Step::new(
+            "(lowered)",
+            false,
+            0,
+            &stats(&g),
+            first.clone(),
+            &first,
+        )];
+        let mut before = first;
+        for pass in build(pipeline)? {
+            let name = pass.name().to_string();
+            let records = run_pipeline(
+                &mut g,
+                std::slice::from_ref(&pass),
+                &Instrumentation::default(),
+                &mut String::new(),
+            )
+            .map_err(|e| Error::Message(e.to_string()))?;
+            let ir = g.to_string();
+            let r = &records[0];
+            let micros = r.time.as_micros() as u64;
+            steps.push(Step::new(
+                &name,
+                r.changed,
+                micros,
+                &stats(&g),
+                ir.clone(),
+                &before,
+            ));
+            before = ir;
+        }
+        Ok(Report {
+            model: g.name.clone(),
+            origin: self.origin().to_string(),
+            pipeline: match pipeline {
+                Opt::Level(l) => format!("-O{l}"),
+                Opt::Passes(p) => p.clone(),
+            },
+            source,
+            steps,
+        })
+    }
+}
