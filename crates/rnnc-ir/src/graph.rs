@@ -29,6 +29,9 @@ impl Value {
 pub struct Node {
     pub op: Op,
     pub results: Vec<TensorTy>,
+    /// Where in the source lowering made it; None for nodes a pass made, or a
+    /// graph read from its text form. Not printed, not part of equality of graphs.
+    pub span: Option<rnnc_syntax::Span>,
 }
 
 /// Edge payload: result `result` of the source feeds operand `operand` of the target.
@@ -63,7 +66,11 @@ impl Graph {
 
     /// Adds a node with the result types given (the verifier checks them).
     pub fn add_node(&mut self, op: Op, operands: &[Value], results: Vec<TensorTy>) -> NodeId {
-        let id = self.nodes.add_node(Node { op, results });
+        let id = self.nodes.add_node(Node {
+            op,
+            results,
+            span: None,
+        });
         for (i, v) in operands.iter().enumerate() {
             self.nodes.add_edge(
                 v.node,

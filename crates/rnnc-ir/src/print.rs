@@ -22,12 +22,43 @@ use std::fmt::{self, Write};
 
 impl fmt::Display for Graph {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text_with_spans().0)
+    }
+}
+
+impl Graph {
+    /// The text form, and for each of its lines the source span of the node that
+    /// line defines (None for other lines and for nodes without one).
+    pub fn text_with_spans(&self) -> (String, Vec<Option<rnnc_syntax::Span>>) {
         let mut out = String::new();
         let mut counter = 0usize;
-        writeln!(out, "graph {} {{", self.name)?;
-        write_body(&mut out, self, 1, &mut counter, false)?;
+        let mut lines = Lines::default();
+        out.push_str(&format!("graph {} {{\n", self.name));
+        write_body(&mut out, self, 1, &mut counter, false, &mut lines)
+            .expect("writing to a String");
         out.push_str("}\n");
-        f.write_str(&out)
+        lines.mark(&out, None);
+        let mut spans = lines.spans;
+        spans.truncate(out.lines().count());
+        (out, spans)
+    }
+}
+
+/// The span of each line written so far, counted as the text grows.
+#[derive(Default)]
+struct Lines {
+    seen: usize,
+    count: usize,
+    spans: Vec<Option<rnnc_syntax::Span>>,
+}
+
+impl Lines {
+    /// The line about to be written belongs to `span`.
+    fn mark(&mut self, out: &str, span: Option<rnnc_syntax::Span>) {
+        self.count += out[self.seen..].matches('\n').count();
+        self.seen = out.len();
+        self.spans.resize(self.count, None);
+        self.spans.push(span);
     }
 }
 
@@ -37,6 +68,7 @@ fn write_body(
     depth: usize,
     counter: &mut usize,
     is_scan_body: bool,
+    spans: &mut Lines,
 ) -> fmt::Result {
     let pad = "  ".repeat(depth);
     let Some(order) = g.topo_order() else {
@@ -52,6 +84,8 @@ fn write_body(
     };
     for id in order {
         let node = g.node(id);
+        // This node's line is the next one written.
+        spans.mark(out, node.span);
         let mut results = Vec::new();
         for r in 0..node.results.len() as u32 {
             names.insert(Value::new(id, r), *counter);
@@ -80,7 +114,7 @@ fn write_body(
         };
         if let Some(body) = body {
             out.push_str(" {\n");
-            write_body(out, body, depth + 1, counter, true)?;
+            write_body(out, body, depth + 1, counter, true, spans)?;
             write!(out, "{pad}}}")?;
         }
         if let Op::Scan(Scan {
@@ -88,7 +122,7 @@ fn write_body(
         }) = &node.op
         {
             out.push_str(" tail {\n");
-            write_body(out, tail, depth + 1, counter, true)?;
+            write_body(out, tail, depth + 1, counter, true, spans)?;
             write!(out, "{pad}}}")?;
         }
         out.push('\n');

@@ -38,10 +38,27 @@ pub struct Step {
     pub ir: String,
     /// The IR's lines with `' '` (kept), `'+'` (new) or `'-'` (gone) in front.
     pub diff: Vec<(char, String)>,
+    /// Per line of `diff`: the line of the model's source (1-based) the node on
+    /// it was lowered from, where it has one (passes make nodes without).
+    pub source_lines: Vec<Option<usize>>,
 }
 
 impl Step {
-    fn new(pass: &str, changed: bool, micros: u64, s: &Stats, ir: String, before: &str) -> Step {
+    fn new(
+        pass: &str,
+        changed: bool,
+        micros: u64,
+        s: &Stats,
+        (ir, lines): (String, Vec<Option<usize>>),
+        before: &str,
+    ) -> Step {
+        let diff = line_diff(before, &ir);
+        // The lines of `ir` are the diff's lines that are not removed, in order.
+        let mut at = lines.into_iter();
+        let source_lines = diff
+            .iter()
+            .map(|(t, _)| if *t == '-' { None } else { at.next().flatten() })
+            .collect();
         Step {
             pass: pass.to_string(),
             changed,
@@ -52,7 +69,8 @@ impl Step {
             elementwise: s.elementwise,
             flops_per_step: s.flops_per_step,
             weight_bytes_per_step: s.weight_bytes_per_step,
-            diff: line_diff(before, &ir),
+            diff,
+            source_lines,
             ir,
         }
     }
@@ -86,16 +104,26 @@ impl Model {
     /// `source` is shown beside it.
     pub fn explore(&self, pipeline: &Opt, source: Option<String>) -> Result<Report, Error> {
         let mut g = self.graph().clone();
-        let first = g.to_string();
-        let mut steps = vec![Step::new(
-            "(lowered)",
-            false,
-            0,
-            &stats(&g),
-            first.clone(),
-            &first,
-        )];
-        let mut before = first;
+        // Byte offset → line, for spans in the model's own file (the first loaded).
+        let starts: Vec<usize> = source.as_deref().map_or_else(Vec::new, |s| {
+            std::iter::once(0)
+                .chain(s.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        });
+        let text = |g: &rnnc_ir::Graph| {
+            let (t, spans) = g.text_with_spans();
+            let lines: Vec<Option<usize>> = spans
+                .into_iter()
+                .map(|sp| {
+                    sp.filter(|sp| sp.file == rnnc_syntax::FileId(0) && !starts.is_empty())
+                        .map(|sp| starts.partition_point(|&st| st <= sp.start))
+                })
+                .collect();
+            (t, lines)
+        };
+        let first = text(&g);
+        let mut before = first.0.clone();
+        let mut steps = vec![Step::new("(lowered)", false, 0, &stats(&g), first, &before)];
         for pass in build(pipeline)? {
             let name = pass.name().to_string();
             let records = run_pipeline(
@@ -105,17 +133,18 @@ impl Model {
                 &mut String::new(),
             )
             .map_err(|e| Error::Message(e.to_string()))?;
-            let ir = g.to_string();
+            let (ir, lines) = text(&g);
             let r = &records[0];
             let micros = r.time.as_micros() as u64;
-            steps.push(Step::new(
+            let step = Step::new(
                 &name,
                 r.changed,
                 micros,
                 &stats(&g),
-                ir.clone(),
+                (ir.clone(), lines),
                 &before,
-            ));
+            );
+            steps.push(step);
             before = ir;
         }
         Ok(Report {

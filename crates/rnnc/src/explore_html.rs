@@ -1,7 +1,8 @@
 //! A [`Report`] as one self-contained HTML page: styles inline, no scripts, no
 //! network. The pass table links to one section per pass, each the IR after the
-//! pass with the lines it added and removed marked; a chart draws FLOPs and weight
-//! bytes per step pass by pass; the source closes the page.
+//! pass with the lines it added and removed marked and each lowered node linked to
+//! its source line; a chart draws FLOPs and weight bytes per step pass by pass; the
+//! source closes the page, each line linked to the first node made from it.
 
 use crate::explore::Report;
 use std::fmt::Write;
@@ -35,6 +36,8 @@ span.del { background: #fbe4e4; text-decoration: line-through; } span.del::befor
 span.same::before { content: '  '; }
 details { margin: 0.6em 0; } summary { cursor: pointer; }
 .note { color: #666; font-size: 0.9em; }
+a.loc { color: #888; font-size: 0.85em; margin-left: 1.5em; text-decoration: none; }
+span:target { outline: 2px solid #f0b400; }
 svg text { font-size: 11px; fill: #444; }
 ";
 
@@ -145,24 +148,42 @@ pub fn html(r: &Report) -> String {
             esc(&st.pass),
             esc(&st.pass)
         );
-        for (tag, line) in &st.diff {
+        for (k, ((tag, line), src)) in st.diff.iter().zip(&st.source_lines).enumerate() {
             let class = match tag {
                 '+' => "add",
                 '-' => "del",
                 _ => "same",
             };
-            let _ = writeln!(s, "<span class=\"{class}\">{}</span>", esc(line));
+            // A node lowered from the source links to its line there.
+            let link = match src {
+                Some(n) if r.source.is_some() => format!(
+                    " <a class=\"loc\" href=\"#line-{n}\" title=\"source line {n}\">line {n}</a>"
+                ),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                s,
+                "<span class=\"{class}\" id=\"pass-{i}-l{k}\">{}{link}</span>",
+                esc(line)
+            );
         }
         s.push_str("</pre></details></section>\n");
     }
     if let Some(src) = &r.source {
         s.push_str("<section id=\"source\"><details open><summary><h2>source</h2></summary><pre class=\"source\">");
+        // Each line links to the first node of the lowered graph made from it.
+        let lowered = &r.steps[0];
         for (n, line) in src.lines().enumerate() {
+            let n = n + 1;
+            let link = match lowered.source_lines.iter().position(|l| *l == Some(n)) {
+                Some(k) => format!(
+                    " <a class=\"loc\" href=\"#pass-0-l{k}\" title=\"its first node\">IR</a>"
+                ),
+                None => String::new(),
+            };
             let _ = writeln!(
                 s,
-                "<span id=\"line-{}\">{:>4}  {}</span>",
-                n + 1,
-                n + 1,
+                "<span id=\"line-{n}\">{n:>4}  {}{link}</span>",
                 esc(line)
             );
         }

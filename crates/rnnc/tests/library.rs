@@ -264,9 +264,8 @@ fn explore_records_every_pass_with_its_numbers_and_its_diff() {
         &Params::new().set("input_size", 3).set("hidden_size", 4),
     )
     .unwrap();
-    let r = m
-        .explore(&Opt::Level(2), Some("model source".into()))
-        .unwrap();
+    let source = std::fs::read_to_string(model_path("lstm_seed_equations.rnn")).unwrap();
+    let r = m.explore(&Opt::Level(2), Some(source.clone())).unwrap();
     let summary: String = r
         .steps
         .iter()
@@ -314,7 +313,33 @@ fn explore_records_every_pass_with_its_numbers_and_its_diff() {
             s.pass
         );
     }
+    // Lowered nodes point at the line they came from: the forget gate's sigmoid
+    // at `f = sigmoid(W_f @ [h, x] + b_f)`.
+    let lowered = &r.steps[0];
+    let src: Vec<&str> = source.lines().collect();
+    let linked: Vec<(&str, &str)> = lowered
+        .diff
+        .iter()
+        .zip(&lowered.source_lines)
+        .filter_map(|((_, ir), l)| l.map(|n| (ir.as_str(), src[n - 1])))
+        .collect();
+    assert!(linked.len() >= 20, "{} IR lines linked", linked.len());
+    assert!(
+        linked
+            .iter()
+            .any(|(ir, s)| ir.contains("= sigmoid") && s.contains("f = sigmoid(W_f")),
+        "{linked:?}"
+    );
+    for (ir, s) in &linked {
+        if ir.contains("= tanh") {
+            assert!(s.contains("tanh("), "{ir} from {s}");
+        }
+    }
     let html = rnnc::explore_html::html(&r);
+    assert!(
+        html.contains("href=\"#pass-0-l"),
+        "source lines link back to the IR"
+    );
     assert_eq!(
         html.matches("<section class=\"pass\"").count(),
         r.steps.len()

@@ -164,9 +164,14 @@ impl Lowerer {
     pub(crate) fn op_n(&mut self, op: Op, args: &[Tensor], span: Span) -> LResult<Vec<Tensor>> {
         let name = op.name();
         let values: Vec<Value> = args.iter().map(|t| t.value).collect();
-        self.graph()
-            .add(op, &values)
-            .map(|vs| vs.into_iter().map(Tensor::new).collect())
+        let g = self.graph();
+        g.add(op, &values)
+            .map(|vs| {
+                if let Some(v) = vs.first() {
+                    g.node_mut(v.node).span = Some(span);
+                }
+                vs.into_iter().map(Tensor::new).collect()
+            })
             .map_err(|m| {
                 Diagnostic::error(if m.starts_with("shape mismatch") {
                     m.clone()
