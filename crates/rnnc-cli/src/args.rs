@@ -153,6 +153,9 @@ pub enum IrFormat {
     Text,
     /// Graphviz: `rnnc ir m.rnn --format dot | dot -Tsvg > m.svg`.
     Dot,
+    /// A drawing laid out by rnnc (what `rnnc explore` shows per pass): `rnnc ir
+    /// m.rnn --format svg > m.svg`.
+    Svg,
 }
 
 pub fn parse() -> Cli {

@@ -88,6 +88,14 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             match format {
                 IrFormat::Text => print!("{}", m.ir()),
                 IrFormat::Dot => print!("{}", m.dot()),
+                IrFormat::Svg => {
+                    let source = if is_onnx(&model.model) {
+                        None
+                    } else {
+                        std::fs::read_to_string(&model.model).ok()
+                    };
+                    println!("{}", m.svg(source.as_deref()))
+                }
             }
             Ok(())
         }

@@ -16,6 +16,7 @@ pub mod lower;
 pub mod op;
 mod parse;
 pub mod print;
+pub mod svg;
 pub mod types;
 pub mod verify;
 
@@ -23,5 +24,6 @@ pub use dot::to_dot;
 pub use graph::{Graph, NodeId, Value};
 pub use op::{ArgKind, BinaryOp, Fused, Op, Scan, UnaryOp};
 pub use parse::{parse_graph, ParseError};
+pub use svg::to_svg;
 pub use types::{DType, Dim, TensorTy};
 pub use verify::{verify, Verified};

@@ -41,6 +41,10 @@ pub struct Step {
     /// Per line of `diff`: the line of the model's source (1-based) the node on
     /// it was lowered from, where it has one (passes make nodes without).
     pub source_lines: Vec<Option<usize>>,
+    /// The graph after the pass, drawn (`rnnc_ir::svg`); a node with a source line
+    /// links to it.
+    #[serde(skip)]
+    pub drawing: String,
 }
 
 impl Step {
@@ -49,7 +53,7 @@ impl Step {
         changed: bool,
         micros: u64,
         s: &Stats,
-        (ir, lines): (String, Vec<Option<usize>>),
+        (ir, lines, drawing): (String, Vec<Option<usize>>, String),
         before: &str,
     ) -> Step {
         let diff = line_diff(before, &ir);
@@ -72,6 +76,7 @@ impl Step {
             diff,
             source_lines,
             ir,
+            drawing,
         }
     }
 
@@ -99,27 +104,42 @@ fn line_diff(before: &str, after: &str) -> Vec<(char, String)> {
         .collect()
 }
 
+/// Byte offsets of the starts of the lines of `source`.
+fn line_starts(source: Option<&str>) -> Vec<usize> {
+    source.map_or_else(Vec::new, |s| {
+        std::iter::once(0)
+            .chain(s.match_indices('\n').map(|(i, _)| i + 1))
+            .collect()
+    })
+}
+
+/// The 1-based line of `sp` in the model's own file (the first loaded).
+fn line_in(starts: &[usize], sp: Option<rnnc_syntax::Span>) -> Option<usize> {
+    sp.filter(|sp| sp.file == rnnc_syntax::FileId(0) && !starts.is_empty())
+        .map(|sp| starts.partition_point(|&st| st <= sp.start))
+}
+
 impl Model {
+    /// The graph drawn as a standalone SVG file (`rnnc ir --format svg`); with
+    /// `source`, each node's tooltip names its source line.
+    pub fn svg(&self, source: Option<&str>) -> String {
+        let starts = line_starts(source);
+        rnnc_ir::to_svg(self.graph(), &|n| line_in(&starts, n.span), &|_, _| None)
+    }
+
     /// Runs `pipeline` over the model one pass at a time and records each step;
     /// `source` is shown beside it.
     pub fn explore(&self, pipeline: &Opt, source: Option<String>) -> Result<Report, Error> {
         let mut g = self.graph().clone();
-        // Byte offset → line, for spans in the model's own file (the first loaded).
-        let starts: Vec<usize> = source.as_deref().map_or_else(Vec::new, |s| {
-            std::iter::once(0)
-                .chain(s.match_indices('\n').map(|(i, _)| i + 1))
-                .collect()
-        });
+        let starts = line_starts(source.as_deref());
+        let line = |sp: Option<rnnc_syntax::Span>| line_in(&starts, sp);
         let text = |g: &rnnc_ir::Graph| {
             let (t, spans) = g.text_with_spans();
-            let lines: Vec<Option<usize>> = spans
-                .into_iter()
-                .map(|sp| {
-                    sp.filter(|sp| sp.file == rnnc_syntax::FileId(0) && !starts.is_empty())
-                        .map(|sp| starts.partition_point(|&st| st <= sp.start))
-                })
-                .collect();
-            (t, lines)
+            let lines: Vec<Option<usize>> = spans.into_iter().map(line).collect();
+            let drawing = rnnc_ir::to_svg(g, &|n| line(n.span), &|_, l| {
+                l.map(|l| format!("#line-{l}"))
+            });
+            (t, lines, drawing)
         };
         let first = text(&g);
         let mut before = first.0.clone();
@@ -133,7 +153,7 @@ impl Model {
                 &mut String::new(),
             )
             .map_err(|e| Error::Message(e.to_string()))?;
-            let (ir, lines) = text(&g);
+            let (ir, lines, drawing) = text(&g);
             let r = &records[0];
             let micros = r.time.as_micros() as u64;
             let step = Step::new(
@@ -141,7 +161,7 @@ impl Model {
                 r.changed,
                 micros,
                 &stats(&g),
-                (ir.clone(), lines),
+                (ir.clone(), lines, drawing),
                 &before,
             );
             steps.push(step);

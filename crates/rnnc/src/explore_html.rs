@@ -27,7 +27,7 @@ body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 h1 { font-size: 1.4em; } h2 { font-size: 1.1em; margin: 0; display: inline; }
 table { border-collapse: collapse; margin: 1em 0; }
 th, td { padding: 0.2em 0.7em; text-align: right; border-bottom: 1px solid #ddd; }
-th:first-child, td:first-child { text-align: left; }
+th:nth-child(2), td:nth-child(2) { text-align: left; }
 tr.unchanged td { color: #999; }
 pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.85em; line-height: 1.35; }
 pre span { display: block; white-space: pre; }
@@ -38,6 +38,8 @@ details { margin: 0.6em 0; } summary { cursor: pointer; }
 .note { color: #666; font-size: 0.9em; }
 a.loc { color: #888; font-size: 0.85em; margin-left: 1.5em; text-decoration: none; }
 span:target { outline: 2px solid #f0b400; }
+div.drawing { overflow-x: auto; border: 1px solid #eee; margin: 0.4em 0; }
+svg.graph g.node:hover rect { stroke-width: 2; }
 svg text { font-size: 11px; fill: #444; }
 ";
 
@@ -84,10 +86,16 @@ fn chart(r: &Report) -> String {
         );
         let _ = write!(s, "<title>{}</title>", esc(&st.pass));
     }
+    let first = &r.steps[0];
+    let last = r.steps.last().expect("the lowered step");
     let _ = write!(
         s,
-        "<text x=\"{pad}\" y=\"14\" style=\"fill:#1f5fa8\">FLOPs/step</text><text x=\"{}\" y=\"14\" style=\"fill:#c2571a\">weight bytes/step</text></svg>",
-        pad + 100.0
+        "<text x=\"{pad}\" y=\"14\" style=\"fill:#1f5fa8\">FLOPs/step {} → {}</text><text x=\"{}\" y=\"14\" style=\"fill:#c2571a\">weight bytes/step {} → {}</text></svg>",
+        first.flops_per_step,
+        last.flops_per_step,
+        pad + 220.0,
+        first.weight_bytes_per_step,
+        last.weight_bytes_per_step
     );
     s
 }
@@ -141,7 +149,7 @@ pub fn html(r: &Report) -> String {
         } else {
             "no change".to_string()
         };
-        let open = if st.changed { " open" } else { "" };
+        let open = if st.changed || i == 0 { " open" } else { "" };
         let _ = writeln!(
             s,
             "<section class=\"pass\" id=\"pass-{i}\" data-pass=\"{}\"><details{open}><summary><h2>{i}. {}</h2> <span class=\"note\">{what}</span></summary><pre class=\"ir\">",
@@ -161,13 +169,20 @@ pub fn html(r: &Report) -> String {
                 ),
                 _ => String::new(),
             };
-            let _ = writeln!(
+            // Block spans, no newline between them: one line each in the <pre>.
+            let _ = write!(
                 s,
                 "<span class=\"{class}\" id=\"pass-{i}-l{k}\">{}{link}</span>",
                 esc(line)
             );
         }
-        s.push_str("</pre></details></section>\n");
+        s.push_str("</pre>");
+        // Inline SVG needs no namespace declaration, and the page names no URL.
+        let drawing = st
+            .drawing
+            .replace(" xmlns=\"http://www.w3.org/2000/svg\"", "");
+        let _ = write!(s, "<div class=\"drawing\">{drawing}</div>");
+        s.push_str("</details></section>\n");
     }
     if let Some(src) = &r.source {
         s.push_str("<section id=\"source\"><details open><summary><h2>source</h2></summary><pre class=\"source\">");
@@ -181,7 +196,7 @@ pub fn html(r: &Report) -> String {
                 ),
                 None => String::new(),
             };
-            let _ = writeln!(
+            let _ = write!(
                 s,
                 "<span id=\"line-{n}\">{n:>4}  {}{link}</span>",
                 esc(line)

@@ -352,3 +352,30 @@ fn explore_records_every_pass_with_its_numbers_and_its_diff() {
         );
     }
 }
+
+#[test]
+fn the_drawing_has_a_box_per_node_with_its_type_and_source_line() {
+    let path = model_path("lstm_seed_equations.rnn");
+    let m = Model::load(
+        &path,
+        &Params::new().set("input_size", 3).set("hidden_size", 4),
+    )
+    .unwrap();
+    let source = std::fs::read_to_string(&path).unwrap();
+    let svg = m.svg(Some(&source));
+    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    // A box per node of the graph and of the scan's body: one `%N` per line of
+    // the text form that defines values.
+    let defined = m
+        .ir()
+        .lines()
+        .filter(|l| l.trim_start().starts_with('%'))
+        .count();
+    assert_eq!(svg.matches("<g class=\"node\"").count(), defined);
+    assert!(
+        svg.contains("%20 = sigmoid : f32[B, 4]\nsource line 26"),
+        "{svg}"
+    );
+    // One element per line, so a change to the layout reads as a diff.
+    insta::assert_snapshot!(svg.replace("><", ">\n<"));
+}
