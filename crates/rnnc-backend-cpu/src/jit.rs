@@ -58,6 +58,30 @@ pub fn host_isa(pic: bool) -> Result<cranelift_codegen::isa::OwnedTargetIsa, Str
         .map_err(|e| e.to_string())
 }
 
+/// One generated function as rnnc wrote it (Cranelift IR) and as Cranelift
+/// compiled it (its machine instructions), for `rnnc explore`.
+#[derive(Clone, Debug)]
+pub struct Listing {
+    pub name: String,
+    pub clif: String,
+    pub machine: String,
+    pub bytes: usize,
+}
+
+thread_local! {
+    /// Where [`capture_listings`] collects the functions defined meanwhile.
+    static LISTINGS: std::cell::RefCell<Option<Vec<Listing>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` and returns, beside its result, every function this thread compiled
+/// meanwhile (the JIT compiles on the thread that asks for a program).
+pub fn capture_listings<R>(f: impl FnOnce() -> R) -> (R, Vec<Listing>) {
+    LISTINGS.with(|l| *l.borrow_mut() = Some(Vec::new()));
+    let r = f();
+    let out = LISTINGS.with(|l| l.borrow_mut().take()).unwrap_or_default();
+    (r, out)
+}
+
 /// A JIT module being filled with functions of the one signature.
 /// Declares and defines, in any Cranelift module (JIT or object file), the local
 /// function doing `part` of `plan`; returns its id, code size and the
@@ -77,14 +101,25 @@ pub fn define_plan<M: Module>(
     let mut ctx = module.make_context();
     let built = codegen::build(plan, part, sig, config);
     ctx.func = built.func;
+    let capturing = LISTINGS.with(|l| l.borrow().is_some());
+    let clif = capturing.then(|| ctx.func.display().to_string());
     let disasm = std::env::var_os("RNNC_DISASM").is_some();
-    ctx.set_disasm(disasm);
+    ctx.set_disasm(disasm || capturing);
     module
         .define_function(id, &mut ctx)
         .map_err(|e| format!("{e:?}"))?;
     let c = ctx.compiled_code().expect("defined just now");
     if disasm {
         eprintln!("{name}:\n{}", c.vcode.clone().unwrap_or_default());
+    }
+    if let Some(clif) = clif {
+        let listing = Listing {
+            name: name.to_string(),
+            clif,
+            machine: c.vcode.clone().unwrap_or_default(),
+            bytes: c.code_buffer().len(),
+        };
+        LISTINGS.with(|l| l.borrow_mut().as_mut().map(|v| v.push(listing)));
     }
     Ok((id, c.code_buffer().len(), built.programs))
 }

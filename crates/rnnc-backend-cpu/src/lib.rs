@@ -34,6 +34,7 @@ mod threads;
 mod whole;
 mod workers;
 
+pub use jit::{capture_listings, Listing};
 pub use plan::Unsupported;
 pub use rnnc_kernels::{measure as measure_limits, Isa, Limits};
 pub use stream::Stream;
@@ -191,6 +192,11 @@ impl<'g> CpuBackend<'g> {
             }
         }
         run_with(&self.graph, inputs, self.weights, self)
+    }
+
+    /// Compiles the whole-model program for (B, T) now, as a first run would.
+    pub fn prepare(&self, batch: usize, time: usize) {
+        let _ = self.program(batch, time);
     }
 
     /// The whole-model program for (B, T), compiled on first use and kept.

@@ -75,6 +75,16 @@ pub enum Command {
         /// The HTML file to write.
         #[arg(short = 'o', long = "out", value_name = "FILE")]
         out: PathBuf,
+        /// The backend whose generated code the page shows: cpu (each function's
+        /// Cranelift IR and machine code), wgsl or cuda (kernels and launches).
+        #[arg(long, default_value = "cpu")]
+        backend: String,
+        /// Batch size B the code is generated for.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Sequence length T the code is generated for.
+        #[arg(long, default_value_t = 8)]
+        seq: usize,
     },
     /// Parse, lower and verify a model: exit 0, or print diagnostics and exit 1.
     Check {

@@ -52,7 +52,22 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             );
             Ok(())
         }
-        Command::Explore { model, opt, out } => {
+        Command::Explore {
+            model,
+            opt,
+            out,
+            backend: backend_name,
+            batch,
+            seq,
+        } => {
+            // The CPU's code on one thread: the listing of each function once.
+            let kind = match backend(&backend_name, None)? {
+                BackendKind::Cpu { .. } => BackendKind::Cpu { threads: Some(1) },
+                BackendKind::Interp => return msg(
+                    "--backend interp: the interpreter generates no code; pick cpu, wgsl or cuda",
+                ),
+                k => k,
+            };
             let m = load(&model)?;
             // The source beside the passes: the file, or what import makes of an .onnx.
             let source = if is_onnx(&model.model) {
@@ -60,7 +75,11 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             } else {
                 std::fs::read_to_string(&model.model).ok()
             };
-            let report = m.explore(&choice(&opt), source)?;
+            let mut report = m.explore(&choice(&opt), source)?;
+            report.generated = Some(
+                m.optimise(&choice(&opt))?
+                    .generated_code(kind, batch, seq)?,
+            );
             std::fs::write(&out, rnnc::explore_html::html(&report))
                 .map_err(|e| CliError::Message(format!("cannot write `{}`: {e}", out.display())))?;
             println!(

@@ -1277,6 +1277,39 @@ fn explore_writes_one_page_for_a_model_or_an_onnx_file() {
         html.contains("<span id=\"line-1\">"),
         "the source is on the page"
     );
+    assert!(
+        html.contains("(machine code, "),
+        "the CPU's generated code is on the page"
+    );
+    let o = rnnc(&[
+        "explore",
+        "models/lstm_seed_equations.rnn",
+        "--param",
+        "input_size=3",
+        "--param",
+        "hidden_size=4",
+        "--backend",
+        "wgsl",
+        "-o",
+        page.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(&page)
+        .unwrap()
+        .contains("LSTMSeedEquations.wgsl"));
+    let o = rnnc(&[
+        "explore",
+        "models/lstm_seed_equations.rnn",
+        "--param",
+        "input_size=3",
+        "--param",
+        "hidden_size=4",
+        "--backend",
+        "interp",
+        "-o",
+        page.to_str().unwrap(),
+    ]);
+    fails_with(&o, &["generates no code"]);
     let onnx = onnx_case("gru_lbr1").join("model.onnx");
     let o = rnnc(&[
         "explore",

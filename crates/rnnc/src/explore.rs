@@ -20,6 +20,10 @@ pub struct Report {
     pub source: Option<String>,
     /// The lowered graph first, then one step per pass.
     pub steps: Vec<Step>,
+    /// What a backend generated from the graph after the last pass, where asked
+    /// for ([`Model::generated_code`]).
+    #[serde(skip)]
+    pub generated: Option<crate::generated::Generated>,
 }
 
 /// One pass: its numbers after it ran, the IR after it, the diff from the step before.
@@ -176,6 +180,7 @@ impl Model {
             },
             source,
             steps,
+            generated: None,
         })
     }
 }

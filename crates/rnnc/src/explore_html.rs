@@ -184,6 +184,23 @@ pub fn html(r: &Report) -> String {
         let _ = write!(s, "<div class=\"drawing\">{drawing}</div>");
         s.push_str("</details></section>\n");
     }
+    if let Some(g) = &r.generated {
+        let _ = write!(
+            s,
+            "<section id=\"generated\"><h2>generated code</h2> <span class=\"note\">{}</span>",
+            esc(&g.summary)
+        );
+        for p in &g.pieces {
+            let _ = write!(
+                s,
+                "<details><summary>{}</summary><pre class=\"code {}\">{}</pre></details>",
+                esc(&p.title),
+                p.language,
+                esc(&p.text)
+            );
+        }
+        s.push_str("</section>\n");
+    }
     if let Some(src) = &r.source {
         s.push_str("<section id=\"source\"><details open><summary><h2>source</h2></summary><pre class=\"source\">");
         // Each line links to the first node of the lowered graph made from it.

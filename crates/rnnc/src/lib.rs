@@ -25,6 +25,7 @@ mod compiled;
 mod error;
 pub mod explore;
 pub mod explore_html;
+pub mod generated;
 mod model;
 pub mod onnx;
 pub mod params;

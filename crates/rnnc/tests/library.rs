@@ -379,3 +379,41 @@ fn the_drawing_has_a_box_per_node_with_its_type_and_source_line() {
     // One element per line, so a change to the layout reads as a diff.
     insta::assert_snapshot!(svg.replace("><", ">\n<"));
 }
+
+#[test]
+fn the_generated_code_of_each_backend_is_listed() {
+    let m = Model::load(
+        model_path("lstm_seed_equations.rnn"),
+        &Params::new().set("input_size", 3).set("hidden_size", 4),
+    )
+    .unwrap()
+    .optimise(&Opt::Level(2))
+    .unwrap();
+    let cpu = m
+        .generated_code(BackendKind::Cpu { threads: Some(1) }, 1, 8)
+        .unwrap();
+    assert!(cpu.summary.starts_with("cpu ("), "{}", cpu.summary);
+    // A scan's function and the whole-model program, each as CLIF and machine code.
+    let clif: Vec<_> = cpu.pieces.iter().filter(|p| p.language == "clif").collect();
+    let asm: Vec<_> = cpu.pieces.iter().filter(|p| p.language == "asm").collect();
+    assert!(
+        clif.len() >= 2 && clif.len() == asm.len(),
+        "{:?}",
+        cpu.pieces.iter().map(|p| &p.title).collect::<Vec<_>>()
+    );
+    assert!(
+        clif.iter().all(|p| p.text.starts_with("function ")),
+        "CLIF text"
+    );
+    assert!(
+        asm.iter().all(|p| p.text.contains("ret")),
+        "machine code ends in a return"
+    );
+    let wgsl = m.generated_code(BackendKind::Wgsl, 1, 8).unwrap();
+    assert!(wgsl.pieces[0].text.contains("@compute"), "WGSL kernels");
+    assert!(
+        wgsl.pieces[1].text.trim_start().starts_with('{'),
+        "the manifest is JSON"
+    );
+    assert!(m.generated_code(BackendKind::Interp, 1, 8).is_err());
+}
