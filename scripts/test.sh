@@ -9,6 +9,8 @@
 #     NVIDIA's PyPI wheels, installed with pip under target/cuda-tools);
 #   - NumPy: tests/random_cells.rs generates random cells and their reference
 #     outputs with tests/tools/cellgen.py (pip, under target/py-tools);
+#   - Chromium (Debian's `chromium`): tests/explore_browser.rs opens the page
+#     `rnnc explore` writes in a headless browser and checks its DOM;
 #   - maturin and pytest (pip, under target/py-build): the Python package
 #     (crates/rnnc-python) is built as a wheel, installed under target/py-rnnc and
 #     its tests run after cargo's.
@@ -20,6 +22,7 @@ missing=()
 command -v cc >/dev/null || missing+=(gcc libc6-dev)
 ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1 || missing+=(mesa-vulkan-drivers)
 command -v clang-16 >/dev/null || missing+=(clang-16)
+command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   as_root apt-get update

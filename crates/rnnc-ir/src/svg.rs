@@ -227,10 +227,11 @@ fn draw(
         };
         let _ = write!(
             svg,
-            "<g class=\"node\" data-value=\"{}\" transform=\"translate({:.1},{:.1})\">{open}<title>{}</title>\
+            "<g class=\"node\" data-value=\"{}\"{} transform=\"translate({:.1},{:.1})\">{open}<title>{}</title>\
              <rect width=\"{:.1}\" height=\"{:.1}\" rx=\"4\" fill=\"{fill}\" stroke=\"{stroke}\"/>\
              <text x=\"8\" y=\"17\">{}</text>",
             it.first,
+            line.map_or(String::new(), |l| format!(" data-line=\"{l}\"")),
             x[i],
             y[i],
             esc(&tip),

@@ -1,5 +1,5 @@
-//! A [`Report`] as one self-contained HTML page: styles inline, no scripts, no
-//! network. The pass table links to one section per pass, each the IR after the
+//! A [`Report`] as one self-contained HTML page: styles and its one small script
+//! inline, no network. The pass table links to one section per pass, each the IR after the
 //! pass with the lines it added and removed marked and each lowered node linked to
 //! its source line; a chart draws FLOPs and weight bytes per step pass by pass; the
 //! source closes the page, each line linked to the first node made from it.
@@ -22,6 +22,35 @@ fn esc(s: &str) -> String {
     o
 }
 
+/// Selecting a node of a drawing (a click, or `#select=PASS:N` in the address)
+/// shows its type and source line in a box and marks that line in the source.
+const SCRIPT: &str = r#"
+function rnncSelect(pass, n, scroll) {
+  document.querySelectorAll('.selected').forEach(e => e.classList.remove('selected'));
+  const g = document.querySelector('#pass-' + pass + ' g.node[data-value="' + n + '"]');
+  if (!g) return;
+  g.classList.add('selected');
+  const info = document.getElementById('info');
+  info.textContent = g.querySelector('title').textContent;
+  info.style.display = 'block';
+  const line = g.getAttribute('data-line');
+  if (line) {
+    const l = document.getElementById('line-' + line);
+    l.classList.add('selected');
+    l.closest('details').open = true;
+    if (scroll) l.scrollIntoView({block: 'center'});
+  }
+}
+document.addEventListener('click', e => {
+  const g = e.target.closest('g.node');
+  if (!g) return;
+  e.preventDefault();
+  rnncSelect(g.closest('section.pass').id.slice(5), g.getAttribute('data-value'), true);
+});
+const wanted = location.hash.match(/^#select=(\d+):(\d+)$/);
+if (wanted) rnncSelect(wanted[1], wanted[2], false);
+"#;
+
 const STYLE: &str = "
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 h1 { font-size: 1.4em; } h2 { font-size: 1.1em; margin: 0; display: inline; }
@@ -40,6 +69,9 @@ a.loc { color: #888; font-size: 0.85em; margin-left: 1.5em; text-decoration: non
 span:target { outline: 2px solid #f0b400; }
 div.drawing { overflow-x: auto; border: 1px solid #eee; margin: 0.4em 0; }
 svg.graph g.node:hover rect { stroke-width: 2; }
+svg.graph g.node.selected > a > rect { stroke: #e08a00; stroke-width: 3; }
+span.selected { background: #ffe9a8; }
+#info { display: none; position: fixed; right: 1em; bottom: 1em; max-width: 40em; white-space: pre; background: #fffbe8; border: 1px solid #e0c060; padding: 0.5em 0.8em; font-family: monospace; font-size: 0.85em; }
 svg text { font-size: 11px; fill: #444; }
 ";
 
@@ -221,6 +253,7 @@ pub fn html(r: &Report) -> String {
         }
         s.push_str("</pre></details></section>\n");
     }
+    let _ = write!(s, "<div id=\"info\"></div><script>{SCRIPT}</script>");
     s.push_str("</body></html>\n");
     s
 }
