@@ -429,6 +429,7 @@ impl Lowerer {
                     self.weights.insert(key.clone(), (t.clone(), ty.span));
                 }
                 let node = self.graph().add_node(Op::Weight { key }, &[], vec![t]);
+                self.graph().node_mut(node).span = Some(name.span);
                 let value = crate::graph::Value::new(node, 0);
                 frame.vars.insert(
                     name.name.clone(),
@@ -678,6 +679,7 @@ impl Lowerer {
                     &[],
                     vec![want],
                 );
+                self.graph().node_mut(node).span = Some(name.span);
                 frame.vars.insert(
                     name.name.clone(),
                     Val::Tensor(Tensor::new(crate::graph::Value::new(node, 0))),
@@ -694,6 +696,7 @@ impl Lowerer {
                     &[],
                     vec![TensorTy { dtype, dims }],
                 );
+                self.graph().node_mut(node).span = Some(name.span);
                 frame.vars.insert(
                     name.name.clone(),
                     Val::Tensor(Tensor::new(crate::graph::Value::new(node, 0))),
@@ -790,6 +793,7 @@ impl Lowerer {
                 &[],
                 vec![t.clone()],
             );
+            self.graph().node_mut(node).span = Some(name.span);
             Tensor::new(crate::graph::Value::new(node, 0))
         };
         let Mode::Cell { states, .. } = &mut frame.mode else {
@@ -869,6 +873,7 @@ impl Lowerer {
             &[],
             vec![want],
         );
+        self.graph().node_mut(node).span = Some(name.span);
         frame.vars.insert(
             name.name.clone(),
             Val::Tensor(Tensor::new(crate::graph::Value::new(node, 0))),
