@@ -64,6 +64,19 @@ fn load(dir: &Path) -> Result<Case, String> {
     })
 }
 
+/// How far `got` strays beyond the case's tolerance of `want` (NaN counts as
+/// beyond it), or None within it.
+fn beyond(case: &Case, got: impl Iterator<Item = f32>, want: &ArrayD<f32>) -> Option<f32> {
+    let mut worst = f32::NEG_INFINITY;
+    for (g, w) in got.zip(want.iter()) {
+        if g.is_nan() {
+            return Some(f32::NAN);
+        }
+        worst = worst.max((g - w).abs() - (case.atol + case.rtol * w.abs()));
+    }
+    (worst > 0.0).then_some(worst)
+}
+
 /// Runs `case` on `backend` after `opt`; the worst excess over the tolerance, or
 /// a message.
 fn check(case: &Case, opt: &Opt, backend: BackendKind) -> Result<(), String> {
@@ -95,12 +108,7 @@ fn check(case: &Case, opt: &Opt, backend: BackendKind) -> Result<(), String> {
                 want.shape()
             ));
         }
-        let worst = got
-            .iter()
-            .zip(want.iter())
-            .map(|(g, w)| (g - w).abs() - (case.atol + case.rtol * w.abs()))
-            .fold(f32::NEG_INFINITY, f32::max);
-        if worst > 0.0 || got.iter().any(|v| v.is_nan()) {
+        if let Some(worst) = beyond(case, got.iter().copied(), &want) {
             return Err(format!("{name}: off by {worst:e} beyond the tolerance"));
         }
     }
@@ -278,12 +286,12 @@ fn every_fixture_compiles_ahead_of_time_and_matches_from_c() {
                 std::fs::File::open(dir.join("expected").join(format!("{onnx_name}.npy"))).unwrap(),
             )
             .unwrap();
-            let worst = got
-                .iter()
-                .zip(want.iter())
-                .map(|(g, w)| (g - w).abs() - (case.atol + case.rtol * w.abs()))
-                .fold(f32::NEG_INFINITY, f32::max);
-            if got.len() != want.len() || worst > 0.0 || got.iter().any(|v| v.is_nan()) {
+            let worst = if got.len() == want.len() {
+                beyond(&case, got.iter().copied(), &want)
+            } else {
+                Some(f32::INFINITY)
+            };
+            if let Some(worst) = worst {
                 failures.push(format!(
                     "{name}: {out_name} off by {worst:e} beyond the tolerance"
                 ));

@@ -14,53 +14,10 @@ const STATEMENT_WORDS: &[&str] = &[
     "assert", "zeros",
 ];
 
-/// The axis names and the built-in functions: a value named `tanh` would hide the
-/// function for the rest of the model.
-const BUILTINS: &[&str] = &[
-    "B",
-    "T",
-    "S",
-    "sigmoid",
-    "tanh",
-    "relu",
-    "exp",
-    "log",
-    "abs",
-    "step",
-    "softsign",
-    "softplus",
-    "elu",
-    "leaky_relu",
-    "thresholded_relu",
-    "hard_sigmoid",
-    "scaled_tanh",
-    "affine",
-    "clamp",
-    "floor",
-    "ceil",
-    "softmax",
-    "log_softmax",
-    "layer_norm",
-    "chunk",
-    "cat",
-    "flip",
-    "transpose",
-    "embedding",
-    "unsqueeze",
-    "squeeze",
-    "sequence_mask",
-    "scan",
-    "greedy_decode",
-    "beam_search",
-    "rnn",
-    "Sequential",
-    "f32",
-    "i64",
-    "int",
-    "float",
-    "bool",
-    "str",
-];
+/// The axis names and the language's types: with the built-in functions
+/// (`rnnc_ir::lower::BUILTINS`: a value named `tanh` would hide the function for
+/// the rest of the model), names a value cannot take.
+const OTHER_RESERVED: &[&str] = &["B", "T", "S", "f32", "i64", "int", "float", "bool", "str"];
 
 /// What a name is used for, which decides the words it may not be.
 #[derive(Clone, Copy, PartialEq)]
@@ -75,7 +32,8 @@ pub enum Use {
 
 fn reserved(name: &str, u: Use) -> bool {
     KEYWORDS.contains(&name)
-        || (u != Use::Output && BUILTINS.contains(&name))
+        || (u != Use::Output
+            && (rnnc_ir::lower::BUILTINS.contains(&name) || OTHER_RESERVED.contains(&name)))
         || (u == Use::Value && STATEMENT_WORDS.contains(&name))
 }
 

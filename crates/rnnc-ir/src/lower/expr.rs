@@ -12,7 +12,7 @@ use rnnc_syntax::{Diagnostic, Span};
 use std::rc::Rc;
 
 /// Names that resolve to built-in functions when no local name or definition hides them.
-pub(crate) const BUILTINS: &[&str] = &[
+pub const BUILTINS: &[&str] = &[
     "sigmoid",
     "tanh",
     "relu",

@@ -7,6 +7,8 @@ mod body;
 mod builtins;
 mod decode;
 mod expr;
+
+pub use expr::BUILTINS;
 mod value;
 
 pub use value::HValue;
