@@ -359,8 +359,9 @@ fn accesses(instr: &Instr, part: Part, owners: Option<&[usize]>) -> (Vec<Extent>
             Vec::new(),
             window(out, part.rows(out.rows), 0..out.cols, false),
         ),
-        // Split by batch entry; read and written whole, as for products.
-        Instr::BatchMatMul { .. } => {
+        // A stepped copy and a batched product: every step or batch entry of their
+        // operands read and written whole, as for products (what `plan::views` says).
+        Instr::StepCopy { .. } | Instr::BatchMatMul { .. } => {
             let (w, r) = crate::plan::views(instr);
             (
                 r.iter().flat_map(whole).collect(),
@@ -372,17 +373,6 @@ fn accesses(instr: &Instr, part: Part, owners: Option<&[usize]>) -> (Vec<Extent>
             let all: Vec<Extent> = args.iter().flat_map(whole).collect();
             (all.clone(), all)
         }
-        // Every step of both, as for products: a barrier before and after.
-        Instr::StepCopy {
-            src,
-            dst,
-            steps,
-            src_step,
-            dst_step,
-        } => (
-            whole(&crate::plan::all_steps(src, *steps, *src_step)),
-            whole(&crate::plan::all_steps(dst, *steps, *dst_step)),
-        ),
         Instr::Elementwise(e) => {
             let f: Elementwise = e.flattened();
             let (rows, cols) = part.elementwise(f.rows, f.cols);

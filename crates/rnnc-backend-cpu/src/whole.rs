@@ -248,7 +248,8 @@ pub fn plan_model(
                 let dst: Vec<isize> = (0..od.len()).map(|k| out_s[land(k)]).collect();
                 b.copy_into_new(v, &od, &dims, 0, &dst)?
             }
-            Op::Flip { axis } if !(*axis == 1 && dims.len() == 3) => {
+            // Reversed along any axis (time included: a backward direction's input).
+            Op::Flip { axis } => {
                 let (v, od) = arg(operands[0], &mut b)?;
                 let out_s = row_strides(&dims);
                 let mut dst = out_s.clone();
@@ -295,28 +296,6 @@ pub fn plan_model(
                     }
                     b.instrs.push(copy(src, dst));
                 }
-                out
-            }
-            Op::Flip { axis: 1 } if dims.len() == 3 => {
-                let (v, _) = arg(operands[0], &mut b)?;
-                let v = b.contiguous(v);
-                let (batch_, steps, f) = (dims[0], dims[1], dims[2]);
-                let out = b.bufs.scratch_view(batch_ * steps, f);
-                let step0 = |v: View| View {
-                    rows: batch_,
-                    row_stride: steps * f,
-                    ..v
-                };
-                // Step i of the source to step steps − 1 − i of the result.
-                let mut dst = step0(out);
-                dst.offset += (steps - 1) * f;
-                b.instrs.push(Instr::StepCopy {
-                    src: step0(v),
-                    dst,
-                    steps,
-                    src_step: f as isize,
-                    dst_step: -(f as isize),
-                });
                 out
             }
             Op::Softmax { axis } | Op::LogSoftmax { axis } if axis + 1 == dims.len() => {

@@ -1183,7 +1183,7 @@ fn an_imported_onnx_model_runs_from_its_files_and_in_one_step() {
     );
     let source = std::fs::read_to_string(out.join("Model.rnn")).unwrap();
     assert!(
-        source.contains("// GRU \"/gru/GRU\"") || source.contains("(GRU"),
+        source.contains("// GRU \"/gru/GRU\"") && source.contains("cell OnnxGRU("),
         "{source}"
     );
     let want =

@@ -21,8 +21,9 @@ use std::collections::HashMap;
 use std::fmt::{self, Write};
 
 impl fmt::Display for Graph {
+    // Printing runs on every graph comparison: spans are not tracked here.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text_with_spans().0)
+        f.write_str(&self.text(&mut Lines::default()))
     }
 }
 
@@ -30,23 +31,31 @@ impl Graph {
     /// The text form, and for each of its lines the source span of the node that
     /// line defines (None for other lines and for nodes without one).
     pub fn text_with_spans(&self) -> (String, Vec<Option<rnnc_syntax::Span>>) {
-        let mut out = String::new();
-        let mut counter = 0usize;
-        let mut lines = Lines::default();
-        out.push_str(&format!("graph {} {{\n", self.name));
-        write_body(&mut out, self, 1, &mut counter, false, &mut lines)
-            .expect("writing to a String");
-        out.push_str("}\n");
+        let mut lines = Lines {
+            tracking: true,
+            ..Lines::default()
+        };
+        let out = self.text(&mut lines);
         lines.mark(&out, None);
         let mut spans = lines.spans;
         spans.truncate(out.lines().count());
         (out, spans)
     }
+
+    fn text(&self, lines: &mut Lines) -> String {
+        let mut out = format!("graph {} {{\n", self.name);
+        let mut counter = 0usize;
+        write_body(&mut out, self, 1, &mut counter, false, lines).expect("writing to a String");
+        out.push_str("}\n");
+        out
+    }
 }
 
-/// The span of each line written so far, counted as the text grows.
+/// The span of each line written so far, counted as the text grows (when
+/// `tracking`; plain printing keeps none).
 #[derive(Default)]
 struct Lines {
+    tracking: bool,
     seen: usize,
     count: usize,
     spans: Vec<Option<rnnc_syntax::Span>>,
@@ -55,6 +64,9 @@ struct Lines {
 impl Lines {
     /// The line about to be written belongs to `span`.
     fn mark(&mut self, out: &str, span: Option<rnnc_syntax::Span>) {
+        if !self.tracking {
+            return;
+        }
         self.count += out[self.seen..].matches('\n').count();
         self.seen = out.len();
         self.spans.resize(self.count, None);
