@@ -13,6 +13,7 @@
 mod common;
 
 use rnnc_cli::args::ModelArgs;
+use rnnc_gpu::Steps;
 use rnnc_opt::Opt;
 use std::path::Path;
 use std::process::Command;
@@ -42,6 +43,13 @@ fn tools() -> bool {
     );
     eprintln!("skipped: CUDA tools missing ({missing}); scripts/test.sh installs them");
     false
+}
+
+fn optimised(g: &rnnc_ir::Graph, level: u8) -> rnnc_ir::Graph {
+    let mut g = g.clone();
+    let passes = Opt::Level(level).build().unwrap();
+    rnnc_opt::run_pipeline(&mut g, &passes, &Default::default(), &mut String::new()).unwrap();
+    g
 }
 
 fn run(cmd: &mut Command, what: &str) {
@@ -82,15 +90,14 @@ fn every_model_compiles_with_clang_and_nvrtc_and_assembles_with_ptxas() {
             config: None,
         };
         let lowered = rnnc_cli::compile(&args).unwrap();
-        for level in [0u8, 2] {
-            let mut g = lowered.clone();
-            let passes = Opt::Level(level).build().unwrap();
-            rnnc_opt::run_pipeline(&mut g, &passes, &Default::default(), &mut String::new())
-                .unwrap();
+        // -O0 as planned by default (whole-sequence kernels at this size), -O2 also
+        // launched per step.
+        for (level, steps) in [(0u8, Steps::Auto), (2, Steps::Auto), (2, Steps::PerStep)] {
+            let g = optimised(&lowered, level);
             let v = rnnc_ir::verify(&g).unwrap();
-            let plan = rnnc_gpu::plan(&v, &g.name, 3, 5).unwrap();
+            let plan = rnnc_gpu::plan_with(&v, &g.name, 3, 5, steps).unwrap();
             let src = rnnc_backend_cuda::source(&plan);
-            let cu = dir.path().join(format!("m{i}_O{level}.cu"));
+            let cu = dir.path().join(format!("m{i}_O{level}_{steps:?}.cu"));
             std::fs::write(&cu, &src).unwrap();
             for (sm, compute) in ARCHS {
                 let ptx = cu.with_extension(format!("clang.{sm}.ptx"));
@@ -173,6 +180,64 @@ fn the_cuda_backend_runs_or_says_why_not() {
             }
         }
     }
+}
+
+/// On a machine with an NVIDIA GPU: every model the fixtures name and the test
+/// models, at -O0 and -O2, each scan strategy, against the interpreter (elsewhere
+/// it says why it ran nothing; `benches/gpu_device.sh` runs it on a GPU).
+#[test]
+fn every_model_runs_on_cuda_like_the_interpreter() {
+    let mut failures = vec![];
+    let mut runs = 0;
+    for (model, params) in common::gpu_cases() {
+        let args = ModelArgs {
+            model: model.clone(),
+            params: params.clone(),
+            config: None,
+        };
+        let lowered = rnnc_cli::compile(&args).unwrap();
+        let w = rnnc_cli::bench::random_weights(&lowered, 7);
+        for level in [0, 2] {
+            let g = optimised(&lowered, level);
+            for steps in [Steps::Auto, Steps::PerStep, Steps::PerOp] {
+                let v = rnnc_ir::verify(&g).unwrap();
+                let gpu = match rnnc_backend_cuda::CudaBackend::with_steps(v, &w, steps) {
+                    Ok(gpu) => gpu,
+                    Err(e) => {
+                        eprintln!("skipped: {e}");
+                        return;
+                    }
+                };
+                for (batch, seq) in [(1, 6), (5, 7), (64, 9)] {
+                    let label = format!(
+                        "{} {} -O{level} {steps:?} B={batch} T={seq}",
+                        common::rel(&model),
+                        params.join(" ")
+                    );
+                    let inputs = rnnc_cli::bench::random_inputs(&g, batch, seq, 11);
+                    let want: std::collections::HashMap<_, _> =
+                        rnnc_interp::run(&rnnc_ir::verify(&g).unwrap(), &inputs, &w)
+                            .unwrap()
+                            .into_iter()
+                            .collect();
+                    match gpu.run(&inputs) {
+                        Ok(got) => {
+                            for (name, t) in &got {
+                                let d = common::max_diff(t, &want[name]);
+                                if d > 1e-4 {
+                                    failures.push(format!("{label} {name}: differs by {d:e}"));
+                                }
+                            }
+                            runs += 1;
+                        }
+                        Err(e) => failures.push(format!("{label}: {e}")),
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    eprintln!("{runs} runs on the GPU matched the interpreter");
 }
 
 /// Every ONNX import of `tests/onnx/fixtures/` (time-major layouts, sequence

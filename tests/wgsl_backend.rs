@@ -7,6 +7,7 @@
 mod common;
 
 use rnnc_cli::args::ModelArgs;
+use rnnc_gpu::Steps;
 use rnnc_interp::Tensor;
 use rnnc_opt::Opt;
 use std::collections::{BTreeSet, HashMap};
@@ -89,6 +90,48 @@ fn every_model_runs_on_wgpu_like_the_interpreter() {
     assert!(runs >= 100, "only {runs} runs");
 }
 
+/// The fused step launched per step and the per-op plan, against the interpreter
+/// (the sizes above fit one workgroup, so `every_model_runs_on_wgpu_like_the_interpreter`
+/// mostly runs whole sequences): batch 5, length 7, at -O2 and unrolled.
+#[test]
+fn every_step_strategy_matches_the_interpreter() {
+    let mut failures = vec![];
+    let mut runs = 0;
+    for (model, params) in cases() {
+        let lowered = lowered(&model, &params);
+        let w = rnnc_cli::bench::random_weights(&lowered, 7);
+        for opt in pipelines().into_iter().skip(1) {
+            let g = optimised(&lowered, &opt);
+            let inputs = rnnc_cli::bench::random_inputs(&g, 5, 7, 11);
+            let want: HashMap<String, Tensor> =
+                rnnc_interp::run(&rnnc_ir::verify(&g).unwrap(), &inputs, &w)
+                    .unwrap()
+                    .into_iter()
+                    .collect();
+            for steps in [Steps::PerStep, Steps::PerOp] {
+                let label = format!("{} {opt:?} {steps:?}", common::rel(&model));
+                let v = rnnc_ir::verify(&g).unwrap();
+                let gpu = rnnc_backend_wgsl::WgslBackend::with_steps(v, &w, steps)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                match gpu.run(&inputs) {
+                    Ok(got) => {
+                        for (name, t) in &got {
+                            let d = common::max_diff(t, &want[name]);
+                            if d > ATOL {
+                                failures.push(format!("{label} {name}: differs by {d:e}"));
+                            }
+                        }
+                        runs += 1;
+                    }
+                    Err(e) => failures.push(format!("{label}: {e}")),
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(runs >= 60, "only {runs} runs");
+}
+
 /// naga's front end and validator accept every emitted module, at every level and
 /// at sizes where tiles and loops have ragged edges.
 #[test]
@@ -122,7 +165,7 @@ fn naga_refuses_a_broken_module() {
     let plan = rnnc_gpu::plan(&rnnc_ir::verify(&g).unwrap(), "gru", 1, 2).unwrap();
     let src = rnnc_backend_wgsl::source(&plan);
     // An f32 literal given to an i32 variable: a type error only validation catches.
-    let broken = src.replacen("var acc: f32 = 0.0f;", "var acc: i32 = 0.0f;", 1);
+    let broken = src.replacen("var acc2: f32 = 0.0f;", "var acc2: i32 = 0.0f;", 1);
     assert_ne!(broken, src);
     assert!(rnnc_backend_wgsl::validate(&broken).is_err());
     assert!(rnnc_backend_wgsl::validate(&src).is_ok());
@@ -190,4 +233,59 @@ fn activations_match_pytorch_on_wgpu() {
             );
         }
     }
+}
+
+/// Every model's scans run as fused steps: at most one launch per time step, or one
+/// workgroup for the whole scan, at every level (two launches a step for a
+/// two-stage cell unrolled); and launched per step, one launch per step where the
+/// body's products read only states and inputs.
+#[test]
+fn every_scan_step_is_one_launch() {
+    let mut failures = vec![];
+    let mut scans = 0;
+    for (model, params) in cases() {
+        let lowered = lowered(&model, &params);
+        for opt in pipelines().into_iter().chain([Opt::Level(1)]) {
+            let g = optimised(&lowered, &opt);
+            let plan = rnnc_gpu::plan(&rnnc_ir::verify(&g).unwrap(), &g.name, 3, 9).unwrap();
+            let rel = common::rel(&model);
+            let projected = params
+                .iter()
+                .any(|p| p.starts_with("proj_size=") && p != "proj_size=0");
+            let two = rel.contains("peephole_lstm_cell") || rel.contains("mgu") || projected;
+            for s in &plan.scans {
+                // An unrolled body of a two-stage cell has too many stages for one
+                // workgroup's kernel (llvmpipe's compile time): two launches a step.
+                let most = match two && s.steps_per_body > 1 {
+                    true => 2 * s.steps_per_body,
+                    false => s.steps_per_body,
+                };
+                let ok = match s.strategy {
+                    "whole sequence" => s.launches_per_body == 0,
+                    "fused step" => s.launches_per_body <= most,
+                    _ => false,
+                };
+                if !ok {
+                    failures.push(format!("{} {opt:?}: {s:?}", common::rel(&model)));
+                }
+                scans += 1;
+            }
+            // Launched per step, the plain cells take one launch per step; the cells
+            // whose step multiplies a value computed in that step (a peephole LSTM
+            // whose output gate reads the new cell state, a projected LSTM, the
+            // minimal gated unit) need two: the second product waits for every
+            // element of the first.
+            let per_step =
+                rnnc_gpu::plan_with(&rnnc_ir::verify(&g).unwrap(), &g.name, 3, 9, Steps::PerStep)
+                    .unwrap();
+            for s in &per_step.scans {
+                let most = if two { 2 } else { 1 } * s.steps_per_body;
+                if s.strategy != "fused step" || s.launches_per_body > most {
+                    failures.push(format!("{} {opt:?} per step: {s:?}", common::rel(&model)));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(scans >= 80, "only {scans} scans");
 }

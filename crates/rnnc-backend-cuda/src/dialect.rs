@@ -103,4 +103,8 @@ impl Dialect for Cuda {
     fn barrier(&self) -> &'static str {
         "rnnc_barrier();"
     }
+
+    fn storage_barrier(&self) -> &'static str {
+        "rnnc_barrier();"
+    }
 }

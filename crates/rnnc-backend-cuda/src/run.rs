@@ -55,6 +55,7 @@ pub struct CudaBackend<'g> {
     weights: &'g Weights,
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
+    steps: rnnc_gpu::Steps,
     sessions: RefCell<HashMap<(usize, usize), Shared>>,
 }
 
@@ -70,6 +71,15 @@ struct Session {
 impl<'g> CudaBackend<'g> {
     /// Opens device 0; fails with a message where there is no driver, NVRTC or GPU.
     pub fn new(graph: Verified<'g>, weights: &'g Weights) -> Result<Self, RunError> {
+        Self::with_steps(graph, weights, rnnc_gpu::Steps::Auto)
+    }
+
+    /// [`CudaBackend::new`] with the scans' plan chosen by `steps`.
+    pub fn with_steps(
+        graph: Verified<'g>,
+        weights: &'g Weights,
+        steps: rnnc_gpu::Steps,
+    ) -> Result<Self, RunError> {
         match libraries_present() {
             (false, _) => {
                 return fail(
@@ -92,6 +102,7 @@ impl<'g> CudaBackend<'g> {
             weights,
             ctx,
             stream,
+            steps,
             sessions: RefCell::new(HashMap::new()),
         })
     }
@@ -124,7 +135,8 @@ impl<'g> CudaBackend<'g> {
         if let Some(s) = self.sessions.borrow().get(&(batch, time)) {
             return Ok(s.clone());
         }
-        let plan = rnnc_gpu::plan(&self.graph, &self.graph.graph().name, batch, time)
+        let name = &self.graph.graph().name;
+        let plan = rnnc_gpu::plan_with(&self.graph, name, batch, time, self.steps)
             .map_err(|e| RunError(format!("the cuda backend cannot run this model: {}", e.0)))?;
         let src = source(&plan);
         let ptx = compile_ptx_with_opts(&src, CompileOptions::default()).map_err(|e| {

@@ -12,6 +12,17 @@ pub fn source(plan: &GpuPlan) -> String {
     render(plan, &Wgsl)
 }
 
+/// One module per kernel: the prelude and that kernel alone. wgpu translates a
+/// module for each pipeline made from it, so one module of every kernel would be
+/// translated once per kernel.
+pub fn kernel_sources(plan: &GpuPlan) -> Vec<String> {
+    let prelude = Wgsl.prelude(plan);
+    plan.kernels
+        .iter()
+        .map(|k| format!("{prelude}\n{}", rnnc_gpu::render::kernel(k, &Wgsl)))
+        .collect()
+}
+
 const PRELUDE: &str = "\
 // The whole model's memory: every value at a fixed offset (see the manifest).
 @group(0) @binding(0) var<storage, read_write> arena: array<f32>;
@@ -103,5 +114,9 @@ impl Dialect for Wgsl {
 
     fn barrier(&self) -> &'static str {
         "workgroupBarrier();"
+    }
+
+    fn storage_barrier(&self) -> &'static str {
+        "storageBarrier();"
     }
 }

@@ -5,7 +5,7 @@
 //! dispatch sees the writes of the ones before it), copies the outputs to a
 //! mappable buffer and waits for it.
 
-use crate::dialect::source;
+use crate::dialect::{kernel_sources, source};
 use crate::validate::validate;
 use rnnc_gpu::host;
 use rnnc_gpu::plan::{GpuPlan, Step};
@@ -27,6 +27,7 @@ pub struct WgslBackend<'g> {
     graph: Verified<'g>,
     weights: &'g Weights,
     gpu: Gpu,
+    steps: rnnc_gpu::Steps,
     sessions: RefCell<HashMap<(usize, usize), Rc<Session>>>,
 }
 
@@ -53,10 +54,21 @@ struct Session {
 impl<'g> WgslBackend<'g> {
     /// Opens the first Vulkan adapter wgpu finds (a GPU, or Mesa's llvmpipe).
     pub fn new(graph: Verified<'g>, weights: &'g Weights) -> Result<Self, RunError> {
+        Self::with_steps(graph, weights, rnnc_gpu::Steps::Auto)
+    }
+
+    /// [`WgslBackend::new`] with the scans' plan chosen by `steps` (tests run every
+    /// strategy against the interpreter).
+    pub fn with_steps(
+        graph: Verified<'g>,
+        weights: &'g Weights,
+        steps: rnnc_gpu::Steps,
+    ) -> Result<Self, RunError> {
         Ok(WgslBackend {
             graph,
             weights,
             gpu: Gpu::open()?,
+            steps,
             sessions: RefCell::new(HashMap::new()),
         })
     }
@@ -77,7 +89,8 @@ impl<'g> WgslBackend<'g> {
         if let Some(s) = self.sessions.borrow().get(&(batch, time)) {
             return Ok(s.clone());
         }
-        let plan = rnnc_gpu::plan(&self.graph, &self.graph.graph().name, batch, time)
+        let name = &self.graph.graph().name;
+        let plan = rnnc_gpu::plan_with(&self.graph, name, batch, time, self.steps)
             .map_err(|e| RunError(format!("the WGSL backend cannot run this model: {}", e.0)))?;
         let s = Rc::new(self.gpu.session(plan, self.weights)?);
         self.sessions.borrow_mut().insert((batch, time), s.clone());
@@ -207,14 +220,15 @@ impl Gpu {
             words[at..at + 4].copy_from_slice(&(t as i32).to_le_bytes());
         }
         self.queue.write_buffer(&clock, 0, &words);
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(&plan.model),
-            source: wgpu::ShaderSource::Wgsl(src.into()),
-        });
         let pipelines = plan
             .kernels
             .iter()
-            .map(|k| {
+            .zip(kernel_sources(&plan))
+            .map(|(k, src)| {
+                let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(&k.name),
+                    source: wgpu::ShaderSource::Wgsl(src.into()),
+                });
                 device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: Some(&k.name),
                     layout: Some(&self.pipeline_layout),

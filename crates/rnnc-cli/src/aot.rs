@@ -69,6 +69,9 @@ pub fn compile(a: &CompileArgs) -> Result<(), CliError> {
         a.batch,
         a.seq
     );
+    for scan in &k.scans {
+        println!("  {scan}");
+    }
     Ok(())
 }
 

@@ -9,7 +9,9 @@ pub mod lower;
 pub mod manifest;
 pub mod plan;
 pub mod render;
+mod render_step;
+mod step;
 
-pub use lower::{identifier, plan, Unsupported};
+pub use lower::{identifier, plan, plan_with, Steps, Unsupported};
 pub use plan::{Body, GpuPlan, Kernel, Step};
 pub use render::{render, Dialect};

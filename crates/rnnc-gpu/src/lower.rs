@@ -5,11 +5,14 @@
 //! only on weights are computed by the prologue, once per upload.
 
 use crate::plan::{
-    row_major, Access, Body, Constant, GpuPlan, Kernel, Region, RowOp, Scalar, Step, TimeRef,
-    THREADS, TILE,
+    row_major, Access, Body, Constant, ExprKind, GpuPlan, Kernel, Region, RowOp, Scalar, ScanPlan,
+    Step, TimeRef, THREADS, TILE,
 };
+use crate::step::StepIo;
 use rnnc_ir::deps::{dependencies, Dep};
-use rnnc_ir::{ArgKind, BinaryOp, DType, Dim, Graph, Op, TensorTy, UnaryOp, Value, Verified};
+use rnnc_ir::{
+    ArgKind, BinaryOp, DType, Dim, Graph, NodeId, Op, TensorTy, UnaryOp, Value, Verified,
+};
 use std::collections::HashMap;
 
 /// Why a graph has no GPU plan (an op or shape the plan cannot express).
@@ -60,12 +63,12 @@ const MAX_WORDS: usize = (i32::MAX as usize) / 2;
 
 /// A value: `shape` read at `offset + Σ coordᵢ · stridesᵢ`.
 #[derive(Clone, Debug)]
-struct Val {
-    offset: usize,
-    shape: Vec<usize>,
-    strides: Vec<isize>,
+pub(crate) struct Val {
+    pub offset: usize,
+    pub shape: Vec<usize>,
+    pub strides: Vec<isize>,
     /// i32 token ids rather than f32.
-    ids: bool,
+    pub ids: bool,
 }
 
 impl Val {
@@ -90,7 +93,7 @@ impl Val {
             .all(|(n, (s, w))| *n == 1 || s == w)
     }
 
-    fn access(&self) -> Access {
+    pub(crate) fn access(&self) -> Access {
         Access {
             offset: self.offset,
             strides: self.strides.clone(),
@@ -122,9 +125,33 @@ pub fn plan(
     batch: usize,
     time: usize,
 ) -> Result<GpuPlan, Unsupported> {
+    plan_with(graph, model, batch, time, Steps::Auto)
+}
+
+/// How scans' time steps are planned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Steps {
+    /// Fused steps, the whole scan in one workgroup where that pays (see `step.rs`).
+    #[default]
+    Auto,
+    /// Fused steps, launched per step, never one workgroup for the whole scan.
+    PerStep,
+    /// One kernel per body op (the plan before fused steps; tests compare them).
+    PerOp,
+}
+
+/// [`plan`] with the scans' strategy chosen by `steps`.
+pub fn plan_with(
+    graph: &Verified<'_>,
+    model: &str,
+    batch: usize,
+    time: usize,
+    steps: Steps,
+) -> Result<GpuPlan, Unsupported> {
     let g = graph.graph();
     refuse_seq2seq(g)?;
     let mut b = Builder {
+        steps,
         batch,
         time,
         plan: GpuPlan {
@@ -141,6 +168,7 @@ pub fn plan(
             prologue: vec![],
             schedule: vec![],
             clock_max: 0,
+            scans: vec![],
         },
         weight_at: HashMap::new(),
         names: HashMap::new(),
@@ -183,7 +211,19 @@ pub fn identifier(name: &str) -> String {
     s
 }
 
-struct Builder {
+/// Where a node is planned: its graph, whether it depends on weights only (then its
+/// kernels go to the prologue), its kernels' name and the scan prefix.
+#[derive(Clone, Copy)]
+pub(crate) struct Site<'a> {
+    pub g: &'a Graph,
+    pub id: NodeId,
+    pub load: bool,
+    pub name: &'a str,
+    pub prefix: &'a str,
+}
+
+pub(crate) struct Builder {
+    pub(crate) steps: Steps,
     batch: usize,
     time: usize,
     plan: GpuPlan,
@@ -194,7 +234,7 @@ struct Builder {
 }
 
 impl Builder {
-    fn shape(&self, ty: &TensorTy) -> Vec<usize> {
+    pub(crate) fn shape(&self, ty: &TensorTy) -> Vec<usize> {
         ty.dims
             .iter()
             .map(|d| match d {
@@ -214,13 +254,20 @@ impl Builder {
         offset
     }
 
-    fn fresh(&mut self, shape: Vec<usize>, ids: bool) -> Val {
+    pub(crate) fn fresh(&mut self, shape: Vec<usize>, ids: bool) -> Val {
         let offset = self.alloc(&shape);
         Val::contiguous(offset, shape, ids)
     }
 
     /// Adds a kernel and its launch (to the prologue when `load`, else to `sched`).
-    fn launch(&mut self, load: bool, sched: &mut Vec<Step>, name: &str, about: String, body: Body) {
+    pub(crate) fn launch(
+        &mut self,
+        load: bool,
+        sched: &mut Vec<Step>,
+        name: &str,
+        about: String,
+        body: Body,
+    ) {
         let (groups, threads, work) = match &body {
             Body::Map { shape, .. } | Body::Copy { shape, .. } => {
                 let n: usize = shape.iter().product();
@@ -230,6 +277,20 @@ impl Builder {
                 outer, inner, len, ..
             } => (line(outer * inner), [THREADS, 1, 1], outer * inner * len),
             Body::Gather { rows, dim, .. } => (line(rows * dim), [THREADS, 1, 1], rows * dim),
+            Body::Step { groups, .. } => {
+                let n = crate::step::step_work(groups);
+                (line(n), [THREADS, 1, 1], n)
+            }
+            Body::Sequence { loops } => {
+                let n = loops
+                    .iter()
+                    .flat_map(|l| &l.stages)
+                    .map(|s| crate::step::step_work(&s.groups))
+                    .max()
+                    .unwrap_or(0);
+                let threads = n.next_multiple_of(32).max(32) as u32;
+                ([1, 1, 1], [threads, 1, 1], n)
+            }
             Body::MatMul {
                 m, n, batch_dims, ..
             } => {
@@ -247,6 +308,17 @@ impl Builder {
         }
         let uses_clock = match &body {
             Body::Copy { src, dst, .. } => src.time.is_some() || dst.time.is_some(),
+            Body::Step { exprs, groups } => {
+                let loads = exprs.iter().any(|e| match &e.kind {
+                    ExprKind::Load(a) => a.time.is_some(),
+                    _ => false,
+                });
+                loads
+                    || groups
+                        .iter()
+                        .flat_map(|g| &g.stores)
+                        .any(|(a, _)| a.time.is_some())
+            }
             _ => false,
         };
         // Prefixed with the model, so no kernel is named like a builtin (`exp`) and
@@ -289,7 +361,7 @@ impl Builder {
         out
     }
 
-    fn copy(
+    pub(crate) fn copy(
         &mut self,
         load: bool,
         sched: &mut Vec<Step>,
@@ -321,14 +393,59 @@ impl Builder {
         let mut vals: HashMap<Value, Val> = HashMap::new();
         let order = g.topo_order().expect("verified graphs are acyclic");
         for id in order {
-            let node = g.node(id);
             let ops: Vec<Val> = g.operands(id).iter().map(|v| vals[v].clone()).collect();
             let load = deps[&id] == Dep::Load;
-            let out_shape = |b: &Builder, r: usize| b.shape(&node.results[r]);
-            let name = match named.get(&Value::new(id, 0)) {
-                Some(n) => format!("{prefix}{n}"),
-                None => format!("{prefix}{}", node.op.name()),
+            let name = self.kernel_name(g, &named, id, prefix);
+            let site = Site {
+                g,
+                id,
+                load,
+                name: &name,
+                prefix,
             };
+            let results = self.node(site, ops, args, n_seqs, sched)?;
+            for (r, v) in results.into_iter().enumerate() {
+                vals.insert(Value::new(id, r as u32), v);
+            }
+        }
+        Ok(vals)
+    }
+
+    /// The name of node `id`'s kernels: the value's name where it has one.
+    pub(crate) fn kernel_name(
+        &self,
+        g: &Graph,
+        named: &HashMap<Value, &str>,
+        id: NodeId,
+        prefix: &str,
+    ) -> String {
+        match named.get(&Value::new(id, 0)) {
+            Some(n) => format!("{prefix}{n}"),
+            None => format!("{prefix}{}", g.node(id).op.name()),
+        }
+    }
+
+    /// Plans one node on operands `ops`; a scan body's `seq`/`operand` arguments
+    /// are `args[..n_seqs]`, its `state` arguments `args[n_seqs..]`.
+    pub(crate) fn node(
+        &mut self,
+        site: Site<'_>,
+        ops: Vec<Val>,
+        args: &[Val],
+        n_seqs: usize,
+        sched: &mut Vec<Step>,
+    ) -> Result<Vec<Val>, Unsupported> {
+        let Site {
+            g,
+            id,
+            load,
+            name,
+            prefix,
+        } = site;
+        let node = g.node(id);
+        let out_shape = |b: &Builder, r: usize| b.shape(&node.results[r]);
+        let name = name.to_string();
+        {
             let results: Vec<Val> = match &node.op {
                 Op::Input { name, .. } => {
                     let ty = &node.results[0];
@@ -571,11 +688,8 @@ impl Builder {
                     self.scan(scan, &ops, &shapes, sched, &format!("scan{k}_"))?
                 }
             };
-            for (r, v) in results.into_iter().enumerate() {
-                vals.insert(Value::new(id, r as u32), v);
-            }
+            Ok(results)
         }
-        Ok(vals)
     }
 
     /// One elementwise kernel computing `scalars` over `shape` from `ops`; returns
@@ -764,6 +878,28 @@ impl Builder {
                 "a scan unrolled by {k} without a tail cannot run {steps} steps"
             ));
         }
+        let io = StepIo {
+            scan,
+            seqs,
+            emits: &emits,
+            steps,
+            prefix,
+        };
+        let saved = self.checkpoint();
+        let fused = match self.steps {
+            Steps::PerOp => Err(Unsupported("the per-op plan was asked for".into())),
+            _ => self.fused_scan(&io, &states),
+        };
+        let why = match fused {
+            Ok((run, plan)) => {
+                sched.extend(run);
+                self.plan.scans.push(plan);
+                return Ok(emits.into_iter().chain(states).collect());
+            }
+            Err(Unsupported(why)) => why,
+        };
+        self.restore(saved);
+        let first = sched.len();
         if full > 0 {
             let body = self.step_body(scan, &scan.body, k, seqs, &states, &emits, steps, prefix)?;
             sched.push(Step::Loop {
@@ -783,7 +919,43 @@ impl Builder {
                 body,
             });
         }
+        let launches_per_body = match sched.get(first) {
+            Some(Step::Loop { body, .. }) => body.len(),
+            _ => 0,
+        };
+        self.plan.scans.push(ScanPlan {
+            scan: prefix.trim_end_matches('_').to_string(),
+            strategy: "per op",
+            launches_per_body,
+            steps_per_body: k,
+            why: Some(why),
+        });
         Ok(emits.into_iter().chain(states).collect())
+    }
+
+    /// What planning has added so far, to undo a fused step that cannot be planned.
+    pub(crate) fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            arena_words: self.plan.arena_words,
+            kernels: self.plan.kernels.len(),
+            prologue: self.plan.prologue.len(),
+            constants: self.plan.constants.len(),
+            weights: self.plan.weights.len(),
+            lengths_inputs: self.plan.lengths_inputs.len(),
+            weight_at: self.weight_at.clone(),
+            names: self.names.clone(),
+        }
+    }
+
+    pub(crate) fn restore(&mut self, c: Checkpoint) {
+        self.plan.arena_words = c.arena_words;
+        self.plan.kernels.truncate(c.kernels);
+        self.plan.prologue.truncate(c.prologue);
+        self.plan.constants.truncate(c.constants);
+        self.plan.weights.truncate(c.weights);
+        self.plan.lengths_inputs.truncate(c.lengths_inputs);
+        self.weight_at = c.weight_at;
+        self.names = c.names;
     }
 
     /// The launches of one run of a `k`-step body.
@@ -891,6 +1063,17 @@ impl Builder {
         }
         Ok(run)
     }
+}
+
+pub(crate) struct Checkpoint {
+    arena_words: usize,
+    kernels: usize,
+    prologue: usize,
+    constants: usize,
+    weights: usize,
+    lengths_inputs: usize,
+    weight_at: HashMap<String, usize>,
+    names: HashMap<String, usize>,
 }
 
 /// Whether `v` reads any word of `s`'s region (conservatively, by address range).

@@ -38,6 +38,27 @@ pub struct GpuPlan {
     pub schedule: Vec<Step>,
     /// Clock values the loops use: 0 ..= clock_max.
     pub clock_max: usize,
+    /// How each scan's time step was planned, in source order.
+    pub scans: Vec<ScanPlan>,
+}
+
+/// How one scan's time step runs.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScanPlan {
+    /// `scan0`, `scan1`, …: the prefix of its kernels' names.
+    pub scan: String,
+    /// `fused step`: the body's products and gate math in as few kernels as its
+    /// data flow allows (a new kernel only where a product reads a value computed in
+    /// the same step), the states double-buffered; `whole sequence`: those stages,
+    /// every step, in one dispatch of one workgroup (barriers between stages), where
+    /// the step fits one workgroup; `per op`: one kernel per body op.
+    pub strategy: &'static str,
+    /// Launches per run of the body, which covers `steps_per_body` time steps (more
+    /// than one after `unroll-time`); 0 for a whole sequence (one launch in all).
+    pub launches_per_body: usize,
+    pub steps_per_body: usize,
+    /// Why the fused step did not apply, where it did not.
+    pub why: Option<String>,
 }
 
 /// A named, contiguous, row-major region of the arena.
@@ -130,6 +151,91 @@ pub enum Scalar {
     Binary(BinaryOp, usize, usize),
 }
 
+/// A value of a fused step kernel, defined by how each element is computed from its
+/// coordinates; operands are earlier entries of the kernel's list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expr {
+    pub shape: Vec<usize>,
+    pub kind: ExprKind,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExprKind {
+    /// Read from the arena (a state, the step's slice of a sequence, a weight, a value
+    /// an earlier kernel of the step wrote).
+    Load(Access),
+    Const(f32),
+    /// Elementwise over operands of this expression's shape.
+    Unary(UnaryOp, usize),
+    Binary(BinaryOp, usize, usize),
+    /// Another expression read at coordinates computed from these (broadcasts,
+    /// slices, transposes of a computed value).
+    View {
+        src: usize,
+        coords: Vec<Coord>,
+    },
+    /// `Σ_k a(…) · b(…)` for `k < len`: each operand read at its coordinates, which see
+    /// this expression's coordinates with `k` appended (as the last axis).
+    Dot {
+        len: usize,
+        a: usize,
+        a_coords: Vec<Coord>,
+        b: usize,
+        b_coords: Vec<Coord>,
+    },
+    /// The parts laid end to end along `axis`.
+    Concat {
+        axis: usize,
+        parts: Vec<usize>,
+    },
+}
+
+/// One coordinate of an operand: `base + scale · c[axis]`, or `base` alone.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Coord {
+    pub base: isize,
+    pub from: Option<(usize, isize)>,
+}
+
+impl Coord {
+    pub fn at(axis: usize) -> Self {
+        Coord {
+            base: 0,
+            from: Some((axis, 1)),
+        }
+    }
+
+    pub fn fixed(base: isize) -> Self {
+        Coord { base, from: None }
+    }
+}
+
+/// Stores of one shape in a fused step kernel: one pass over the shape's elements
+/// evaluates each store's expression (shared parts once) and writes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoreGroup {
+    pub shape: Vec<usize>,
+    pub stores: Vec<(Access, usize)>,
+}
+
+/// One stage of a fused step, as a whole-sequence kernel runs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stage {
+    pub exprs: Vec<Expr>,
+    pub groups: Vec<StoreGroup>,
+}
+
+/// A loop of a whole-sequence kernel: `count` iterations, iteration i at clock
+/// `first + i * stride`, each running the stages in order with a workgroup barrier
+/// after each.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeqLoop {
+    pub count: usize,
+    pub first: usize,
+    pub stride: usize,
+    pub stages: Vec<Stage>,
+}
+
 /// Row-wise reductions over one axis.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum RowOp {
@@ -185,6 +291,14 @@ pub enum Body {
         ids: usize,
         dst: usize,
     },
+    /// A fused time step (or a stage of one): `exprs` in order, each group's stores
+    /// evaluated over its shape.
+    Step {
+        exprs: Vec<Expr>,
+        groups: Vec<StoreGroup>,
+    },
+    /// A whole scan in one workgroup: its loops in order, the clock counted inside.
+    Sequence { loops: Vec<SeqLoop> },
 }
 
 impl Default for Body {

@@ -33,6 +33,9 @@ pub trait Dialect {
     /// the prelude declares it).
     fn shared(&self, name: &str, len: u32) -> String;
     fn barrier(&self) -> &'static str;
+    /// A barrier after which every thread of the workgroup sees the others'
+    /// writes to the arena.
+    fn storage_barrier(&self) -> &'static str;
 }
 
 /// The whole source: the prelude and every kernel, in plan order.
@@ -174,6 +177,10 @@ pub fn kernel(k: &Kernel, d: &dyn Dialect) -> String {
             b,
             c,
         } => matmul(&mut w, (*m, *n, *kk), batch_dims, a, b, *c),
+        Body::Step { exprs, groups } => {
+            crate::render_step::step(&mut w, exprs, groups, &stride, d.clock())
+        }
+        Body::Sequence { loops } => crate::render_step::sequence(&mut w, loops, &stride),
     }
     w.s.push_str("}\n");
     w.s
@@ -244,32 +251,32 @@ fn matmul(
     w.close();
 }
 
-struct Writer<'a> {
-    d: &'a dyn Dialect,
-    s: String,
-    depth: usize,
+pub(crate) struct Writer<'a> {
+    pub(crate) d: &'a dyn Dialect,
+    pub(crate) s: String,
+    pub(crate) depth: usize,
 }
 
 impl Writer<'_> {
-    fn line(&mut self, l: impl AsRef<str>) {
+    pub(crate) fn line(&mut self, l: impl AsRef<str>) {
         let l = l.as_ref();
         if !l.is_empty() {
             let _ = writeln!(self.s, "{}{l}", "    ".repeat(self.depth));
         }
     }
 
-    fn open(&mut self, l: String) {
+    pub(crate) fn open(&mut self, l: String) {
         self.line(l);
         self.depth += 1;
     }
 
-    fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         self.depth -= 1;
         self.line("}");
     }
 
     /// The grid-stride loop over every element `i` of `shape`.
-    fn each(&mut self, shape: &[usize], stride: &str, body: impl FnOnce(&mut Self)) {
+    pub(crate) fn each(&mut self, shape: &[usize], stride: &str, body: impl FnOnce(&mut Self)) {
         let n: usize = shape.iter().product();
         self.open(self.d.for_up("i", "gid", &n.to_string(), stride));
         body(self);
@@ -292,16 +299,21 @@ impl Writer<'_> {
         };
         for (dim, used) in needed.iter().enumerate() {
             if *used {
-                let after: usize = shape[dim + 1..].iter().product();
-                let e = match (dim, after) {
-                    (0, 1) => "i".to_string(),
-                    (0, _) => format!("i / {after}"),
-                    (_, 1) => format!("i % {}", shape[dim]),
-                    _ => format!("(i / {after}) % {}", shape[dim]),
-                };
+                let e = coordinate(shape, dim);
                 self.line(self.d.let_int(&format!("c{dim}"), &e));
             }
         }
+    }
+}
+
+/// Coordinate `dim` of row-major element `i` of `shape`, as an i32 expression.
+pub(crate) fn coordinate(shape: &[usize], dim: usize) -> String {
+    let after: usize = shape[dim + 1..].iter().product();
+    match (dim, after) {
+        (0, 1) => "i".to_string(),
+        (0, _) => format!("i / {after}"),
+        (_, 1) => format!("i % {}", shape[dim]),
+        _ => format!("(i / {after}) % {}", shape[dim]),
     }
 }
 
@@ -333,14 +345,14 @@ fn index(a: &Access, shape: &[usize]) -> String {
 }
 
 /// `x * s`, or `x` where s is 1.
-fn times(x: &str, s: isize) -> String {
+pub(crate) fn times(x: &str, s: isize) -> String {
     match s {
         1 => x.to_string(),
         _ => format!("{x} * {s}"),
     }
 }
 
-fn float(v: f32, d: &dyn Dialect) -> String {
+pub(crate) fn float(v: f32, d: &dyn Dialect) -> String {
     if v.is_finite() {
         let s = format!("{v:?}");
         match s.contains(['.', 'e']) {
@@ -356,23 +368,30 @@ fn scalar(s: &Scalar, d: &dyn Dialect) -> String {
     match s {
         Scalar::Load(i) => format!("x{i}"),
         Scalar::Const(c) => float(*c, d),
-        Scalar::Unary(u, a) => match u {
-            UnaryOp::Neg => format!("-v{a}"),
-            UnaryOp::Sigmoid => format!("rnnc_sigmoid(v{a})"),
-            UnaryOp::Tanh => format!("rnnc_tanh(v{a})"),
-            UnaryOp::Relu => format!("rnnc_relu(v{a})"),
-            UnaryOp::Exp => format!("rnnc_exp(v{a})"),
-            UnaryOp::Log => format!("rnnc_log(v{a})"),
-            UnaryOp::Step => format!("rnnc_step(v{a})"),
-        },
-        Scalar::Binary(b, x, y) => {
-            let op = match b {
-                BinaryOp::Add => "+",
-                BinaryOp::Sub => "-",
-                BinaryOp::Mul => "*",
-                BinaryOp::Div => "/",
-            };
-            format!("v{x} {op} v{y}")
-        }
+        Scalar::Unary(u, a) => unary(*u, &format!("v{a}")),
+        Scalar::Binary(b, x, y) => binary(*b, &format!("v{x}"), &format!("v{y}")),
     }
+}
+
+/// `u` applied to the f32 expression `x` (a name or a literal).
+pub(crate) fn unary(u: UnaryOp, x: &str) -> String {
+    match u {
+        UnaryOp::Neg => format!("-{x}"),
+        UnaryOp::Sigmoid => format!("rnnc_sigmoid({x})"),
+        UnaryOp::Tanh => format!("rnnc_tanh({x})"),
+        UnaryOp::Relu => format!("rnnc_relu({x})"),
+        UnaryOp::Exp => format!("rnnc_exp({x})"),
+        UnaryOp::Log => format!("rnnc_log({x})"),
+        UnaryOp::Step => format!("rnnc_step({x})"),
+    }
+}
+
+pub(crate) fn binary(b: BinaryOp, x: &str, y: &str) -> String {
+    let op = match b {
+        BinaryOp::Add => "+",
+        BinaryOp::Sub => "-",
+        BinaryOp::Mul => "*",
+        BinaryOp::Div => "/",
+    };
+    format!("{x} {op} {y}")
 }

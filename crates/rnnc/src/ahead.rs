@@ -46,6 +46,9 @@ pub struct GpuKernels {
     pub launches_per_run: usize,
     /// Floats in the one buffer every kernel reads and writes.
     pub arena_floats: usize,
+    /// How each scan's time step runs: one line per scan, such as
+    /// `scan0: fused step, 1 launch per step`.
+    pub scans: Vec<String>,
 }
 
 impl Model {
@@ -101,7 +104,25 @@ impl Model {
             kernels: plan.kernels.len(),
             launches_per_run: plan.launches_per_run(),
             arena_floats: plan.arena_words,
+            scans: plan.scans.iter().map(describe_scan).collect(),
         })
+    }
+}
+
+/// One scan's strategy in words, launches counted per time step.
+fn describe_scan(s: &rnnc_gpu::plan::ScanPlan) -> String {
+    let per = match s.steps_per_body {
+        _ if s.strategy == "whole sequence" => "one launch for every step".to_string(),
+        1 => format!(
+            "{} launch{} per step",
+            s.launches_per_body,
+            if s.launches_per_body == 1 { "" } else { "es" }
+        ),
+        k => format!("{} launches per {k} steps", s.launches_per_body),
+    };
+    match &s.why {
+        Some(why) => format!("{}: {}, {per} (no fused step: {why})", s.scan, s.strategy),
+        None => format!("{}: {}, {per}", s.scan, s.strategy),
     }
 }
 

@@ -247,7 +247,14 @@ fn ahead_of_time_output_comes_from_the_library() {
     assert_eq!(k.file, "LSTM.wgsl");
     assert!(k.source.contains("@compute"), "{}", k.source);
     assert!(k.manifest.contains("\"kernels\""), "{}", k.manifest);
-    assert!(k.kernels > 0 && k.launches_per_run >= k.kernels);
+    assert!(k.kernels > 0 && k.launches_per_run > 0);
+    // The LSTM's scan at this size: one workgroup for the whole sequence.
+    assert_eq!(k.scans.len(), 1);
+    assert!(
+        k.scans[0].starts_with("scan0: whole sequence"),
+        "{:?}",
+        k.scans
+    );
     let cuda = m.gpu_kernels(rnnc::GpuTarget::Cuda, 2, 6).unwrap();
     assert!(cuda.source.contains("__global__"), "{}", cuda.source);
     // A shape the model cannot take is an error, not a panic.

@@ -1,0 +1,225 @@
+//! Writing a fused step kernel: each store group is one grid-stride pass over its
+//! shape, and each store's expression is written out at that element's coordinates,
+//! products as loops over `k`. A value read twice at the same coordinates (the new
+//! hidden state both emitted and carried) is computed once: names are remembered
+//! per block, so what a loop or branch computes is not reused outside it.
+
+use crate::plan::{Access, Coord, Expr, ExprKind, SeqLoop, StoreGroup};
+use crate::render::{binary, coordinate, float, times, unary, Writer};
+use std::collections::HashMap;
+
+/// A `Body::Sequence` kernel: each loop's iterations run its stages in order, a
+/// barrier after each stage (the next reads what this one wrote).
+pub(crate) fn sequence(w: &mut Writer<'_>, loops: &[SeqLoop], stride: &str) {
+    for (l, lp) in loops.iter().enumerate() {
+        let it = format!("it{l}");
+        w.open(w.d.for_up(&it, "0", &lp.count.to_string(), "1"));
+        w.line(w.d.let_int("rnnc_t", &format!("{} + {it} * {}", lp.first, lp.stride)));
+        for stage in &lp.stages {
+            w.open("{".to_string());
+            step(w, &stage.exprs, &stage.groups, stride, "rnnc_t");
+            w.close();
+            w.line(w.d.storage_barrier());
+        }
+        w.close();
+    }
+}
+
+/// The body of a `Body::Step` kernel whose threads (all groups) number `stride`;
+/// `clock` names the loop's step.
+pub(crate) fn step(
+    w: &mut Writer<'_>,
+    exprs: &[Expr],
+    groups: &[StoreGroup],
+    stride: &str,
+    clock: &str,
+) {
+    let mut e = Emitter {
+        exprs,
+        scopes: vec![],
+        next: 0,
+        clock,
+    };
+    for (g, group) in groups.iter().enumerate() {
+        let n: usize = group.shape.iter().product();
+        w.open(w.d.for_up("i", "gid", &n.to_string(), stride));
+        let coords = coordinates(w, &group.shape, g);
+        e.scopes.push(HashMap::new());
+        for (access, x) in &group.stores {
+            let v = e.eval(w, *x, &coords);
+            w.line(format!("arena[{}] = {v};", index(access, &coords, e.clock)));
+        }
+        e.scopes.pop();
+        w.close();
+    }
+}
+
+/// `let` bindings `g{group}c{axis}` for every coordinate of element `i` of `shape`.
+fn coordinates(w: &mut Writer<'_>, shape: &[usize], group: usize) -> Vec<String> {
+    (0..shape.len())
+        .map(|dim| {
+            let name = format!("g{group}c{dim}");
+            w.line(w.d.let_int(&name, &coordinate(shape, dim)));
+            name
+        })
+        .collect()
+}
+
+/// The arena index `access` reads or writes at `coords`.
+fn index(a: &Access, coords: &[String], clock: &str) -> String {
+    let mut terms = vec![a.offset.to_string()];
+    for (c, s) in coords.iter().zip(&a.strides) {
+        if *s != 0 && c != "0" {
+            terms.push(times(&paren(c), *s));
+        }
+    }
+    if let Some(t) = a.time {
+        let step = format!("{clock} + {}", t.lag);
+        let tau = match t.reverse {
+            true => format!("({} - ({step}))", t.steps - 1),
+            false => format!("({step})"),
+        };
+        terms.push(times(&tau, t.stride));
+    }
+    terms.join(" + ")
+}
+
+fn paren(c: &str) -> String {
+    match c.contains(' ') {
+        true => format!("({c})"),
+        false => c.to_string(),
+    }
+}
+
+/// An operand's coordinates from the consumer's (`k` appended for a product).
+fn map(coords: &[Coord], from: &[String]) -> Vec<String> {
+    coords
+        .iter()
+        .map(|c| match c.from {
+            None => c.base.to_string(),
+            Some((axis, scale)) => {
+                let x = &from[axis];
+                let scaled = match scale {
+                    1 => x.clone(),
+                    -1 if c.base != 0 => return format!("{} - {}", c.base, paren(x)),
+                    _ => format!("{} * {scale}", paren(x)),
+                };
+                match c.base {
+                    0 => scaled,
+                    b if b > 0 => format!("{scaled} + {b}"),
+                    b => format!("{scaled} - {}", -b),
+                }
+            }
+        })
+        .collect()
+}
+
+struct Emitter<'a> {
+    exprs: &'a [Expr],
+    /// The name of the loop's step.
+    clock: &'a str,
+    /// (expression, coordinates) → the name holding it, one map per open block.
+    scopes: Vec<HashMap<(usize, Vec<String>), String>>,
+    next: usize,
+}
+
+impl Emitter<'_> {
+    fn fresh(&mut self, what: &str) -> String {
+        self.next += 1;
+        format!("{what}{}", self.next)
+    }
+
+    /// The name of expression `x` at `coords`, writing its computation if needed.
+    fn eval(&mut self, w: &mut Writer<'_>, x: usize, coords: &[String]) -> String {
+        let key = (x, coords.to_vec());
+        if let Some(name) = self.scopes.iter().rev().find_map(|s| s.get(&key)) {
+            return name.clone();
+        }
+        let d = w.d;
+        let name = match &self.exprs[x].kind {
+            ExprKind::Load(a) => {
+                let v = self.fresh("v");
+                w.line(d.let_float(&v, &format!("arena[{}]", index(a, coords, self.clock))));
+                v
+            }
+            ExprKind::Const(c) => {
+                let v = self.fresh("v");
+                w.line(d.let_float(&v, &float(*c, d)));
+                v
+            }
+            ExprKind::Unary(u, a) => {
+                let a = self.eval(w, *a, coords);
+                let v = self.fresh("v");
+                w.line(d.let_float(&v, &unary(*u, &a)));
+                v
+            }
+            ExprKind::Binary(b, l, r) => {
+                let l = self.eval(w, *l, coords);
+                let r = self.eval(w, *r, coords);
+                let v = self.fresh("v");
+                w.line(d.let_float(&v, &binary(*b, &l, &r)));
+                v
+            }
+            ExprKind::View { src, coords: c } => {
+                let at = map(c, coords);
+                self.eval(w, *src, &at)
+            }
+            ExprKind::Dot {
+                len,
+                a,
+                a_coords,
+                b,
+                b_coords,
+            } => {
+                let acc = self.fresh("acc");
+                let k = self.fresh("k");
+                w.line(d.var_float(&acc, "0.0f"));
+                w.open(d.for_up(&k, "0", &len.to_string(), "1"));
+                self.scopes.push(HashMap::new());
+                let mut with_k = coords.to_vec();
+                with_k.push(k.clone());
+                let x = self.eval(w, *a, &map(a_coords, &with_k));
+                let y = self.eval(w, *b, &map(b_coords, &with_k));
+                w.line(format!("{acc} = {acc} + {x} * {y};"));
+                self.scopes.pop();
+                w.close();
+                acc
+            }
+            ExprKind::Concat { axis, parts } => {
+                let v = self.fresh("v");
+                w.line(d.var_float(&v, "0.0f"));
+                let mut start = 0usize;
+                for (p, part) in parts.iter().enumerate() {
+                    let end = start + self.exprs[*part].shape[*axis];
+                    let cond = format!("{} < {end}", paren(&coords[*axis]));
+                    let open = match (p, p + 1 == parts.len()) {
+                        (0, true) => "{".to_string(),
+                        (0, false) => format!("if ({cond}) {{"),
+                        (_, true) => "} else {".to_string(),
+                        (_, false) => format!("}} else if ({cond}) {{"),
+                    };
+                    if p > 0 {
+                        w.depth -= 1;
+                    }
+                    w.open(open);
+                    self.scopes.push(HashMap::new());
+                    let mut at = coords.to_vec();
+                    if start > 0 {
+                        at[*axis] = format!("{} - {start}", paren(&coords[*axis]));
+                    }
+                    let x = self.eval(w, *part, &at);
+                    w.line(format!("{v} = {x};"));
+                    self.scopes.pop();
+                    start = end;
+                }
+                w.close();
+                v
+            }
+        };
+        self.scopes
+            .last_mut()
+            .expect("a block is open")
+            .insert(key, name.clone());
+        name
+    }
+}

@@ -1,0 +1,792 @@
+//! The fused time step: a scan body planned as one kernel per *stage* instead of one
+//! per op. Every value of the body becomes an expression of its element's
+//! coordinates (products are loops over `k` inside the expression, slices and
+//! broadcasts re-index their operand), and the kernel evaluates only what the step
+//! stores: the next states and the emits. A product whose operand is itself computed
+//! with a product in the same step needs every element of that operand first, so
+//! the operand is stored by one kernel and read by the next (a stage); the standard
+//! LSTM, GRU and RNN cells are one stage, one launch per step.
+//!
+//! Threads read the states while others write the next ones, so each state has two
+//! regions and the steps alternate between them: the loop runs pairs of steps, the
+//! second kernel of a pair reading what the first wrote.
+
+use crate::lower::{Builder, Site, Steps, Unsupported, Val};
+use crate::plan::{
+    Access, Body, Coord, Expr, ExprKind, ScanPlan, SeqLoop, Stage, Step, StoreGroup, TimeRef,
+};
+use rnnc_ir::deps::{dependencies, Dep};
+use rnnc_ir::{ArgKind, Graph, Op, Scan, Value};
+use std::collections::HashMap;
+
+fn refuse<T>(msg: impl Into<String>) -> Result<T, Unsupported> {
+    Err(Unsupported(msg.into()))
+}
+
+/// A value of the step being planned: its expression, and the first stage kernel
+/// that can evaluate it (stage s + 1 reads what stage s stored).
+#[derive(Clone, Copy)]
+struct Lazy {
+    expr: usize,
+    stage: usize,
+}
+
+#[derive(Default)]
+struct Exprs {
+    list: Vec<Expr>,
+    /// Whether an expression computes a product somewhere (re-evaluating it per
+    /// element of a consumer's product would multiply its cost).
+    has_dot: Vec<bool>,
+    /// Stores of each stage kernel: (shape, where, expression).
+    stores: Vec<Vec<(Vec<usize>, Access, usize)>>,
+}
+
+impl Exprs {
+    fn push(&mut self, shape: Vec<usize>, kind: ExprKind, stage: usize) -> Lazy {
+        let dot = match &kind {
+            ExprKind::Load(_) | ExprKind::Const(_) => false,
+            ExprKind::Dot { .. } => true,
+            ExprKind::Unary(_, a) | ExprKind::View { src: a, .. } => self.has_dot[*a],
+            ExprKind::Binary(_, a, b) => self.has_dot[*a] || self.has_dot[*b],
+            ExprKind::Concat { parts, .. } => parts.iter().any(|p| self.has_dot[*p]),
+        };
+        self.list.push(Expr { shape, kind });
+        self.has_dot.push(dot);
+        Lazy {
+            expr: self.list.len() - 1,
+            stage,
+        }
+    }
+
+    fn load(&mut self, v: &Val, time: Option<TimeRef>, stage: usize) -> Lazy {
+        let access = Access {
+            offset: v.offset,
+            strides: v.strides.clone(),
+            time,
+        };
+        self.push(v.shape.clone(), ExprKind::Load(access), stage)
+    }
+
+    fn shape(&self, x: Lazy) -> &[usize] {
+        &self.list[x.expr].shape
+    }
+
+    /// `x` read at `coords` (one per axis of `x`, from coordinates of `shape`): a
+    /// load's access re-indexed, a view of a view composed, else a view.
+    fn view(&mut self, x: Lazy, shape: Vec<usize>, coords: Vec<Coord>) -> Lazy {
+        let kind = match &self.list[x.expr].kind {
+            ExprKind::Load(a) => {
+                let mut offset = a.offset as isize;
+                let mut strides = vec![0isize; shape.len()];
+                for (c, s) in coords.iter().zip(&a.strides) {
+                    offset += c.base * s;
+                    if let Some((axis, scale)) = c.from {
+                        strides[axis] += scale * s;
+                    }
+                }
+                ExprKind::Load(Access {
+                    offset: offset as usize,
+                    strides,
+                    time: a.time,
+                })
+            }
+            ExprKind::View { src, coords: inner } => {
+                let composed = inner
+                    .iter()
+                    .map(|c| match c.from {
+                        None => *c,
+                        Some((axis, scale)) => {
+                            let outer = coords[axis];
+                            Coord {
+                                base: c.base + scale * outer.base,
+                                from: outer.from.map(|(a, s)| (a, s * scale)),
+                            }
+                        }
+                    })
+                    .collect();
+                ExprKind::View {
+                    src: *src,
+                    coords: composed,
+                }
+            }
+            _ => ExprKind::View {
+                src: x.expr,
+                coords,
+            },
+        };
+        self.push(shape, kind, x.stage)
+    }
+
+    /// `x` broadcast to `shape` (NumPy's rules: axes aligned at the end).
+    fn broadcast(&mut self, x: Lazy, shape: &[usize]) -> Lazy {
+        let own = self.shape(x).to_vec();
+        if own == shape {
+            return x;
+        }
+        let lead = shape.len() - own.len();
+        let coords = own
+            .iter()
+            .enumerate()
+            .map(|(j, n)| match *n == shape[j + lead] {
+                true => Coord::at(j + lead),
+                false => Coord::fixed(0),
+            })
+            .collect();
+        self.view(x, shape.to_vec(), coords)
+    }
+
+    /// Elementwise `kind` built from `operands` broadcast to `shape`.
+    fn elementwise(
+        &mut self,
+        shape: &[usize],
+        operands: &[Lazy],
+        build: impl FnOnce(&[usize]) -> ExprKind,
+    ) -> Lazy {
+        let ops: Vec<Lazy> = operands.iter().map(|x| self.broadcast(*x, shape)).collect();
+        let stage = ops.iter().map(|x| x.stage).max().unwrap_or(0);
+        let ids: Vec<usize> = ops.iter().map(|x| x.expr).collect();
+        self.push(shape.to_vec(), build(&ids), stage)
+    }
+
+    fn store(&mut self, stage: usize, shape: Vec<usize>, at: Access, x: usize) {
+        if self.stores.len() <= stage {
+            self.stores.resize(stage + 1, vec![]);
+        }
+        self.stores[stage].push((shape, at, x));
+    }
+}
+
+/// Steps whose stores all fit this many threads run as one workgroup for the whole
+/// sequence (WebGPU guarantees 256 invocations per workgroup).
+const WHOLE_MAX: usize = 256;
+/// Most stage copies (stages × loops) in one whole-sequence kernel.
+const WHOLE_COPIES: usize = 6;
+/// Multiply-adds per step below which a scan that fits one workgroup runs in one.
+const WHOLE_MACS: usize = 32 * 1024;
+
+/// A stage of a fused step before it is launched: its kernel's name and comment.
+struct Named {
+    name: String,
+    about: String,
+    /// Multiply-adds of the products of the whole run of the body.
+    macs: usize,
+    exprs: Vec<Expr>,
+    groups: Vec<StoreGroup>,
+}
+
+/// Where the fused step of one scan reads and writes.
+pub(crate) struct StepIo<'a> {
+    pub scan: &'a Scan,
+    pub seqs: &'a [Val],
+    pub emits: &'a [Val],
+    /// Time steps of the whole scan (reverse scans count from the end).
+    pub steps: usize,
+    pub prefix: &'a str,
+}
+
+impl Builder {
+    /// The fused plan of a whole scan: the launches after its initial-state copies
+    /// (loops of step kernels, then, after an odd number of steps, copies of the
+    /// states back to their first regions), and what the manifest says of it.
+    pub(crate) fn fused_scan(
+        &mut self,
+        io: &StepIo<'_>,
+        states: &[Val],
+    ) -> Result<(Vec<Step>, ScanPlan), Unsupported> {
+        if io.seqs.iter().chain(states).any(|v| v.ids) {
+            return refuse("token ids in the step");
+        }
+        let twins: Vec<Val> = states
+            .iter()
+            .map(|s| self.fresh(s.shape.clone(), false))
+            .collect();
+        let bufs = [states.to_vec(), twins];
+        let saved = self.checkpoint();
+        let mut parity = 0;
+        let k = io.scan.step.max(1);
+        let full = io.steps / k;
+        let left = io.steps % k;
+        // Every stage planned (named), and the loops over them.
+        let mut stages: Vec<Named> = vec![];
+        let mut loops: Vec<(usize, usize, usize, Vec<usize>)> = vec![];
+        let mut per_body = 0;
+        if full > 0 {
+            let body = &io.scan.body;
+            per_body = self.fused_loop(
+                io,
+                body,
+                k,
+                full,
+                0,
+                &bufs,
+                &mut parity,
+                &mut stages,
+                &mut loops,
+                "",
+            )?;
+        }
+        if let (Some(tail), true) = (&io.scan.tail, left > 0) {
+            let n = self.fused_loop(
+                io,
+                tail,
+                1,
+                left,
+                full * k,
+                &bufs,
+                &mut parity,
+                &mut stages,
+                &mut loops,
+                "tail_",
+            )?;
+            per_body = per_body.max(n);
+        }
+        // One workgroup for the whole scan where the step fits one: needed for one
+        // launch per step when a step has stages (the barrier between them), and
+        // faster where a step is so small that launching costs more than it computes.
+        // On llvmpipe (2 cores) a step of 16K multiply-adds (LSTM, H = 64) runs as
+        // fast either way and one of 65K (H = 128) 25 % slower in one workgroup.
+        let fits = stages.iter().all(|s| step_work(&s.groups) <= WHOLE_MAX);
+        let macs = stages.iter().map(|s| s.macs).max().unwrap_or(0) / k;
+        // llvmpipe compiles a kernel with barriers as coroutines, in time that grows
+        // faster than the kernel: an unrolled peephole LSTM's 26 stage copies took
+        // minutes. Unrolled bodies (one launch per step already) stay per step.
+        let bodies = 1 + usize::from(io.scan.tail.is_some() && left > 0);
+        let copies = (per_body + 1) * bodies;
+        let whole = self.steps == Steps::Auto
+            && fits
+            && copies <= WHOLE_COPIES
+            && (per_body > k || macs <= WHOLE_MACS);
+        let mut run = vec![];
+        if whole && !stages.is_empty() {
+            // One workgroup needs no alternation: each step stores the next states
+            // aside, and a last stage copies them over the states after a barrier.
+            self.restore(saved);
+            parity = 0;
+            let mut seq = vec![];
+            let runs = [
+                (Some(&io.scan.body), k, full, 0, ""),
+                (io.scan.tail.as_ref(), 1, left, full * k, "tail_"),
+            ];
+            for (body, k, count, first, tail) in runs {
+                let Some(body) = body.filter(|_| count > 0) else {
+                    continue;
+                };
+                let prefix = format!("{}{tail}", io.prefix);
+                let mut stages: Vec<Stage> = self
+                    .fused_step(io, body, k, &bufs[0], &bufs[1], 0, &prefix, "")?
+                    .into_iter()
+                    .map(|s| Stage {
+                        exprs: s.exprs,
+                        groups: s.groups,
+                    })
+                    .collect();
+                stages.push(copy_stage(&bufs[1], &bufs[0]));
+                seq.push(SeqLoop {
+                    count,
+                    first,
+                    stride: k,
+                    stages,
+                });
+            }
+            let about = format!(
+                "the whole scan in one workgroup: {} steps, {per_body} stage(s) per {k}",
+                io.steps
+            );
+            let body = Body::Sequence { loops: seq };
+            self.launch(
+                false,
+                &mut run,
+                &format!("{}sequence", io.prefix),
+                about,
+                body,
+            );
+            per_body = 0;
+        } else {
+            let kernels: Vec<Vec<Step>> = stages
+                .into_iter()
+                .map(|s| {
+                    let mut one = vec![];
+                    let body = Body::Step {
+                        exprs: s.exprs,
+                        groups: s.groups,
+                    };
+                    self.launch(false, &mut one, &s.name, s.about, body);
+                    one
+                })
+                .collect();
+            for (count, first, stride, ids) in loops {
+                run.push(Step::Loop {
+                    count,
+                    first,
+                    stride,
+                    body: ids.iter().flat_map(|i| kernels[*i].clone()).collect(),
+                });
+            }
+        }
+        if parity == 1 {
+            for (i, (from, to)) in bufs[1].iter().zip(&bufs[0]).enumerate() {
+                let name = format!("{}final{i}", io.prefix);
+                self.copy(
+                    false,
+                    &mut run,
+                    &name,
+                    "final state, to its first region",
+                    from,
+                    to,
+                );
+            }
+        }
+        let plan = ScanPlan {
+            scan: io.prefix.trim_end_matches('_').to_string(),
+            strategy: if whole {
+                "whole sequence"
+            } else {
+                "fused step"
+            },
+            launches_per_body: per_body,
+            steps_per_body: k,
+            why: None,
+        };
+        Ok((run, plan))
+    }
+
+    /// `count` runs of `body` (`k` steps each) from step `first`, alternating the
+    /// state regions: its stages added to `stages`, its loops (count, first,
+    /// stride, stages run per iteration) to `loops`; returns the stages of one run.
+    #[allow(clippy::too_many_arguments)]
+    fn fused_loop(
+        &mut self,
+        io: &StepIo<'_>,
+        body: &Graph,
+        k: usize,
+        count: usize,
+        first: usize,
+        bufs: &[Vec<Val>; 2],
+        parity: &mut usize,
+        stages: &mut Vec<Named>,
+        loops: &mut Vec<(usize, usize, usize, Vec<usize>)>,
+        tail: &str,
+    ) -> Result<usize, Unsupported> {
+        let (a, b) = (&bufs[*parity], &bufs[1 - *parity]);
+        let prefix = format!("{}{tail}", io.prefix);
+        let add = |stages: &mut Vec<Named>, new: Vec<Named>| {
+            let ids: Vec<usize> = (stages.len()..stages.len() + new.len()).collect();
+            stages.extend(new);
+            ids
+        };
+        let even = self.fused_step(io, body, k, a, b, 0, &prefix, "")?;
+        let n = even.len();
+        let even = add(stages, even);
+        let pairs = count / 2;
+        if pairs > 0 {
+            let odd = self.fused_step(io, body, k, b, a, k, &prefix, "_odd")?;
+            let odd = add(stages, odd);
+            loops.push((
+                pairs,
+                first,
+                2 * k,
+                even.iter().chain(&odd).copied().collect(),
+            ));
+        }
+        if count % 2 == 1 {
+            loops.push((1, first + pairs * 2 * k, k, even));
+            *parity = 1 - *parity;
+        }
+        Ok(n)
+    }
+
+    /// The stage kernels of one run of `body`: states read from `read`, the next
+    /// ones written to `write`, time indices `lag` steps after the clock.
+    #[allow(clippy::too_many_arguments)]
+    fn fused_step(
+        &mut self,
+        io: &StepIo<'_>,
+        body: &Graph,
+        k: usize,
+        read: &[Val],
+        write: &[Val],
+        lag: usize,
+        prefix: &str,
+        suffix: &str,
+    ) -> Result<Vec<Named>, Unsupported> {
+        let scan = io.scan;
+        let at = |j: usize, stride: isize| TimeRef {
+            stride,
+            lag: lag + j,
+            reverse: scan.reverse,
+            steps: io.steps,
+        };
+        let mut x = Exprs::default();
+        let mut args = vec![];
+        for j in 0..k {
+            for seq in io.seqs {
+                let mut v = seq.clone();
+                let t_stride = v.strides.remove(1);
+                v.shape.remove(1);
+                args.push(x.load(&v, Some(at(j, t_stride)), 0));
+            }
+        }
+        let n_seqs = args.len();
+        for s in read {
+            args.push(x.load(s, None, 0));
+        }
+        let deps = dependencies(body);
+        let named: HashMap<Value, &str> =
+            body.outputs.iter().map(|(n, v)| (*v, n.as_str())).collect();
+        let mut lazy: HashMap<Value, Lazy> = HashMap::new();
+        let mut loaded: HashMap<Value, Val> = HashMap::new();
+        for id in body.topo_order().expect("verified graphs are acyclic") {
+            let node = body.node(id);
+            let operands = body.operands(id);
+            let is_arg = matches!(node.op, Op::Arg { .. });
+            if deps[&id] == Dep::Load && !is_arg {
+                // Weights only: planned once, in the prologue, as everywhere else.
+                let ops: Option<Vec<Val>> =
+                    operands.iter().map(|v| loaded.get(v).cloned()).collect();
+                let Some(ops) = ops else {
+                    return refuse("a weight-only value computed from step values");
+                };
+                let name = self.kernel_name(body, &named, id, prefix);
+                let site = Site {
+                    g: body,
+                    id,
+                    load: true,
+                    name: &name,
+                    prefix,
+                };
+                let mut none = vec![];
+                let vals = self.node(site, ops, &[], 0, &mut none)?;
+                debug_assert!(none.is_empty(), "weight-only kernels go to the prologue");
+                for (r, v) in vals.into_iter().enumerate() {
+                    let value = Value::new(id, r as u32);
+                    lazy.insert(value, x.load(&v, None, 0));
+                    loaded.insert(value, v);
+                }
+                continue;
+            }
+            let ops: Vec<Lazy> = operands.iter().map(|v| lazy[v]).collect();
+            let shape = self.shape(&node.results[0]);
+            let results = match &node.op {
+                Op::Arg { kind, index } => vec![match kind {
+                    ArgKind::Seq | ArgKind::Operand => args[*index],
+                    ArgKind::State => args[n_seqs + index],
+                    ArgKind::Memory => return refuse("a cell `memory`"),
+                }],
+                Op::Const(c) => vec![x.push(vec![], ExprKind::Const(*c), 0)],
+                Op::Unary(u) => vec![x.elementwise(&shape, &ops, |o| ExprKind::Unary(*u, o[0]))],
+                Op::Binary(b) => {
+                    vec![x.elementwise(&shape, &ops, |o| ExprKind::Binary(*b, o[0], o[1]))]
+                }
+                Op::Fused(f) => self.fused_region(&mut x, &f.body, &ops)?,
+                Op::Unsqueeze { axis } => {
+                    let coords = (0..shape.len())
+                        .filter(|d| d != axis)
+                        .map(Coord::at)
+                        .collect();
+                    vec![x.view(ops[0], shape, coords)]
+                }
+                Op::Squeeze { axis } => {
+                    let rank = shape.len() + 1;
+                    let coords = (0..rank)
+                        .map(|d| match d.cmp(axis) {
+                            std::cmp::Ordering::Less => Coord::at(d),
+                            std::cmp::Ordering::Equal => Coord::fixed(0),
+                            std::cmp::Ordering::Greater => Coord::at(d - 1),
+                        })
+                        .collect();
+                    vec![x.view(ops[0], shape, coords)]
+                }
+                Op::Slice { axis, start, .. } => {
+                    let coords = (0..shape.len())
+                        .map(|d| match d == *axis {
+                            true => Coord {
+                                base: *start as isize,
+                                from: Some((d, 1)),
+                            },
+                            false => Coord::at(d),
+                        })
+                        .collect();
+                    vec![x.view(ops[0], shape, coords)]
+                }
+                Op::Index { axis, index } => {
+                    let n = x.shape(ops[0])[*axis] as i64;
+                    let i = if *index < 0 { index + n } else { *index };
+                    if i < 0 || i >= n {
+                        return refuse(format!(
+                            "index {index} is out of range for an axis of length {n}"
+                        ));
+                    }
+                    let coords = (0..=shape.len())
+                        .map(|d| match d.cmp(axis) {
+                            std::cmp::Ordering::Less => Coord::at(d),
+                            std::cmp::Ordering::Equal => Coord::fixed(i as isize),
+                            std::cmp::Ordering::Greater => Coord::at(d - 1),
+                        })
+                        .collect();
+                    vec![x.view(ops[0], shape, coords)]
+                }
+                Op::Flip { axis } => {
+                    let n = shape[*axis] as isize;
+                    let coords = (0..shape.len())
+                        .map(|d| match d == *axis {
+                            true => Coord {
+                                base: n - 1,
+                                from: Some((d, -1)),
+                            },
+                            false => Coord::at(d),
+                        })
+                        .collect();
+                    vec![x.view(ops[0], shape, coords)]
+                }
+                Op::Transpose { a, b } => {
+                    let coords = (0..shape.len())
+                        .map(|d| match d {
+                            d if d == *a => Coord::at(*b),
+                            d if d == *b => Coord::at(*a),
+                            d => Coord::at(d),
+                        })
+                        .collect();
+                    vec![x.view(ops[0], shape, coords)]
+                }
+                Op::Concat { axis } => vec![concat(&mut x, &shape, *axis, &ops)],
+                Op::Stack { axis } => {
+                    let parts: Vec<Lazy> = ops
+                        .iter()
+                        .map(|p| {
+                            let mut s = x.shape(*p).to_vec();
+                            s.insert(*axis, 1);
+                            let coords =
+                                (0..s.len()).filter(|d| d != axis).map(Coord::at).collect();
+                            x.view(*p, s, coords)
+                        })
+                        .collect();
+                    vec![concat(&mut x, &shape, *axis, &parts)]
+                }
+                Op::Linear => {
+                    let a = self.operand(&mut x, ops[0])?;
+                    let w = match loaded.get(&operands[1]) {
+                        Some(w) => {
+                            let name = format!("{prefix}weight_t");
+                            let t = self.transposed(w, &name);
+                            x.load(&t, None, 0)
+                        }
+                        None => self.operand(&mut x, ops[1])?,
+                    };
+                    let r = shape.len();
+                    let len = *x.shape(a).last().expect("rank ≥ 1");
+                    let mut a_coords: Vec<Coord> = (0..r - 1).map(Coord::at).collect();
+                    a_coords.push(Coord::at(r));
+                    let b_coords = vec![Coord::at(r - 1), Coord::at(r)];
+                    vec![dot(&mut x, shape, len, (a, a_coords), (w, b_coords))]
+                }
+                Op::MatMul => {
+                    let (a, b) = (self.operand(&mut x, ops[0])?, self.operand(&mut x, ops[1])?);
+                    let r = shape.len();
+                    let side = |x: &Exprs, v: Lazy, last: [Coord; 2]| {
+                        let s = x.shape(v);
+                        let lead = r - s.len();
+                        let mut c: Vec<Coord> = (0..s.len() - 2)
+                            .map(|j| match s[j] == shape[j + lead] {
+                                true => Coord::at(j + lead),
+                                false => Coord::fixed(0),
+                            })
+                            .collect();
+                        c.extend(last);
+                        c
+                    };
+                    let len = *x.shape(a).last().expect("rank ≥ 2");
+                    let a_coords = side(&x, a, [Coord::at(r - 2), Coord::at(r)]);
+                    let b_coords = side(&x, b, [Coord::at(r), Coord::at(r - 1)]);
+                    vec![dot(&mut x, shape, len, (a, a_coords), (b, b_coords))]
+                }
+                other => return refuse(format!("`{}` in the step", other.name())),
+            };
+            for (r, v) in results.into_iter().enumerate() {
+                lazy.insert(Value::new(id, r as u32), v);
+            }
+        }
+        let out = |i: usize| lazy[&body.outputs[i].1];
+        let n_states = read.len();
+        for (i, w) in write.iter().enumerate() {
+            let v = out(i);
+            x.store(v.stage, w.shape.clone(), w.access(), v.expr);
+        }
+        for j in 0..k {
+            for (e, emit) in io.emits.iter().enumerate() {
+                let v = out(n_states + j * io.emits.len() + e);
+                let mut strides = emit.strides.clone();
+                let t_stride = strides.remove(1);
+                let mut shape = emit.shape.clone();
+                shape.remove(1);
+                let dst = Access {
+                    offset: emit.offset,
+                    strides,
+                    time: Some(at(j, t_stride)),
+                };
+                x.store(v.stage, shape, dst, v.expr);
+            }
+        }
+        let mut out = vec![];
+        let stages = x.stores.len();
+        let stores = std::mem::take(&mut x.stores);
+        let products = x
+            .list
+            .iter()
+            .filter(|e| matches!(e.kind, ExprKind::Dot { .. }))
+            .count();
+        let macs = x
+            .list
+            .iter()
+            .map(|e| match e.kind {
+                ExprKind::Dot { len, .. } => len * e.shape.iter().product::<usize>(),
+                _ => 0,
+            })
+            .sum();
+        for (s, stores) in stores.into_iter().enumerate() {
+            let mut groups: Vec<StoreGroup> = vec![];
+            for (shape, access, e) in stores {
+                match groups.iter_mut().find(|g| g.shape == shape) {
+                    Some(g) => g.stores.push((access, e)),
+                    None => groups.push(StoreGroup {
+                        shape,
+                        stores: vec![(access, e)],
+                    }),
+                }
+            }
+            let name = match stages {
+                1 => format!("{prefix}step{suffix}"),
+                _ => format!("{prefix}step{s}{suffix}"),
+            };
+            let about = format!(
+                "fused time step (stage {} of {stages}): products and gate math ({products} \
+                 products in the step), {} stores",
+                s + 1,
+                groups.iter().map(|g| g.stores.len()).sum::<usize>()
+            );
+            out.push(Named {
+                name,
+                about,
+                macs,
+                exprs: x.list.clone(),
+                groups,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A product's operand as something cheap to read once per `k`: itself where it
+    /// computes no product, else stored by its stage and read by the next.
+    fn operand(&mut self, x: &mut Exprs, v: Lazy) -> Result<Lazy, Unsupported> {
+        if !x.has_dot[v.expr] {
+            return Ok(v);
+        }
+        let shape = x.shape(v).to_vec();
+        let region = self.fresh(shape.clone(), false);
+        x.store(v.stage, shape, region.access(), v.expr);
+        Ok(x.load(&region, None, v.stage + 1))
+    }
+
+    /// A weight matrix `[n, k]` as a view of a copy stored `k`-major (written by the
+    /// prologue): threads computing neighbouring columns of a product then read
+    /// neighbouring words at each `k`, one coalesced (or vector) load for many.
+    fn transposed(&mut self, w: &Val, name: &str) -> Val {
+        let (n, k) = (w.shape[0], w.shape[1]);
+        let region = self.fresh(vec![k, n], false);
+        let view = Val {
+            offset: region.offset,
+            shape: vec![n, k],
+            strides: vec![1, n as isize],
+            ids: false,
+        };
+        let mut none = vec![];
+        self.copy(
+            true,
+            &mut none,
+            name,
+            "a weight, stored k-major for the step's product",
+            w,
+            &view,
+        );
+        view
+    }
+
+    /// A fused elementwise region on operands `ops`: its results.
+    fn fused_region(
+        &mut self,
+        x: &mut Exprs,
+        body: &Graph,
+        ops: &[Lazy],
+    ) -> Result<Vec<Lazy>, Unsupported> {
+        let mut at: HashMap<Value, Lazy> = HashMap::new();
+        for id in body.topo_order().expect("verified graphs are acyclic") {
+            let node = body.node(id);
+            let args: Vec<Lazy> = body.operands(id).iter().map(|v| at[v]).collect();
+            let shape = self.shape(&node.results[0]);
+            let v = match &node.op {
+                Op::Arg { index, .. } => ops[*index],
+                Op::Const(c) => x.push(vec![], ExprKind::Const(*c), 0),
+                Op::Unary(u) => x.elementwise(&shape, &args, |o| ExprKind::Unary(*u, o[0])),
+                Op::Binary(b) => x.elementwise(&shape, &args, |o| ExprKind::Binary(*b, o[0], o[1])),
+                other => return refuse(format!("`{}` inside a fused region", other.name())),
+            };
+            at.insert(Value::new(id, 0), v);
+        }
+        Ok(body.outputs.iter().map(|(_, v)| at[v]).collect())
+    }
+}
+
+/// A stage that copies each region of `from` over the same-shaped one of `to`.
+fn copy_stage(from: &[Val], to: &[Val]) -> Stage {
+    let mut x = Exprs::default();
+    for (f, t) in from.iter().zip(to) {
+        let v = x.load(f, None, 0);
+        x.store(0, t.shape.clone(), t.access(), v.expr);
+    }
+    let mut groups: Vec<StoreGroup> = vec![];
+    for (shape, access, e) in x.stores.pop().unwrap_or_default() {
+        match groups.iter_mut().find(|g| g.shape == shape) {
+            Some(g) => g.stores.push((access, e)),
+            None => groups.push(StoreGroup {
+                shape,
+                stores: vec![(access, e)],
+            }),
+        }
+    }
+    Stage {
+        exprs: x.list,
+        groups,
+    }
+}
+
+fn concat(x: &mut Exprs, shape: &[usize], axis: usize, parts: &[Lazy]) -> Lazy {
+    let stage = parts.iter().map(|p| p.stage).max().unwrap_or(0);
+    let parts = parts.iter().map(|p| p.expr).collect();
+    x.push(shape.to_vec(), ExprKind::Concat { axis, parts }, stage)
+}
+
+fn dot(
+    x: &mut Exprs,
+    shape: Vec<usize>,
+    len: usize,
+    a: (Lazy, Vec<Coord>),
+    b: (Lazy, Vec<Coord>),
+) -> Lazy {
+    let stage = a.0.stage.max(b.0.stage);
+    let kind = ExprKind::Dot {
+        len,
+        a: a.0.expr,
+        a_coords: a.1,
+        b: b.0.expr,
+        b_coords: b.1,
+    };
+    x.push(shape, kind, stage)
+}
+
+/// Threads of a step kernel: one per element of its largest store group.
+pub(crate) fn step_work(groups: &[StoreGroup]) -> usize {
+    groups
+        .iter()
+        .map(|g| g.shape.iter().product::<usize>())
+        .max()
+        .unwrap_or(0)
+}
