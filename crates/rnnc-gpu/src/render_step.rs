@@ -39,11 +39,29 @@ pub(crate) fn step(
         scopes: vec![],
         next: 0,
         clock,
+        planned: None,
+        dots: vec![],
     };
     for (g, group) in groups.iter().enumerate() {
         let n: usize = group.shape.iter().product();
         w.open(w.d.for_up("i", "gid", &n.to_string(), stride));
         let coords = coordinates(w, &group.shape, g);
+        // A dry run finds the products the stores need, so that products sharing
+        // an operand (the gates' rows against the one state) share one loop.
+        let mut scratch = Writer {
+            d: w.d,
+            s: String::new(),
+            depth: w.depth,
+        };
+        let next = e.next;
+        e.planned = Some(vec![]);
+        e.scopes.push(HashMap::new());
+        for (_, x) in &group.stores {
+            e.eval(&mut scratch, *x, &coords);
+        }
+        e.scopes.pop();
+        e.dots = e.planned.take().unwrap_or_default();
+        e.next = next;
         e.scopes.push(HashMap::new());
         for (access, x) in &group.stores {
             let v = e.eval(w, *x, &coords);
@@ -118,12 +136,83 @@ struct Emitter<'a> {
     exprs: &'a [Expr],
     /// The name of the loop's step.
     clock: &'a str,
+    /// During a dry run: the products evaluated, with their coordinates.
+    planned: Option<Vec<(usize, Vec<String>)>>,
+    /// The products the current group evaluates (from its dry run).
+    dots: Vec<(usize, Vec<String>)>,
     /// (expression, coordinates) → the name holding it, one map per open block.
     scopes: Vec<HashMap<(usize, Vec<String>), String>>,
     next: usize,
 }
 
 impl Emitter<'_> {
+    /// The product `x` at `coords`, in one loop with every other product of the
+    /// group that reads the same first operand at the same coordinates over the
+    /// same length (an LSTM's four gate rows of a unit against the state): the
+    /// shared operand is read once per `k`.
+    fn dots_with(&mut self, w: &mut Writer<'_>, x: usize, coords: &[String]) -> String {
+        let key = |exprs: &[Expr], y: usize, c: &[String]| match &exprs[y].kind {
+            ExprKind::Dot {
+                len, a, a_coords, ..
+            } => {
+                let mut with_k = c.to_vec();
+                with_k.push("K".into());
+                Some((*len, *a, map(a_coords, &with_k)))
+            }
+            _ => None,
+        };
+        let mine = key(self.exprs, x, coords);
+        let mut family: Vec<(usize, Vec<String>)> = vec![(x, coords.to_vec())];
+        for (y, c) in &self.dots {
+            let known = self.scopes.iter().any(|s| s.contains_key(&(*y, c.clone())));
+            if !known && !family.contains(&(*y, c.clone())) && key(self.exprs, *y, c) == mine {
+                family.push((*y, c.clone()));
+            }
+        }
+        let d = w.d;
+        let accs: Vec<String> = family.iter().map(|_| self.fresh("acc")).collect();
+        for acc in &accs {
+            w.line(d.var_float(acc, "0.0f"));
+        }
+        let k = self.fresh("k");
+        let Some((len, a, _)) = mine else {
+            unreachable!("dots_with is called on products")
+        };
+        w.open(d.for_up(&k, "0", &len.to_string(), "1"));
+        self.scopes.push(HashMap::new());
+        let mut shared = None;
+        for ((y, c), acc) in family.iter().zip(&accs) {
+            let ExprKind::Dot {
+                a_coords,
+                b,
+                b_coords,
+                ..
+            } = &self.exprs[*y].kind
+            else {
+                unreachable!("the family holds products")
+            };
+            let mut with_k = c.clone();
+            with_k.push(k.clone());
+            let av = match &shared {
+                Some(v) => String::clone(v),
+                None => {
+                    let v = self.eval(w, a, &map(a_coords, &with_k));
+                    shared = Some(v.clone());
+                    v
+                }
+            };
+            let bv = self.eval(w, *b, &map(b_coords, &with_k));
+            w.line(format!("{acc} = {acc} + {av} * {bv};"));
+        }
+        self.scopes.pop();
+        w.close();
+        let scope = self.scopes.last_mut().expect("a block is open");
+        for ((y, c), acc) in family.iter().zip(&accs).skip(1) {
+            scope.insert((*y, c.clone()), acc.clone());
+        }
+        accs[0].clone()
+    }
+
     fn fresh(&mut self, what: &str) -> String {
         self.next += 1;
         format!("{what}{}", self.next)
@@ -164,26 +253,13 @@ impl Emitter<'_> {
                 let at = map(c, coords);
                 self.eval(w, *src, &at)
             }
-            ExprKind::Dot {
-                len,
-                a,
-                a_coords,
-                b,
-                b_coords,
-            } => {
-                let acc = self.fresh("acc");
-                let k = self.fresh("k");
-                w.line(d.var_float(&acc, "0.0f"));
-                w.open(d.for_up(&k, "0", &len.to_string(), "1"));
-                self.scopes.push(HashMap::new());
-                let mut with_k = coords.to_vec();
-                with_k.push(k.clone());
-                let x = self.eval(w, *a, &map(a_coords, &with_k));
-                let y = self.eval(w, *b, &map(b_coords, &with_k));
-                w.line(format!("{acc} = {acc} + {x} * {y};"));
-                self.scopes.pop();
-                w.close();
-                acc
+            ExprKind::Dot { .. } => {
+                if let Some(found) = &mut self.planned {
+                    found.push((x, coords.to_vec()));
+                    self.fresh("acc")
+                } else {
+                    self.dots_with(w, x, coords)
+                }
             }
             ExprKind::Concat { axis, parts } => {
                 let v = self.fresh("v");
