@@ -173,6 +173,7 @@ pub fn plan_with(
         weight_at: HashMap::new(),
         names: HashMap::new(),
         scans: 0,
+        transposed: HashMap::new(),
     };
     let mut schedule = vec![];
     let vals = b.graph(g, &[], 0, &mut schedule, "")?;
@@ -231,6 +232,8 @@ pub(crate) struct Builder {
     /// Kernel names given so far, for unique ones.
     names: HashMap<String, usize>,
     scans: usize,
+    /// Weights already stored k-major for fused steps, by (offset, shape, strides).
+    pub(crate) transposed: HashMap<(usize, Vec<usize>, Vec<isize>), Val>,
 }
 
 impl Builder {
@@ -944,6 +947,7 @@ impl Builder {
             lengths_inputs: self.plan.lengths_inputs.len(),
             weight_at: self.weight_at.clone(),
             names: self.names.clone(),
+            transposed: self.transposed.clone(),
         }
     }
 
@@ -956,6 +960,7 @@ impl Builder {
         self.plan.lengths_inputs.truncate(c.lengths_inputs);
         self.weight_at = c.weight_at;
         self.names = c.names;
+        self.transposed = c.transposed;
     }
 
     /// The launches of one run of a `k`-step body.
@@ -1074,6 +1079,7 @@ pub(crate) struct Checkpoint {
     lengths_inputs: usize,
     weight_at: HashMap<String, usize>,
     names: HashMap<String, usize>,
+    transposed: HashMap<(usize, Vec<usize>, Vec<isize>), Val>,
 }
 
 /// Whether `v` reads any word of `s`'s region (conservatively, by address range).

@@ -659,7 +659,7 @@ impl Builder {
             };
             let about = format!(
                 "fused time step (stage {} of {stages}): products and gate math ({products} \
-                 products in the step), {} stores",
+                 product(s) in the step), {} store(s)",
                 s + 1,
                 groups.iter().map(|g| g.stores.len()).sum::<usize>()
             );
@@ -690,6 +690,10 @@ impl Builder {
     /// prologue): threads computing neighbouring columns of a product then read
     /// neighbouring words at each `k`, one coalesced (or vector) load for many.
     fn transposed(&mut self, w: &Val, name: &str) -> Val {
+        let key = (w.offset, w.shape.clone(), w.strides.clone());
+        if let Some(v) = self.transposed.get(&key) {
+            return v.clone();
+        }
         let (n, k) = (w.shape[0], w.shape[1]);
         let region = self.fresh(vec![k, n], false);
         let view = Val {
@@ -707,6 +711,7 @@ impl Builder {
             w,
             &view,
         );
+        self.transposed.insert(key, view.clone());
         view
     }
 
