@@ -160,7 +160,7 @@ impl Exprs {
 /// sequence (WebGPU guarantees 256 invocations per workgroup).
 const WHOLE_MAX: usize = 256;
 /// Most stage copies (stages × loops) in one whole-sequence kernel.
-const WHOLE_COPIES: usize = 6;
+const WHOLE_COPIES: usize = 4;
 /// Multiply-adds per step below which a scan that fits one workgroup runs in one.
 const WHOLE_MACS: usize = 32 * 1024;
 
@@ -210,6 +210,9 @@ impl Builder {
         let mut stages: Vec<Named> = vec![];
         let mut loops: Vec<(usize, usize, usize, Vec<usize>)> = vec![];
         let mut per_body = 0;
+        // Stage copies a whole-sequence kernel would hold: each body's stages and
+        // the copy of the next states.
+        let mut copies = 0;
         if full > 0 {
             let body = &io.scan.body;
             per_body = self.fused_loop(
@@ -224,6 +227,7 @@ impl Builder {
                 &mut loops,
                 "",
             )?;
+            copies += per_body + 1;
         }
         if let (Some(tail), true) = (&io.scan.tail, left > 0) {
             let n = self.fused_loop(
@@ -239,6 +243,7 @@ impl Builder {
                 "tail_",
             )?;
             per_body = per_body.max(n);
+            copies += n + 1;
         }
         // One workgroup for the whole scan where the step fits one: needed for one
         // launch per step when a step has stages (the barrier between them), and
@@ -248,10 +253,9 @@ impl Builder {
         let fits = stages.iter().all(|s| step_work(&s.groups) <= WHOLE_MAX);
         let macs = stages.iter().map(|s| s.macs).max().unwrap_or(0) / k;
         // llvmpipe compiles a kernel with barriers as coroutines, in time that grows
-        // faster than the kernel: an unrolled peephole LSTM's 26 stage copies took
-        // minutes. Unrolled bodies (one launch per step already) stay per step.
-        let bodies = 1 + usize::from(io.scan.tail.is_some() && left > 0);
-        let copies = (per_body + 1) * bodies;
+        // much faster than the kernel: an unrolled peephole LSTM (I=12, H=16) in one
+        // workgroup, 12 stage copies, took 80 s to prepare (0.5 s launched per step);
+        // not unrolled, 3 copies, 1.8 s. Unrolled bodies stay per step.
         let whole = self.steps == Steps::Auto
             && fits
             && copies <= WHOLE_COPIES
