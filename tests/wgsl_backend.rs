@@ -68,21 +68,14 @@ fn every_model_runs_on_wgpu_like_the_interpreter() {
                         .unwrap_or_else(|e| panic!("{label}: {e}"))
                         .into_iter()
                         .collect();
-                let got = match gpu.run(&inputs) {
-                    Ok(got) => got,
-                    Err(e) => {
-                        failures.push(format!("{label}: {e}"));
-                        continue;
-                    }
-                };
-                assert_eq!(got.len(), want.len(), "{label}: outputs");
-                for (name, t) in &got {
-                    let d = common::max_diff(t, &want[name]);
-                    if d > ATOL {
-                        failures.push(format!("{label} {name}: differs by {d:e}"));
-                    }
-                }
-                runs += 1;
+                let got = gpu.run(&inputs);
+                runs += usize::from(common::check_outputs(
+                    &label,
+                    got,
+                    &want,
+                    ATOL,
+                    &mut failures,
+                ));
             }
         }
     }
@@ -113,18 +106,14 @@ fn every_step_strategy_matches_the_interpreter() {
                 let v = rnnc_ir::verify(&g).unwrap();
                 let gpu = rnnc_backend_wgsl::WgslBackend::with_steps(v, &w, steps)
                     .unwrap_or_else(|e| panic!("{e}"));
-                match gpu.run(&inputs) {
-                    Ok(got) => {
-                        for (name, t) in &got {
-                            let d = common::max_diff(t, &want[name]);
-                            if d > ATOL {
-                                failures.push(format!("{label} {name}: differs by {d:e}"));
-                            }
-                        }
-                        runs += 1;
-                    }
-                    Err(e) => failures.push(format!("{label}: {e}")),
-                }
+                let got = gpu.run(&inputs);
+                runs += usize::from(common::check_outputs(
+                    &label,
+                    got,
+                    &want,
+                    ATOL,
+                    &mut failures,
+                ));
             }
         }
     }

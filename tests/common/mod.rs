@@ -177,6 +177,38 @@ pub fn max_diff(a: &rnnc_interp::Tensor, b: &rnnc_interp::Tensor) -> f32 {
     max_diff_f32(a.f32(), b.f32())
 }
 
+/// A backend's outputs (or its error) against the interpreter's `want` at `atol`:
+/// what differs goes to `failures`, labelled; true where the backend ran.
+pub fn check_outputs(
+    label: &str,
+    got: Result<Vec<(String, rnnc_interp::Tensor)>, rnnc_interp::RunError>,
+    want: &std::collections::HashMap<String, rnnc_interp::Tensor>,
+    atol: f32,
+    failures: &mut Vec<String>,
+) -> bool {
+    let got = match got {
+        Ok(got) => got,
+        Err(e) => {
+            failures.push(format!("{label}: {e}"));
+            return false;
+        }
+    };
+    if got.len() != want.len() {
+        failures.push(format!(
+            "{label}: {} outputs, want {}",
+            got.len(),
+            want.len()
+        ));
+    }
+    for (name, t) in &got {
+        let d = max_diff(t, &want[name]);
+        if d > atol {
+            failures.push(format!("{label} {name}: differs by {d:e}"));
+        }
+    }
+    true
+}
+
 /// The LSTM classifier with a 10-token vocabulary, for runs with out-of-range ids.
 pub fn classifier_with_10_tokens() -> rnnc_ir::Graph {
     let params = [

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Unsupported(pub String);
 
-fn unsupported<T>(msg: impl Into<String>) -> Result<T, Unsupported> {
+pub(crate) fn unsupported<T>(msg: impl Into<String>) -> Result<T, Unsupported> {
     Err(Unsupported(msg.into()))
 }
 
@@ -280,8 +280,8 @@ impl Builder {
                 outer, inner, len, ..
             } => (line(outer * inner), [THREADS, 1, 1], outer * inner * len),
             Body::Gather { rows, dim, .. } => (line(rows * dim), [THREADS, 1, 1], rows * dim),
-            Body::Step { groups, .. } => {
-                let n = crate::step::step_work(groups);
+            Body::Step(stage) => {
+                let n = crate::step::step_work(&stage.groups);
                 (line(n), [THREADS, 1, 1], n)
             }
             Body::Sequence { loops } => {
@@ -311,16 +311,13 @@ impl Builder {
         }
         let uses_clock = match &body {
             Body::Copy { src, dst, .. } => src.time.is_some() || dst.time.is_some(),
-            Body::Step { exprs, groups } => {
-                let loads = exprs.iter().any(|e| match &e.kind {
+            Body::Step(stage) => {
+                let loads = stage.exprs.iter().any(|e| match &e.kind {
                     ExprKind::Load(a) => a.time.is_some(),
                     _ => false,
                 });
-                loads
-                    || groups
-                        .iter()
-                        .flat_map(|g| &g.stores)
-                        .any(|(a, _)| a.time.is_some())
+                let mut stores = stage.groups.iter().flat_map(|g| &g.stores);
+                loads || stores.any(|(a, _)| a.time.is_some())
             }
             _ => false,
         };
@@ -448,251 +445,247 @@ impl Builder {
         let node = g.node(id);
         let out_shape = |b: &Builder, r: usize| b.shape(&node.results[r]);
         let name = name.to_string();
-        {
-            let results: Vec<Val> = match &node.op {
-                Op::Input { name, .. } => {
-                    let ty = &node.results[0];
-                    let v = self.fresh(self.shape(ty), ty.dtype == DType::I64);
-                    self.plan.inputs.push(Region {
-                        name: name.clone(),
-                        offset: v.offset,
-                        shape: v.shape.clone(),
-                        dtype: if v.ids { "id" } else { "f32" },
-                    });
-                    vec![v]
-                }
-                Op::Weight { key } => {
-                    let shape = out_shape(self, 0);
-                    let offset = match self.weight_at.get(key) {
-                        Some(o) => *o,
-                        None => {
-                            let o = self.alloc(&shape);
-                            self.weight_at.insert(key.clone(), o);
-                            self.plan.weights.push(Region {
-                                name: key.clone(),
-                                offset: o,
-                                shape: shape.clone(),
-                                dtype: "f32",
-                            });
-                            o
-                        }
-                    };
-                    vec![Val::contiguous(offset, shape, false)]
-                }
-                Op::Const(c) => {
-                    let v = self.fresh(vec![], false);
-                    self.plan.constants.push(Constant {
-                        offset: v.offset,
-                        value: *c,
-                    });
-                    vec![v]
-                }
-                Op::Zeros => {
-                    let ty = &node.results[0];
-                    vec![self.fresh(self.shape(ty), ty.dtype == DType::I64)]
-                }
-                Op::Arg { kind, index } => vec![match kind {
-                    ArgKind::Seq | ArgKind::Operand => args[*index].clone(),
-                    ArgKind::State => args[n_seqs + index].clone(),
-                    ArgKind::Memory => unreachable!("plan() refuses scans with memories"),
-                }],
-                Op::Unary(u) => {
-                    let scalars = vec![Scalar::Load(0), Scalar::Unary(*u, 0)];
-                    self.map(load, sched, &name, &ops, out_shape(self, 0), scalars, &[1])?
-                }
-                Op::Binary(bo) => {
-                    let scalars = vec![Scalar::Load(0), Scalar::Load(1), Scalar::Binary(*bo, 0, 1)];
-                    self.map(load, sched, &name, &ops, out_shape(self, 0), scalars, &[2])?
-                }
-                Op::Fused(f) => self.fused(load, sched, &name, &f.body, &ops)?,
-                // A unit axis in or out: the same elements, read with one stride more
-                // or less.
-                Op::Unsqueeze { axis } => {
-                    let mut v = ops[0].clone();
-                    v.shape.insert(*axis, 1);
-                    v.strides.insert(*axis, 0);
-                    vec![v]
-                }
-                Op::Squeeze { axis } => {
-                    let mut v = ops[0].clone();
-                    v.shape.remove(*axis);
-                    v.strides.remove(*axis);
-                    vec![v]
-                }
-                // mask[b, t] = step(lengths[b] − t): the lengths (exact integers as
-                // f32) read along the batch, the step index from a constant row.
-                Op::SequenceMask => {
-                    let lengths = g.operands(id)[0];
-                    let Op::Input { name: input, .. } = &g.node(lengths.node).op else {
-                        return unsupported("sequence lengths that are not a model input");
-                    };
-                    self.plan.lengths_inputs.push(input.clone());
-                    let shape = out_shape(self, 0);
-                    let (batch, steps) = (shape[0], shape[1]);
-                    let iota = self.fresh(vec![steps], false);
-                    for t in 0..steps {
-                        self.plan.constants.push(Constant {
-                            offset: iota.offset + t,
-                            value: t as f32,
+        let results: Vec<Val> = match &node.op {
+            Op::Input { name, .. } => {
+                let ty = &node.results[0];
+                let v = self.fresh(self.shape(ty), ty.dtype == DType::I64);
+                self.plan.inputs.push(Region {
+                    name: name.clone(),
+                    offset: v.offset,
+                    shape: v.shape.clone(),
+                    dtype: if v.ids { "id" } else { "f32" },
+                });
+                vec![v]
+            }
+            Op::Weight { key } => {
+                let shape = out_shape(self, 0);
+                let offset = match self.weight_at.get(key) {
+                    Some(o) => *o,
+                    None => {
+                        let o = self.alloc(&shape);
+                        self.weight_at.insert(key.clone(), o);
+                        self.plan.weights.push(Region {
+                            name: key.clone(),
+                            offset: o,
+                            shape: shape.clone(),
+                            dtype: "f32",
                         });
+                        o
                     }
-                    let len = &ops[0];
-                    let by_batch = Val {
-                        offset: len.offset,
-                        shape: vec![batch, steps],
-                        strides: vec![len.strides[0], 0],
-                        ids: false,
-                    };
-                    let by_step = Val {
-                        offset: iota.offset,
-                        shape: vec![batch, steps],
-                        strides: vec![0, 1],
-                        ids: false,
-                    };
-                    let scalars = vec![
-                        Scalar::Load(0),
-                        Scalar::Load(1),
-                        Scalar::Binary(BinaryOp::Sub, 0, 1),
-                        Scalar::Unary(UnaryOp::Step, 2),
-                    ];
-                    self.map(
-                        load,
-                        sched,
-                        &name,
-                        &[by_batch, by_step],
-                        shape,
-                        scalars,
-                        &[3],
-                    )?
+                };
+                vec![Val::contiguous(offset, shape, false)]
+            }
+            Op::Const(c) => {
+                let v = self.fresh(vec![], false);
+                self.plan.constants.push(Constant {
+                    offset: v.offset,
+                    value: *c,
+                });
+                vec![v]
+            }
+            Op::Zeros => {
+                let ty = &node.results[0];
+                vec![self.fresh(self.shape(ty), ty.dtype == DType::I64)]
+            }
+            Op::Arg { kind, index } => vec![match kind {
+                ArgKind::Seq | ArgKind::Operand => args[*index].clone(),
+                ArgKind::State => args[n_seqs + index].clone(),
+                ArgKind::Memory => unreachable!("plan() refuses scans with memories"),
+            }],
+            Op::Unary(u) => {
+                let scalars = vec![Scalar::Load(0), Scalar::Unary(*u, 0)];
+                self.map(load, sched, &name, &ops, out_shape(self, 0), scalars, &[1])?
+            }
+            Op::Binary(bo) => {
+                let scalars = vec![Scalar::Load(0), Scalar::Load(1), Scalar::Binary(*bo, 0, 1)];
+                self.map(load, sched, &name, &ops, out_shape(self, 0), scalars, &[2])?
+            }
+            Op::Fused(f) => self.fused(load, sched, &name, &f.body, &ops)?,
+            // A unit axis in or out: the same elements, read with one stride more
+            // or less.
+            Op::Unsqueeze { axis } => {
+                let mut v = ops[0].clone();
+                v.shape.insert(*axis, 1);
+                v.strides.insert(*axis, 0);
+                vec![v]
+            }
+            Op::Squeeze { axis } => {
+                let mut v = ops[0].clone();
+                v.shape.remove(*axis);
+                v.strides.remove(*axis);
+                vec![v]
+            }
+            // mask[b, t] = step(lengths[b] − t): the lengths (exact integers as
+            // f32) read along the batch, the step index from a constant row.
+            Op::SequenceMask => {
+                let lengths = g.operands(id)[0];
+                let Op::Input { name: input, .. } = &g.node(lengths.node).op else {
+                    return unsupported("sequence lengths that are not a model input");
+                };
+                self.plan.lengths_inputs.push(input.clone());
+                let shape = out_shape(self, 0);
+                let (batch, steps) = (shape[0], shape[1]);
+                let iota = self.fresh(vec![steps], false);
+                for t in 0..steps {
+                    self.plan.constants.push(Constant {
+                        offset: iota.offset + t,
+                        value: t as f32,
+                    });
                 }
-                Op::Decode(_) => return unsupported(format!("`{}` {NOT_YET}", node.op.name())),
-                Op::Linear | Op::MatMul => {
-                    let (a, b) = (&ops[0], &ops[1]);
-                    let a = self.contiguous(a.clone(), load, sched, &format!("{name}_lhs"));
-                    let b = self.contiguous(b.clone(), load, sched, &format!("{name}_rhs"));
-                    let out = self.fresh(out_shape(self, 0), false);
-                    let body = match node.op {
-                        Op::Linear => linear(&a, &b, out.offset),
-                        _ => matmul(&a, &b, &out),
-                    };
-                    if let Body::MatMul { batch_dims, m, .. } = &body {
-                        let z: usize = batch_dims.iter().product();
-                        if z > MAX_DISPATCH || m.div_ceil(TILE as usize) > MAX_DISPATCH {
-                            return unsupported(format!(
-                                "a product of {z} batches of {m} rows is too large for one dispatch"
-                            ));
-                        }
-                    }
-                    let about = format!("{} {:?} x {:?}", node.op.name(), a.shape, b.shape);
-                    self.launch(load, sched, &name, about, body);
-                    vec![out]
-                }
-                Op::Concat { axis } => {
-                    let out = self.fresh(out_shape(self, 0), ops[0].ids);
-                    let mut start = 0;
-                    for v in &ops {
-                        let mut part = out.clone();
-                        part.offset += start * out.strides[*axis] as usize;
-                        part.shape = v.shape.clone();
-                        start += v.shape[*axis];
-                        self.copy(load, sched, &name, "concatenate", v, &part);
-                    }
-                    vec![out]
-                }
-                Op::Stack { axis } => {
-                    let out = self.fresh(out_shape(self, 0), ops[0].ids);
-                    for (k, v) in ops.iter().enumerate() {
-                        let mut part = out.clone();
-                        part.offset += k * out.strides[*axis] as usize;
-                        part.strides.remove(*axis);
-                        part.shape = v.shape.clone();
-                        self.copy(load, sched, &name, "stack", v, &part);
-                    }
-                    vec![out]
-                }
-                Op::Slice { axis, start, end } => {
-                    let mut v = ops[0].clone();
-                    v.offset += start * v.strides[*axis] as usize;
-                    v.shape[*axis] = end - start;
-                    vec![v]
-                }
-                Op::Index { axis, index } => {
-                    let mut v = ops[0].clone();
-                    let n = v.shape[*axis] as i64;
-                    let i = if *index < 0 { index + n } else { *index };
-                    if i < 0 || i >= n {
+                let len = &ops[0];
+                let by_batch = Val {
+                    offset: len.offset,
+                    shape: vec![batch, steps],
+                    strides: vec![len.strides[0], 0],
+                    ids: false,
+                };
+                let by_step = Val {
+                    offset: iota.offset,
+                    shape: vec![batch, steps],
+                    strides: vec![0, 1],
+                    ids: false,
+                };
+                let scalars = vec![
+                    Scalar::Load(0),
+                    Scalar::Load(1),
+                    Scalar::Binary(BinaryOp::Sub, 0, 1),
+                    Scalar::Unary(UnaryOp::Step, 2),
+                ];
+                self.map(
+                    load,
+                    sched,
+                    &name,
+                    &[by_batch, by_step],
+                    shape,
+                    scalars,
+                    &[3],
+                )?
+            }
+            Op::Decode(_) => return unsupported(format!("`{}` {NOT_YET}", node.op.name())),
+            Op::Linear | Op::MatMul => {
+                let (a, b) = (&ops[0], &ops[1]);
+                let a = self.contiguous(a.clone(), load, sched, &format!("{name}_lhs"));
+                let b = self.contiguous(b.clone(), load, sched, &format!("{name}_rhs"));
+                let out = self.fresh(out_shape(self, 0), false);
+                let body = match node.op {
+                    Op::Linear => linear(&a, &b, out.offset),
+                    _ => matmul(&a, &b, &out),
+                };
+                if let Body::MatMul { batch_dims, m, .. } = &body {
+                    let z: usize = batch_dims.iter().product();
+                    if z > MAX_DISPATCH || m.div_ceil(TILE as usize) > MAX_DISPATCH {
                         return unsupported(format!(
-                            "index {index} is out of range for an axis of length {n}"
+                            "a product of {z} batches of {m} rows is too large for one dispatch"
                         ));
                     }
-                    v.offset = (v.offset as isize + i as isize * v.strides[*axis]) as usize;
-                    v.shape.remove(*axis);
-                    v.strides.remove(*axis);
-                    vec![v]
                 }
-                Op::Flip { axis } => {
-                    let mut v = ops[0].clone();
-                    let n = v.shape[*axis];
-                    if n > 0 {
-                        v.offset =
-                            (v.offset as isize + (n as isize - 1) * v.strides[*axis]) as usize;
-                    }
-                    v.strides[*axis] = -v.strides[*axis];
-                    vec![v]
+                let about = format!("{} {:?} x {:?}", node.op.name(), a.shape, b.shape);
+                self.launch(load, sched, &name, about, body);
+                vec![out]
+            }
+            Op::Concat { axis } => {
+                let out = self.fresh(out_shape(self, 0), ops[0].ids);
+                let mut start = 0;
+                for v in &ops {
+                    let mut part = out.clone();
+                    part.offset += start * out.strides[*axis] as usize;
+                    part.shape = v.shape.clone();
+                    start += v.shape[*axis];
+                    self.copy(load, sched, &name, "concatenate", v, &part);
                 }
-                Op::Transpose { a, b } => {
-                    let mut v = ops[0].clone();
-                    v.shape.swap(*a, *b);
-                    v.strides.swap(*a, *b);
-                    vec![v]
+                vec![out]
+            }
+            Op::Stack { axis } => {
+                let out = self.fresh(out_shape(self, 0), ops[0].ids);
+                for (k, v) in ops.iter().enumerate() {
+                    let mut part = out.clone();
+                    part.offset += k * out.strides[*axis] as usize;
+                    part.strides.remove(*axis);
+                    part.shape = v.shape.clone();
+                    self.copy(load, sched, &name, "stack", v, &part);
                 }
-                Op::Embedding => {
-                    let table =
-                        self.contiguous(ops[0].clone(), load, sched, &format!("{name}_table"));
-                    let ids = self.contiguous(ops[1].clone(), load, sched, &format!("{name}_ids"));
-                    if table.shape[0] > MAX_VOCAB {
-                        return unsupported(format!(
-                            "an embedding table of {} rows (token ids are f32 values on the \
+                vec![out]
+            }
+            Op::Slice { axis, start, end } => {
+                let mut v = ops[0].clone();
+                v.offset += start * v.strides[*axis] as usize;
+                v.shape[*axis] = end - start;
+                vec![v]
+            }
+            Op::Index { axis, index } => {
+                let mut v = ops[0].clone();
+                let n = v.shape[*axis] as i64;
+                let i = if *index < 0 { index + n } else { *index };
+                if i < 0 || i >= n {
+                    return unsupported(format!(
+                        "index {index} is out of range for an axis of length {n}"
+                    ));
+                }
+                v.offset = (v.offset as isize + i as isize * v.strides[*axis]) as usize;
+                v.shape.remove(*axis);
+                v.strides.remove(*axis);
+                vec![v]
+            }
+            Op::Flip { axis } => {
+                let mut v = ops[0].clone();
+                let n = v.shape[*axis];
+                if n > 0 {
+                    v.offset = (v.offset as isize + (n as isize - 1) * v.strides[*axis]) as usize;
+                }
+                v.strides[*axis] = -v.strides[*axis];
+                vec![v]
+            }
+            Op::Transpose { a, b } => {
+                let mut v = ops[0].clone();
+                v.shape.swap(*a, *b);
+                v.strides.swap(*a, *b);
+                vec![v]
+            }
+            Op::Embedding => {
+                let table = self.contiguous(ops[0].clone(), load, sched, &format!("{name}_table"));
+                let ids = self.contiguous(ops[1].clone(), load, sched, &format!("{name}_ids"));
+                if table.shape[0] > MAX_VOCAB {
+                    return unsupported(format!(
+                        "an embedding table of {} rows (token ids are f32 values on the \
                              GPU, exact up to {MAX_VOCAB})",
-                            table.shape[0]
-                        ));
-                    }
-                    let out = self.fresh(out_shape(self, 0), false);
-                    let body = Body::Gather {
-                        rows: ids.len(),
-                        dim: table.shape[1],
-                        vocab: table.shape[0],
-                        table: table.offset,
-                        ids: ids.offset,
-                        dst: out.offset,
-                    };
-                    self.launch(load, sched, &name, "embedding lookup".into(), body);
-                    vec![out]
+                        table.shape[0]
+                    ));
                 }
-                Op::Softmax { axis } => {
-                    self.rows(load, sched, &name, &ops[0], *axis, RowOp::Softmax)?
+                let out = self.fresh(out_shape(self, 0), false);
+                let body = Body::Gather {
+                    rows: ids.len(),
+                    dim: table.shape[1],
+                    vocab: table.shape[0],
+                    table: table.offset,
+                    ids: ids.offset,
+                    dst: out.offset,
+                };
+                self.launch(load, sched, &name, "embedding lookup".into(), body);
+                vec![out]
+            }
+            Op::Softmax { axis } => {
+                self.rows(load, sched, &name, &ops[0], *axis, RowOp::Softmax)?
+            }
+            Op::LogSoftmax { axis } => {
+                self.rows(load, sched, &name, &ops[0], *axis, RowOp::LogSoftmax)?
+            }
+            Op::LayerNorm { eps } => {
+                let last = ops[0].shape.len() - 1;
+                self.rows(load, sched, &name, &ops[0], last, RowOp::LayerNorm(*eps))?
+            }
+            Op::Scan(scan) => {
+                if !prefix.is_empty() {
+                    return unsupported("a scan inside a scan body");
                 }
-                Op::LogSoftmax { axis } => {
-                    self.rows(load, sched, &name, &ops[0], *axis, RowOp::LogSoftmax)?
-                }
-                Op::LayerNorm { eps } => {
-                    let last = ops[0].shape.len() - 1;
-                    self.rows(load, sched, &name, &ops[0], last, RowOp::LayerNorm(*eps))?
-                }
-                Op::Scan(scan) => {
-                    if !prefix.is_empty() {
-                        return unsupported("a scan inside a scan body");
-                    }
-                    let k = self.scans;
-                    self.scans += 1;
-                    let shapes: Vec<Vec<usize>> = (0..node.results.len())
-                        .map(|r| out_shape(self, r))
-                        .collect();
-                    self.scan(scan, &ops, &shapes, sched, &format!("scan{k}_"))?
-                }
-            };
-            Ok(results)
-        }
+                let k = self.scans;
+                self.scans += 1;
+                let shapes: Vec<Vec<usize>> = (0..node.results.len())
+                    .map(|r| out_shape(self, r))
+                    .collect();
+                self.scan(scan, &ops, &shapes, sched, &format!("scan{k}_"))?
+            }
+        };
+        Ok(results)
     }
 
     /// One elementwise kernel computing `scalars` over `shape` from `ops`; returns

@@ -218,7 +218,8 @@ pub struct StoreGroup {
     pub stores: Vec<(Access, usize)>,
 }
 
-/// One stage of a fused step, as a whole-sequence kernel runs it.
+/// One stage of a fused step: `exprs` in order, each group's stores evaluated over
+/// its shape.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Stage {
     pub exprs: Vec<Expr>,
@@ -291,12 +292,8 @@ pub enum Body {
         ids: usize,
         dst: usize,
     },
-    /// A fused time step (or a stage of one): `exprs` in order, each group's stores
-    /// evaluated over its shape.
-    Step {
-        exprs: Vec<Expr>,
-        groups: Vec<StoreGroup>,
-    },
+    /// A fused time step (or a stage of one), launched once per step.
+    Step(Stage),
     /// A whole scan in one workgroup: its loops in order, the clock counted inside.
     Sequence { loops: Vec<SeqLoop> },
 }

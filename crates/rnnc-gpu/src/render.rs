@@ -5,7 +5,7 @@
 //! All index arithmetic is signed 32-bit; every constant (shape, offset, stride) is
 //! written into the kernel, so each kernel is specialised to its one use.
 
-use crate::plan::{row_major, Access, Body, GpuPlan, Kernel, RowOp, Scalar, TILE};
+use crate::plan::{row_major, Access, Body, GpuPlan, Kernel, RowOp, Scalar, TimeRef, TILE};
 use rnnc_ir::{BinaryOp, UnaryOp};
 use std::fmt::Write;
 
@@ -82,12 +82,7 @@ pub fn kernel(k: &Kernel, d: &dyn Dialect) -> String {
         }
         Body::Copy { shape, src, dst } => {
             if let Some(t) = src.time.or(dst.time) {
-                let step = format!("{} + {}", d.clock(), t.lag);
-                let tau = match t.reverse {
-                    true => format!("{} - ({step})", t.steps - 1),
-                    false => step,
-                };
-                w.line(d.let_int("tau", &tau));
+                w.line(d.let_int("tau", &tau(&t, d.clock())));
             }
             w.each(shape, &stride, |w| {
                 w.coords(shape, [src, dst]);
@@ -177,9 +172,7 @@ pub fn kernel(k: &Kernel, d: &dyn Dialect) -> String {
             b,
             c,
         } => matmul(&mut w, (*m, *n, *kk), batch_dims, a, b, *c),
-        Body::Step { exprs, groups } => {
-            crate::render_step::step(&mut w, exprs, groups, &stride, d.clock())
-        }
+        Body::Step(stage) => crate::render_step::step(&mut w, stage, &stride, d.clock()),
         Body::Sequence { loops } => crate::render_step::sequence(&mut w, loops, &stride),
     }
     w.s.push_str("}\n");
@@ -303,6 +296,15 @@ impl Writer<'_> {
                 self.line(self.d.let_int(&format!("c{dim}"), &e));
             }
         }
+    }
+}
+
+/// The time index `t` reads at, from the loop's step `clock`.
+pub(crate) fn tau(t: &TimeRef, clock: &str) -> String {
+    let step = format!("{clock} + {}", t.lag);
+    match t.reverse {
+        true => format!("{} - ({step})", t.steps - 1),
+        false => step,
     }
 }
 

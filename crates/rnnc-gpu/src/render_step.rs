@@ -4,8 +4,8 @@
 //! hidden state both emitted and carried) is computed once: names are remembered
 //! per block, so what a loop or branch computes is not reused outside it.
 
-use crate::plan::{Access, Coord, Expr, ExprKind, SeqLoop, StoreGroup};
-use crate::render::{binary, coordinate, float, times, unary, Writer};
+use crate::plan::{Access, Coord, Expr, ExprKind, SeqLoop, Stage};
+use crate::render::{binary, coordinate, float, tau, times, unary, Writer};
 use std::collections::HashMap;
 
 /// A `Body::Sequence` kernel: each loop's iterations run its stages in order, a
@@ -17,7 +17,7 @@ pub(crate) fn sequence(w: &mut Writer<'_>, loops: &[SeqLoop], stride: &str) {
         w.line(w.d.let_int("rnnc_t", &format!("{} + {it} * {}", lp.first, lp.stride)));
         for stage in &lp.stages {
             w.open("{".to_string());
-            step(w, &stage.exprs, &stage.groups, stride, "rnnc_t");
+            step(w, stage, stride, "rnnc_t");
             w.close();
             w.line(w.d.storage_barrier());
         }
@@ -27,22 +27,16 @@ pub(crate) fn sequence(w: &mut Writer<'_>, loops: &[SeqLoop], stride: &str) {
 
 /// The body of a `Body::Step` kernel whose threads (all groups) number `stride`;
 /// `clock` names the loop's step.
-pub(crate) fn step(
-    w: &mut Writer<'_>,
-    exprs: &[Expr],
-    groups: &[StoreGroup],
-    stride: &str,
-    clock: &str,
-) {
+pub(crate) fn step(w: &mut Writer<'_>, stage: &Stage, stride: &str, clock: &str) {
     let mut e = Emitter {
-        exprs,
+        exprs: &stage.exprs,
         scopes: vec![],
         next: 0,
         clock,
         planned: None,
         dots: vec![],
     };
-    for (g, group) in groups.iter().enumerate() {
+    for (g, group) in stage.groups.iter().enumerate() {
         let n: usize = group.shape.iter().product();
         w.open(w.d.for_up("i", "gid", &n.to_string(), stride));
         let coords = coordinates(w, &group.shape, g);
@@ -92,12 +86,7 @@ fn index(a: &Access, coords: &[String], clock: &str) -> String {
         }
     }
     if let Some(t) = a.time {
-        let step = format!("{clock} + {}", t.lag);
-        let tau = match t.reverse {
-            true => format!("({} - ({step}))", t.steps - 1),
-            false => format!("({step})"),
-        };
-        terms.push(times(&tau, t.stride));
+        terms.push(times(&format!("({})", tau(&t, clock)), t.stride));
     }
     terms.join(" + ")
 }

@@ -11,17 +11,13 @@
 //! regions and the steps alternate between them: the loop runs pairs of steps, the
 //! second kernel of a pair reading what the first wrote.
 
-use crate::lower::{Builder, Site, Steps, Unsupported, Val};
+use crate::lower::{unsupported, Builder, Site, Steps, Unsupported, Val};
 use crate::plan::{
     Access, Body, Coord, Expr, ExprKind, ScanPlan, SeqLoop, Stage, Step, StoreGroup, TimeRef,
 };
 use rnnc_ir::deps::{dependencies, Dep};
 use rnnc_ir::{ArgKind, Graph, Op, Scan, Value};
 use std::collections::HashMap;
-
-fn refuse<T>(msg: impl Into<String>) -> Result<T, Unsupported> {
-    Err(Unsupported(msg.into()))
-}
 
 /// A value of the step being planned: its expression, and the first stage kernel
 /// that can evaluate it (stage s + 1 reads what stage s stored).
@@ -159,7 +155,8 @@ impl Exprs {
 /// Steps whose stores all fit this many threads run as one workgroup for the whole
 /// sequence (WebGPU guarantees 256 invocations per workgroup).
 const WHOLE_MAX: usize = 256;
-/// Most stage copies (stages × loops) in one whole-sequence kernel.
+/// Most stage copies (each body's stages and its copy of the next states) in one
+/// whole-sequence kernel.
 const WHOLE_COPIES: usize = 4;
 /// Multiply-adds per step below which a scan that fits one workgroup runs in one.
 const WHOLE_MACS: usize = 32 * 1024;
@@ -168,10 +165,7 @@ const WHOLE_MACS: usize = 32 * 1024;
 struct Named {
     name: String,
     about: String,
-    /// Multiply-adds of the products of the whole run of the body.
-    macs: usize,
-    exprs: Vec<Expr>,
-    groups: Vec<StoreGroup>,
+    stage: Stage,
 }
 
 /// Where the fused step of one scan reads and writes.
@@ -194,7 +188,7 @@ impl Builder {
         states: &[Val],
     ) -> Result<(Vec<Step>, ScanPlan), Unsupported> {
         if io.seqs.iter().chain(states).any(|v| v.ids) {
-            return refuse("token ids in the step");
+            return unsupported("token ids in the step");
         }
         let twins: Vec<Val> = states
             .iter()
@@ -209,13 +203,13 @@ impl Builder {
         // Every stage planned (named), and the loops over them.
         let mut stages: Vec<Named> = vec![];
         let mut loops: Vec<(usize, usize, usize, Vec<usize>)> = vec![];
-        let mut per_body = 0;
+        let (mut per_body, mut macs) = (0, 0);
         // Stage copies a whole-sequence kernel would hold: each body's stages and
         // the copy of the next states.
         let mut copies = 0;
         if full > 0 {
             let body = &io.scan.body;
-            per_body = self.fused_loop(
+            (per_body, macs) = self.fused_loop(
                 io,
                 body,
                 k,
@@ -230,7 +224,7 @@ impl Builder {
             copies += per_body + 1;
         }
         if let (Some(tail), true) = (&io.scan.tail, left > 0) {
-            let n = self.fused_loop(
+            let (n, tail_macs) = self.fused_loop(
                 io,
                 tail,
                 1,
@@ -243,6 +237,7 @@ impl Builder {
                 "tail_",
             )?;
             per_body = per_body.max(n);
+            macs = macs.max(tail_macs);
             copies += n + 1;
         }
         // One workgroup for the whole scan where the step fits one: needed for one
@@ -250,8 +245,9 @@ impl Builder {
         // faster where a step is so small that launching costs more than it computes.
         // On llvmpipe (2 cores) a step of 16K multiply-adds (LSTM, H = 64) runs as
         // fast either way and one of 65K (H = 128) 25 % slower in one workgroup.
-        let fits = stages.iter().all(|s| step_work(&s.groups) <= WHOLE_MAX);
-        let macs = stages.iter().map(|s| s.macs).max().unwrap_or(0) / k;
+        let fits = stages
+            .iter()
+            .all(|s| step_work(&s.stage.groups) <= WHOLE_MAX);
         // llvmpipe compiles a kernel with barriers as coroutines, in time that grows
         // much faster than the kernel: an unrolled peephole LSTM (I=12, H=16) in one
         // workgroup, 12 stage copies, took 80 s to prepare (0.5 s launched per step);
@@ -276,14 +272,9 @@ impl Builder {
                     continue;
                 };
                 let prefix = format!("{}{tail}", io.prefix);
-                let mut stages: Vec<Stage> = self
-                    .fused_step(io, body, k, &bufs[0], &bufs[1], 0, &prefix, "")?
-                    .into_iter()
-                    .map(|s| Stage {
-                        exprs: s.exprs,
-                        groups: s.groups,
-                    })
-                    .collect();
+                let (named, _) =
+                    self.fused_step(io, body, k, &bufs[0], &bufs[1], 0, &prefix, "")?;
+                let mut stages: Vec<Stage> = named.into_iter().map(|s| s.stage).collect();
                 stages.push(copy_stage(&bufs[1], &bufs[0]));
                 seq.push(SeqLoop {
                     count,
@@ -310,11 +301,7 @@ impl Builder {
                 .into_iter()
                 .map(|s| {
                     let mut one = vec![];
-                    let body = Body::Step {
-                        exprs: s.exprs,
-                        groups: s.groups,
-                    };
-                    self.launch(false, &mut one, &s.name, s.about, body);
+                    self.launch(false, &mut one, &s.name, s.about, Body::Step(s.stage));
                     one
                 })
                 .collect();
@@ -356,7 +343,8 @@ impl Builder {
 
     /// `count` runs of `body` (`k` steps each) from step `first`, alternating the
     /// state regions: its stages added to `stages`, its loops (count, first,
-    /// stride, stages run per iteration) to `loops`; returns the stages of one run.
+    /// stride, stages run per iteration) to `loops`; returns the stages of one run
+    /// and the multiply-adds of one step.
     #[allow(clippy::too_many_arguments)]
     fn fused_loop(
         &mut self,
@@ -370,7 +358,7 @@ impl Builder {
         stages: &mut Vec<Named>,
         loops: &mut Vec<(usize, usize, usize, Vec<usize>)>,
         tail: &str,
-    ) -> Result<usize, Unsupported> {
+    ) -> Result<(usize, usize), Unsupported> {
         let (a, b) = (&bufs[*parity], &bufs[1 - *parity]);
         let prefix = format!("{}{tail}", io.prefix);
         let add = |stages: &mut Vec<Named>, new: Vec<Named>| {
@@ -378,12 +366,12 @@ impl Builder {
             stages.extend(new);
             ids
         };
-        let even = self.fused_step(io, body, k, a, b, 0, &prefix, "")?;
+        let (even, macs) = self.fused_step(io, body, k, a, b, 0, &prefix, "")?;
         let n = even.len();
         let even = add(stages, even);
         let pairs = count / 2;
         if pairs > 0 {
-            let odd = self.fused_step(io, body, k, b, a, k, &prefix, "_odd")?;
+            let (odd, _) = self.fused_step(io, body, k, b, a, k, &prefix, "_odd")?;
             let odd = add(stages, odd);
             loops.push((
                 pairs,
@@ -396,7 +384,7 @@ impl Builder {
             loops.push((1, first + pairs * 2 * k, k, even));
             *parity = 1 - *parity;
         }
-        Ok(n)
+        Ok((n, macs / k))
     }
 
     /// The stage kernels of one run of `body`: states read from `read`, the next
@@ -412,7 +400,7 @@ impl Builder {
         lag: usize,
         prefix: &str,
         suffix: &str,
-    ) -> Result<Vec<Named>, Unsupported> {
+    ) -> Result<(Vec<Named>, usize), Unsupported> {
         let scan = io.scan;
         let at = |j: usize, stride: isize| TimeRef {
             stride,
@@ -448,7 +436,7 @@ impl Builder {
                 let ops: Option<Vec<Val>> =
                     operands.iter().map(|v| loaded.get(v).cloned()).collect();
                 let Some(ops) = ops else {
-                    return refuse("a weight-only value computed from step values");
+                    return unsupported("a weight-only value computed from step values");
                 };
                 let name = self.kernel_name(body, &named, id, prefix);
                 let site = Site {
@@ -474,7 +462,7 @@ impl Builder {
                 Op::Arg { kind, index } => vec![match kind {
                     ArgKind::Seq | ArgKind::Operand => args[*index],
                     ArgKind::State => args[n_seqs + index],
-                    ArgKind::Memory => return refuse("a cell `memory`"),
+                    ArgKind::Memory => return unsupported("a cell `memory`"),
                 }],
                 Op::Const(c) => vec![x.push(vec![], ExprKind::Const(*c), 0)],
                 Op::Unary(u) => vec![x.elementwise(&shape, &ops, |o| ExprKind::Unary(*u, o[0]))],
@@ -483,63 +471,38 @@ impl Builder {
                 }
                 Op::Fused(f) => self.fused_region(&mut x, &f.body, &ops)?,
                 Op::Unsqueeze { axis } => {
-                    let coords = (0..shape.len())
-                        .filter(|d| d != axis)
-                        .map(Coord::at)
-                        .collect();
+                    let coords = without_axis(shape.len(), *axis);
                     vec![x.view(ops[0], shape, coords)]
                 }
                 Op::Squeeze { axis } => {
-                    let rank = shape.len() + 1;
-                    let coords = (0..rank)
-                        .map(|d| match d.cmp(axis) {
-                            std::cmp::Ordering::Less => Coord::at(d),
-                            std::cmp::Ordering::Equal => Coord::fixed(0),
-                            std::cmp::Ordering::Greater => Coord::at(d - 1),
-                        })
-                        .collect();
+                    let coords = fixed_axis(shape.len(), *axis, 0);
                     vec![x.view(ops[0], shape, coords)]
                 }
                 Op::Slice { axis, start, .. } => {
-                    let coords = (0..shape.len())
-                        .map(|d| match d == *axis {
-                            true => Coord {
-                                base: *start as isize,
-                                from: Some((d, 1)),
-                            },
-                            false => Coord::at(d),
-                        })
-                        .collect();
+                    let c = Coord {
+                        base: *start as isize,
+                        from: Some((*axis, 1)),
+                    };
+                    let coords = one_axis(shape.len(), *axis, c);
                     vec![x.view(ops[0], shape, coords)]
                 }
                 Op::Index { axis, index } => {
                     let n = x.shape(ops[0])[*axis] as i64;
                     let i = if *index < 0 { index + n } else { *index };
                     if i < 0 || i >= n {
-                        return refuse(format!(
+                        return unsupported(format!(
                             "index {index} is out of range for an axis of length {n}"
                         ));
                     }
-                    let coords = (0..=shape.len())
-                        .map(|d| match d.cmp(axis) {
-                            std::cmp::Ordering::Less => Coord::at(d),
-                            std::cmp::Ordering::Equal => Coord::fixed(i as isize),
-                            std::cmp::Ordering::Greater => Coord::at(d - 1),
-                        })
-                        .collect();
+                    let coords = fixed_axis(shape.len(), *axis, i as isize);
                     vec![x.view(ops[0], shape, coords)]
                 }
                 Op::Flip { axis } => {
-                    let n = shape[*axis] as isize;
-                    let coords = (0..shape.len())
-                        .map(|d| match d == *axis {
-                            true => Coord {
-                                base: n - 1,
-                                from: Some((d, -1)),
-                            },
-                            false => Coord::at(d),
-                        })
-                        .collect();
+                    let c = Coord {
+                        base: shape[*axis] as isize - 1,
+                        from: Some((*axis, -1)),
+                    };
+                    let coords = one_axis(shape.len(), *axis, c);
                     vec![x.view(ops[0], shape, coords)]
                 }
                 Op::Transpose { a, b } => {
@@ -559,8 +522,7 @@ impl Builder {
                         .map(|p| {
                             let mut s = x.shape(*p).to_vec();
                             s.insert(*axis, 1);
-                            let coords =
-                                (0..s.len()).filter(|d| d != axis).map(Coord::at).collect();
+                            let coords = without_axis(s.len(), *axis);
                             x.view(*p, s, coords)
                         })
                         .collect();
@@ -603,7 +565,7 @@ impl Builder {
                     let b_coords = side(&x, b, [Coord::at(r), Coord::at(r - 1)]);
                     vec![dot(&mut x, shape, len, (a, a_coords), (b, b_coords))]
                 }
-                other => return refuse(format!("`{}` in the step", other.name())),
+                other => return unsupported(format!("`{}` in the step", other.name())),
             };
             for (r, v) in results.into_iter().enumerate() {
                 lazy.insert(Value::new(id, r as u32), v);
@@ -647,16 +609,7 @@ impl Builder {
             })
             .sum();
         for (s, stores) in stores.into_iter().enumerate() {
-            let mut groups: Vec<StoreGroup> = vec![];
-            for (shape, access, e) in stores {
-                match groups.iter_mut().find(|g| g.shape == shape) {
-                    Some(g) => g.stores.push((access, e)),
-                    None => groups.push(StoreGroup {
-                        shape,
-                        stores: vec![(access, e)],
-                    }),
-                }
-            }
+            let groups = by_shape(stores);
             let name = match stages {
                 1 => format!("{prefix}step{suffix}"),
                 _ => format!("{prefix}step{s}{suffix}"),
@@ -670,12 +623,13 @@ impl Builder {
             out.push(Named {
                 name,
                 about,
-                macs,
-                exprs: x.list.clone(),
-                groups,
+                stage: Stage {
+                    exprs: x.list.clone(),
+                    groups,
+                },
             });
         }
-        Ok(out)
+        Ok((out, macs))
     }
 
     /// A product's operand as something cheap to read once per `k`: itself where it
@@ -736,7 +690,7 @@ impl Builder {
                 Op::Const(c) => x.push(vec![], ExprKind::Const(*c), 0),
                 Op::Unary(u) => x.elementwise(&shape, &args, |o| ExprKind::Unary(*u, o[0])),
                 Op::Binary(b) => x.elementwise(&shape, &args, |o| ExprKind::Binary(*b, o[0], o[1])),
-                other => return refuse(format!("`{}` inside a fused region", other.name())),
+                other => return unsupported(format!("`{}` inside a fused region", other.name())),
             };
             at.insert(Value::new(id, 0), v);
         }
@@ -751,8 +705,17 @@ fn copy_stage(from: &[Val], to: &[Val]) -> Stage {
         let v = x.load(f, None, 0);
         x.store(0, t.shape.clone(), t.access(), v.expr);
     }
+    let groups = by_shape(x.stores.pop().unwrap_or_default());
+    Stage {
+        exprs: x.list,
+        groups,
+    }
+}
+
+/// Stores (shape, where, expression) gathered into one group per shape, in order.
+fn by_shape(stores: Vec<(Vec<usize>, Access, usize)>) -> Vec<StoreGroup> {
     let mut groups: Vec<StoreGroup> = vec![];
-    for (shape, access, e) in x.stores.pop().unwrap_or_default() {
+    for (shape, access, e) in stores {
         match groups.iter_mut().find(|g| g.shape == shape) {
             Some(g) => g.stores.push((access, e)),
             None => groups.push(StoreGroup {
@@ -761,10 +724,28 @@ fn copy_stage(from: &[Val], to: &[Val]) -> Stage {
             }),
         }
     }
-    Stage {
-        exprs: x.list,
-        groups,
-    }
+    groups
+}
+
+/// An operand's coordinates where the result has a unit axis `axis` it lacks (of
+/// a result of rank `rank`).
+fn without_axis(rank: usize, axis: usize) -> Vec<Coord> {
+    (0..rank).filter(|d| *d != axis).map(Coord::at).collect()
+}
+
+/// An operand's coordinates where it has an axis `axis` the result of rank `rank`
+/// lacks, read at `index`.
+fn fixed_axis(rank: usize, axis: usize, index: isize) -> Vec<Coord> {
+    let mut coords: Vec<Coord> = (0..rank).map(Coord::at).collect();
+    coords.insert(axis, Coord::fixed(index));
+    coords
+}
+
+/// The result's coordinates, `axis` read through `c`.
+fn one_axis(rank: usize, axis: usize, c: Coord) -> Vec<Coord> {
+    let mut coords: Vec<Coord> = (0..rank).map(Coord::at).collect();
+    coords[axis] = c;
+    coords
 }
 
 fn concat(x: &mut Exprs, shape: &[usize], axis: usize, parts: &[Lazy]) -> Lazy {
