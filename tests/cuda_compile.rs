@@ -95,7 +95,7 @@ fn every_model_compiles_with_clang_and_nvrtc_and_assembles_with_ptxas() {
         for (level, steps) in [(0u8, Steps::Auto), (2, Steps::Auto), (2, Steps::PerStep)] {
             let g = optimised(&lowered, level);
             let v = rnnc_ir::verify(&g).unwrap();
-            let plan = rnnc_gpu::plan_with(&v, &g.name, 3, 5, steps).unwrap();
+            let plan = rnnc_gpu::plan_with(&v, &g.name, common::dims(3, 5), steps).unwrap();
             let src = rnnc_backend_cuda::source(&plan);
             let cu = dir.path().join(format!("m{i}_O{level}_{steps:?}.cu"));
             std::fs::write(&cu, &src).unwrap();

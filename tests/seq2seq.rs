@@ -1,7 +1,7 @@
 //! `models/seq2seq_attention.rnn` against its PyTorch reference
 //! (`tests/fixtures/seq2seq_reference.py`, fixtures by `make_seq2seq.py`):
 //! teacher-forced logits and attention, greedy and beam-search outputs, on the
-//! interpreter and the CPU backend at -O0/-O1/-O2; beam width 1 is greedy; beams
+//! interpreter and the CPU backend at -O0/-O1/-O2 and on WGSL at -O0/-O2; beam width 1 is greedy; beams
 //! come out best first; a padded batch equals its sequences run one by one. Also
 //! the pieces it is built from: `lengths` on a bidirectional 2-layer LSTM against
 //! PyTorch's packed sequences (`make_packed.py`), and dot-product attention by hand.
@@ -39,6 +39,9 @@ fn run(
     let verified = rnnc_ir::verify(&g).unwrap();
     let outs = match backend {
         "interp" => rnnc_interp::run(&verified, inputs, &w),
+        "wgsl" => rnnc_backend_wgsl::WgslBackend::new(verified, &w)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .run(inputs),
         _ => rnnc_backend_cpu::CpuBackend::new(verified, &w)
             .unwrap()
             .run(inputs),
@@ -100,6 +103,30 @@ fn greedy_decoding_matches_pytorch() {
             );
             let d = common::max_diff_f32(out["scores"].f32(), fixture("greedy_scores").f32());
             assert!(d <= 1e-5, "{label}: scores differ by {d}");
+        }
+    }
+}
+
+/// The WGSL backend (memories, the source axis and both decode loops on the
+/// device) against the same fixtures, at -O0 and -O2.
+#[test]
+fn every_mode_matches_pytorch_on_wgpu() {
+    for level in [0, 2] {
+        let out = run("teacher", &[], &inputs(true), level, "wgsl");
+        for name in ["logits", "attention"] {
+            let d = common::max_diff_f32(out[name].f32(), fixture(name).f32());
+            assert!(d <= 1e-4, "wgsl {name} -O{level}: max diff {d}");
+        }
+        for mode in ["greedy", "beam"] {
+            let out = run(mode, &[], &inputs(false), level, "wgsl");
+            let label = format!("wgsl {mode} -O{level}");
+            for name in ["tokens", "lengths"] {
+                let want = fixture(&format!("{mode}_{name}"));
+                assert_eq!(ids(&out[name]), ids(&want), "{label} {name}");
+            }
+            let want = fixture(&format!("{mode}_scores"));
+            let d = common::max_diff_f32(out["scores"].f32(), want.f32());
+            assert!(d <= 1e-4, "{label}: scores differ by {d}");
         }
     }
 }
@@ -218,10 +245,17 @@ fn bad_lengths_and_tokens_are_errors_not_panics() {
     )
     .unwrap();
     let verified = rnnc_ir::verify(&g).unwrap();
+    let gpu = rnnc_backend_wgsl::WgslBackend::new(rnnc_ir::verify(&g).unwrap(), &w).unwrap();
+    // The interpreter's message, and the WGSL backend's the same (checked before
+    // anything runs).
     let with = |name: &str, t: Tensor| {
         let mut m = inputs(false);
         m.insert(name.to_string(), t);
-        rnnc_interp::run(&verified, &m, &w).unwrap_err().0
+        let e = rnnc_interp::run(&verified, &m, &w).unwrap_err().0;
+        if m.values().all(|t| t.shape().iter().all(|n| *n > 0)) {
+            assert_eq!(gpu.run(&m).unwrap_err().0, e, "wgsl, {name}");
+        }
+        e
     };
     let lengths = |v: Vec<i64>| Tensor::I64(ArrayD::from_shape_vec(IxDyn(&[4]), v).unwrap());
     let e = with("src_lengths", lengths(vec![6, 0, 2, 5]));

@@ -127,7 +127,24 @@ pub fn gpu_cases() -> std::collections::BTreeSet<(PathBuf, Vec<String>)> {
     ] {
         cases.insert((root().join(format!("tests/models/{m}.rnn")), params));
     }
+    // The sequence-to-sequence model in each mode: memories, a source axis, decode
+    // loops.
+    for mode in ["teacher", "greedy", "beam"] {
+        cases.insert((
+            root().join("models/seq2seq_attention.rnn"),
+            seq2seq_params(mode),
+        ));
+    }
     cases
+}
+
+/// A GPU plan's sizes: batch, and a length for the target and the source alike.
+pub fn dims(batch: usize, time: usize) -> rnnc_gpu::Dims {
+    rnnc_gpu::Dims {
+        batch,
+        time,
+        source: time,
+    }
 }
 
 /// The PyTorch fixture of `models/seq2seq_attention.rnn` (made by
@@ -172,9 +189,20 @@ pub fn max_diff_f32(a: &ndarray::ArrayD<f32>, b: &ndarray::ArrayD<f32>) -> f32 {
         .fold(0.0, f32::max)
 }
 
-/// [`max_diff_f32`] of two tensors, which must both be f32.
+/// The largest difference of two tensors: [`max_diff_f32`] for f32, the largest
+/// id difference for i64 (token ids, lengths), ∞ where the dtypes or shapes differ.
 pub fn max_diff(a: &rnnc_interp::Tensor, b: &rnnc_interp::Tensor) -> f32 {
-    max_diff_f32(a.f32(), b.f32())
+    use rnnc_interp::Tensor;
+    match (a, b) {
+        (Tensor::F32(x), Tensor::F32(y)) => max_diff_f32(x, y),
+        // Token ids, lengths: a wrong one differs by at least 1.
+        (Tensor::I64(x), Tensor::I64(y)) if x.shape() == y.shape() => x
+            .iter()
+            .zip(y)
+            .map(|(p, q)| p.abs_diff(*q) as f32)
+            .fold(0.0, f32::max),
+        _ => f32::INFINITY,
+    }
 }
 
 /// A backend's outputs (or its error) against the interpreter's `want` at `atol`:

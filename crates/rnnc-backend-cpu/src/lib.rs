@@ -184,8 +184,9 @@ impl<'g> CpuBackend<'g> {
 
     /// Runs the model; same contract as [`rnnc_interp::run`].
     pub fn run(&self, inputs: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>, RunError> {
-        let (batch, time) = rnnc_interp::bind_sizes(&self.graph, inputs, self.weights)?;
-        if let Some(batch) = batch {
+        let sizes = rnnc_interp::bind_sizes(&self.graph, inputs, self.weights)?;
+        let time = sizes.time;
+        if let Some(batch) = sizes.batch {
             // A model without a time axis compiles the same at any T.
             if let Ok(p) = &*self.program(batch, time.unwrap_or(1)) {
                 return p.run(inputs, self.pool.as_ref());

@@ -80,12 +80,20 @@ impl Dialect for Cuda {
         format!("float {name} = {expr};")
     }
 
+    fn var_int(&self, name: &str, expr: &str) -> String {
+        format!("int {name} = {expr};")
+    }
+
     fn for_up(&self, var: &str, from: &str, to: &str, step: &str) -> String {
         format!("for (int {var} = {from}; {var} < {to}; {var} += {step}) {{")
     }
 
     fn to_int(&self, x: &str) -> String {
         format!("(int)({x})")
+    }
+
+    fn to_float(&self, x: &str) -> String {
+        format!("(float)({x})")
     }
 
     fn float_bits(&self, bits: u32) -> String {

@@ -56,7 +56,7 @@ pub struct CudaBackend<'g> {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     steps: rnnc_gpu::Steps,
-    sessions: RefCell<HashMap<(usize, usize), Shared>>,
+    sessions: RefCell<HashMap<rnnc_gpu::Dims, Shared>>,
 }
 
 /// A session, shared by the runs at its (B, T) and mutated by each (uploads).
@@ -109,8 +109,14 @@ impl<'g> CudaBackend<'g> {
 
     /// Runs the model; same contract as [`rnnc_interp::run`].
     pub fn run(&self, inputs: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>, RunError> {
-        let (batch, time) = rnnc_interp::bind_sizes(&self.graph, inputs, self.weights)?;
-        let session = self.session(batch.unwrap_or(1), time.unwrap_or(1))?;
+        let sizes = rnnc_interp::bind_sizes(&self.graph, inputs, self.weights)?;
+        let time = sizes.time.unwrap_or(1);
+        let dims = rnnc_gpu::Dims {
+            batch: sizes.batch.unwrap_or(1),
+            time,
+            source: sizes.source.unwrap_or(time),
+        };
+        let session = self.session(dims)?;
         let mut s = session.borrow_mut();
         for (offset, words) in host::input_uploads(&s.plan, inputs)? {
             self.upload(&mut s.arena, offset, &words)?;
@@ -131,12 +137,12 @@ impl<'g> CudaBackend<'g> {
         }
     }
 
-    fn session(&self, batch: usize, time: usize) -> Result<Shared, RunError> {
-        if let Some(s) = self.sessions.borrow().get(&(batch, time)) {
+    fn session(&self, dims: rnnc_gpu::Dims) -> Result<Shared, RunError> {
+        if let Some(s) = self.sessions.borrow().get(&dims) {
             return Ok(s.clone());
         }
         let name = &self.graph.graph().name;
-        let plan = rnnc_gpu::plan_with(&self.graph, name, batch, time, self.steps)
+        let plan = rnnc_gpu::plan_with(&self.graph, name, dims, self.steps)
             .map_err(|e| RunError(format!("the cuda backend cannot run this model: {}", e.0)))?;
         let src = source(&plan);
         let ptx = compile_ptx_with_opts(&src, CompileOptions::default()).map_err(|e| {
@@ -168,7 +174,7 @@ impl<'g> CudaBackend<'g> {
         }
         self.launch(&mut s, true)?;
         let s = Rc::new(RefCell::new(s));
-        self.sessions.borrow_mut().insert((batch, time), s.clone());
+        self.sessions.borrow_mut().insert(dims, s.clone());
         Ok(s)
     }
 

@@ -92,12 +92,20 @@ impl Dialect for Wgsl {
         format!("var {name}: f32 = {expr};")
     }
 
+    fn var_int(&self, name: &str, expr: &str) -> String {
+        format!("var {name}: i32 = {expr};")
+    }
+
     fn for_up(&self, var: &str, from: &str, to: &str, step: &str) -> String {
         format!("for (var {var}: i32 = {from}; {var} < {to}; {var} += {step}) {{")
     }
 
     fn to_int(&self, x: &str) -> String {
         format!("i32({x})")
+    }
+
+    fn to_float(&self, x: &str) -> String {
+        format!("f32({x})")
     }
 
     fn float_bits(&self, bits: u32) -> String {

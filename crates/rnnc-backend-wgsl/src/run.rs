@@ -28,7 +28,7 @@ pub struct WgslBackend<'g> {
     weights: &'g Weights,
     gpu: Gpu,
     steps: rnnc_gpu::Steps,
-    sessions: RefCell<HashMap<(usize, usize), Rc<Session>>>,
+    sessions: RefCell<HashMap<rnnc_gpu::Dims, Rc<Session>>>,
 }
 
 struct Gpu {
@@ -80,20 +80,26 @@ impl<'g> WgslBackend<'g> {
 
     /// Runs the model; same contract as [`rnnc_interp::run`].
     pub fn run(&self, inputs: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>, RunError> {
-        let (batch, time) = rnnc_interp::bind_sizes(&self.graph, inputs, self.weights)?;
-        let session = self.session(batch.unwrap_or(1), time.unwrap_or(1))?;
+        let sizes = rnnc_interp::bind_sizes(&self.graph, inputs, self.weights)?;
+        let time = sizes.time.unwrap_or(1);
+        let dims = rnnc_gpu::Dims {
+            batch: sizes.batch.unwrap_or(1),
+            time,
+            source: sizes.source.unwrap_or(time),
+        };
+        let session = self.session(dims)?;
         self.gpu.run(&session, inputs)
     }
 
-    fn session(&self, batch: usize, time: usize) -> Result<Rc<Session>, RunError> {
-        if let Some(s) = self.sessions.borrow().get(&(batch, time)) {
+    fn session(&self, dims: rnnc_gpu::Dims) -> Result<Rc<Session>, RunError> {
+        if let Some(s) = self.sessions.borrow().get(&dims) {
             return Ok(s.clone());
         }
         let name = &self.graph.graph().name;
-        let plan = rnnc_gpu::plan_with(&self.graph, name, batch, time, self.steps)
+        let plan = rnnc_gpu::plan_with(&self.graph, name, dims, self.steps)
             .map_err(|e| RunError(format!("the WGSL backend cannot run this model: {}", e.0)))?;
         let s = Rc::new(self.gpu.session(plan, self.weights)?);
-        self.sessions.borrow_mut().insert((batch, time), s.clone());
+        self.sessions.borrow_mut().insert(dims, s.clone());
         Ok(s)
     }
 }

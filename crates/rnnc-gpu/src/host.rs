@@ -3,7 +3,7 @@
 //! against the vocabulary first), the launches in order with their clock, and the
 //! outputs as tensors.
 
-use crate::plan::{Body, GpuPlan, Region, Step};
+use crate::plan::{GpuPlan, Region, Step};
 use ndarray::{ArrayD, IxDyn};
 use rnnc_runtime::{RunError, Tensor, Weights};
 use std::collections::HashMap;
@@ -42,17 +42,6 @@ pub fn weight_uploads(plan: &GpuPlan, weights: &Weights) -> Result<Vec<Upload>, 
     Ok(out)
 }
 
-/// The smallest embedding table token ids index, if the model has one.
-pub fn vocab(plan: &GpuPlan) -> Option<usize> {
-    plan.kernels
-        .iter()
-        .filter_map(|k| match k.body {
-            Body::Gather { vocab, .. } => Some(vocab),
-            _ => None,
-        })
-        .min()
-}
-
 /// The inputs of one run (already checked against the model by
 /// `rnnc_interp::bind_sizes`); zeros for optional ones left out. Token ids outside
 /// the vocabulary fail with the interpreter's message.
@@ -60,13 +49,19 @@ pub fn input_uploads(
     plan: &GpuPlan,
     inputs: &HashMap<String, Tensor>,
 ) -> Result<Vec<Upload>, RunError> {
-    let vocab = vocab(plan);
     let mut out = vec![];
     for r in &plan.inputs {
+        let vocab = plan
+            .ids_inputs
+            .iter()
+            .find(|i| i.name == r.name)
+            .map(|i| i.vocab);
+        let longest = plan.lengths_inputs.iter().find(|l| l.name == r.name);
         let words = match inputs.get(&r.name) {
             Some(Tensor::F32(a)) => a.iter().copied().collect(),
-            Some(Tensor::I64(lengths)) if plan.lengths_inputs.contains(&r.name) => {
-                rnnc_interp::check_lengths(lengths, plan.time)?;
+            Some(Tensor::I64(lengths)) if longest.is_some() => {
+                let max = longest.map_or(0, |l| l.max);
+                rnnc_interp::check_lengths(lengths, max)?;
                 lengths.iter().map(|&n| n as f32).collect()
             }
             Some(Tensor::I64(ids)) => {

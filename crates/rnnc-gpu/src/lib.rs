@@ -4,14 +4,16 @@
 //! (`render.rs`), described for host programs by a JSON manifest (`manifest.rs`)
 //! and fed by the host steps every runner shares (`host.rs`).
 
+mod decode;
 pub mod host;
 pub mod lower;
 pub mod manifest;
 pub mod plan;
 pub mod render;
+mod render_decode;
 mod render_step;
 mod step;
 
-pub use lower::{identifier, plan, plan_with, Steps, Unsupported};
+pub use lower::{identifier, plan, plan_with, Dims, Steps, Unsupported};
 pub use plan::{Body, GpuPlan, Kernel, Step};
 pub use render::{render, Dialect};

@@ -5,8 +5,8 @@
 //! only on weights are computed by the prologue, once per upload.
 
 use crate::plan::{
-    row_major, Access, Body, Constant, ExprKind, GpuPlan, Kernel, Region, RowOp, Scalar, ScanPlan,
-    Step, TimeRef, THREADS, TILE,
+    row_major, Access, Body, Constant, ExprKind, GpuPlan, IdsInput, Kernel, LengthsInput, Region,
+    RowOp, Scalar, ScanPlan, Step, TimeRef, THREADS, TILE,
 };
 use crate::step::StepIo;
 use rnnc_ir::deps::{dependencies, Dep};
@@ -21,35 +21,6 @@ pub struct Unsupported(pub String);
 
 pub(crate) fn unsupported<T>(msg: impl Into<String>) -> Result<T, Unsupported> {
     Err(Unsupported(msg.into()))
-}
-
-/// Why the sequence-to-sequence pieces (memories, lengths, decode loops) have no
-/// GPU plan yet.
-const NOT_YET: &str = "is not in the GPU backends yet: run this model with --backend interp or cpu";
-
-/// Values with a source-length axis and scans with memories are refused up front,
-/// before any shape is computed.
-fn refuse_seq2seq(g: &Graph) -> Result<(), Unsupported> {
-    let mut found = None;
-    g.walk(&mut |sub| {
-        for id in sub.node_ids() {
-            let node = sub.node(id);
-            if let Op::Arg {
-                kind: ArgKind::Memory,
-                ..
-            } = node.op
-            {
-                found.get_or_insert("a cell `memory`");
-            }
-            if node.results.iter().any(|t| t.dims.contains(&Dim::Source)) {
-                found.get_or_insert("a source-length axis (S)");
-            }
-        }
-    });
-    match found {
-        Some(what) => unsupported(format!("{what} {NOT_YET}")),
-        None => Ok(()),
-    }
 }
 
 /// Most workgroups a one-dimensional kernel launches; its threads then loop.
@@ -118,14 +89,29 @@ impl Val {
     }
 }
 
-/// Plans `graph` for batch `batch` and length `time`; `model` names the kernels.
+/// Plans `graph` for batch `batch` and length `time` (a sequence-to-sequence
+/// model's source as long as its target); `model` names the kernels.
 pub fn plan(
     graph: &Verified<'_>,
     model: &str,
     batch: usize,
     time: usize,
 ) -> Result<GpuPlan, Unsupported> {
-    plan_with(graph, model, batch, time, Steps::Auto)
+    let dims = Dims {
+        batch,
+        time,
+        source: time,
+    };
+    plan_with(graph, model, dims, Steps::Auto)
+}
+
+/// The sizes of the named axes a plan is made for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Dims {
+    pub batch: usize,
+    pub time: usize,
+    /// The source length `S` of a sequence-to-sequence model.
+    pub source: usize,
 }
 
 /// How scans' time steps are planned.
@@ -144,23 +130,27 @@ pub enum Steps {
 pub fn plan_with(
     graph: &Verified<'_>,
     model: &str,
-    batch: usize,
-    time: usize,
+    dims: Dims,
     steps: Steps,
 ) -> Result<GpuPlan, Unsupported> {
     let g = graph.graph();
-    refuse_seq2seq(g)?;
-    let mut b = Builder {
-        steps,
+    let Dims {
         batch,
         time,
+        source,
+    } = dims;
+    let mut b = Builder {
+        steps,
+        dims,
         plan: GpuPlan {
             model: identifier(model),
             batch,
             time,
+            source_len: source,
             arena_words: 0,
             inputs: vec![],
             lengths_inputs: vec![],
+            ids_inputs: vec![],
             outputs: vec![],
             weights: vec![],
             constants: vec![],
@@ -176,7 +166,7 @@ pub fn plan_with(
         transposed: HashMap::new(),
     };
     let mut schedule = vec![];
-    let vals = b.graph(g, &[], 0, &mut schedule, "")?;
+    let vals = b.graph(g, &[], Layout::default(), &mut schedule, "")?;
     for (name, v) in &g.outputs {
         let val = vals[v].clone();
         let val = b.contiguous(val, false, &mut schedule, &format!("output_{name}"));
@@ -200,6 +190,63 @@ pub fn plan_with(
     Ok(b.plan)
 }
 
+/// The fewest rows of the embedding tables `v`'s token ids index, following them
+/// through views and into scan bodies; None where no embedding reads them.
+fn rows_indexed(g: &Graph, v: Value) -> Option<usize> {
+    let mut fewest: Option<usize> = None;
+    let mut note = |n: Option<usize>| {
+        if let Some(n) = n {
+            fewest = Some(fewest.map_or(n, |f| f.min(n)));
+        }
+    };
+    for (user, pos) in g.users(v) {
+        let node = g.node(user);
+        let pos = pos as usize;
+        match &node.op {
+            Op::Embedding if pos == 1 => {
+                let table = g.ty(g.operands(user)[0]);
+                if let Some(Dim::Fixed(n)) = table.dims.first() {
+                    note(Some(*n));
+                }
+            }
+            Op::Scan(scan) => {
+                let (kind, index) = if pos < scan.n_seqs {
+                    (ArgKind::Seq, pos)
+                } else if pos >= scan.n_seqs + scan.n_states {
+                    (ArgKind::Memory, pos - scan.n_seqs - scan.n_states)
+                } else {
+                    (ArgKind::State, pos - scan.n_seqs)
+                };
+                let bodies = std::iter::once(&scan.body).chain(scan.tail.as_ref());
+                for body in bodies {
+                    for id in body.node_ids() {
+                        if let Op::Arg { kind: k, index: i } = body.node(id).op {
+                            // An unrolled body reads sequence s at offset j as j·n + s.
+                            let same = match kind {
+                                ArgKind::Seq => k == kind && i % scan.n_seqs.max(1) == index,
+                                _ => k == kind && i == index,
+                            };
+                            if same {
+                                note(rows_indexed(body, Value::new(id, 0)));
+                            }
+                        }
+                    }
+                }
+            }
+            Op::Slice { .. }
+            | Op::Index { .. }
+            | Op::Flip { .. }
+            | Op::Transpose { .. }
+            | Op::Squeeze { .. }
+            | Op::Unsqueeze { .. }
+            | Op::Concat { .. }
+            | Op::Stack { .. } => note(rows_indexed(g, Value::new(user, 0))),
+            _ => {}
+        }
+    }
+    fewest
+}
+
 /// `name` as a C and WGSL identifier.
 pub fn identifier(name: &str) -> String {
     let mut s: String = name
@@ -210,6 +257,24 @@ pub fn identifier(name: &str) -> String {
         s.insert(0, '_');
     }
     s
+}
+
+/// Where a body's arguments are in its list of values: the `seq` (or fused
+/// `operand`) arguments first, then the states, then the memories.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Layout {
+    pub seqs: usize,
+    pub states: usize,
+}
+
+impl Layout {
+    pub(crate) fn index(self, kind: ArgKind, index: usize) -> usize {
+        match kind {
+            ArgKind::Seq | ArgKind::Operand => index,
+            ArgKind::State => self.seqs + index,
+            ArgKind::Memory => self.seqs + self.states + index,
+        }
+    }
 }
 
 /// Where a node is planned: its graph, whether it depends on weights only (then its
@@ -225,8 +290,7 @@ pub(crate) struct Site<'a> {
 
 pub(crate) struct Builder {
     pub(crate) steps: Steps,
-    batch: usize,
-    time: usize,
+    dims: Dims,
     plan: GpuPlan,
     weight_at: HashMap<String, usize>,
     /// Kernel names given so far, for unique ones.
@@ -242,11 +306,30 @@ impl Builder {
             .iter()
             .map(|d| match d {
                 Dim::Fixed(n) => *n,
-                Dim::Batch => self.batch,
-                Dim::Time => self.time,
-                Dim::Source => unreachable!("plan() refuses values with an S axis"),
+                Dim::Batch => self.dims.batch,
+                Dim::Time => self.dims.time,
+                Dim::Source => self.dims.source,
             })
             .collect()
+    }
+
+    pub(crate) fn dims(&self) -> Dims {
+        self.dims
+    }
+
+    /// Plans what follows at batch `batch` (a beam's rows); returns the batch before.
+    pub(crate) fn set_batch(&mut self, batch: usize) -> usize {
+        std::mem::replace(&mut self.dims.batch, batch)
+    }
+
+    /// How a loop over time was planned, for the manifest.
+    pub(crate) fn push_scan_plan(&mut self, s: ScanPlan) {
+        self.plan.scans.push(s);
+    }
+
+    /// A scalar constant at `offset`, uploaded with the weights.
+    pub(crate) fn push_constant(&mut self, offset: usize, value: f32) {
+        self.plan.constants.push(Constant { offset, value });
     }
 
     fn alloc(&mut self, shape: &[usize]) -> usize {
@@ -279,7 +362,16 @@ impl Builder {
             Body::Rows {
                 outer, inner, len, ..
             } => (line(outer * inner), [THREADS, 1, 1], outer * inner * len),
-            Body::Gather { rows, dim, .. } => (line(rows * dim), [THREADS, 1, 1], rows * dim),
+            Body::Gather { rows, dim, .. } | Body::Pick { rows, dim, .. } => {
+                (line(rows * dim), [THREADS, 1, 1], rows * dim)
+            }
+            Body::Greedy { rows, vocab, .. } => (line(*rows), [THREADS, 1, 1], rows * vocab),
+            Body::BeamStep {
+                batch,
+                width,
+                vocab,
+                ..
+            } => (line(*batch), [THREADS, 1, 1], batch * width * vocab),
             Body::Step(stage) => {
                 let n = crate::step::step_work(&stage.groups);
                 (line(n), [THREADS, 1, 1], n)
@@ -311,6 +403,7 @@ impl Builder {
         }
         let uses_clock = match &body {
             Body::Copy { src, dst, .. } => src.time.is_some() || dst.time.is_some(),
+            Body::Greedy { .. } | Body::BeamStep { .. } => true,
             Body::Step(stage) => {
                 let loads = stage.exprs.iter().any(|e| match &e.kind {
                     ExprKind::Load(a) => a.time.is_some(),
@@ -345,7 +438,13 @@ impl Builder {
     }
 
     /// `v` itself if its elements are in row-major order, else a copy that is.
-    fn contiguous(&mut self, v: Val, load: bool, sched: &mut Vec<Step>, name: &str) -> Val {
+    pub(crate) fn contiguous(
+        &mut self,
+        v: Val,
+        load: bool,
+        sched: &mut Vec<Step>,
+        name: &str,
+    ) -> Val {
         if v.is_contiguous() {
             return v;
         }
@@ -378,13 +477,12 @@ impl Builder {
         self.launch(load, sched, name, about.to_string(), body);
     }
 
-    /// Lowers `g`, whose `seq`/`operand` arguments are `args[..n_seqs]` (all of
-    /// `args` for a fused region) and `state` arguments `args[n_seqs..]`.
-    fn graph(
+    /// Lowers `g`, whose arguments are `args` as `layout` says.
+    pub(crate) fn graph(
         &mut self,
         g: &Graph,
         args: &[Val],
-        n_seqs: usize,
+        layout: Layout,
         sched: &mut Vec<Step>,
         prefix: &str,
     ) -> Result<HashMap<Value, Val>, Unsupported> {
@@ -403,7 +501,7 @@ impl Builder {
                 name: &name,
                 prefix,
             };
-            let results = self.node(site, ops, args, n_seqs, sched)?;
+            let results = self.node(site, ops, args, layout, sched)?;
             for (r, v) in results.into_iter().enumerate() {
                 vals.insert(Value::new(id, r as u32), v);
             }
@@ -425,14 +523,14 @@ impl Builder {
         }
     }
 
-    /// Plans one node on operands `ops`; a scan body's `seq`/`operand` arguments
-    /// are `args[..n_seqs]`, its `state` arguments `args[n_seqs..]`.
+    /// Plans one node on operands `ops`; a body's arguments are `args`, as `layout`
+    /// says.
     pub(crate) fn node(
         &mut self,
         site: Site<'_>,
         ops: Vec<Val>,
         args: &[Val],
-        n_seqs: usize,
+        layout: Layout,
         sched: &mut Vec<Step>,
     ) -> Result<Vec<Val>, Unsupported> {
         let Site {
@@ -449,6 +547,12 @@ impl Builder {
             Op::Input { name, .. } => {
                 let ty = &node.results[0];
                 let v = self.fresh(self.shape(ty), ty.dtype == DType::I64);
+                if let Some(vocab) = rows_indexed(g, Value::new(id, 0)) {
+                    self.plan.ids_inputs.push(IdsInput {
+                        name: name.clone(),
+                        vocab,
+                    });
+                }
                 self.plan.inputs.push(Region {
                     name: name.clone(),
                     offset: v.offset,
@@ -487,11 +591,7 @@ impl Builder {
                 let ty = &node.results[0];
                 vec![self.fresh(self.shape(ty), ty.dtype == DType::I64)]
             }
-            Op::Arg { kind, index } => vec![match kind {
-                ArgKind::Seq | ArgKind::Operand => args[*index].clone(),
-                ArgKind::State => args[n_seqs + index].clone(),
-                ArgKind::Memory => unreachable!("plan() refuses scans with memories"),
-            }],
+            Op::Arg { kind, index } => vec![args[layout.index(*kind, *index)].clone()],
             Op::Unary(u) => {
                 let scalars = vec![Scalar::Load(0), Scalar::Unary(*u, 0)];
                 self.map(load, sched, &name, &ops, out_shape(self, 0), scalars, &[1])?
@@ -522,8 +622,14 @@ impl Builder {
                 let Op::Input { name: input, .. } = &g.node(lengths.node).op else {
                     return unsupported("sequence lengths that are not a model input");
                 };
-                self.plan.lengths_inputs.push(input.clone());
                 let shape = out_shape(self, 0);
+                let lengths = LengthsInput {
+                    name: input.clone(),
+                    max: shape[1],
+                };
+                if !self.plan.lengths_inputs.contains(&lengths) {
+                    self.plan.lengths_inputs.push(lengths);
+                }
                 let (batch, steps) = (shape[0], shape[1]);
                 let iota = self.fresh(vec![steps], false);
                 for t in 0..steps {
@@ -561,7 +667,12 @@ impl Builder {
                     &[3],
                 )?
             }
-            Op::Decode(_) => return unsupported(format!("`{}` {NOT_YET}", node.op.name())),
+            Op::Decode(d) => {
+                if !prefix.is_empty() {
+                    return unsupported("a decode loop inside a scan body");
+                }
+                self.decode(d, &ops, sched, &format!("{name}_"))?
+            }
             Op::Linear | Op::MatMul => {
                 let (a, b) = (&ops[0], &ops[1]);
                 let a = self.contiguous(a.clone(), load, sched, &format!("{name}_lhs"));
@@ -691,7 +802,7 @@ impl Builder {
     /// One elementwise kernel computing `scalars` over `shape` from `ops`; returns
     /// the values of the scalars listed in `outs`.
     #[allow(clippy::too_many_arguments)]
-    fn map(
+    pub(crate) fn map(
         &mut self,
         load: bool,
         sched: &mut Vec<Step>,
@@ -846,8 +957,9 @@ impl Builder {
         sched: &mut Vec<Step>,
         prefix: &str,
     ) -> Result<Vec<Val>, Unsupported> {
-        let (seqs, inits) = ops.split_at(scan.n_seqs);
-        let steps = seqs.first().map_or(self.time, |s| s.shape[1]);
+        let (seqs, rest) = ops.split_at(scan.n_seqs);
+        let (inits, memories) = rest.split_at(scan.n_states);
+        let steps = seqs.first().map_or(self.dims.time, |s| s.shape[1]);
         let mut states = vec![];
         for (i, init) in inits.iter().enumerate() {
             let s = self.fresh(init.shape.clone(), init.ids);
@@ -877,6 +989,7 @@ impl Builder {
         let io = StepIo {
             scan,
             seqs,
+            memories,
             emits: &emits,
             steps,
             prefix,
@@ -897,7 +1010,7 @@ impl Builder {
         self.restore(saved);
         let first = sched.len();
         if full > 0 {
-            let body = self.step_body(scan, &scan.body, k, seqs, &states, &emits, steps, prefix)?;
+            let body = self.step_body(&io, &scan.body, k, &states, prefix)?;
             sched.push(Step::Loop {
                 count: full,
                 first: 0,
@@ -907,7 +1020,7 @@ impl Builder {
         }
         if let (Some(tail), true) = (&scan.tail, left > 0) {
             let tail_prefix = format!("{prefix}tail_");
-            let body = self.step_body(scan, tail, 1, seqs, &states, &emits, steps, &tail_prefix)?;
+            let body = self.step_body(&io, tail, 1, &states, &tail_prefix)?;
             sched.push(Step::Loop {
                 count: left,
                 first: full * k,
@@ -957,18 +1070,22 @@ impl Builder {
     }
 
     /// The launches of one run of a `k`-step body.
-    #[allow(clippy::too_many_arguments)]
     fn step_body(
         &mut self,
-        scan: &rnnc_ir::Scan,
+        io: &StepIo<'_>,
         body: &Graph,
         k: usize,
-        seqs: &[Val],
         states: &[Val],
-        emits: &[Val],
-        steps: usize,
         prefix: &str,
     ) -> Result<Vec<Step>, Unsupported> {
+        let StepIo {
+            scan,
+            seqs,
+            memories,
+            emits,
+            steps,
+            ..
+        } = *io;
         let mut run = vec![];
         let at = |lag: usize, stride: isize| TimeRef {
             stride,
@@ -1004,8 +1121,12 @@ impl Builder {
                 args.push(slot);
             }
         }
-        args.extend(states.iter().cloned());
-        let vals = self.graph(body, &args, seqs.len() * k, &mut run, prefix)?;
+        args.extend(states.iter().chain(memories).cloned());
+        let layout = Layout {
+            seqs: seqs.len() * k,
+            states: states.len(),
+        };
+        let vals = self.graph(body, &args, layout, &mut run, prefix)?;
         let out = |i: usize| vals[&body.outputs[i].1].clone();
         let n_states = states.len();
         for j in 0..k {
@@ -1028,38 +1149,38 @@ impl Builder {
                 self.launch(false, &mut run, &name, about, copy);
             }
         }
-        // Next states that read a state region (a state passed on unchanged, a slice
-        // of one) are copied aside first, so no update overwrites what another reads.
-        let mut next = vec![];
-        for i in 0..n_states {
-            let v = out(i);
-            let reads_state = states.iter().any(|s| overlaps(&v, s));
-            next.push(if reads_state {
+        let next: Vec<Val> = (0..n_states).map(out).collect();
+        self.advance(&mut run, &next, states, prefix);
+        Ok(run)
+    }
+}
+
+impl Builder {
+    /// Copies the next states `next` over `states`. Next states that read a state
+    /// region (a state passed on unchanged, a slice of one) are copied aside first,
+    /// so no update overwrites what another reads.
+    pub(crate) fn advance(
+        &mut self,
+        run: &mut Vec<Step>,
+        next: &[Val],
+        states: &[Val],
+        prefix: &str,
+    ) {
+        let mut kept = vec![];
+        for (i, v) in next.iter().enumerate() {
+            let reads_state = states.iter().any(|s| overlaps(v, s));
+            kept.push(if reads_state {
                 let tmp = self.fresh(v.shape.clone(), v.ids);
-                self.copy(
-                    false,
-                    &mut run,
-                    &format!("{prefix}keep{i}"),
-                    "next state, set aside",
-                    &v,
-                    &tmp,
-                );
+                let name = format!("{prefix}keep{i}");
+                self.copy(false, run, &name, "next state, set aside", v, &tmp);
                 tmp
             } else {
-                v
+                v.clone()
             });
         }
-        for (i, (v, s)) in next.iter().zip(states).enumerate() {
-            self.copy(
-                false,
-                &mut run,
-                &format!("{prefix}next{i}"),
-                "next state",
-                v,
-                s,
-            );
+        for (i, (v, s)) in kept.iter().zip(states).enumerate() {
+            self.copy(false, run, &format!("{prefix}next{i}"), "next state", v, s);
         }
-        Ok(run)
     }
 }
 

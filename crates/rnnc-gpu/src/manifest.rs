@@ -7,7 +7,7 @@ use crate::plan::GpuPlan;
 use serde::Serialize;
 
 /// Bumped when the manifest's meaning changes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 #[derive(Serialize)]
 struct Manifest<'a> {
@@ -35,8 +35,8 @@ pub fn to_json(plan: &GpuPlan, target: &str, source: &str) -> String {
             "write each weight (state_dict key = name, f32, row-major) and constant at its \
              offset, then launch the prologue once",
             "per run: write each input at its offset (f32; `id` inputs as f32 values of the \
-             token ids, which must be in 0..vocabulary, or of the sequence lengths of the \
-             inputs named in lengths_inputs, which must be in 1..=time), zeros for a missing \
+             token ids, which must be in 0..vocab of their entry in ids_inputs, or of the sequence lengths of the \
+             inputs named in lengths_inputs, which must be in 1..=max), zeros for a missing \
              optional input, \
              then launch the schedule",
             "a launch runs `kernel` with `groups` workgroups of `threads`; a loop runs its body \

@@ -22,12 +22,19 @@ pub struct GpuPlan {
     pub model: String,
     pub batch: usize,
     pub time: usize,
+    /// The source length `S` of a sequence-to-sequence model (`time` elsewhere;
+    /// not `source`, which the manifest uses for the kernel file).
+    pub source_len: usize,
     /// Arena length in 32-bit words; it starts zeroed (zeros values are never written).
     pub arena_words: usize,
     pub inputs: Vec<Region>,
-    /// Inputs that hold sequence lengths (`lengths = …`): the host checks each
-    /// is in `1..=time` (the interpreter's rule) before it writes them.
-    pub lengths_inputs: Vec<String>,
+    /// Inputs that hold sequence lengths (`lengths = …`, `sequence_mask`): the
+    /// host checks each is in `1..=max` (the interpreter's rule: `max` is the
+    /// length of the axis they mask, T or S) before it writes them.
+    pub lengths_inputs: Vec<LengthsInput>,
+    /// Inputs of token ids and the rows of the smallest embedding table they index:
+    /// the host checks each id is in `0..vocab`.
+    pub ids_inputs: Vec<IdsInput>,
     pub outputs: Vec<Region>,
     /// Weight regions, uploaded from the `state_dict` by key before the prologue.
     pub weights: Vec<Region>,
@@ -59,6 +66,20 @@ pub struct ScanPlan {
     pub steps_per_body: usize,
     /// Why the fused step did not apply, where it did not.
     pub why: Option<String>,
+}
+
+/// An input of sequence lengths and the longest length it may hold.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LengthsInput {
+    pub name: String,
+    pub max: usize,
+}
+
+/// An input of token ids and the rows of the smallest table they index.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IdsInput {
+    pub name: String,
+    pub vocab: usize,
 }
 
 /// A named, contiguous, row-major region of the arena.
@@ -237,6 +258,17 @@ pub struct SeqLoop {
     pub stages: Vec<Stage>,
 }
 
+/// The regions of a decode loop's hypotheses, one row each: tokens
+/// (`[rows, max_len]`, token ids as f32), their count, the summed
+/// log-probability, and 1 once finished.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Hypotheses {
+    pub tokens: usize,
+    pub lengths: usize,
+    pub scores: usize,
+    pub done: usize,
+}
+
 /// Row-wise reductions over one axis.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum RowOp {
@@ -291,6 +323,48 @@ pub enum Body {
         table: usize,
         ids: usize,
         dst: usize,
+    },
+    /// `dst[r, :] = src[index[r], :]` for `r < rows`, rows of `dim` words (a beam's
+    /// states after their parents); the row numbers are f32 values, all in range.
+    Pick {
+        rows: usize,
+        dim: usize,
+        src: usize,
+        index: usize,
+        dst: usize,
+    },
+    /// One step of greedy decoding at clock t, a thread per row: each unfinished row
+    /// takes the argmax of the log-softmax of its `[vocab]` logits (the first among
+    /// equals) as its token t and its next input, adds its log-probability to its
+    /// score, and finishes at `eos`.
+    Greedy {
+        rows: usize,
+        vocab: usize,
+        max_len: usize,
+        eos: f32,
+        logits: usize,
+        prev: usize,
+        hyps: Hypotheses,
+    },
+    /// One step of beam search at clock t, a thread per example: of every
+    /// continuation of its live beams (rows `b * width + k` of `logits`) and each
+    /// finished beam as it stands, the best `width` (the earlier candidate among
+    /// equals) become its beams in `to`, their parents' rows in `parents`, their
+    /// next inputs in `prev` (`eos` for a finished one).
+    BeamStep {
+        batch: usize,
+        width: usize,
+        vocab: usize,
+        max_len: usize,
+        eos: f32,
+        pad: f32,
+        logits: usize,
+        /// `[batch · width, vocab]` scratch for the log-probabilities.
+        logp: usize,
+        prev: usize,
+        parents: usize,
+        from: Hypotheses,
+        to: Hypotheses,
     },
     /// A fused time step (or a stage of one), launched once per step.
     Step(Stage),

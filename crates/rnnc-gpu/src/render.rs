@@ -21,10 +21,14 @@ pub trait Dialect {
     fn let_float(&self, name: &str, expr: &str) -> String;
     /// A mutable f32 variable.
     fn var_float(&self, name: &str, expr: &str) -> String;
+    /// A mutable i32 variable.
+    fn var_int(&self, name: &str, expr: &str) -> String;
     /// `for (i = from; i < to; i += step) {`, i an i32.
     fn for_up(&self, var: &str, from: &str, to: &str, step: &str) -> String;
     /// An f32 value as an i32 (truncating).
     fn to_int(&self, x: &str) -> String;
+    /// An i32 value as an f32.
+    fn to_float(&self, x: &str) -> String;
     /// A non-finite f32 literal, from its bits.
     fn float_bits(&self, bits: u32) -> String;
     /// The loop's step, an i32 expression (only in kernels that use the clock).
@@ -172,6 +176,55 @@ pub fn kernel(k: &Kernel, d: &dyn Dialect) -> String {
             b,
             c,
         } => matmul(&mut w, (*m, *n, *kk), batch_dims, a, b, *c),
+        Body::Pick {
+            rows,
+            dim,
+            src,
+            index,
+            dst,
+        } => crate::render_decode::pick(&mut w, (*rows, *dim), *src, *index, *dst, &stride),
+        Body::Greedy {
+            rows,
+            vocab,
+            max_len,
+            eos,
+            logits,
+            prev,
+            hyps,
+        } => {
+            let sizes = (*rows, *vocab, *max_len);
+            crate::render_decode::greedy(&mut w, sizes, *eos, *logits, *prev, hyps, &stride)
+        }
+        Body::BeamStep {
+            batch,
+            width,
+            vocab,
+            max_len,
+            eos,
+            pad,
+            logits,
+            logp,
+            prev,
+            parents,
+            from,
+            to,
+        } => {
+            let b = crate::render_decode::BeamStep {
+                batch: *batch,
+                width: *width,
+                vocab: *vocab,
+                max_len: *max_len,
+                eos: *eos,
+                pad: *pad,
+                logits: *logits,
+                logp: *logp,
+                prev: *prev,
+                parents: *parents,
+                from,
+                to,
+            };
+            crate::render_decode::beam(&mut w, &b, &stride)
+        }
         Body::Step(stage) => crate::render_step::step(&mut w, stage, &stride, d.clock()),
         Body::Sequence { loops } => crate::render_step::sequence(&mut w, loops, &stride),
     }

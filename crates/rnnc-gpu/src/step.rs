@@ -11,12 +11,12 @@
 //! regions and the steps alternate between them: the loop runs pairs of steps, the
 //! second kernel of a pair reading what the first wrote.
 
-use crate::lower::{unsupported, Builder, Site, Steps, Unsupported, Val};
+use crate::lower::{unsupported, Builder, Layout, Site, Steps, Unsupported, Val};
 use crate::plan::{
     Access, Body, Coord, Expr, ExprKind, ScanPlan, SeqLoop, Stage, Step, StoreGroup, TimeRef,
 };
 use rnnc_ir::deps::{dependencies, Dep};
-use rnnc_ir::{ArgKind, Graph, Op, Scan, Value};
+use rnnc_ir::{Graph, Op, Scan, Value};
 use std::collections::HashMap;
 
 /// A value of the step being planned: its expression, and the first stage kernel
@@ -169,9 +169,12 @@ struct Named {
 }
 
 /// Where the fused step of one scan reads and writes.
+#[derive(Clone, Copy)]
 pub(crate) struct StepIo<'a> {
     pub scan: &'a Scan,
     pub seqs: &'a [Val],
+    /// What the body's `memory` arguments read (the same at every step).
+    pub memories: &'a [Val],
     pub emits: &'a [Val],
     /// Time steps of the whole scan (reverse scans count from the end).
     pub steps: usize,
@@ -418,8 +421,11 @@ impl Builder {
                 args.push(x.load(&v, Some(at(j, t_stride)), 0));
             }
         }
-        let n_seqs = args.len();
-        for s in read {
+        let layout = Layout {
+            seqs: args.len(),
+            states: read.len(),
+        };
+        for s in read.iter().chain(io.memories) {
             args.push(x.load(s, None, 0));
         }
         let deps = dependencies(body);
@@ -447,7 +453,7 @@ impl Builder {
                     prefix,
                 };
                 let mut none = vec![];
-                let vals = self.node(site, ops, &[], 0, &mut none)?;
+                let vals = self.node(site, ops, &[], Layout::default(), &mut none)?;
                 debug_assert!(none.is_empty(), "weight-only kernels go to the prologue");
                 for (r, v) in vals.into_iter().enumerate() {
                     let value = Value::new(id, r as u32);
@@ -459,11 +465,7 @@ impl Builder {
             let ops: Vec<Lazy> = operands.iter().map(|v| lazy[v]).collect();
             let shape = self.shape(&node.results[0]);
             let results = match &node.op {
-                Op::Arg { kind, index } => vec![match kind {
-                    ArgKind::Seq | ArgKind::Operand => args[*index],
-                    ArgKind::State => args[n_seqs + index],
-                    ArgKind::Memory => return unsupported("a cell `memory`"),
-                }],
+                Op::Arg { kind, index } => vec![args[layout.index(*kind, *index)]],
                 Op::Const(c) => vec![x.push(vec![], ExprKind::Const(*c), 0)],
                 Op::Unary(u) => vec![x.elementwise(&shape, &ops, |o| ExprKind::Unary(*u, o[0]))],
                 Op::Binary(b) => {

@@ -263,14 +263,27 @@ impl Cx<'_> {
 
 /// Checks the inputs and weights of a run against the graph's declarations (names,
 /// dtypes, shapes; inputs declared `= zeros` may be left out) and returns the sizes
-/// of `B` and `T` they set (None for a dim no input has).
+/// of `B`, `T` and `S` they set (None for a dim no input has).
 pub fn bind_sizes(
     graph: &Verified<'_>,
     inputs: &HashMap<String, Tensor>,
     weights: &Weights,
-) -> Result<(Option<usize>, Option<usize>), RunError> {
+) -> Result<Sizes, RunError> {
     let env = check_inputs(graph, inputs, weights)?;
-    Ok((env.batch, env.time))
+    Ok(Sizes {
+        batch: env.batch,
+        time: env.time,
+        source: env.source,
+    })
+}
+
+/// The sizes of the named axes a run's inputs set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    pub batch: Option<usize>,
+    pub time: Option<usize>,
+    /// The source length `S` of a sequence-to-sequence model.
+    pub source: Option<usize>,
 }
 
 fn check_inputs(
