@@ -145,6 +145,22 @@ macro_rules! panel_kernels {
             }
         }
 
+        /// The first `n` (< a vector) elements at `at`, the rest zeros: where the
+        /// matrix ends inside a vector. Kept out of line, so the tile's loops stay
+        /// small enough to unroll.
+        #[target_feature(enable = $feat)]
+        #[cold]
+        #[inline(never)]
+        unsafe fn partial(at: *const f32, n: usize) -> $V {
+            let mut lanes = [0.0f32; $L];
+            for (i, l) in lanes.iter_mut().enumerate().take(n) {
+                // SAFETY: the caller's n elements exist.
+                *l = unsafe { *at.add(i) };
+            }
+            // SAFETY: lanes is a whole vector.
+            unsafe { $load(lanes.as_ptr()) }
+        }
+
         /// A product's operands, rows already offset to the chunk.
         #[derive(Clone, Copy)]
         struct Mat {
@@ -227,14 +243,18 @@ macro_rules! panel_kernels {
             #[inline]
             unsafe fn tile<const R: usize, const P: usize>(self, r0: usize, p0: usize) {
                 let panel = self.k * NB;
+                // The partial vector's load is out of line: inline, its loop made the
+                // tile too large for LLVM to unroll the start, which then zeroed the
+                // accumulators on the stack with a call to memset per tile (3-4 % of
+                // an LSTM's time at B=64).
                 let mut acc: [[[$V; NV]; P]; R] = [[[$zero(); NV]; P]; R];
                 if !self.init.is_null() {
                     for (r, accr) in acc.iter_mut().enumerate() {
                         for (p, accp) in accr.iter_mut().enumerate() {
                             for (v, a) in accp.iter_mut().enumerate() {
                                 let col = (p0 + p) * NB + v * $L;
-                                let n = self.cols.saturating_sub(col).min($L);
-                                // SAFETY: columns col .. col + n of row r0 + r exist.
+                                // SAFETY: columns of row r0 + r from col on exist
+                                // (the partial load reads only those).
                                 let at = unsafe { self.init.add((r0 + r) * self.ldi + col) };
                                 if self.next != 0 {
                                     // A prefetch reads nothing and cannot fault.
@@ -242,15 +262,10 @@ macro_rules! panel_kernels {
                                         at.wrapping_offset(self.next) as *const i8
                                     );
                                 }
-                                *a = if n == $L {
+                                *a = if col + $L <= self.cols {
                                     unsafe { $load(at) }
                                 } else {
-                                    // The matrix ends inside this vector.
-                                    let mut lanes = [0.0f32; $L];
-                                    for (i, l) in lanes.iter_mut().enumerate().take(n) {
-                                        *l = unsafe { *at.add(i) };
-                                    }
-                                    unsafe { $load(lanes.as_ptr()) }
+                                    unsafe { partial(at, self.cols.saturating_sub(col)) }
                                 };
                             }
                         }
