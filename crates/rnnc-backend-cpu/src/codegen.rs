@@ -395,13 +395,14 @@ impl Emitter<'_, '_> {
         });
     }
 
-    /// Elements from each element of sequence view `v` to the same element at the
-    /// next run of the body (0 for views that are not sequences): what the
-    /// kernels prefetch, since a step's rows of a `[B, T, F]` sequence lie a whole
-    /// sequence apart and the hardware does not see the pattern.
+    /// Elements from each element of sequence or emit view `v` to the same
+    /// element at the next run of the body (0 for other views): what the kernels
+    /// prefetch (sequences to read, emits to write), since a step's rows of a
+    /// `[B, T, F]` sequence lie a whole sequence apart and the hardware does not
+    /// see the pattern.
     fn next_run(&self, v: &View) -> isize {
         match v.time {
-            Some((_, stride)) if matches!(v.slot, Slot::Seq(_)) => {
+            Some((_, stride)) if matches!(v.slot, Slot::Seq(_) | Slot::Emit(_)) => {
                 let d = (self.plan.body.steps.max(1) * stride) as isize;
                 if self.plan.reverse {
                     -d
@@ -1149,7 +1150,8 @@ pub(crate) fn kernel_program(
         .iter()
         .map(|(at, v)| (*at, v.row_stride))
         .collect();
-    ElementwiseProgram::new(&code, &inputs, &outputs)
+    let outputs_next = e.outputs.iter().map(|(_, v)| next(v)).collect();
+    ElementwiseProgram::new(&code, &inputs, &outputs).map(|p| p.with_outputs_next(outputs_next))
 }
 
 /// How [`Emitter::fold_row`] combines a row's elements.

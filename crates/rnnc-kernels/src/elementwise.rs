@@ -77,6 +77,9 @@ pub struct ElementwiseProgram {
     inputs: Vec<Operand>,
     /// (slot, row stride) of each output.
     outputs: Vec<(usize, usize)>,
+    /// Per output: elements from each element to the one the next call writes
+    /// (an emit's next time step), fetched for writing ahead of it; 0: none.
+    outputs_next: Vec<isize>,
     slots: usize,
 }
 
@@ -140,8 +143,16 @@ impl ElementwiseProgram {
             steps,
             inputs: inputs.to_vec(),
             outputs: outputs.iter().map(|(v, st)| (slot_of[*v], *st)).collect(),
+            outputs_next: vec![0; outputs.len()],
             slots,
         })
+    }
+
+    /// The outputs' distances to what the next call writes (see `outputs_next`).
+    pub fn with_outputs_next(mut self, next: Vec<isize>) -> Self {
+        assert_eq!(next.len(), self.outputs.len(), "one distance per output");
+        self.outputs_next = next;
+        self
     }
 
     /// Inputs, then outputs: how many pointers a call passes.
@@ -194,6 +205,19 @@ fn prefetch(p: *const f32) {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         // SAFETY: a prefetch reads nothing and cannot fault.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(line * 16) as *const i8) };
+    }
+}
+
+/// Asks for the block at `p` to be brought towards L1 for writing (a step's rows
+/// of an emitted `[B, T, F]` sequence lie a whole sequence apart, so each row's
+/// stores would miss); never faults, wherever `p` points.
+#[inline(always)]
+fn prefetch_for_write(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    for line in 0..BLOCK / 16 {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
+        // SAFETY: a prefetch reads nothing and cannot fault.
+        unsafe { _mm_prefetch::<_MM_HINT_ET0>(p.wrapping_add(line * 16) as *const i8) };
     }
 }
 
@@ -275,6 +299,10 @@ pub(crate) unsafe fn run(
                 // SAFETY: slot s was written by a step of this block.
                 let v = unsafe { &*slots.add(s) };
                 if n == BLOCK {
+                    let next = prog.outputs_next[o];
+                    if next != 0 {
+                        prefetch_for_write(row.wrapping_offset(next));
+                    }
                     unsafe { std::ptr::write_unaligned(row as *mut Block, *v) };
                 } else {
                     let dst = unsafe { std::slice::from_raw_parts_mut(row, n) };
