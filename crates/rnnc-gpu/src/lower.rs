@@ -5,8 +5,8 @@
 //! only on weights are computed by the prologue, once per upload.
 
 use crate::plan::{
-    row_major, Access, Body, Constant, ExprKind, GpuPlan, IdsInput, Kernel, LengthsInput, Region,
-    RowOp, Scalar, ScanPlan, Step, TimeRef, THREADS, TILE,
+    row_major, Access, Body, Constant, Coord, Expr, ExprKind, GpuPlan, IdsInput, Kernel,
+    LengthsInput, Region, RowOp, Scalar, ScanPlan, Stage, Step, StoreGroup, TimeRef, THREADS, TILE,
 };
 use crate::step::StepIo;
 use rnnc_ir::deps::{dependencies, Dep};
@@ -22,6 +22,11 @@ pub struct Unsupported(pub String);
 pub(crate) fn unsupported<T>(msg: impl Into<String>) -> Result<T, Unsupported> {
     Err(Unsupported(msg.into()))
 }
+
+/// Products of at most this many rows (per batch) outside the prologue are planned
+/// as [`gemv`], as are those of fewer columns than a tile; more rows share each
+/// weight tile through workgroup memory.
+const GEMV_ROWS: usize = 32;
 
 /// Most workgroups a one-dimensional kernel launches; its threads then loop.
 const MAX_GROUPS: usize = 4096;
@@ -284,6 +289,9 @@ pub(crate) struct Site<'a> {
     pub g: &'a Graph,
     pub id: NodeId,
     pub load: bool,
+    /// What each node of `g` depends on, where known (not for the weight-only
+    /// nodes a fused step plans into the prologue).
+    pub deps: Option<&'a HashMap<NodeId, Dep>>,
     pub name: &'a str,
     pub prefix: &'a str,
 }
@@ -498,6 +506,7 @@ impl Builder {
                 g,
                 id,
                 load,
+                deps: Some(&deps),
                 name: &name,
                 prefix,
             };
@@ -537,6 +546,7 @@ impl Builder {
             g,
             id,
             load,
+            deps,
             name,
             prefix,
         } = site;
@@ -674,13 +684,36 @@ impl Builder {
                 self.decode(d, &ops, sched, &format!("{name}_"))?
             }
             Op::Linear | Op::MatMul => {
-                let (a, b) = (&ops[0], &ops[1]);
-                let a = self.contiguous(a.clone(), load, sched, &format!("{name}_lhs"));
-                let b = self.contiguous(b.clone(), load, sched, &format!("{name}_rhs"));
+                let a = self.contiguous(ops[0].clone(), load, sched, &format!("{name}_lhs"));
+                let k = *a.shape.last().expect("rank >= 1");
+                let rows = match node.op {
+                    Op::Linear => a.len() / k.max(1),
+                    _ => a.shape[a.shape.len() - 2],
+                };
+                let cols = match node.op {
+                    Op::Linear => ops[1].shape[0],
+                    _ => *ops[1].shape.last().expect("rank >= 2"),
+                };
+                // Few rows, or fewer columns than a tile (a score per position).
+                let gemv_rows = !load && (rows <= GEMV_ROWS || cols < TILE as usize);
+                // A linear layer's weight (known at load time) read by a GEMV is
+                // stored k-major by the prologue, so neighbouring threads read
+                // neighbouring words; from the operand itself (a view of weights,
+                // say), as the prologue cannot read a copy the schedule makes.
+                let weight = |d: &HashMap<NodeId, Dep>| d[&g.operands(id)[1].node] == Dep::Load;
+                let k_major =
+                    gemv_rows && matches!(node.op, Op::Linear) && deps.is_some_and(weight);
                 let out = self.fresh(out_shape(self, 0), false);
-                let body = match node.op {
-                    Op::Linear => linear(&a, &b, out.offset),
-                    _ => matmul(&a, &b, &out),
+                let (body, b_shape) = if k_major {
+                    let wt = self.transposed(&ops[1], &format!("{name}_kmajor"));
+                    (linear_k_major(&a, &wt, out.offset), wt.shape)
+                } else {
+                    let b = self.contiguous(ops[1].clone(), load, sched, &format!("{name}_rhs"));
+                    let body = match node.op {
+                        Op::Linear => linear(&a, &b, out.offset),
+                        _ => matmul(&a, &b, &out),
+                    };
+                    (body, b.shape)
                 };
                 if let Body::MatMul { batch_dims, m, .. } = &body {
                     let z: usize = batch_dims.iter().product();
@@ -690,7 +723,8 @@ impl Builder {
                         ));
                     }
                 }
-                let about = format!("{} {:?} x {:?}", node.op.name(), a.shape, b.shape);
+                let about = format!("{} {:?} x {:?}", node.op.name(), a.shape, b_shape);
+                let body = if gemv_rows { gemv(body) } else { body };
                 self.launch(load, sched, &name, about, body);
                 vec![out]
             }
@@ -1245,6 +1279,81 @@ fn linear(x: &Val, w: &Val, c: usize) -> Body {
         },
         c,
     }
+}
+
+/// `x · wᵀ` with `w` read through `wt`, its `[n, k]` view of a `k`-major copy.
+fn linear_k_major(x: &Val, wt: &Val, c: usize) -> Body {
+    match linear(x, wt, c) {
+        // linear() reads a contiguous w; only its strides differ.
+        Body::MatMul { m, n, k, a, c, .. } => Body::MatMul {
+            m,
+            n,
+            k,
+            batch_dims: vec![],
+            a,
+            b: Access {
+                offset: wt.offset,
+                strides: vec![wt.strides[1], wt.strides[0]],
+                time: None,
+            },
+            c,
+        },
+        _ => unreachable!("linear plans a MatMul"),
+    }
+}
+
+/// A product of few rows as one thread per element of the result, each a loop over
+/// `k` (a fused step's `Dot`): a 16 × 16 tile would leave most of its threads idle,
+/// and its barriers cost much where a workgroup is one CPU core (llvmpipe).
+fn gemv(body: Body) -> Body {
+    let Body::MatMul {
+        m,
+        n,
+        k,
+        batch_dims,
+        a,
+        b,
+        c,
+    } = body
+    else {
+        unreachable!("gemv takes a MatMul")
+    };
+    let nb = batch_dims.len();
+    let with = |last: [usize; 2]| [batch_dims.clone(), last.to_vec()].concat();
+    let batch_axes = || (0..nb).map(Coord::at);
+    let exprs = vec![
+        Expr {
+            shape: with([m, k]),
+            kind: ExprKind::Load(a),
+        },
+        Expr {
+            shape: with([k, n]),
+            kind: ExprKind::Load(b),
+        },
+        Expr {
+            shape: with([m, n]),
+            kind: ExprKind::Dot {
+                len: k,
+                a: 0,
+                a_coords: batch_axes()
+                    .chain([Coord::at(nb), Coord::at(nb + 2)])
+                    .collect(),
+                b: 1,
+                b_coords: batch_axes()
+                    .chain([Coord::at(nb + 2), Coord::at(nb + 1)])
+                    .collect(),
+            },
+        },
+    ];
+    let shape = with([m, n]);
+    let store = Access::contiguous(c, &shape);
+    Body::Step(Stage {
+        exprs,
+        groups: vec![StoreGroup {
+            shape,
+            stores: vec![(store, 2)],
+        }],
+    })
 }
 
 /// NumPy matmul: a `[…, m, k]` @ b `[…, k, n]`, batch axes broadcast.

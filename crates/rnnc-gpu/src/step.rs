@@ -449,6 +449,7 @@ impl Builder {
                     g: body,
                     id,
                     load: true,
+                    deps: None,
                     name: &name,
                     prefix,
                 };
@@ -649,7 +650,7 @@ impl Builder {
     /// A weight matrix `[n, k]` as a view of a copy stored `k`-major (written by the
     /// prologue): threads computing neighbouring columns of a product then read
     /// neighbouring words at each `k`, one coalesced (or vector) load for many.
-    fn transposed(&mut self, w: &Val, name: &str) -> Val {
+    pub(crate) fn transposed(&mut self, w: &Val, name: &str) -> Val {
         let key = (w.offset, w.shape.clone(), w.strides.clone());
         if let Some(v) = self.transposed.get(&key) {
             return v.clone();
@@ -667,7 +668,7 @@ impl Builder {
             true,
             &mut none,
             name,
-            "a weight, stored k-major for the step's product",
+            "a weight, stored k-major for a product",
             w,
             &view,
         );
