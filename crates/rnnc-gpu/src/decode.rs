@@ -8,7 +8,7 @@
 //! (greedy), and once every hypothesis of a beam has finished a step keeps them in
 //! place, so the outputs are those of the interpreter, which stops early.
 
-use crate::lower::{unsupported, Builder, Layout, Unsupported, Val};
+use crate::lower::{Builder, Layout, Unsupported, Val};
 use crate::plan::{Body, Hypotheses, Scalar, ScanPlan, Step};
 use rnnc_ir::op::Decode;
 
@@ -35,9 +35,6 @@ impl Builder {
         let batch = self.dims().batch;
         let width = d.beam.unwrap_or(1);
         let rows = batch * width;
-        if rows == 0 || d.max_len == 0 {
-            return unsupported("a decode loop over no rows or of no steps");
-        }
         let (inits, memories) = ops.split_at(d.n_states);
         // A beam's rows are `b * width + k`, each starting as a copy of example b.
         let spread = |b: &mut Self, v: &Val, name: &str, sched: &mut Vec<Step>| {
