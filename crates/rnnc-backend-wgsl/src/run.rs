@@ -80,13 +80,7 @@ impl<'g> WgslBackend<'g> {
 
     /// Runs the model; same contract as [`rnnc_interp::run`].
     pub fn run(&self, inputs: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>, RunError> {
-        let sizes = rnnc_interp::bind_sizes(&self.graph, inputs, self.weights)?;
-        let time = sizes.time.unwrap_or(1);
-        let dims = rnnc_gpu::Dims {
-            batch: sizes.batch.unwrap_or(1),
-            time,
-            source: sizes.source.unwrap_or(time),
-        };
+        let dims = rnnc_gpu::host::dims(&self.graph, inputs, self.weights)?;
         let session = self.session(dims)?;
         self.gpu.run(&session, inputs)
     }

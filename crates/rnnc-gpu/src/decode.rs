@@ -9,12 +9,11 @@
 //! place, so the outputs are those of the interpreter, which stops early.
 
 use crate::lower::{Builder, Layout, Unsupported, Val};
-use crate::plan::{Body, Hypotheses, Scalar, ScanPlan, Step};
+use crate::plan::{BeamStep, Body, Hypotheses, Scalar, ScanPlan, Step};
 use rnnc_ir::op::Decode;
 
 /// What a greedy step or a beam step reads and updates: per row, the tokens so far
 /// (`[rows, max_len]`), their count, summed log-probability and a finished flag.
-#[derive(Clone)]
 struct Hyps {
     tokens: Val,
     lengths: Val,
@@ -36,37 +35,38 @@ impl Builder {
         let width = d.beam.unwrap_or(1);
         let rows = batch * width;
         let (inits, memories) = ops.split_at(d.n_states);
-        // A beam's rows are `b * width + k`, each starting as a copy of example b.
+        // A beam's rows are `b * width + k`, each starting as a copy of example b:
+        // a new region (None for greedy decoding, which reads its operands as
+        // they are).
         let spread = |b: &mut Self, v: &Val, name: &str, sched: &mut Vec<Step>| {
-            let v = b.contiguous(v.clone(), false, sched, name);
             if width == 1 {
-                return v;
+                return None;
             }
-            let index: Vec<usize> = (0..rows).map(|r| r / width).collect();
-            let index = index_of(b, &index);
+            let v = b.contiguous(v.clone(), false, sched, name);
+            let index: Vec<f32> = (0..rows).map(|r| (r / width) as f32).collect();
+            let index = b.constants_of(&index);
             let mut shape = v.shape.clone();
             shape[0] = rows;
-            b.pick(sched, name, &v, &index, shape)
+            Some(b.pick(sched, name, &v, &index, shape))
         };
         let mut states = vec![];
         for (i, init) in inits.iter().enumerate() {
-            let v = spread(self, init, &format!("{prefix}init{i}"), sched);
+            let name = format!("{prefix}init{i}");
             // Its own region: the loop writes the states in place.
-            let s = self.fresh(v.shape.clone(), v.ids);
-            self.copy(
-                false,
-                sched,
-                &format!("{prefix}init{i}"),
-                "initial state",
-                &v,
-                &s,
-            );
+            let s = spread(self, init, &name, sched).unwrap_or_else(|| {
+                let s = self.fresh(init.shape.clone(), init.ids);
+                self.copy(false, sched, &name, "initial state", init, &s);
+                s
+            });
             states.push(s);
         }
         let memories: Vec<Val> = memories
             .iter()
             .enumerate()
-            .map(|(i, m)| spread(self, m, &format!("{prefix}memory{i}"), sched))
+            .map(|(i, m)| {
+                let name = format!("{prefix}memory{i}");
+                spread(self, m, &name, sched).unwrap_or_else(|| m.clone())
+            })
             .collect();
         let fill = |b: &mut Self, sched: &mut Vec<Step>, shape: Vec<usize>, v: f32, what: &str| {
             let name = format!("{prefix}{what}");
@@ -173,7 +173,7 @@ impl Builder {
             Some(next) => {
                 let parents = self.fresh(vec![rows], false);
                 let logp = self.fresh(vec![rows, vocab], false);
-                let body = Body::BeamStep {
+                let body = Body::BeamStep(BeamStep {
                     batch,
                     width,
                     vocab,
@@ -186,7 +186,7 @@ impl Builder {
                     parents: parents.offset,
                     from: regions(&hyps),
                     to: regions(next),
-                };
+                });
                 let about = format!("best {width} continuations of each example's beams");
                 self.launch(false, &mut run, &name, about, body);
                 // The states after their parents, then the hypotheses back in place.
@@ -284,10 +284,4 @@ impl Builder {
         }
         v
     }
-}
-
-/// A `[n]` constant region holding the row numbers `index`.
-fn index_of(b: &mut Builder, index: &[usize]) -> Val {
-    let values: Vec<f32> = index.iter().map(|&x| x as f32).collect();
-    b.constants_of(&values)
 }

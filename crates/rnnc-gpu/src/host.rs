@@ -42,6 +42,23 @@ pub fn weight_uploads(plan: &GpuPlan, weights: &Weights) -> Result<Vec<Upload>, 
     Ok(out)
 }
 
+/// The sizes a run's inputs give a plan (checked against the model by
+/// `rnnc_interp::bind_sizes`): 1 for an axis no input has, S as T where no input
+/// has a source axis.
+pub fn dims(
+    graph: &rnnc_ir::Verified<'_>,
+    inputs: &HashMap<String, Tensor>,
+    weights: &Weights,
+) -> Result<crate::Dims, RunError> {
+    let sizes = rnnc_interp::bind_sizes(graph, inputs, weights)?;
+    let time = sizes.time.unwrap_or(1);
+    Ok(crate::Dims {
+        batch: sizes.batch.unwrap_or(1),
+        time,
+        source: sizes.source.unwrap_or(time),
+    })
+}
+
 /// The inputs of one run (already checked against the model by
 /// `rnnc_interp::bind_sizes`); zeros for optional ones left out. Token ids outside
 /// the vocabulary fail with the interpreter's message.
@@ -57,14 +74,13 @@ pub fn input_uploads(
             .find(|i| i.name == r.name)
             .map(|i| i.vocab);
         let longest = plan.lengths_inputs.iter().find(|l| l.name == r.name);
-        let words = match inputs.get(&r.name) {
-            Some(Tensor::F32(a)) => a.iter().copied().collect(),
-            Some(Tensor::I64(lengths)) if longest.is_some() => {
-                let max = longest.map_or(0, |l| l.max);
-                rnnc_interp::check_lengths(lengths, max)?;
+        let words = match (inputs.get(&r.name), longest) {
+            (Some(Tensor::F32(a)), _) => a.iter().copied().collect(),
+            (Some(Tensor::I64(lengths)), Some(l)) => {
+                rnnc_interp::check_lengths(lengths, l.max)?;
                 lengths.iter().map(|&n| n as f32).collect()
             }
-            Some(Tensor::I64(ids)) => {
+            (Some(Tensor::I64(ids)), None) => {
                 if let Some(n) = vocab {
                     if let Some(bad) = ids.iter().find(|&&i| i < 0 || i as u64 >= n as u64) {
                         return Err(RunError(format!(
@@ -74,7 +90,7 @@ pub fn input_uploads(
                 }
                 ids.iter().map(|&i| i as f32).collect()
             }
-            None => vec![0.0; r.len()],
+            (None, _) => vec![0.0; r.len()],
         };
         out.push((r.offset, words));
     }

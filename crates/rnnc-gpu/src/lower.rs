@@ -374,12 +374,7 @@ impl Builder {
                 (line(rows * dim), [THREADS, 1, 1], rows * dim)
             }
             Body::Greedy { rows, vocab, .. } => (line(*rows), [THREADS, 1, 1], rows * vocab),
-            Body::BeamStep {
-                batch,
-                width,
-                vocab,
-                ..
-            } => (line(*batch), [THREADS, 1, 1], batch * width * vocab),
+            Body::BeamStep(b) => (line(b.batch), [THREADS, 1, 1], b.batch * b.width * b.vocab),
             Body::Step(stage) => {
                 let n = crate::step::step_work(&stage.groups);
                 (line(n), [THREADS, 1, 1], n)
@@ -411,7 +406,7 @@ impl Builder {
         }
         let uses_clock = match &body {
             Body::Copy { src, dst, .. } => src.time.is_some() || dst.time.is_some(),
-            Body::Greedy { .. } | Body::BeamStep { .. } => true,
+            Body::Greedy { .. } | Body::BeamStep(_) => true,
             Body::Step(stage) => {
                 let loads = stage.exprs.iter().any(|e| match &e.kind {
                     ExprKind::Load(a) => a.time.is_some(),
@@ -706,7 +701,7 @@ impl Builder {
                 let out = self.fresh(out_shape(self, 0), false);
                 let (body, b_shape) = if k_major {
                     let wt = self.transposed(&ops[1], &format!("{name}_kmajor"));
-                    (linear_k_major(&a, &wt, out.offset), wt.shape)
+                    (linear(&a, &wt, out.offset), wt.shape)
                 } else {
                     let b = self.contiguous(ops[1].clone(), load, sched, &format!("{name}_rhs"));
                     let body = match node.op {
@@ -1187,9 +1182,7 @@ impl Builder {
         self.advance(&mut run, &next, states, prefix);
         Ok(run)
     }
-}
 
-impl Builder {
     /// Copies the next states `next` over `states`. Next states that read a state
     /// region (a state passed on unchanged, a slice of one) are copied aside first,
     /// so no update overwrites what another reads.
@@ -1257,7 +1250,8 @@ fn line(n: usize) -> [u32; 3] {
     ]
 }
 
-/// `x @ wᵀ` over x's last axis (torch's F.linear).
+/// `x @ wᵀ` over x's last axis (torch's F.linear); `w` `[n, k]` read through its
+/// own strides (row-major, or a view of a k-major copy).
 fn linear(x: &Val, w: &Val, c: usize) -> Body {
     let k = *x.shape.last().expect("rank ≥ 1");
     let m = x.len() / k.max(1);
@@ -1274,31 +1268,10 @@ fn linear(x: &Val, w: &Val, c: usize) -> Body {
         },
         b: Access {
             offset: w.offset,
-            strides: vec![1, k as isize],
+            strides: vec![w.strides[1], w.strides[0]],
             time: None,
         },
         c,
-    }
-}
-
-/// `x · wᵀ` with `w` read through `wt`, its `[n, k]` view of a `k`-major copy.
-fn linear_k_major(x: &Val, wt: &Val, c: usize) -> Body {
-    match linear(x, wt, c) {
-        // linear() reads a contiguous w; only its strides differ.
-        Body::MatMul { m, n, k, a, c, .. } => Body::MatMul {
-            m,
-            n,
-            k,
-            batch_dims: vec![],
-            a,
-            b: Access {
-                offset: wt.offset,
-                strides: vec![wt.strides[1], wt.strides[0]],
-                time: None,
-            },
-            c,
-        },
-        _ => unreachable!("linear plans a MatMul"),
     }
 }
 

@@ -269,6 +269,28 @@ pub struct Hypotheses {
     pub done: usize,
 }
 
+/// One step of beam search at clock t, a thread per example: of every
+/// continuation of its live beams (rows `b * width + k` of `logits`) and each
+/// finished beam as it stands, the best `width` (the earlier candidate among
+/// equals) become its beams in `to`, their parents' rows in `parents`, their next
+/// inputs in `prev` (`eos` for a finished one).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BeamStep {
+    pub batch: usize,
+    pub width: usize,
+    pub vocab: usize,
+    pub max_len: usize,
+    pub eos: f32,
+    pub pad: f32,
+    pub logits: usize,
+    /// `[batch · width, vocab]` scratch for the log-probabilities.
+    pub logp: usize,
+    pub prev: usize,
+    pub parents: usize,
+    pub from: Hypotheses,
+    pub to: Hypotheses,
+}
+
 /// Row-wise reductions over one axis.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum RowOp {
@@ -346,26 +368,8 @@ pub enum Body {
         prev: usize,
         hyps: Hypotheses,
     },
-    /// One step of beam search at clock t, a thread per example: of every
-    /// continuation of its live beams (rows `b * width + k` of `logits`) and each
-    /// finished beam as it stands, the best `width` (the earlier candidate among
-    /// equals) become its beams in `to`, their parents' rows in `parents`, their
-    /// next inputs in `prev` (`eos` for a finished one).
-    BeamStep {
-        batch: usize,
-        width: usize,
-        vocab: usize,
-        max_len: usize,
-        eos: f32,
-        pad: f32,
-        logits: usize,
-        /// `[batch · width, vocab]` scratch for the log-probabilities.
-        logp: usize,
-        prev: usize,
-        parents: usize,
-        from: Hypotheses,
-        to: Hypotheses,
-    },
+    /// One step of beam search at clock t (see [`BeamStep`]).
+    BeamStep(BeamStep),
     /// A fused time step (or a stage of one), launched once per step.
     Step(Stage),
     /// A whole scan in one workgroup: its loops in order, the clock counted inside.

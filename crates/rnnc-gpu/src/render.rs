@@ -111,17 +111,9 @@ pub fn kernel(k: &Kernel, d: &dyn Dialect) -> String {
                     &format!("(i / {inner}) * {} + i % {inner}", len * inner),
                 ));
                 let at = |off: usize| format!("arena[{off} + base + j * {inner}]");
-                w.line(d.var_float("mx", &format!("arena[{src} + base]")));
-                w.open(d.for_up("j", "1", &len.to_string(), "1"));
-                w.line(format!("mx = rnnc_max(mx, {});", at(*src)));
-                w.close();
                 match op {
                     RowOp::Softmax | RowOp::LogSoftmax => {
-                        w.line(d.var_float("sum", "0.0f"));
-                        w.open(d.for_up("j", "0", &len.to_string(), "1"));
-                        w.line(format!("sum = sum + rnnc_exp({} - mx);", at(*src)));
-                        w.close();
-                        w.line(d.let_float("log_sum", "rnnc_log(sum)"));
+                        exp_sum(w, *len, &|j| format!("arena[{src} + base + {j} * {inner}]"));
                         w.open(d.for_up("j", "0", &len.to_string(), "1"));
                         let v = match op {
                             RowOp::Softmax => format!("rnnc_exp({} - mx) / sum", at(*src)),
@@ -195,41 +187,27 @@ pub fn kernel(k: &Kernel, d: &dyn Dialect) -> String {
             let sizes = (*rows, *vocab, *max_len);
             crate::render_decode::greedy(&mut w, sizes, *eos, *logits, *prev, hyps, &stride)
         }
-        Body::BeamStep {
-            batch,
-            width,
-            vocab,
-            max_len,
-            eos,
-            pad,
-            logits,
-            logp,
-            prev,
-            parents,
-            from,
-            to,
-        } => {
-            let b = crate::render_decode::BeamStep {
-                batch: *batch,
-                width: *width,
-                vocab: *vocab,
-                max_len: *max_len,
-                eos: *eos,
-                pad: *pad,
-                logits: *logits,
-                logp: *logp,
-                prev: *prev,
-                parents: *parents,
-                from,
-                to,
-            };
-            crate::render_decode::beam(&mut w, &b, &stride)
-        }
+        Body::BeamStep(b) => crate::render_decode::beam(&mut w, b, &stride),
         Body::Step(stage) => crate::render_step::step(&mut w, stage, &stride, d.clock()),
         Body::Sequence { loops } => crate::render_step::sequence(&mut w, loops, &stride),
     }
     w.s.push_str("}\n");
     w.s
+}
+
+/// Binds `mx` (the largest of the `len` values `x(j)`), `sum` (of `exp(x(j) − mx)`)
+/// and `log_sum`: the parts of a softmax, as the interpreter computes them.
+pub(crate) fn exp_sum(w: &mut Writer<'_>, len: usize, x: &dyn Fn(&str) -> String) {
+    let d = w.d;
+    w.line(d.var_float("mx", &x("0")));
+    w.open(d.for_up("j", "1", &len.to_string(), "1"));
+    w.line(format!("mx = rnnc_max(mx, {});", x("j")));
+    w.close();
+    w.line(d.var_float("sum", "0.0f"));
+    w.open(d.for_up("j", "0", &len.to_string(), "1"));
+    w.line(format!("sum = sum + rnnc_exp({} - mx);", x("j")));
+    w.close();
+    w.line(d.let_float("log_sum", "rnnc_log(sum)"));
 }
 
 /// Tiled product: each workgroup computes a TILE × TILE block of c, stepping

@@ -4,8 +4,8 @@
 //! log-softmax as `x − max − log Σ exp(x − max)`, the first index among equal
 //! scores.
 
-use crate::plan::Hypotheses;
-use crate::render::{float, Writer};
+use crate::plan::{BeamStep, Hypotheses};
+use crate::render::{exp_sum, float, Writer};
 
 /// `dst[r, :] = src[index[r], :]`.
 pub(crate) fn pick(
@@ -25,18 +25,9 @@ pub(crate) fn pick(
     w.close();
 }
 
-/// Binds `mx` and `log_sum` for the `vocab` values at `row + j`.
+/// Binds `mx`, `sum` and `log_sum` for the `vocab` values at `row + j`.
 fn log_softmax_of(w: &mut Writer<'_>, row: &str, vocab: usize) {
-    let d = w.d;
-    w.line(d.var_float("mx", &format!("arena[{row}]")));
-    w.open(d.for_up("j", "1", &vocab.to_string(), "1"));
-    w.line(format!("mx = rnnc_max(mx, arena[{row} + j]);"));
-    w.close();
-    w.line(d.var_float("sum", "0.0f"));
-    w.open(d.for_up("j", "0", &vocab.to_string(), "1"));
-    w.line(format!("sum = sum + rnnc_exp(arena[{row} + j] - mx);"));
-    w.close();
-    w.line(d.let_float("log_sum", "rnnc_log(sum)"));
+    exp_sum(w, vocab, &|j| format!("arena[{row} + {j}]"));
 }
 
 /// The greedy choice of every unfinished row at the loop's step.
@@ -84,31 +75,15 @@ pub(crate) fn greedy(
     w.close();
 }
 
-/// A beam step's sizes and regions (see `Body::BeamStep`).
-pub(crate) struct BeamStep<'a> {
-    pub batch: usize,
-    pub width: usize,
-    pub vocab: usize,
-    pub max_len: usize,
-    pub eos: f32,
-    pub pad: f32,
-    pub logits: usize,
-    pub logp: usize,
-    pub prev: usize,
-    pub parents: usize,
-    pub from: &'a Hypotheses,
-    pub to: &'a Hypotheses,
-}
-
 /// A beam step, a thread per example: log-probabilities of every live beam's row,
 /// then `width` passes, each choosing the best candidate after the one the pass
 /// before chose, in the order (score descending, candidate ascending). Candidate
 /// `k · vocab + v` continues beam k with token v; a finished beam is candidate
 /// `k · vocab` as it stands.
-pub(crate) fn beam(w: &mut Writer<'_>, b: &BeamStep<'_>, stride: &str) {
+pub(crate) fn beam(w: &mut Writer<'_>, b: &BeamStep, stride: &str) {
     let d = w.d;
     let (wd, v, ml) = (b.width, b.vocab, b.max_len);
-    let (from, to) = (b.from, b.to);
+    let (from, to) = (&b.from, &b.to);
     let neg_inf = float(f32::NEG_INFINITY, d);
     w.open(d.for_up("i", "gid", &b.batch.to_string(), stride));
     w.open(d.for_up("k", "0", &wd.to_string(), "1"));

@@ -14,6 +14,15 @@ use crate::math;
 
 /// Lanes of one slot.
 pub const BLOCK: usize = 64;
+/// Prefetch hints (x86's; elsewhere there is no prefetch).
+#[cfg(target_arch = "x86_64")]
+const READ: i32 = std::arch::x86_64::_MM_HINT_T0;
+#[cfg(target_arch = "x86_64")]
+const WRITE: i32 = std::arch::x86_64::_MM_HINT_ET0;
+#[cfg(not(target_arch = "x86_64"))]
+const READ: i32 = 0;
+#[cfg(not(target_arch = "x86_64"))]
+const WRITE: i32 = 0;
 /// Slots a program may use at once (4 KiB of stack, zeroed per call).
 pub const MAX_SLOTS: usize = 16;
 
@@ -196,28 +205,15 @@ fn zip(x: &Block, z: &Block, f: impl Fn(f32, f32) -> f32) -> Block {
     y
 }
 
-/// Asks for the block at `p` (4 cache lines) to be brought towards L1; never
-/// faults, wherever `p` points.
+/// Asks for the block at `p` (4 cache lines) to be brought towards L1, for
+/// reading (`_MM_HINT_T0`) or writing (`_MM_HINT_ET0`); never faults, wherever `p`
+/// points.
 #[inline(always)]
-fn prefetch(p: *const f32) {
+fn prefetch<const HINT: i32>(p: *const f32) {
     #[cfg(target_arch = "x86_64")]
     for line in 0..BLOCK / 16 {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         // SAFETY: a prefetch reads nothing and cannot fault.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(line * 16) as *const i8) };
-    }
-}
-
-/// Asks for the block at `p` to be brought towards L1 for writing (a step's rows
-/// of an emitted `[B, T, F]` sequence lie a whole sequence apart, so each row's
-/// stores would miss); never faults, wherever `p` points.
-#[inline(always)]
-fn prefetch_for_write(p: *const f32) {
-    #[cfg(target_arch = "x86_64")]
-    for line in 0..BLOCK / 16 {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
-        // SAFETY: a prefetch reads nothing and cannot fault.
-        unsafe { _mm_prefetch::<_MM_HINT_ET0>(p.wrapping_add(line * 16) as *const i8) };
+        unsafe { std::arch::x86_64::_mm_prefetch::<HINT>(p.wrapping_add(line * 16) as *const i8) };
     }
 }
 
@@ -253,7 +249,7 @@ pub(crate) unsafe fn run(
                             [unsafe { *row }; BLOCK]
                         } else if n == BLOCK {
                             if d.next != 0 {
-                                prefetch(unsafe { row.add(c) }.wrapping_offset(d.next));
+                                prefetch::<READ>(unsafe { row.add(c) }.wrapping_offset(d.next));
                             }
                             // A whole block: plain vector loads, no call to memcpy.
                             unsafe { std::ptr::read_unaligned(row.add(c) as *const Block) }
@@ -301,7 +297,9 @@ pub(crate) unsafe fn run(
                 if n == BLOCK {
                     let next = prog.outputs_next[o];
                     if next != 0 {
-                        prefetch_for_write(row.wrapping_offset(next));
+                        // A step's rows of an emitted `[B, T, F]` sequence lie a
+                        // whole sequence apart: each row's stores would miss.
+                        prefetch::<WRITE>(row.wrapping_offset(next));
                     }
                     unsafe { std::ptr::write_unaligned(row as *mut Block, *v) };
                 } else {
