@@ -1,6 +1,7 @@
 //! The CPU backend against the interpreter, on every model the fixtures name (their
 //! seed-0 and random-dims hyperparameters: hidden sizes that are not multiples of
-//! 4 among them), with random weights and inputs at batch 1, 5 (a row block and
+//! 4 among them), the test models and the seq2seq model teacher-forced,
+//! with random weights and inputs at batch 1, 5 (a row block and
 //! one row over), 17 (the portable path's GEMM, `GEMM_MIN_ROWS` = 16; the kernels'
 //! row blocks and their remainders) and lengths 1 and 6, at -O0, -O1, -O2 and -O2
 //! with time unrolling, on every kernel ISA this CPU has and the portable path.
@@ -48,6 +49,9 @@ fn cases() -> BTreeSet<(std::path::PathBuf, Vec<String>)> {
             .into_iter()
             .filter(|(m, _)| m.starts_with(common::root().join("tests/models"))),
     );
+    // Attention over a memory, token ids read in the step, a source axis.
+    let seq2seq = common::root().join("models/seq2seq_attention.rnn");
+    cases.insert((seq2seq, common::seq2seq_params("teacher")));
     cases
 }
 

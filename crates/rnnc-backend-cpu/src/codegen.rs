@@ -257,7 +257,7 @@ impl Emitter<'_, '_> {
                     vocab,
                     ids,
                     out,
-                } => self.gather(*table, *vocab, *ids, out, t),
+                } => self.gather(*table, *vocab, ids, out, t),
                 Instr::SequenceMask { lengths, out } => self.sequence_mask(*lengths, out, t),
                 Instr::BatchMatMul {
                     a,
@@ -694,20 +694,19 @@ impl Emitter<'_, '_> {
     /// Embedding rows by token id: the id is checked against the table (an id out
     /// of range reads row 0 and is masked to zeros, so nothing outside the table is
     /// ever read), then the row is copied, 4 lanes at a time and a scalar tail.
-    fn gather(&mut self, table: usize, vocab: usize, ids: usize, out: &View, t: Value) {
+    fn gather(&mut self, table: usize, vocab: usize, ids: &View, out: &View, t: Value) {
         let mine = self.part.rows(out.rows);
         if mine.is_empty() {
             return;
         }
         let tb = self.bases[&Slot::Const(table)];
-        let ib = self.bases[&Slot::Seq(ids)];
+        let (ib, io) = self.addr(ids, t);
         let (ob, oo) = self.addr(out, t);
         let d = out.cols;
         let nvec = d / 4;
         self.counted(mine.len(), &[], |em, r, _| {
             let r = em.b.ins().iadd_imm_s(r, mine.start as i64);
-            let at = em.b.ins().imul_imm_s(r, 8);
-            let ip = em.b.ins().iadd(ib, at);
+            let ip = em.row_ptr(ib, io, ids.row_stride, r);
             let id = em.b.ins().load(types::I64, flags(), ip, 0);
             let ok =
                 em.b.ins()

@@ -22,6 +22,7 @@ mod barrier;
 mod codegen;
 mod gemm;
 mod jit;
+mod layout;
 mod math;
 mod pack;
 mod parallel;
@@ -48,6 +49,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
+use whole::Dims;
 use workers::Workers;
 
 /// What happened to one scan at one set of operand shapes.
@@ -73,11 +75,13 @@ fn outcome(compiled: Result<&jit::Jitted, &Unsupported>) -> Outcome {
 }
 type Program = Rc<Result<CompiledProgram, Unsupported>>;
 
-/// What happened to the whole-model program at one (B, T).
+/// What happened to the whole-model program at one (B, T, S).
 #[derive(Clone, Debug)]
 pub struct ProgramReport {
     pub batch: usize,
     pub time: usize,
+    /// S, for a model with a source-length axis.
+    pub source: Option<usize>,
     /// Compile time and code size, or why the model runs scan by scan.
     pub outcome: Outcome,
     /// The threads the program runs on (0 where it was not compiled).
@@ -93,8 +97,8 @@ pub struct CpuBackend<'g> {
     /// Top-level `linear`s whose matrix is a load-time value (see [`Hooks::op`]).
     weight_products: HashSet<NodeId>,
     scans: RefCell<HashMap<Key, Rc<Result<CompiledScan, Unsupported>>>>,
-    /// Whole-model programs by (B, T).
-    programs: RefCell<HashMap<(usize, usize), Program>>,
+    /// Whole-model programs by (B, T, S).
+    programs: RefCell<HashMap<Dims, Program>>,
     threads: usize,
     /// Whether each program chooses between 1 and `threads` threads itself.
     auto: bool,
@@ -185,24 +189,29 @@ impl<'g> CpuBackend<'g> {
     /// Runs the model; same contract as [`rnnc_interp::run`].
     pub fn run(&self, inputs: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>, RunError> {
         let sizes = rnnc_interp::bind_sizes(&self.graph, inputs, self.weights)?;
-        let time = sizes.time;
         if let Some(batch) = sizes.batch {
             // A model without a time axis compiles the same at any T.
-            if let Ok(p) = &*self.program(batch, time.unwrap_or(1)) {
+            let dims = Dims {
+                batch,
+                time: sizes.time.unwrap_or(1),
+                source: sizes.source,
+            };
+            if let Ok(p) = &*self.program(dims) {
                 return p.run(inputs, self.pool.as_ref());
             }
         }
         run_with(&self.graph, inputs, self.weights, self)
     }
 
-    /// Compiles the whole-model program for (B, T) now, as a first run would.
+    /// Compiles the whole-model program for (B, T) now, as a first run would
+    /// (with S = T for a model with a source-length axis, as `rnnc bench` runs it).
     pub fn prepare(&self, batch: usize, time: usize) {
-        let _ = self.program(batch, time);
+        let _ = self.program(Dims::at(self.graph.graph(), batch, time));
     }
 
-    /// The whole-model program for (B, T), compiled on first use and kept.
-    fn program(&self, batch: usize, time: usize) -> Program {
-        if let Some(p) = self.programs.borrow().get(&(batch, time)) {
+    /// The whole-model program for these sizes, compiled on first use and kept.
+    fn program(&self, dims: Dims) -> Program {
+        if let Some(p) = self.programs.borrow().get(&dims) {
             return p.clone();
         }
         let g = self.graph.graph();
@@ -210,10 +219,10 @@ impl<'g> CpuBackend<'g> {
             g,
             self.weights,
             &self.load_time,
-            ((batch, time), self.threads, self.auto),
+            (dims, self.threads, self.auto),
             self.isa,
         ));
-        self.programs.borrow_mut().insert((batch, time), p.clone());
+        self.programs.borrow_mut().insert(dims, p.clone());
         p
     }
 
@@ -223,14 +232,15 @@ impl<'g> CpuBackend<'g> {
             .programs
             .borrow()
             .iter()
-            .map(|((batch, time), p)| ProgramReport {
-                batch: *batch,
-                time: *time,
+            .map(|(d, p)| ProgramReport {
+                batch: d.batch,
+                time: d.time,
+                source: d.source,
                 outcome: outcome(p.as_ref().as_ref().map(|p| &p.code)),
                 threads: p.as_ref().as_ref().map_or(0, |p| p.threads),
             })
             .collect();
-        out.sort_by_key(|r| (r.batch, r.time));
+        out.sort_by_key(|r| (r.batch, r.time, r.source));
         out
     }
 
@@ -308,7 +318,7 @@ impl Hooks for CpuBackend<'_> {
             return None;
         }
         match &*self.compiled(node, scan, operands) {
-            Ok(c) => Some(Ok(c.run(operands, self.pool.as_ref()))),
+            Ok(c) => Some(c.run(operands, self.pool.as_ref())),
             Err(_) => None,
         }
     }

@@ -280,7 +280,7 @@ fn overlap(a: &[Extent], b: &[Extent]) -> bool {
 /// constants) or only written once per step at distinct places (emits).
 fn extent(v: &View) -> Option<(Slot, Range<usize>)> {
     match v.slot {
-        Slot::Seq(_) | Slot::Const(_) | Slot::Emit(_) | Slot::Fn(_) => None,
+        Slot::Seq(_) | Slot::Memory(_) | Slot::Const(_) | Slot::Emit(_) | Slot::Fn(_) => None,
         Slot::State(_) | Slot::NextState(_) | Slot::Scratch => Some((v.slot, v.span())),
     }
 }

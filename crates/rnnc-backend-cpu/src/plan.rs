@@ -4,10 +4,11 @@
 //! nothing: they are views. Whatever has no instruction here is reported as
 //! [`Unsupported`], and the scan is left to the interpreter.
 
+use crate::layout::{broadcast, rows_cols, Layout};
 use crate::pack::{pack_panels, panel_width};
 use ndarray::ArrayD;
 use rnnc_interp::load_time_values;
-use rnnc_ir::{ArgKind, BinaryOp, Dim, Graph, NodeId, Op, Scan, TensorTy, UnaryOp, Value};
+use rnnc_ir::{ArgKind, BinaryOp, DType, Dim, Graph, NodeId, Op, Scan, TensorTy, UnaryOp, Value};
 use rnnc_kernels::Isa;
 use rnnc_runtime::{Tensor, Weights};
 use std::collections::HashMap;
@@ -68,6 +69,9 @@ pub enum Slot {
     /// read, so no thread overwrites a state another may still be reading, and
     /// the threads meet once per step. Not in the pointer table.
     NextState(usize),
+    /// Memory operand `i` of a scan (`memory = …`, such as the encoder states an
+    /// attention step reads), whole and the same at every step: `[B, …]`, read only.
+    Memory(usize),
     /// Emit output `[B, T, F]`.
     Emit(usize),
     /// A load-time constant (a weight, folded value, or packed weight panels).
@@ -258,12 +262,13 @@ pub enum Instr {
         out: View,
     },
     /// Row `ids[r]` of constant `table` (`vocab` rows of `out.cols`) into row r of
-    /// `out`, for the i64 token ids of input `ids`; an id outside the table gives
-    /// a row of zeros (whole-model programs only).
+    /// `out`; an id outside the table gives a row of zeros. `ids` views i64 token
+    /// ids (a model input, or a scan's sequence of them) in f32 units: id r is
+    /// the i64 at element `offset + r · row_stride`.
     Gather {
         table: usize,
         vocab: usize,
-        ids: usize,
+        ids: View,
         out: View,
     },
 }
@@ -283,6 +288,10 @@ pub struct Plan {
     pub time: usize,
     pub n_seqs: usize,
     pub n_states: usize,
+    pub n_memories: usize,
+    /// Per sequence: for token ids, the rows of the smallest embedding table
+    /// they index (a run checks them against it first); None for f32 values.
+    pub id_rows: Vec<Option<usize>>,
     pub n_emits: usize,
     /// Elements per time step of each emit.
     pub emit_widths: Vec<usize>,
@@ -308,6 +317,7 @@ impl Plan {
     pub fn slots(&self) -> Vec<Slot> {
         let mut s: Vec<Slot> = (0..self.n_seqs).map(Slot::Seq).collect();
         s.extend((0..self.n_states).map(Slot::State));
+        s.extend((0..self.n_memories).map(Slot::Memory));
         s.extend((0..self.n_emits).map(Slot::Emit));
         s.extend((0..self.consts.len()).map(Slot::Const));
         s.push(Slot::Scratch);
@@ -327,18 +337,23 @@ pub fn plan(
     weights: &Weights,
     products: Products,
 ) -> Result<Plan, Unsupported> {
-    if scan.n_memory > 0 {
-        return unsupported("a scan whose cell reads a `memory` (attention over encoder states)");
-    }
-    let seq_shapes = &operand_shapes[..scan.n_seqs];
+    let (n_seqs, n_states) = (scan.n_seqs, scan.n_states);
+    let seq_shapes = &operand_shapes[..n_seqs];
     let batch = seq_shapes[0][0];
     let time = seq_shapes[0][1];
+    let ids = id_seqs(scan);
     let mut seq_widths = Vec::new();
-    for s in seq_shapes {
-        if s.len() != 3 {
-            return unsupported(format!("a sequence of rank {} (only [B, T, F])", s.len()));
+    for (s, ids) in seq_shapes.iter().zip(&ids) {
+        match (s.len(), ids) {
+            (3, false) => seq_widths.push(s[2]),
+            // One i64 per step and row: two f32 units.
+            (2, true) => seq_widths.push(2),
+            (n, _) => {
+                return unsupported(format!(
+                    "a sequence of rank {n} (only [B, T, F], or token ids [B, T])"
+                ))
+            }
         }
-        seq_widths.push(s[2]);
     }
     let seq_pitches = seq_pitches.map_or_else(|| seq_widths.clone(), <[usize]>::to_vec);
     assert!(
@@ -346,16 +361,21 @@ pub fn plan(
             && seq_pitches.iter().zip(&seq_widths).all(|(p, w)| p >= w),
         "a sequence's pitch is at least its width"
     );
-    let state_shapes: Vec<Vec<usize>> = operand_shapes[scan.n_seqs..].to_vec();
+    let state_shapes: Vec<Vec<usize>> = operand_shapes[n_seqs..n_seqs + n_states].to_vec();
     for s in &state_shapes {
         if s.len() > 2 {
             return unsupported(format!("a state of rank {}", s.len()));
         }
     }
+    let memory_shapes = &operand_shapes[n_seqs + n_states..];
+    let sizes = Sizes {
+        batch,
+        source: source_len(scan, memory_shapes),
+    };
     let n_emits = scan.n_emits();
     let mut emit_widths = Vec::new();
     for (_, v) in &scan.body.outputs[scan.n_states..scan.n_states + n_emits] {
-        let dims = concrete(scan.body.ty(*v), batch)?;
+        let dims = concrete(scan.body.ty(*v), sizes)?;
         if dims.len() != 2 || dims[0] != batch {
             return unsupported("an emit that is not [B, F]");
         }
@@ -363,6 +383,9 @@ pub fn plan(
     }
     let mut b = Builder {
         scan,
+        sizes,
+        ids: &ids,
+        id_rows: vec![None; n_seqs],
         batch,
         time,
         seq_widths: &seq_widths,
@@ -388,8 +411,10 @@ pub fn plan(
         reverse: scan.reverse,
         batch,
         time,
-        n_seqs: scan.n_seqs,
-        n_states: scan.n_states,
+        n_seqs,
+        n_states,
+        n_memories: scan.n_memory,
+        id_rows: b.id_rows,
         n_emits,
         emit_widths,
         state_shapes,
@@ -403,16 +428,61 @@ pub fn plan(
     })
 }
 
-pub(crate) fn concrete(ty: &TensorTy, batch: usize) -> Result<Vec<usize>, Unsupported> {
+/// The sizes a scan body's types name: B, and S where a memory has that axis.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sizes {
+    pub batch: usize,
+    pub source: Option<usize>,
+}
+
+pub(crate) fn concrete(ty: &TensorTy, sizes: Sizes) -> Result<Vec<usize>, Unsupported> {
     ty.dims
         .iter()
         .map(|d| match d {
             Dim::Fixed(n) => Ok(*n),
-            Dim::Batch => Ok(batch),
+            Dim::Batch => Ok(sizes.batch),
             Dim::Time => unsupported("a value with a time axis inside a scan body"),
-            Dim::Source => unsupported("a value with a source-length axis (S)"),
+            Dim::Source => sizes.source.map_or_else(
+                || unsupported("a source-length axis (S) no memory of the scan has"),
+                Ok,
+            ),
         })
         .collect()
+}
+
+/// Per sequence of `scan`: whether it holds i64 token ids (read by `embedding`).
+fn id_seqs(scan: &Scan) -> Vec<bool> {
+    let mut ids = vec![false; scan.n_seqs];
+    for id in scan.body.node_ids() {
+        let node = scan.body.node(id);
+        if let Op::Arg {
+            kind: ArgKind::Seq,
+            index,
+        } = node.op
+        {
+            ids[index % scan.n_seqs] |= node.results[0].dtype != DType::F32;
+        }
+    }
+    ids
+}
+
+/// S, from the first memory whose type has that axis.
+fn source_len(scan: &Scan, memory_shapes: &[Vec<usize>]) -> Option<usize> {
+    scan.body.node_ids().find_map(|id| {
+        let node = scan.body.node(id);
+        let Op::Arg {
+            kind: ArgKind::Memory,
+            index,
+        } = node.op
+        else {
+            return None;
+        };
+        let axis = node.results[0]
+            .dims
+            .iter()
+            .position(|d| *d == Dim::Source)?;
+        memory_shapes.get(index)?.get(axis).copied()
+    })
 }
 
 /// (rows, cols) of a value of rank ≤ 2.
@@ -421,7 +491,7 @@ pub(crate) fn as_matrix(dims: &[usize]) -> Result<(usize, usize), Unsupported> {
         [] => Ok((1, 1)),
         [c] => Ok((1, *c)),
         [r, c] => Ok((*r, *c)),
-        _ => unsupported(format!("a value of rank {} inside a scan body", dims.len())),
+        _ => unsupported(format!("a value of rank {}", dims.len())),
     }
 }
 
@@ -504,6 +574,11 @@ pub(crate) fn product(
 
 struct Builder<'a> {
     scan: &'a Scan,
+    sizes: Sizes,
+    /// Per sequence: whether it holds token ids.
+    ids: &'a [bool],
+    /// Per sequence of token ids: the rows of the smallest table they index.
+    id_rows: Vec<Option<usize>>,
     batch: usize,
     time: usize,
     seq_widths: &'a [usize],
@@ -519,6 +594,8 @@ impl Builder<'_> {
         let known = load_time_values(g, self.weights).map_err(|e| Unsupported(e.0))?;
         let order = g.topo_order().expect("verified graphs are acyclic");
         let mut views: HashMap<Value, View> = HashMap::new();
+        // Values holding a step's token ids (sequences of them).
+        let mut ids: HashMap<Value, usize> = HashMap::new();
         let mut instrs = Vec::new();
         // Load-time values become constant buffers only when run-time code reads them.
         let mut const_of: HashMap<NodeId, View> = HashMap::new();
@@ -528,13 +605,16 @@ impl Builder<'_> {
                 continue;
             }
             let operands = g.operands(id);
-            let dims = concrete(&node.results[0], self.batch)?;
+            let dims = concrete(&node.results[0], self.sizes)?;
             let result = match &node.op {
                 Op::Arg {
                     kind: ArgKind::Seq,
                     index,
                 } => {
                     let (s, j) = (index % self.scan.n_seqs, index / self.scan.n_seqs);
+                    if self.ids[s] {
+                        ids.insert(Value::new(id, 0), s);
+                    }
                     View::time_step(
                         Slot::Seq(s),
                         self.batch,
@@ -550,37 +630,88 @@ impl Builder<'_> {
                     let (r, c) = as_matrix(&dims)?;
                     View::contiguous(Slot::State(*index), 0, r, c)
                 }
+                Op::Arg {
+                    kind: ArgKind::Memory,
+                    index,
+                } => {
+                    if node.results[0].dtype != DType::F32 {
+                        return unsupported("a memory of integers");
+                    }
+                    let (r, c) = rows_cols(&dims);
+                    View::contiguous(Slot::Memory(*index), 0, r, c)
+                }
                 Op::Zeros => {
-                    let (r, c) = as_matrix(&dims)?;
+                    let (r, c) = rows_cols(&dims);
                     let k = self.bufs.constant(vec![0.0; r * c]);
                     View::contiguous(Slot::Const(k), 0, r, c)
                 }
                 Op::Slice { axis, start, end } => {
-                    let mut v = lookup(self, &known, &mut const_of, &views, operands[0])?;
-                    if dims.len() == 2 && *axis == 0 {
-                        v.offset += start * v.row_stride;
-                        v.rows = end - start;
-                    } else if *axis + 1 == dims.len() {
-                        v.offset += start;
-                        v.cols = end - start;
-                    } else {
-                        return unsupported("a slice of this axis");
+                    let v = lookup(self, &known, &mut const_of, &views, operands[0])?;
+                    let od = self.dims_of(g, &known, operands[0])?;
+                    match Layout::sub_view(v, &od, *axis, *start, *end) {
+                        Ok(view) => view,
+                        Err(_) => self
+                            .layout(&mut instrs)
+                            .sliced_copy(v, &od, *axis, *start, *end)?,
                     }
-                    v
                 }
-                Op::Index { axis: 0, index } if dims.len() == 1 => {
-                    let mut v = lookup(self, &known, &mut const_of, &views, operands[0])?;
-                    let i = if *index < 0 {
-                        *index + v.rows as i64
-                    } else {
-                        *index
-                    };
-                    if i < 0 || i as usize >= v.rows {
+                Op::Index { axis, index } => {
+                    let v = lookup(self, &known, &mut const_of, &views, operands[0])?;
+                    let od = self.dims_of(g, &known, operands[0])?;
+                    let n = od[*axis] as i64;
+                    let i = if *index < 0 { *index + n } else { *index };
+                    if !(0..n).contains(&i) {
                         return unsupported("an index out of range");
                     }
-                    v.offset += i as usize * v.row_stride;
-                    v.rows = 1;
-                    v
+                    let i = i as usize;
+                    match Layout::sub_view(v, &od, *axis, i, i + 1) {
+                        Ok(view) => view,
+                        Err(_) => self
+                            .layout(&mut instrs)
+                            .sliced_copy(v, &od, *axis, i, i + 1)?,
+                    }
+                }
+                // A new axis of length 1, or one dropped: the same elements, seen
+                // as the new shape (copied first where they are not one block).
+                Op::Unsqueeze { .. } | Op::Squeeze { .. } => {
+                    let v = lookup(self, &known, &mut const_of, &views, operands[0])?;
+                    let (r, c) = rows_cols(&dims);
+                    if (v.rows, v.cols) == (r, c) {
+                        v
+                    } else {
+                        let v = self.layout(&mut instrs).contiguous(v);
+                        View::contiguous(v.slot, v.offset, r, c)
+                    }
+                }
+                Op::Embedding => {
+                    let Some(table) = known.get(&operands[0].node) else {
+                        return unsupported("an embedding table computed at run time");
+                    };
+                    let Some(&seq) = ids.get(&operands[1]) else {
+                        return unsupported("embedding ids that are not a sequence of the scan");
+                    };
+                    let ids = lookup(self, &known, &mut const_of, &views, operands[1])?;
+                    let table = table.f32();
+                    let (vocab, d) = (table.shape()[0], table.shape()[1]);
+                    let rows = self.id_rows[seq].get_or_insert(vocab);
+                    *rows = (*rows).min(vocab);
+                    let t = self.bufs.constant(row_major(table));
+                    let out = self.bufs.scratch_view(ids.rows, d);
+                    instrs.push(Instr::Gather {
+                        table: t,
+                        vocab,
+                        ids,
+                        out,
+                    });
+                    out
+                }
+                Op::MatMul if !known.contains_key(&operands[1].node) => {
+                    let x = lookup(self, &known, &mut const_of, &views, operands[0])?;
+                    let y = lookup(self, &known, &mut const_of, &views, operands[1])?;
+                    let xd = self.dims_of(g, &known, operands[0])?;
+                    let yd = self.dims_of(g, &known, operands[1])?;
+                    self.layout(&mut instrs)
+                        .batch_matmul(x, &xd, y, &yd, &dims)?
                 }
                 Op::Linear | Op::MatMul => {
                     let x = lookup(self, &known, &mut const_of, &views, operands[0])?;
@@ -596,11 +727,20 @@ impl Builder<'_> {
                     instrs.push(instr);
                     out
                 }
-                Op::Unary(_) | Op::Binary(_) => {
-                    let (r, c) = as_matrix(&dims)?;
+                Op::Unary(_) | Op::Binary(_) | Op::Fused(_) => {
+                    if node.results.iter().any(|t| t != &node.results[0]) {
+                        return unsupported("a fused region whose results differ in shape");
+                    }
+                    let (r, c) = rows_cols(&dims);
                     let mut inputs = Vec::new();
                     for v in &operands {
-                        inputs.push(lookup(self, &known, &mut const_of, &views, *v)?);
+                        let view = lookup(self, &known, &mut const_of, &views, *v)?;
+                        let od = self.dims_of(g, &known, *v)?;
+                        inputs.push(match broadcast(view, &od, &dims) {
+                            Ok(view) => view,
+                            // A broadcast the loop cannot read in place: written out.
+                            Err(_) => self.layout(&mut instrs).broadcast_copy(view, &od, &dims)?,
+                        });
                     }
                     if let Some(v) = fold_into_product(
                         g,
@@ -612,32 +752,15 @@ impl Builder<'_> {
                         views.insert(Value::new(id, 0), v);
                         continue;
                     }
-                    let code: Vec<EOp> = match &node.op {
-                        Op::Unary(u) => vec![EOp::Input(0), EOp::Unary(*u, 0)],
-                        Op::Binary(b) => vec![EOp::Input(0), EOp::Input(1), EOp::Binary(*b, 0, 1)],
+                    let (code, results) = match &node.op {
+                        Op::Unary(u) => (vec![EOp::Input(0), EOp::Unary(*u, 0)], vec![1]),
+                        Op::Binary(b) => (
+                            vec![EOp::Input(0), EOp::Input(1), EOp::Binary(*b, 0, 1)],
+                            vec![2],
+                        ),
+                        Op::Fused(f) => elementwise_code(&f.body)?,
                         _ => unreachable!(),
                     };
-                    let out = self.bufs.scratch_view(r, c);
-                    let last = code.len() - 1;
-                    instrs.push(Instr::Elementwise(Elementwise {
-                        rows: r,
-                        cols: c,
-                        inputs,
-                        code,
-                        outputs: vec![(last, out)],
-                    }));
-                    out
-                }
-                Op::Fused(f) => {
-                    let (r, c) = as_matrix(&dims)?;
-                    if node.results.iter().any(|t| t != &node.results[0]) {
-                        return unsupported("a fused region whose results differ in shape");
-                    }
-                    let mut inputs = Vec::new();
-                    for v in &operands {
-                        inputs.push(lookup(self, &known, &mut const_of, &views, *v)?);
-                    }
-                    let (code, results) = elementwise_code(&f.body)?;
                     let mut outputs = Vec::new();
                     for (i, at) in results.into_iter().enumerate() {
                         let out = self.bufs.scratch_view(r, c);
@@ -720,6 +843,27 @@ impl Builder<'_> {
             write_also(&mut instrs, src, dst);
         }
         Ok(Program { steps, instrs })
+    }
+
+    /// Where a layout change puts its copies: this builder's buffers, `instrs`.
+    fn layout<'s>(&'s mut self, instrs: &'s mut Vec<Instr>) -> Layout<'s> {
+        Layout {
+            bufs: &mut self.bufs,
+            instrs,
+        }
+    }
+
+    /// The shape of value `v` of body `g` at this plan's sizes.
+    fn dims_of(
+        &self,
+        g: &Graph,
+        known: &HashMap<NodeId, Rc<Tensor>>,
+        v: Value,
+    ) -> Result<Vec<usize>, Unsupported> {
+        match known.get(&v.node) {
+            Some(t) => Ok(t.shape().to_vec()),
+            None => concrete(g.ty(v), self.sizes),
+        }
     }
 
     fn const_view(&mut self, t: &Rc<Tensor>) -> Result<View, Unsupported> {
@@ -882,7 +1026,8 @@ pub(crate) fn views(instr: &Instr) -> (Vec<View>, Vec<View>) {
             (vec![*out], std::iter::once(*x).chain(*init).collect())
         }
         Instr::Gemm { x, out, .. } | Instr::Rows { x, out, .. } => (vec![*out], vec![*x]),
-        Instr::Gather { out, .. } | Instr::SequenceMask { out, .. } => (vec![*out], Vec::new()),
+        Instr::Gather { out, ids, .. } => (vec![*out], vec![*ids]),
+        Instr::SequenceMask { out, .. } => (vec![*out], Vec::new()),
         Instr::BatchMatMul {
             a,
             b,

@@ -7,7 +7,7 @@ use crate::barrier::SpinBarrier;
 use crate::jit::{self, Jitted};
 use crate::plan::{Products, Slot, Unsupported};
 use crate::scan::{array, flat, run_entries};
-use crate::whole::{plan_model, IntInput, WholePlan};
+use crate::whole::{plan_model, Dims, IntInput, WholePlan};
 use crate::workers::Workers;
 use rnnc_ir::{Graph, NodeId};
 use rnnc_kernels::{AlignedF32, Isa};
@@ -29,14 +29,14 @@ pub struct CompiledProgram {
 }
 
 impl CompiledProgram {
-    /// Compiles `g` for (B, T) = `shape`; `known` are its load-time values; the
+    /// Compiles `g` for the sizes `shape`; `known` are its load-time values; the
     /// products run on `isa`'s kernels, the code on `threads` threads, or with
     /// `auto` on 1 or `threads`, as the cost model (`threads.rs`) chooses.
     pub fn new(
         g: &Graph,
         weights: &Weights,
         known: &HashMap<NodeId, Rc<Tensor>>,
-        (shape, threads, auto): ((usize, usize), usize, bool),
+        (shape, threads, auto): (Dims, usize, bool),
         isa: Isa,
     ) -> Result<Self, Unsupported> {
         let mut whole = plan_model(g, weights, known, shape, threads, Products::jit(isa))?;
@@ -75,15 +75,7 @@ impl CompiledProgram {
             ins.push(match (inputs.get(name), int) {
                 (Some(Tensor::I64(ids)), Some(int)) => {
                     match *int {
-                        IntInput::Ids { rows } => {
-                            if let Some(bad) =
-                                ids.iter().find(|&&id| id < 0 || id as usize >= rows)
-                            {
-                                return Err(RunError(format!(
-                                    "token id {bad} is out of range for an embedding table of {rows} rows"
-                                )));
-                            }
-                        }
+                        IntInput::Ids { rows } => crate::scan::check_ids(ids, rows)?,
                         IntInput::Lengths { time } => rnnc_interp::check_lengths(ids, time)?,
                     }
                     Input::Ids(match ids.as_slice() {
@@ -119,8 +111,8 @@ impl CompiledProgram {
                 Slot::Const(i) => self.consts[i].as_ptr() as *mut f32,
                 Slot::Scratch => scratch.as_mut_ptr(),
                 Slot::Fn(i) => self.code.callees[i] as *mut f32,
-                Slot::State(_) | Slot::NextState(_) => {
-                    unreachable!("the top-level program has no states")
+                Slot::State(_) | Slot::NextState(_) | Slot::Memory(_) => {
+                    unreachable!("the top-level program has no states or memories")
                 }
             })
             .collect();

@@ -10,7 +10,7 @@ use crate::workers::Workers;
 use ndarray::{ArrayD, IxDyn};
 use rnnc_ir::Scan;
 use rnnc_kernels::{AlignedF32, Isa};
-use rnnc_runtime::{Tensor, Weights};
+use rnnc_runtime::{RunError, Tensor, Weights};
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -58,17 +58,32 @@ impl CompiledScan {
 
     /// Runs the scan on operands of the shapes it was compiled for; `pool` has
     /// exactly as many threads as the scan was compiled for (None for one).
-    pub fn run(&self, operands: &[Rc<Tensor>], pool: Option<&Workers>) -> Vec<Tensor> {
+    /// Token ids outside their embedding table are an error, as in the
+    /// interpreter.
+    pub fn run(
+        &self,
+        operands: &[Rc<Tensor>],
+        pool: Option<&Workers>,
+    ) -> Result<Vec<Tensor>, RunError> {
         let p = &self.plan;
-        // Sequences are read in place when they are contiguous (they usually are).
-        let seqs: Vec<Cow<'_, [f32]>> = operands[..p.n_seqs]
+        let (n_seqs, n_states) = (p.n_seqs, p.n_states);
+        // Sequences and memories are read in place when they are contiguous (they
+        // usually are).
+        let mut seqs: Vec<Data<'_>> = Vec::new();
+        for (t, rows) in operands[..n_seqs].iter().zip(&p.id_rows) {
+            if let (Tensor::I64(ids), Some(rows)) = (&**t, rows) {
+                check_ids(ids, *rows)?;
+            }
+            seqs.push(Data::of(t));
+        }
+        let memories: Vec<Data<'_>> = operands[n_seqs + n_states..]
             .iter()
-            .map(|t| match t.f32().as_slice() {
-                Some(s) => Cow::Borrowed(s),
-                None => Cow::Owned(flat(t)),
-            })
+            .map(|t| Data::of(t))
             .collect();
-        let mut states: Vec<Vec<f32>> = operands[p.n_seqs..].iter().map(|t| flat(t)).collect();
+        let mut states: Vec<Vec<f32>> = operands[n_seqs..n_seqs + n_states]
+            .iter()
+            .map(|t| flat(t))
+            .collect();
         let mut emits: Vec<Vec<f32>> = p
             .emit_widths
             .iter()
@@ -79,7 +94,8 @@ impl CompiledScan {
             .slots()
             .into_iter()
             .map(|s| match s {
-                Slot::Seq(i) => seqs[i].as_ptr() as *mut f32,
+                Slot::Seq(i) => seqs[i].ptr(),
+                Slot::Memory(i) => memories[i].ptr(),
                 Slot::State(i) => states[i].as_mut_ptr(),
                 Slot::Emit(i) => emits[i].as_mut_ptr(),
                 Slot::Const(i) => self.consts[i].as_ptr() as *mut f32,
@@ -98,7 +114,47 @@ impl CompiledScan {
         for (s, shape) in states.drain(..).zip(&p.state_shapes) {
             out.push(Tensor::F32(array(shape, s)));
         }
-        out
+        Ok(out)
+    }
+}
+
+/// An operand the code reads: f32 values or i64 token ids, in place or copied
+/// into one contiguous block.
+enum Data<'a> {
+    F32(Cow<'a, [f32]>),
+    Ids(Cow<'a, [i64]>),
+}
+
+impl<'a> Data<'a> {
+    fn of(t: &'a Tensor) -> Self {
+        match t {
+            Tensor::F32(a) => Data::F32(match a.as_slice() {
+                Some(s) => Cow::Borrowed(s),
+                None => Cow::Owned(flat(t)),
+            }),
+            Tensor::I64(a) => Data::Ids(match a.as_slice() {
+                Some(s) => Cow::Borrowed(s),
+                None => Cow::Owned(a.iter().copied().collect()),
+            }),
+        }
+    }
+
+    /// The start, as the pointer table holds it (the code only reads it).
+    fn ptr(&self) -> *mut f32 {
+        match self {
+            Data::F32(s) => s.as_ptr() as *mut f32,
+            Data::Ids(s) => s.as_ptr() as *mut f32,
+        }
+    }
+}
+
+/// The interpreter's error for the first id outside a table of `rows` rows.
+pub(crate) fn check_ids(ids: &ArrayD<i64>, rows: usize) -> Result<(), RunError> {
+    match ids.iter().find(|&&id| id < 0 || id as usize >= rows) {
+        Some(bad) => Err(RunError(format!(
+            "token id {bad} is out of range for an embedding table of {rows} rows"
+        ))),
+        None => Ok(()),
     }
 }
 

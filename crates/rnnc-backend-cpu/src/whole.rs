@@ -9,6 +9,7 @@
 //! and everything else (stacking, concatenating, a scan's operands) is copied into
 //! the workspace.
 
+use crate::layout::{broadcast, row_strides, rows_cols, Layout};
 use crate::plan::{
     self, as_matrix, copy, elementwise_code, product, row_major, unsupported, Buffers, EOp,
     Elementwise, Instr, Plan, Products, Program, RowOp, Slot, Unsupported, View,
@@ -48,53 +49,61 @@ pub enum IntInput {
 /// it, which reports them.
 const MAX_ELEMS: usize = 1 << 28;
 
-fn concrete(ty: &TensorTy, batch: usize, time: usize) -> Result<Vec<usize>, Unsupported> {
+/// The sizes a program is compiled for: B, T, and S for a model with a
+/// source-length axis (None for one without).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Dims {
+    pub batch: usize,
+    pub time: usize,
+    pub source: Option<usize>,
+}
+
+impl Dims {
+    /// (B, T), and S = T where `g` has a source-length axis.
+    pub fn at(g: &Graph, batch: usize, time: usize) -> Self {
+        let has_source = g.node_ids().any(|id| {
+            g.node(id)
+                .results
+                .iter()
+                .any(|t| t.dims.contains(&Dim::Source))
+        });
+        Dims {
+            batch,
+            time,
+            source: has_source.then_some(time),
+        }
+    }
+}
+
+fn concrete(ty: &TensorTy, d: Dims) -> Result<Vec<usize>, Unsupported> {
     let dims: Vec<usize> = ty
         .dims
         .iter()
-        .map(|d| match d {
+        .map(|x| match x {
             Dim::Fixed(n) => Some(*n),
-            Dim::Batch => Some(batch),
-            Dim::Time => Some(time),
-            Dim::Source => None,
+            Dim::Batch => Some(d.batch),
+            Dim::Time => Some(d.time),
+            Dim::Source => d.source,
         })
         .collect::<Option<_>>()
-        .map_or_else(|| unsupported("a value with a source-length axis (S)"), Ok)?;
+        .map_or_else(
+            || unsupported("a source-length axis (S) of unknown length"),
+            Ok,
+        )?;
     match dims.iter().try_fold(1usize, |acc, n| acc.checked_mul(*n)) {
         Some(n) if n <= MAX_ELEMS => Ok(dims),
         _ => unsupported(format!("a value of shape {dims:?} is too large")),
     }
 }
 
-/// Copies one layout change may take before it is refused: each is an
-/// instruction of the program.
-const MAX_COPIES: usize = 4096;
-
-/// Row-major strides (in elements) of a value of shape `dims`.
-fn row_strides(dims: &[usize]) -> Vec<isize> {
-    let mut s = vec![1isize; dims.len()];
-    for k in (0..dims.len().saturating_sub(1)).rev() {
-        s[k] = s[k + 1] * dims[k + 1] as isize;
-    }
-    s
-}
-
-/// Rows and columns of a value of shape `dims` seen as a matrix.
-fn rows_cols(dims: &[usize]) -> (usize, usize) {
-    match dims.split_last() {
-        None => (1, 1),
-        Some((c, lead)) => (lead.iter().product(), *c),
-    }
-}
-
-/// Plans `g` for batch `batch` and length `time`, with `known` its load-time values
+/// Plans `g` for the sizes `sizes`, with `known` its load-time values
 /// (`rnnc_interp::load_time_values`, computed once by the caller), for code split
 /// over `threads` threads, its products computed as `products` says.
 pub fn plan_model(
     g: &Graph,
     weights: &Weights,
     known: &HashMap<NodeId, Rc<Tensor>>,
-    (batch, time): (usize, usize),
+    sizes: Dims,
     threads: usize,
     products: Products,
 ) -> Result<WholePlan, Unsupported> {
@@ -104,7 +113,7 @@ pub fn plan_model(
         const_of: HashMap::new(),
         instrs: Vec::new(),
         scans: Vec::new(),
-        batch,
+        batch: sizes.batch,
         products,
     };
     let mut inputs: Vec<(String, Vec<usize>)> = Vec::new();
@@ -118,12 +127,12 @@ pub fn plan_model(
         if known.contains_key(&id) {
             continue;
         }
-        let dims = concrete(&node.results[0], batch, time)?;
+        let dims = concrete(&node.results[0], sizes)?;
         let operands = g.operands(id);
         let integer_input = operands
             .iter()
             .find_map(|v| ids.get(v).map(|i| &inputs[*i].0));
-        let reads_ints = matches!(node.op, Op::Embedding | Op::SequenceMask);
+        let reads_ints = matches!(node.op, Op::Embedding | Op::SequenceMask | Op::Scan(_));
         if let Some(name) = integer_input.filter(|_| !reads_ints) {
             return unsupported(format!(
                 "the integer input `{name}` read by `{}`",
@@ -167,10 +176,15 @@ pub fn plan_model(
                 let rows = dims[..dims.len() - 1].iter().product();
                 let t = b.bufs.constant(row_major(table));
                 let out = b.bufs.scratch_view(rows, d);
+                // One i64 per row: two f32 units.
+                let ids = View {
+                    row_stride: 2,
+                    ..View::contiguous(Slot::Seq(input), 0, rows, 2)
+                };
                 b.instrs.push(Instr::Gather {
                     table: t,
                     vocab: n,
-                    ids: input,
+                    ids,
                     out,
                 });
                 out
@@ -179,9 +193,16 @@ pub fn plan_model(
                 let Some(&input) = ids.get(&operands[0]) else {
                     return unsupported("sequence lengths that are not a model input");
                 };
+                // Lengths along the masked axis (T, or S).
+                let axis = dims[dims.len() - 1];
                 match ints[input] {
-                    Some(IntInput::Ids { rows: usize::MAX }) | Some(IntInput::Lengths { .. }) => {
-                        ints[input] = Some(IntInput::Lengths { time })
+                    Some(IntInput::Ids { rows: usize::MAX }) => {
+                        ints[input] = Some(IntInput::Lengths { time: axis })
+                    }
+                    Some(IntInput::Lengths { time }) => {
+                        ints[input] = Some(IntInput::Lengths {
+                            time: time.min(axis),
+                        })
                     }
                     _ => return unsupported("one integer input read as token ids and as lengths"),
                 }
@@ -196,7 +217,7 @@ pub fn plan_model(
             // A new axis of length 1: the same elements, seen as the new shape.
             Op::Unsqueeze { .. } | Op::Squeeze { .. } => {
                 let (v, _) = arg(operands[0], &mut b)?;
-                let v = b.contiguous(v);
+                let v = b.layout().contiguous(v);
                 let (r, c) = rows_cols(&dims);
                 View::contiguous(v.slot, v.offset, r, c)
             }
@@ -214,9 +235,9 @@ pub fn plan_model(
                     return unsupported(format!("index {index} of an axis of length {n}"));
                 }
                 let i = i as usize;
-                match b.sub_view(v, &od, *axis, i, i + 1) {
+                match Layout::sub_view(v, &od, *axis, i, i + 1) {
                     Ok(view) => view,
-                    Err(_) => b.sliced_copy(v, &od, *axis, i, i + 1)?,
+                    Err(_) => b.layout().sliced_copy(v, &od, *axis, i, i + 1)?,
                 }
             }
             Op::Slice { axis, start, end } => {
@@ -227,9 +248,9 @@ pub fn plan_model(
                         od[*axis]
                     ));
                 }
-                match b.sub_view(v, &od, *axis, *start, *end) {
+                match Layout::sub_view(v, &od, *axis, *start, *end) {
                     Ok(view) => view,
-                    Err(_) => b.sliced_copy(v, &od, *axis, *start, *end)?,
+                    Err(_) => b.layout().sliced_copy(v, &od, *axis, *start, *end)?,
                 }
             }
             Op::Transpose { a, b: bx } => {
@@ -246,7 +267,7 @@ pub fn plan_model(
                     }
                 };
                 let dst: Vec<isize> = (0..od.len()).map(|k| out_s[land(k)]).collect();
-                b.copy_into_new(v, &od, &dims, 0, &dst)?
+                b.layout().copy_into_new(v, &od, &dims, 0, &dst)?
             }
             // Reversed along any axis (time included: a backward direction's input).
             Op::Flip { axis } => {
@@ -255,7 +276,7 @@ pub fn plan_model(
                 let mut dst = out_s.clone();
                 dst[*axis] = -out_s[*axis];
                 let base = (od[*axis] - 1) as isize * out_s[*axis];
-                b.copy_into_new(v, &od, &dims, base, &dst)?
+                b.layout().copy_into_new(v, &od, &dims, base, &dst)?
             }
             // Joins along any other axis: each operand copied into its place.
             Op::Concat { axis } | Op::Stack { axis } if side_by_side(&node.op, &dims).is_none() => {
@@ -271,7 +292,7 @@ pub fn plan_model(
                         .map(|k| out_s[if stack && k >= *axis { k + 1 } else { k }])
                         .collect();
                     let base = out.offset as isize + at as isize * out_s[*axis];
-                    b.relayout_into(src, &od, out.slot, base, &dst)?;
+                    b.layout().relayout_into(src, &od, out.slot, base, &dst)?;
                     at += if stack { 1 } else { od[*axis] };
                 }
                 out
@@ -326,7 +347,7 @@ pub fn plan_model(
                 };
                 let to_s = row_strides(&moved);
                 let there: Vec<isize> = (0..dims.len()).map(|k| to_s[swap(k)]).collect();
-                let x = b.copy_into_new(x, &dims, &moved, 0, &there)?;
+                let x = b.layout().copy_into_new(x, &dims, &moved, 0, &there)?;
                 let (r, c) = rows_cols(&moved);
                 let normed = b.bufs.scratch_view(r, c);
                 let op = match node.op {
@@ -336,7 +357,7 @@ pub fn plan_model(
                 b.instrs.push(Instr::Rows { x, out: normed, op });
                 let back_s = row_strides(&dims);
                 let back: Vec<isize> = (0..dims.len()).map(|k| back_s[swap(k)]).collect();
-                b.copy_into_new(normed, &moved, &dims, 0, &back)?
+                b.layout().copy_into_new(normed, &moved, &dims, 0, &back)?
             }
             Op::LayerNorm { eps } => {
                 let (x, _) = arg(operands[0], &mut b)?;
@@ -349,7 +370,7 @@ pub fn plan_model(
             Op::MatMul if !known.contains_key(&operands[1].node) => {
                 let (x, xd) = arg(operands[0], &mut b)?;
                 let (y, yd) = arg(operands[1], &mut b)?;
-                b.batch_matmul(x, &xd, y, &yd, &dims)?
+                b.layout().batch_matmul(x, &xd, y, &yd, &dims)?
             }
             Op::Linear | Op::MatMul => {
                 let (x, _) = arg(operands[0], &mut b)?;
@@ -373,7 +394,7 @@ pub fn plan_model(
                     ins.push(match broadcast(view, &od, &dims) {
                         Ok(v) => v,
                         // A broadcast the loop cannot read in place: written out.
-                        Err(_) => b.broadcast_copy(view, &od, &dims)?,
+                        Err(_) => b.layout().broadcast_copy(view, &od, &dims)?,
                     });
                 }
                 let isa = b.products.isa;
@@ -417,10 +438,31 @@ pub fn plan_model(
                     operand_views.push(view);
                     operand_shapes.push(od);
                 }
-                let results = b.call_scan(scan, &operand_views, &operand_shapes)?;
+                // Sequences of token ids: read in place, checked against the
+                // tables the body's embeddings index.
+                let id_seqs: Vec<Option<usize>> =
+                    operands.iter().map(|v| ids.get(v).copied()).collect();
+                if id_seqs[scan.n_seqs..].iter().any(Option::is_some) {
+                    return unsupported("token ids as a scan's state or memory");
+                }
+                let (results, id_rows) =
+                    b.call_scan(scan, &operand_views, &operand_shapes, &id_seqs)?;
+                for (input, rows) in id_seqs.iter().zip(id_rows) {
+                    let (Some(input), Some(n)) = (input, rows) else {
+                        continue;
+                    };
+                    match &mut ints[*input] {
+                        Some(IntInput::Ids { rows }) => *rows = (*rows).min(n),
+                        _ => {
+                            return unsupported(
+                                "one integer input read as token ids and as lengths",
+                            )
+                        }
+                    }
+                }
                 for (i, view) in results.into_iter().enumerate() {
                     let v = Value::new(id, i as u32);
-                    shapes.insert(v, concrete(&node.results[i], batch, time)?);
+                    shapes.insert(v, concrete(&node.results[i], sizes)?);
                     views.insert(v, view);
                 }
                 continue;
@@ -457,10 +499,12 @@ pub fn plan_model(
     }
     let top = Plan {
         reverse: false,
-        batch,
+        batch: sizes.batch,
         time: 1,
         n_seqs: inputs.len(),
         n_states: 0,
+        n_memories: 0,
+        id_rows: Vec::new(),
         n_emits: outputs.len(),
         emit_widths: outputs.iter().map(|(_, d)| d.iter().product()).collect(),
         state_shapes: Vec::new(),
@@ -503,19 +547,6 @@ fn side_by_side(op: &Op, dims: &[usize]) -> Option<bool> {
     }
 }
 
-/// The view of an operand of shape `od` inside an elementwise loop over `dims`:
-/// the same rows, or one row (or one element) repeated.
-fn broadcast(v: View, od: &[usize], dims: &[usize]) -> Result<View, Unsupported> {
-    let (r, c) = rows_cols(dims);
-    let (or, oc) = rows_cols(od);
-    let same_rows = or == r && od.len() == dims.len();
-    if (same_rows || or == 1) && (oc == c || oc == 1) {
-        Ok(v)
-    } else {
-        unsupported(format!("broadcasting {od:?} to {dims:?} outside a scan"))
-    }
-}
-
 struct Top<'a> {
     weights: &'a Weights,
     bufs: Buffers,
@@ -527,6 +558,13 @@ struct Top<'a> {
 }
 
 impl Top<'_> {
+    fn layout(&mut self) -> Layout<'_> {
+        Layout {
+            bufs: &mut self.bufs,
+            instrs: &mut self.instrs,
+        }
+    }
+
     /// A load-time value as a constant buffer (made once).
     fn constant_of(&mut self, id: NodeId, t: &Tensor) -> Result<View, Unsupported> {
         if let Some(v) = self.const_of.get(&id) {
@@ -542,275 +580,31 @@ impl Top<'_> {
         Ok(v)
     }
 
-    /// Elements `start..end` of axis `axis` of a value of shape `od` viewed by `v`,
-    /// where the rows of the result stay evenly spaced.
-    fn sub_view(
-        &mut self,
-        mut v: View,
-        od: &[usize],
-        axis: usize,
-        start: usize,
-        end: usize,
-    ) -> Result<View, Unsupported> {
-        let rank = od.len();
-        if axis + 1 == rank {
-            v.offset += start;
-            v.cols = end - start;
-            return Ok(v);
-        }
-        let outer: usize = od[..axis].iter().product();
-        let inner: usize = od[axis + 1..rank - 1].iter().product();
-        if axis + 2 == rank {
-            // [.., T, F] → rows step over the sliced axis.
-            if end - start == 1 {
-                v.offset += start * v.row_stride;
-                v.row_stride *= od[axis];
-                v.rows = outer;
-                return Ok(v);
-            }
-            if outer == 1 {
-                v.offset += start * v.row_stride;
-                v.rows = end - start;
-                return Ok(v);
-            }
-        } else if outer == 1 {
-            v.offset += start * inner * v.row_stride;
-            v.rows = (end - start) * inner;
-            return Ok(v);
-        }
-        unsupported(format!("a slice of axis {axis} of a {od:?} value"))
-    }
-
-    /// `x @ y` (NumPy's matmul) of two run-time values: `[.., m, k] @ [.., k, n]`,
-    /// where each side's leading axes are the result's or absent (repeated).
-    fn batch_matmul(
-        &mut self,
-        x: View,
-        xd: &[usize],
-        y: View,
-        yd: &[usize],
-        dims: &[usize],
-    ) -> Result<View, Unsupported> {
-        let (xr, yr, r) = (xd.len(), yd.len(), dims.len());
-        if xr < 2 || yr < 2 {
-            return unsupported("a matrix product of a vector");
-        }
-        let (m, k, n) = (xd[xr - 2], xd[xr - 1], yd[yr - 1]);
-        let lead = &dims[..r - 2];
-        let batch: usize = lead.iter().product();
-        // A side's step between batch entries: its block, or 0 when it has one.
-        let step = |d: &[usize], block: usize| -> Result<usize, Unsupported> {
-            let own = &d[..d.len() - 2];
-            if own.iter().product::<usize>() == 1 {
-                Ok(0)
-            } else if own == lead {
-                Ok(block)
-            } else {
-                unsupported(format!("a batched product broadcasting {d:?} to {dims:?}"))
-            }
-        };
-        let (sa, sb) = (step(xd, m * k)?, step(yd, k * n)?);
-        let a = self.contiguous(x);
-        let b = self.contiguous(y);
-        let out = self.bufs.scratch_view(batch * m, n);
-        self.instrs.push(Instr::BatchMatMul {
-            a,
-            b,
-            out,
-            dims: (batch, m, k, n),
-            steps: (sa, sb, m * n),
-        });
-        Ok(out)
-    }
-
-    /// Elements `start..end` of `axis` of `v` (shape `od`) copied into the workspace,
-    /// where no view of `v` can hold them.
-    fn sliced_copy(
-        &mut self,
-        v: View,
-        od: &[usize],
-        axis: usize,
-        start: usize,
-        end: usize,
-    ) -> Result<View, Unsupported> {
-        let v = self.contiguous(v);
-        let src_s = row_strides(od);
-        let mut counts = od.to_vec();
-        counts[axis] = end - start;
-        let (r, c) = rows_cols(&counts);
-        let out = self.bufs.scratch_view(r, c);
-        let dst = row_strides(&counts);
-        let src = (v.slot, v.offset as isize + start as isize * src_s[axis]);
-        self.strided_copy(src, &src_s, &counts, (out.slot, out.offset as isize), &dst)?;
-        Ok(out)
-    }
-
-    /// `v` (shape `od`) broadcast to `dims` (NumPy's rule) in a new workspace value.
-    fn broadcast_copy(
-        &mut self,
-        v: View,
-        od: &[usize],
-        dims: &[usize],
-    ) -> Result<View, Unsupported> {
-        let v = self.contiguous(v);
-        let own = row_strides(od);
-        let lead = dims.len() - od.len();
-        // Axes the operand lacks or has once read the same elements again.
-        let src: Vec<isize> = (0..dims.len())
-            .map(|k| match k.checked_sub(lead) {
-                Some(j) if od[j] == dims[k] => own[j],
-                _ => 0,
-            })
-            .collect();
-        let (r, c) = rows_cols(dims);
-        let out = self.bufs.scratch_view(r, c);
-        let dst = row_strides(dims);
-        self.strided_copy(
-            (v.slot, v.offset as isize),
-            &src,
-            dims,
-            (out.slot, out.offset as isize),
-            &dst,
-        )?;
-        Ok(out)
-    }
-
-    /// `v` (shape `od`) copied into a new workspace value of shape `dims`, its
-    /// element at index `i` landing at `base + Σ i[k] · dst[k]`.
-    fn copy_into_new(
-        &mut self,
-        v: View,
-        od: &[usize],
-        dims: &[usize],
-        base: isize,
-        dst: &[isize],
-    ) -> Result<View, Unsupported> {
-        let (r, c) = rows_cols(dims);
-        let out = self.bufs.scratch_view(r, c);
-        self.relayout_into(v, od, out.slot, out.offset as isize + base, dst)?;
-        Ok(out)
-    }
-
-    /// `v` (shape `od`, made contiguous) copied to `slot` at `base + Σ i[k] · dst[k]`.
-    fn relayout_into(
-        &mut self,
-        v: View,
-        od: &[usize],
-        slot: Slot,
-        base: isize,
-        dst: &[isize],
-    ) -> Result<(), Unsupported> {
-        let v = self.contiguous(v);
-        let src_s = row_strides(od);
-        self.strided_copy((v.slot, v.offset as isize), &src_s, od, (slot, base), dst)
-    }
-
-    /// Copies a `counts`-shaped block between two strided layouts (strides in
-    /// elements, per axis; a destination stride may be negative): the innermost
-    /// axes contiguous on both sides become the copied rows' columns, the largest
-    /// other axis with positive strides the rows, the next the steps of a
-    /// [`Instr::StepCopy`], and any further ones one instruction each.
-    fn strided_copy(
-        &mut self,
-        (src_slot, src_base): (Slot, isize),
-        src: &[isize],
-        counts: &[usize],
-        (dst_slot, dst_base): (Slot, isize),
-        dst: &[isize],
-    ) -> Result<(), Unsupported> {
-        // (count, src stride, dst stride), axes of one element dropped.
-        let mut axes: Vec<(usize, isize, isize)> = (0..counts.len())
-            .filter(|&k| counts[k] != 1)
-            .map(|k| (counts[k], src[k], dst[k]))
-            .collect();
-        if counts.contains(&0) {
-            return Ok(());
-        }
-        let mut cols = 1usize;
-        while let Some(&(n, s, d)) = axes.last() {
-            if s == cols as isize && d == cols as isize {
-                cols *= n;
-                axes.pop();
-            } else {
-                break;
-            }
-        }
-        let take = |axes: &mut Vec<(usize, isize, isize)>, positive: bool| {
-            let best = axes
-                .iter()
-                .enumerate()
-                .filter(|(_, a)| !positive || (a.1 > 0 && a.2 > 0))
-                .max_by_key(|(_, a)| a.0)
-                .map(|(i, _)| i)?;
-            Some(axes.remove(best))
-        };
-        let rows = take(&mut axes, true).unwrap_or((1, cols as isize, cols as isize));
-        let steps = take(&mut axes, false).unwrap_or((1, 0, 0));
-        let copies: usize = axes.iter().map(|a| a.0).product();
-        if copies > MAX_COPIES {
-            return unsupported(format!(
-                "a copy between layouts of {counts:?} elements in {copies} pieces"
-            ));
-        }
-        for n in 0..copies {
-            // This copy's index along each remaining axis, last axis fastest.
-            let (mut rest, mut so, mut d_o) = (n, src_base, dst_base);
-            for &(c, s, d) in axes.iter().rev() {
-                let i = (rest % c) as isize;
-                rest /= c;
-                so += i * s;
-                d_o += i * d;
-            }
-            let view = |slot: Slot, offset: isize, stride: isize| View {
-                slot,
-                offset: offset as usize,
-                rows: rows.0,
-                cols,
-                row_stride: stride as usize,
-                time: None,
-            };
-            self.instrs.push(Instr::StepCopy {
-                src: view(src_slot, so, rows.1),
-                dst: view(dst_slot, d_o, rows.2),
-                steps: steps.0,
-                src_step: steps.1,
-                dst_step: steps.2,
-            });
-        }
-        Ok(())
-    }
-
-    /// A copy of `v` into the workspace unless it already is a whole contiguous
-    /// `rows × cols` block (what a scan's sequence and state pointers must be).
-    fn contiguous(&mut self, v: View) -> View {
-        if v.row_stride == v.cols || v.rows == 1 {
-            return View {
-                row_stride: v.cols,
-                ..v
-            };
-        }
-        let out = self.bufs.scratch_view(v.rows, v.cols);
-        self.instrs.push(copy(v, out));
-        out
-    }
-
     /// Plans `scan` and calls it; returns the views of its results (emits
-    /// `[B·T, F]`, then final states).
+    /// `[B·T, F]`, then final states) and, per sequence, the rows of the
+    /// smallest table its token ids index. `id_inputs` says which operands
+    /// are token-id inputs (read in place: one i64 per step).
     fn call_scan(
         &mut self,
         scan: &rnnc_ir::Scan,
         operands: &[View],
         shapes: &[Vec<usize>],
-    ) -> Result<Vec<View>, Unsupported> {
+        id_inputs: &[Option<usize>],
+    ) -> Result<(Vec<View>, Vec<Option<usize>>), Unsupported> {
         // A sequence is read in place where its B·T rows are evenly spaced (a
         // gate's columns of a hoisted projection: the scan steps over the whole
         // row), else copied.
         let n_seqs = scan.n_seqs;
         let mut args = Vec::new();
         let mut pitches = Vec::new();
-        for v in &operands[..n_seqs] {
+        for (v, ids) in operands[..n_seqs].iter().zip(id_inputs) {
+            if ids.is_some() {
+                pitches.push(2);
+                args.push(*v);
+                continue;
+            }
             let v = if v.rows > 1 && v.row_stride < v.cols {
-                self.contiguous(*v)
+                self.layout().contiguous(*v)
             } else {
                 *v
             };
@@ -827,6 +621,11 @@ impl Top<'_> {
             self.instrs.push(copy(*v, buf));
             args.push(buf);
             states.push(buf);
+        }
+        let memories = &operands[p.n_seqs + p.n_states..];
+        for v in memories {
+            let v = self.layout().contiguous(*v);
+            args.push(v);
         }
         let mut emits = Vec::new();
         for w in &p.emit_widths {
@@ -847,9 +646,10 @@ impl Top<'_> {
             scan: self.scans.len(),
             args,
         });
+        let id_rows = p.id_rows.clone();
         self.scans.push(p);
         emits.extend(states);
-        Ok(emits)
+        Ok((emits, id_rows))
     }
 }
 
@@ -887,7 +687,12 @@ mod tests {
         let mut w = Weights::new();
         w.insert("w".into(), ArrayD::zeros(vec![6, 4]));
         let known = rnnc_interp::load_time_values(&g, &w).unwrap();
-        let p = plan_model(&g, &w, &known, (2, 5), 1, Products::jit(Isa::Portable)).unwrap();
+        let sizes = Dims {
+            batch: 2,
+            time: 5,
+            source: None,
+        };
+        let p = plan_model(&g, &w, &known, sizes, 1, Products::jit(Isa::Portable)).unwrap();
         let instrs = &p.top.body.instrs;
         let product = instrs
             .iter()

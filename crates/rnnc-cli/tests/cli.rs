@@ -1074,32 +1074,41 @@ fn compile_writes_an_object_file_and_a_header_or_says_why_not() {
         ),
         &["at least 1"],
     );
-    // The attention model's encoder states have the source-length axis S, which the
-    // object-file program has no code for yet.
-    let o = rnnc(&[
-        "compile",
-        "models/seq2seq_attention.rnn",
-        "--param",
-        "src_vocab=11",
-        "--param",
-        "tgt_vocab=12",
-        "--param",
-        "hidden_size=16",
-        "--param",
-        "mode=teacher",
-        "--target",
-        "cpu",
-        "--weights",
-        "tests/fixtures/seq2seq/weights.safetensors",
-        "-o",
-        out,
-    ]);
+    // The attention model compiles teacher-forced (its source length S is --seq);
+    // its decode loops have no object-file code yet.
+    let seq2seq = |mode: &str| {
+        rnnc(&[
+            "compile",
+            "models/seq2seq_attention.rnn",
+            "--param",
+            "src_vocab=11",
+            "--param",
+            "tgt_vocab=12",
+            "--param",
+            "hidden_size=16",
+            "--param",
+            &format!("mode={mode}"),
+            "--target",
+            "cpu",
+            "--weights",
+            "tests/fixtures/seq2seq/weights.safetensors",
+            "--seq",
+            "6",
+            "-o",
+            out,
+        ])
+    };
+    let o = seq2seq("teacher");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let h = std::fs::read_to_string(Path::new(out).join("seq2seqattention.h")).unwrap();
+    assert!(h.contains("#define SEQ2SEQATTENTION_SOURCE_LEN 6"), "{h}");
+    assert!(h.contains("src: i64[1, 6], token ids in [0, 11)"), "{h}");
     fails_with(
-        &o,
+        &seq2seq("greedy"),
         &[
             "models/seq2seq_attention.rnn",
             "cannot be compiled ahead of time",
-            "a value with a source-length axis (S)",
+            "`greedy_decode` outside a scan",
         ],
     );
 }
