@@ -13,7 +13,9 @@ use rnnc_cli::args::ModelArgs;
 use rnnc_interp::Tensor;
 use std::collections::HashMap;
 
-/// Runs the seq2seq model in `mode` (extra `--param`s appended) on `inputs`.
+/// Runs the seq2seq model in `mode` (extra `--param`s appended) on `inputs`; the
+/// CPU backend (`cpu`, or `cpuN` on N threads) must compile every scan and decoder
+/// step, and teacher-forced, the whole model.
 fn run(
     mode: &str,
     extra: &[&str],
@@ -42,9 +44,23 @@ fn run(
         "wgsl" => rnnc_backend_wgsl::WgslBackend::new(verified, &w)
             .unwrap_or_else(|e| panic!("{e}"))
             .run(inputs),
-        _ => rnnc_backend_cpu::CpuBackend::new(verified, &w)
-            .unwrap()
-            .run(inputs),
+        cpu => {
+            let threads = cpu.trim_start_matches("cpu").parse().unwrap_or(1);
+            let b = rnnc_backend_cpu::CpuBackend::with_threads(verified, &w, threads).unwrap();
+            let out = b.run(inputs);
+            let label = format!("{mode} -O{level} {backend}");
+            for r in b.report() {
+                assert!(r.outcome.is_ok(), "{label}: {:?}", r.outcome);
+            }
+            let whole = b.program_report().iter().all(|r| r.outcome.is_ok());
+            assert_eq!(
+                whole,
+                mode == "teacher",
+                "{label}: {:?}",
+                b.program_report()
+            );
+            out
+        }
     }
     .unwrap_or_else(|e| panic!("{mode} -O{level} {backend}: {e}"));
     outs.into_iter().collect()
@@ -133,6 +149,18 @@ fn every_mode_matches_pytorch_on_wgpu() {
 
 #[test]
 fn beam_search_matches_pytorch_best_first() {
+    for (level, backend) in [(0, "cpu"), (2, "cpu")] {
+        let out = run("beam", &[], &inputs(false), level, backend);
+        let label = format!("-O{level} {backend}");
+        assert_eq!(ids(&out["tokens"]), ids(&fixture("beam_tokens")), "{label}");
+        assert_eq!(
+            ids(&out["lengths"]),
+            ids(&fixture("beam_lengths")),
+            "{label}"
+        );
+        let d = common::max_diff_f32(out["scores"].f32(), fixture("beam_scores").f32());
+        assert!(d <= 1e-5, "{label}: beam scores differ by {d}");
+    }
     let out = run("beam", &[], &inputs(false), 2, "interp");
     assert_eq!(ids(&out["tokens"]), ids(&fixture("beam_tokens")));
     assert_eq!(ids(&out["lengths"]), ids(&fixture("beam_lengths")));
@@ -152,6 +180,26 @@ fn beam_search_matches_pytorch_best_first() {
         .to_owned()
         .into_dyn();
     assert_ne!(&best, ids(&greedy));
+}
+
+/// The compiled decoder step splits its work between threads without changing a
+/// bit of any output.
+#[test]
+fn cpu_threads_do_not_change_any_mode() {
+    for mode in ["teacher", "greedy", "beam"] {
+        let given = inputs(mode == "teacher");
+        let one = run(mode, &[], &given, 2, "cpu1");
+        for threads in ["cpu2", "cpu3"] {
+            let other = run(mode, &[], &given, 2, threads);
+            for (name, t) in &one {
+                assert_eq!(
+                    common::max_diff(t, &other[name]),
+                    0.0,
+                    "{mode} {threads} {name}"
+                );
+            }
+        }
+    }
 }
 
 #[test]
@@ -246,13 +294,15 @@ fn bad_lengths_and_tokens_are_errors_not_panics() {
     .unwrap();
     let verified = rnnc_ir::verify(&g).unwrap();
     let gpu = rnnc_backend_wgsl::WgslBackend::new(rnnc_ir::verify(&g).unwrap(), &w).unwrap();
-    // The interpreter's message, and the WGSL backend's the same (checked before
-    // anything runs).
+    let cpu = rnnc_backend_cpu::CpuBackend::new(rnnc_ir::verify(&g).unwrap(), &w).unwrap();
+    // The interpreter's message, and the WGSL and CPU backends' the same (checked
+    // before anything runs).
     let with = |name: &str, t: Tensor| {
         let mut m = inputs(false);
         m.insert(name.to_string(), t);
         let e = rnnc_interp::run(&verified, &m, &w).unwrap_err().0;
         assert_eq!(gpu.run(&m).unwrap_err().0, e, "wgsl, {name}");
+        assert_eq!(cpu.run(&m).unwrap_err().0, e, "cpu, {name}");
         e
     };
     let lengths = |v: Vec<i64>| Tensor::I64(ArrayD::from_shape_vec(IxDyn(&[4]), v).unwrap());
@@ -269,6 +319,24 @@ fn bad_lengths_and_tokens_are_errors_not_panics() {
     assert!(e.contains("99"), "{e}");
     let e = with("src", Tensor::I64(ArrayD::zeros(IxDyn(&[4, 0]))));
     assert!(e.contains("empty source sequence"), "{e}");
+    // Teacher-forced, a target id outside the decoder's table: the compiled
+    // program checks the ids its scan's embedding reads.
+    let g = rnnc_cli::compile(&ModelArgs {
+        model: common::root().join("models/seq2seq_attention.rnn"),
+        params: common::seq2seq_params("teacher"),
+        config: None,
+    })
+    .unwrap();
+    let verified = rnnc_ir::verify(&g).unwrap();
+    let cpu = rnnc_backend_cpu::CpuBackend::new(rnnc_ir::verify(&g).unwrap(), &w).unwrap();
+    let mut m = inputs(true);
+    let mut tgt = ids(&fixture("tgt_in")).clone();
+    tgt[[1, 3]] = 12;
+    m.insert("tgt_in".into(), Tensor::I64(tgt));
+    let e = rnnc_interp::run(&verified, &m, &w).unwrap_err().0;
+    assert!(e.contains("token id 12") && e.contains("12 rows"), "{e}");
+    assert_eq!(cpu.run(&m).unwrap_err().0, e);
+    assert!(cpu.program_report().iter().all(|r| r.outcome.is_ok()));
 }
 
 #[test]
