@@ -122,6 +122,67 @@ fn object_files_run_from_c_and_match() {
     assert_eq!(ran, 13);
 }
 
+/// The seq2seq model in each mode as an object file (memories, the source axis,
+/// token ids read in the step, and the decode loops with their int64 tokens and
+/// lengths), run from C on the PyTorch fixture's sources at S = T = 6: equal to
+/// the interpreter (tokens and lengths exactly) and, decoding, to PyTorch.
+#[test]
+fn seq2seq_object_files_match_in_every_mode() {
+    for mode in ["teacher", "greedy", "beam"] {
+        let args = ModelArgs {
+            model: common::root().join("models/seq2seq_attention.rnn"),
+            params: common::seq2seq_params(mode),
+            config: None,
+        };
+        let mut g = rnnc_cli::compile(&args).unwrap();
+        let w = rnnc_cli::weights::load(
+            &common::seq2seq_dir().join("weights.safetensors"),
+            &g.weights(),
+        )
+        .unwrap();
+        let passes = rnnc_opt::Opt::Level(2).build().unwrap();
+        rnnc_opt::run_pipeline(&mut g, &passes, &Default::default(), &mut String::new()).unwrap();
+        let verified = rnnc_ir::verify(&g).unwrap();
+        let read = |name: &str| {
+            rnnc_cli::npy::read(&common::seq2seq_dir().join(format!("{name}.npy"))).unwrap()
+        };
+        let mut inputs: HashMap<String, Tensor> = ["src", "src_lengths"]
+            .map(|n| (n.to_string(), read(n)))
+            .into();
+        if mode == "teacher" {
+            // The fixture's 5 target steps and one more: T = S = 6.
+            let Tensor::I64(t) = read("tgt_in") else {
+                panic!("token ids")
+            };
+            let last = t.slice(ndarray::s![.., 4..5]).to_owned().into_dyn();
+            let t6 = ndarray::concatenate(ndarray::Axis(1), &[t.view(), last.view()]).unwrap();
+            inputs.insert("tgt_in".into(), Tensor::I64(t6.into_dyn()));
+        }
+        let obj = rnnc_backend_cpu::aot::compile_object(&verified, &w, 4, 6, "seq2seq")
+            .unwrap_or_else(|e| panic!("{mode}: {}", e.0));
+        assert!(obj.header.contains("_SOURCE_LEN 6"), "{}", obj.header);
+        let dir = tempfile::tempdir().unwrap();
+        common::link_driver(dir.path(), &obj);
+        let outs = common::run_driver_outputs(dir.path(), &obj, &inputs)
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        let want: HashMap<String, Tensor> = rnnc_interp::run(&verified, &inputs, &w)
+            .unwrap()
+            .into_iter()
+            .collect();
+        for ((name, _), got) in obj.outputs.iter().zip(&outs) {
+            let d = common::max_diff(got, &want[name]);
+            assert!(d <= 1e-5, "{mode} {name}: {d} from the interpreter");
+            if mode != "teacher" {
+                let torch = read(&format!("{mode}_{name}"));
+                assert!(
+                    common::max_diff(got, &torch) <= 1e-5,
+                    "{mode} {name} vs PyTorch"
+                );
+            }
+        }
+    }
+}
+
 /// The C example of docs/aot.md builds against the object and header as the page
 /// says, prints the interpreter's numbers, and prints exactly what the page quotes.
 #[test]

@@ -1,5 +1,6 @@
-/* Runs an rnnc object file on raw float32 files: the test driver of tests/aot.rs.
- * Usage: driver IN_0.f32 ... IN_n.f32 OUT_0.f32 ... OUT_m.f32
+/* Runs an rnnc object file on raw files (float32, or int64 where the header says
+ * 8 bytes an element): the test driver of tests/aot.rs.
+ * Usage: driver IN_0.raw ... IN_n.raw OUT_0.raw ... OUT_m.raw
  * Built with -DMODEL_HEADER='"model.h"' -DPREFIX=model -DUPPER=MODEL. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,13 +53,13 @@ int main(int argc, char **argv) {
         inputs[i] = read_elements(argv[1 + i], CAT(PREFIX, _input_len)[i],
                                   CAT(PREFIX, _input_elem_bytes)[i]);
     for (int i = 0; i < N_OUT; i++)
-        outputs[i] = alloc_zeroed(CAT(PREFIX, _output_len)[i] * sizeof(float));
+        outputs[i] = alloc_zeroed(CAT(PREFIX, _output_len)[i] * CAT(PREFIX, _output_elem_bytes)[i]);
     float *workspace = alloc_zeroed(CAT(UPPER, _WORKSPACE_FLOATS) * sizeof(float));
     CAT(PREFIX, _run)(inputs, outputs, workspace);
     for (int i = 0; i < N_OUT; i++) {
         FILE *f = fopen(argv[1 + N_IN + i], "wb");
         size_t n = CAT(PREFIX, _output_len)[i];
-        if (!f || fwrite(outputs[i], sizeof(float), n, f) != n) {
+        if (!f || fwrite(outputs[i], CAT(PREFIX, _output_elem_bytes)[i], n, f) != n) {
             fprintf(stderr, "cannot write %s\n", argv[1 + N_IN + i]);
             return 1;
         }

@@ -270,14 +270,6 @@ pub fn write_raw(path: &Path, t: &rnnc_interp::Tensor) {
     std::fs::write(path, bytes).unwrap();
 }
 
-pub fn read_f32(path: &Path) -> Vec<f32> {
-    std::fs::read(path)
-        .unwrap()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
-}
-
 /// Writes `obj` into `dir` and links it with tests/aot/driver.c by `cc` under
 /// AddressSanitizer, with every buffer ending at an inaccessible page (the
 /// generated code is not instrumented; the page catches what it overruns).
@@ -307,12 +299,25 @@ pub fn link_driver(dir: &Path, obj: &rnnc_backend_cpu::aot::CompiledObject) -> P
 }
 
 /// Runs a driver from [`link_driver`] on `inputs` (in the header's order, zeros
-/// for those missing); returns each output's elements, or the driver's stderr.
+/// for those missing); returns each (f32) output's elements, or the driver's stderr.
 pub fn run_driver(
     dir: &Path,
     obj: &rnnc_backend_cpu::aot::CompiledObject,
     inputs: &std::collections::HashMap<String, rnnc_interp::Tensor>,
 ) -> Result<Vec<Vec<f32>>, String> {
+    Ok(run_driver_outputs(dir, obj, inputs)?
+        .into_iter()
+        .map(|t| t.f32().iter().copied().collect())
+        .collect())
+}
+
+/// [`run_driver`], each output as a tensor of its shape: int64 outputs (token
+/// ids, lengths) as i64.
+pub fn run_driver_outputs(
+    dir: &Path,
+    obj: &rnnc_backend_cpu::aot::CompiledObject,
+    inputs: &std::collections::HashMap<String, rnnc_interp::Tensor>,
+) -> Result<Vec<rnnc_interp::Tensor>, String> {
     let mut argv = Vec::new();
     for (i, (name, dims)) in obj.inputs.iter().enumerate() {
         let t = inputs.get(name).cloned().unwrap_or_else(|| {
@@ -324,7 +329,7 @@ pub fn run_driver(
         argv.push(path);
     }
     for i in 0..obj.outputs.len() {
-        argv.push(dir.join(format!("out{i}.f32")));
+        argv.push(dir.join(format!("out{i}.raw")));
     }
     let run = std::process::Command::new(dir.join("driver"))
         .args(&argv)
@@ -337,7 +342,27 @@ pub fn run_driver(
             String::from_utf8_lossy(&run.stderr)
         ));
     }
-    Ok((0..obj.outputs.len())
-        .map(|i| read_f32(&dir.join(format!("out{i}.f32"))))
+    Ok(obj
+        .outputs
+        .iter()
+        .zip(&obj.output_ints)
+        .enumerate()
+        .map(|(i, ((_, dims), int))| {
+            let bytes = std::fs::read(dir.join(format!("out{i}.raw"))).unwrap();
+            let shape = ndarray::IxDyn(dims);
+            if *int {
+                let v = bytes
+                    .chunks_exact(8)
+                    .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+                    .collect();
+                rnnc_interp::Tensor::I64(ndarray::ArrayD::from_shape_vec(shape, v).unwrap())
+            } else {
+                let v = bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                    .collect();
+                rnnc_interp::Tensor::F32(ndarray::ArrayD::from_shape_vec(shape, v).unwrap())
+            }
+        })
         .collect())
 }

@@ -32,6 +32,8 @@ pub struct CompiledObject {
     /// (name, shape) of each input and output, in the order `<prefix>_run` takes them.
     pub inputs: Vec<(String, Vec<usize>)>,
     pub outputs: Vec<(String, Vec<usize>)>,
+    /// Per output: whether it holds int64 values (a decode loop's tokens and lengths).
+    pub output_ints: Vec<bool>,
     pub workspace_floats: usize,
 }
 
@@ -163,6 +165,7 @@ pub fn compile_object(
         workspace_floats: plan.top.scratch_len.max(1),
         inputs: plan.inputs,
         outputs: plan.outputs,
+        output_ints: plan.output_ints,
     })
 }
 
@@ -219,10 +222,13 @@ fn header(plan: &WholePlan, prefix: &str, source: &str, sizes: Dims) -> String {
         });
     }
     h.push(format!(
-        " * outputs: {n_out} pointers, in this order (written, row-major float32):"
+        " * outputs: {n_out} pointers, in this order (written, row-major float32 unless marked i64):"
     ));
-    for (i, (n, d)) in plan.outputs.iter().enumerate() {
-        h.push(format!(" *   [{i}] {n}: f32{d:?}"));
+    for (i, ((n, d), int)) in plan.outputs.iter().zip(&plan.output_ints).enumerate() {
+        h.push(match int {
+            false => format!(" *   [{i}] {n}: f32{d:?}"),
+            true => format!(" *   [{i}] {n}: i64{d:?} (pass an int64_t pointer cast to float *)"),
+        });
     }
     h.extend([
         format!(" * workspace: {up}_WORKSPACE_FLOATS floats, any alignment, not shared with a"),
@@ -257,6 +263,14 @@ fn header(plan: &WholePlan, prefix: &str, source: &str, sizes: Dims) -> String {
                 .join(", ")
         ),
         format!("static const size_t {prefix}_output_len[{n_out}] = {{{}}};", lens(&plan.outputs)),
+        format!(
+            "static const size_t {prefix}_output_elem_bytes[{n_out}] = {{{}}};",
+            plan.output_ints
+                .iter()
+                .map(|int| if *int { "8" } else { "4" })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         String::new(),
         format!("void {prefix}_run(const float *const *inputs, float *const *outputs, float *workspace);"),
         String::new(),

@@ -4,6 +4,8 @@
 //! of an unrolled scan with its tail program, doing its thread's [`Part`] of each
 //! instruction and meeting the other threads where [`parallel::schedule`] says.
 
+mod decode;
+
 use crate::math;
 use crate::pack::row_block;
 use crate::parallel::{self, Part};
@@ -72,6 +74,10 @@ pub fn build(plan: &Plan, part: Part, sig: Signature, config: TargetFrontendConf
     let homes: Vec<Value> = (0..plan.n_states)
         .map(|i| e.bases[&Slot::State(i)])
         .collect();
+    if let Some(start) = &plan.prologue {
+        let zero = e.b.ins().iconst(types::I64, 0);
+        e.program(start, zero);
+    }
     e.counted(full, &[], |e, i, _| {
         let t = e.b.ins().imul_imm_s(i, k as i64);
         e.states_for_run(&homes, i);
@@ -266,6 +272,22 @@ impl Emitter<'_, '_> {
                     dims,
                     steps,
                 } => self.batch_matmul((a, b, out), *dims, *steps, t),
+                Instr::DecodeStart {
+                    hyps,
+                    bos,
+                    pad,
+                    width,
+                } => self.decode_start(hyps, (*bos, *pad, *width)),
+                Instr::GreedyPick { logp, hyps, eos } => self.greedy_pick(logp, hyps, *eos, t),
+                Instr::BeamPick {
+                    logp,
+                    hyps,
+                    eos,
+                    pad,
+                    width,
+                    states,
+                    spare,
+                } => self.beam_pick(logp, hyps, (*eos, *pad, *width), states, spare, t),
             }
         }
         // The next step reads this step's states, written by every thread.

@@ -43,7 +43,6 @@ pub use stream::Stream;
 
 use program::CompiledProgram;
 use rnnc_interp::{load_time_values, run_with, Hooks};
-use rnnc_ir::op::Decode;
 use rnnc_ir::{NodeId, Op, Scan, Verified};
 use rnnc_runtime::{RunError, Tensor, Weights};
 use scan::CompiledScan;
@@ -99,8 +98,6 @@ pub struct CpuBackend<'g> {
     /// Top-level `linear`s whose matrix is a load-time value (see [`Hooks::op`]).
     weight_products: HashSet<NodeId>,
     scans: RefCell<HashMap<Key, Rc<Result<CompiledScan, Unsupported>>>>,
-    /// Each decode loop's step as a scan (`decode.rs`), made on first use.
-    step_scans: RefCell<HashMap<NodeId, Rc<Scan>>>,
     /// Whole-model programs by (B, T, S).
     programs: RefCell<HashMap<Dims, Program>>,
     threads: usize,
@@ -172,7 +169,6 @@ impl<'g> CpuBackend<'g> {
             load_time,
             weight_products,
             scans: RefCell::new(HashMap::new()),
-            step_scans: RefCell::new(HashMap::new()),
             programs: RefCell::new(HashMap::new()),
             threads,
             auto: false,
@@ -274,17 +270,6 @@ impl<'g> CpuBackend<'g> {
         operands: &[Rc<Tensor>],
     ) -> Rc<Result<CompiledScan, Unsupported>> {
         let shapes: Vec<Vec<usize>> = operands.iter().map(|t| t.shape().to_vec()).collect();
-        self.compiled_at(node, scan, shapes)
-    }
-
-    /// Scan `scan` (node `node`) compiled for operands of these shapes, on first
-    /// use, and kept.
-    fn compiled_at(
-        &self,
-        node: NodeId,
-        scan: &Scan,
-        shapes: Vec<Vec<usize>>,
-    ) -> Rc<Result<CompiledScan, Unsupported>> {
         let key = (node, shapes);
         if let Some(c) = self.scans.borrow().get(&key) {
             return c.clone();
@@ -317,15 +302,6 @@ impl Hooks for CpuBackend<'_> {
             return None;
         }
         products::linear(&operands[0], &operands[1], self.pool.as_ref()).map(Ok)
-    }
-
-    fn decode(
-        &self,
-        node: NodeId,
-        d: &Decode,
-        operands: &[Rc<Tensor>],
-    ) -> Option<Result<Vec<Tensor>, RunError>> {
-        self.decode_loop(node, d, operands)
     }
 
     fn scan(

@@ -122,6 +122,9 @@ impl Schedule {
                 Instr::Gather { .. } => "gather".into(),
                 Instr::BatchMatMul { dims, .. } => format!("batched product {dims:?}"),
                 Instr::SequenceMask { .. } => "sequence mask".into(),
+                Instr::DecodeStart { .. } => "decode: start".into(),
+                Instr::GreedyPick { .. } => "decode: greedy choice".into(),
+                Instr::BeamPick { .. } => "decode: beam choice".into(),
             };
             let wait = if self.barriers[i] { "barrier, " } else { "" };
             let owners = match &self.owners[i] {
@@ -355,10 +358,28 @@ fn accesses(instr: &Instr, part: Part, owners: Option<&[usize]>) -> (Vec<Extent>
                 window(out, rows, 0..out.cols, false),
             )
         }
-        Instr::Gather { out, .. } | Instr::SequenceMask { out, .. } => (
+        Instr::Gather { out, ids, .. } => {
+            let rows = part.rows(out.rows);
+            (
+                window(ids, rows.clone(), 0..ids.cols, false),
+                window(out, rows, 0..out.cols, false),
+            )
+        }
+        Instr::SequenceMask { out, .. } => (
             Vec::new(),
             window(out, part.rows(out.rows), 0..out.cols, false),
         ),
+        // A decode loop's bookkeeping runs on thread 0, over everything it names.
+        Instr::DecodeStart { .. } | Instr::GreedyPick { .. } | Instr::BeamPick { .. } => {
+            if part.thread != 0 {
+                return (Vec::new(), Vec::new());
+            }
+            let (w, r) = crate::plan::views(instr);
+            (
+                r.iter().flat_map(whole).collect(),
+                w.iter().flat_map(whole).collect(),
+            )
+        }
         // A stepped copy and a batched product: every step or batch entry of their
         // operands read and written whole, as for products (what `plan::views` says).
         Instr::StepCopy { .. } | Instr::BatchMatMul { .. } => {

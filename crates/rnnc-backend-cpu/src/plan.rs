@@ -193,6 +193,28 @@ pub enum RowOp {
     },
 }
 
+/// A decode loop's sequences, one per row (an example, or one hypothesis of a
+/// beam), i64 values as two f32 units each.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Hyps {
+    /// i64 `[rows]`: the token each row feeds the next step.
+    pub prev: View,
+    /// f32 `[rows]`: 1 once the row's sequence has ended.
+    pub done: View,
+    /// i64 `[rows, max_len]`: the tokens so far, `pad` after them.
+    pub tokens: View,
+    /// i64 `[rows]`: how many tokens.
+    pub lengths: View,
+    /// f32 `[rows]`: their summed log-probabilities.
+    pub scores: View,
+}
+
+impl Hyps {
+    pub(crate) fn all(&self) -> [View; 5] {
+        [self.prev, self.done, self.tokens, self.lengths, self.scores]
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Instr {
     /// `out[r, m] = Σ_k x[r, k] · B[k, m]`, B packed in panels of `nb` columns
@@ -271,6 +293,37 @@ pub enum Instr {
         ids: View,
         out: View,
     },
+    /// A decode loop's start: every row feeds `bos`, no tokens (`pad`), score 0
+    /// and live; of a beam's `width` rows per example only the first is live
+    /// (the others score −∞ and count as ended), so no two beams are equal.
+    DecodeStart {
+        hyps: Hyps,
+        bos: i64,
+        pad: i64,
+        width: usize,
+    },
+    /// Greedy decoding's choice at step t: each live row takes the argmax of its
+    /// log-probabilities `logp` (the first among equals), adds it to its score,
+    /// feeds it next, and ends on `eos` (the interpreter's rule).
+    GreedyPick {
+        logp: View,
+        hyps: Hyps,
+        eos: i64,
+    },
+    /// Beam search's choice: per example, the best `width` of every continuation
+    /// of its live hypotheses and its ended ones as they stand, in the order a
+    /// stable sort by score gives (the earlier candidate among equals); then the
+    /// hypotheses and the next `states` reordered after their parents through
+    /// `spare` (scratch). See `rnnc_interp::run_decode`.
+    BeamPick {
+        logp: View,
+        hyps: Hyps,
+        eos: i64,
+        pad: i64,
+        width: usize,
+        states: Vec<View>,
+        spare: View,
+    },
 }
 
 /// The instructions of one run of a body, which covers `steps` time steps.
@@ -296,6 +349,8 @@ pub struct Plan {
     /// Elements per time step of each emit.
     pub emit_widths: Vec<usize>,
     pub state_shapes: Vec<Vec<usize>>,
+    /// Run once before the first step (a decode loop's start).
+    pub prologue: Option<Program>,
     pub body: Program,
     pub tail: Option<Program>,
     pub consts: Vec<Vec<f32>>,
@@ -337,6 +392,29 @@ pub fn plan(
     weights: &Weights,
     products: Products,
 ) -> Result<Plan, Unsupported> {
+    plan_with(scan, operand_shapes, seq_pitches, weights, products, false).map(|(p, _)| p)
+}
+
+/// Where a decode loop's step reads its previous tokens and writes its emits
+/// (scratch, instead of a scan's sequence and emit buffers): i64 `[rows]` in
+/// f32 units, then each emit `[rows, width]`, the logits first.
+#[derive(Clone, Debug)]
+pub(crate) struct StepIo {
+    pub token: View,
+    pub emits: Vec<View>,
+}
+
+/// [`plan`], or with `decode`, the plan of a decode loop's step (see
+/// [`StepIo`], returned with it): sequence 0 is the previous tokens (its shape
+/// `[rows, steps]`), and the plan's buffers hold no sequence or emit.
+pub(crate) fn plan_with(
+    scan: &Scan,
+    operand_shapes: &[Vec<usize>],
+    seq_pitches: Option<&[usize]>,
+    weights: &Weights,
+    products: Products,
+    decode: bool,
+) -> Result<(Plan, Option<StepIo>), Unsupported> {
     let (n_seqs, n_states) = (scan.n_seqs, scan.n_states);
     let seq_shapes = &operand_shapes[..n_seqs];
     let batch = seq_shapes[0][0];
@@ -394,10 +472,19 @@ pub fn plan(
         bufs: Buffers::default(),
         products,
         alt: Vec::new(),
+        io: None,
     };
     for shape in &state_shapes {
         let n = shape.iter().product();
         b.alt.push(b.bufs.scratch(n));
+    }
+    if decode {
+        let token = b.bufs.scratch_view(batch, 2);
+        let emits = emit_widths
+            .iter()
+            .map(|w| b.bufs.scratch_view(batch, *w))
+            .collect();
+        b.io = Some(StepIo { token, emits });
     }
     let body = b.program(&scan.body, scan.step)?;
     let tail = match &scan.tail {
@@ -407,7 +494,7 @@ pub fn plan(
         }
         None => None,
     };
-    Ok(Plan {
+    let plan = Plan {
         reverse: scan.reverse,
         batch,
         time,
@@ -418,6 +505,7 @@ pub fn plan(
         n_emits,
         emit_widths,
         state_shapes,
+        prologue: None,
         body,
         tail,
         consts: b.bufs.consts,
@@ -425,7 +513,8 @@ pub fn plan(
         callees: 0,
         isa: products.isa,
         alt: b.alt,
-    })
+    };
+    Ok((plan, b.io))
 }
 
 /// The sizes a scan body's types name: B, and S where a memory has that axis.
@@ -587,6 +676,8 @@ struct Builder<'a> {
     bufs: Buffers,
     products: Products,
     alt: Vec<usize>,
+    /// A decode loop's step: where its tokens and emits are.
+    io: Option<StepIo>,
 }
 
 impl Builder<'_> {
@@ -614,6 +705,10 @@ impl Builder<'_> {
                     let (s, j) = (index % self.scan.n_seqs, index / self.scan.n_seqs);
                     if self.ids[s] {
                         ids.insert(Value::new(id, 0), s);
+                    }
+                    if let Some(io) = &self.io {
+                        views.insert(Value::new(id, 0), io.token);
+                        continue;
                     }
                     View::time_step(
                         Slot::Seq(s),
@@ -827,13 +922,16 @@ impl Builder<'_> {
             for e in 0..n_emits {
                 let v = g.outputs[n_states + j * n_emits + e].1;
                 let src = lookup(self, &known, &mut const_of, &views, v)?;
-                let dst = View::time_step(
-                    Slot::Emit(e),
-                    self.batch,
-                    self.time,
-                    (src.cols, src.cols),
-                    j,
-                );
+                let dst = match &self.io {
+                    Some(io) => io.emits[e],
+                    None => View::time_step(
+                        Slot::Emit(e),
+                        self.batch,
+                        self.time,
+                        (src.cols, src.cols),
+                        j,
+                    ),
+                };
                 write_also(&mut instrs, src, dst);
             }
         }
@@ -1027,6 +1125,20 @@ pub(crate) fn views(instr: &Instr) -> (Vec<View>, Vec<View>) {
         }
         Instr::Gemm { x, out, .. } | Instr::Rows { x, out, .. } => (vec![*out], vec![*x]),
         Instr::Gather { out, ids, .. } => (vec![*out], vec![*ids]),
+        Instr::DecodeStart { hyps, .. } => (hyps.all().to_vec(), Vec::new()),
+        Instr::GreedyPick { logp, hyps, .. } => (hyps.all().to_vec(), vec![*logp]),
+        Instr::BeamPick {
+            logp,
+            hyps,
+            states,
+            spare,
+            ..
+        } => {
+            let mut w = hyps.all().to_vec();
+            w.extend(states.iter().copied());
+            w.push(*spare);
+            (w, vec![*logp])
+        }
         Instr::SequenceMask { out, .. } => (vec![*out], Vec::new()),
         Instr::BatchMatMul {
             a,

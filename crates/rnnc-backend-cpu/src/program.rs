@@ -92,11 +92,7 @@ impl CompiledProgram {
                 (Some(_), _) => unreachable!("bind_sizes checked the dtypes"),
             });
         }
-        let mut outs: Vec<Vec<f32>> = w
-            .outputs
-            .iter()
-            .map(|(_, dims)| vec![0.0; dims.iter().product()])
-            .collect();
+        let mut outs: Vec<Vec<f32>> = w.top.emit_widths.iter().map(|n| vec![0.0; *n]).collect();
         let mut scratch = self.scratch.borrow_mut();
         let table: Vec<*mut f32> = w
             .top
@@ -120,10 +116,27 @@ impl CompiledProgram {
         drop(scratch);
         Ok(w.outputs
             .iter()
+            .zip(&w.output_ints)
             .zip(outs.drain(..))
-            .map(|((name, dims), data)| (name.clone(), Tensor::F32(array(dims, data))))
+            .map(|(((name, dims), int), data)| {
+                let t = if *int {
+                    Tensor::I64(ints(dims, &data))
+                } else {
+                    Tensor::F32(array(dims, data))
+                };
+                (name.clone(), t)
+            })
             .collect())
     }
+}
+
+/// The i64 values of an output buffer, each two f32 units (little-endian words).
+fn ints(dims: &[usize], data: &[f32]) -> ndarray::ArrayD<i64> {
+    let v = data
+        .chunks_exact(2)
+        .map(|w| (u64::from(w[0].to_bits()) | u64::from(w[1].to_bits()) << 32) as i64)
+        .collect();
+    ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(dims), v).expect("sizes agree")
 }
 
 /// One input's data: f32 values, or i64 token ids.

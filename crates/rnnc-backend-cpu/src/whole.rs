@@ -14,9 +14,10 @@ use crate::plan::{
     self, as_matrix, copy, elementwise_code, product, row_major, unsupported, Buffers, EOp,
     Elementwise, Instr, Plan, Products, Program, RowOp, Slot, Unsupported, View,
 };
+use rnnc_ir::op::Decode;
 use rnnc_ir::{DType, Dim, Graph, NodeId, Op, TensorTy, Value};
 use rnnc_runtime::{Tensor, Weights};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 /// The model's program, the scans it calls, and its interface.
@@ -32,6 +33,9 @@ pub struct WholePlan {
     pub ints: Vec<Option<IntInput>>,
     /// (name, shape) of each output, in `Emit` slot order.
     pub outputs: Vec<(String, Vec<usize>)>,
+    /// Per output: whether it holds i64 values (a decode loop's tokens and
+    /// lengths), two f32 units each in its buffer.
+    pub output_ints: Vec<bool>,
 }
 
 /// What an i64 input holds: what a run checks its values against, and what the
@@ -120,6 +124,8 @@ pub fn plan_model(
     let mut ints: Vec<Option<IntInput>> = Vec::new();
     // Values holding token ids, and the input each is.
     let mut ids: HashMap<Value, usize> = HashMap::new();
+    // Integer values a decode loop computed (only outputs may take them).
+    let mut int_results: HashSet<Value> = HashSet::new();
     let mut views: HashMap<Value, View> = HashMap::new();
     let mut shapes: HashMap<Value, Vec<usize>> = HashMap::new();
     for id in g.topo_order().expect("verified graphs are acyclic") {
@@ -129,6 +135,12 @@ pub fn plan_model(
         }
         let dims = concrete(&node.results[0], sizes)?;
         let operands = g.operands(id);
+        if operands.iter().any(|v| int_results.contains(v)) {
+            return unsupported(format!(
+                "the tokens or lengths of a decode loop read by `{}`",
+                node.op.name()
+            ));
+        }
         let integer_input = operands
             .iter()
             .find_map(|v| ids.get(v).map(|i| &inputs[*i].0));
@@ -467,12 +479,32 @@ pub fn plan_model(
                 }
                 continue;
             }
+            Op::Decode(d) => {
+                let mut operand_views = Vec::new();
+                let mut operand_shapes = Vec::new();
+                for v in &operands {
+                    let (view, od) = arg(*v, &mut b)?;
+                    operand_views.push(view);
+                    operand_shapes.push(od);
+                }
+                let results = b.call_decode(d, &operand_views, &operand_shapes)?;
+                for (i, view) in results.into_iter().enumerate() {
+                    let v = Value::new(id, i as u32);
+                    shapes.insert(v, concrete(&node.results[i], sizes)?);
+                    views.insert(v, view);
+                    if node.results[i].dtype != DType::F32 {
+                        int_results.insert(v);
+                    }
+                }
+                continue;
+            }
             other => return unsupported(format!("`{}` outside a scan", other.name())),
         };
         views.insert(Value::new(id, 0), result);
         shapes.insert(Value::new(id, 0), dims);
     }
     let mut outputs = Vec::new();
+    let mut output_ints = Vec::new();
     // Outputs a scan wrote straight into the output buffer: (its workspace view, the output's).
     let mut redirected: Vec<(View, View)> = Vec::new();
     for (i, (name, v)) in g.outputs.iter().enumerate() {
@@ -482,7 +514,11 @@ pub fn plan_model(
             (views[v], shapes[v].clone())
         };
         let (r, c) = rows_cols(&dims);
-        let dst = View::contiguous(Slot::Emit(i), 0, r, c);
+        let int = int_results.contains(v);
+        // An i64 is two f32 units.
+        let units = if int { 2 * c } else { c };
+        let dst = View::contiguous(Slot::Emit(i), 0, r, units);
+        output_ints.push(int);
         if let Some(first) = redirected
             .iter()
             .find(|(from, _)| *from == src)
@@ -506,8 +542,13 @@ pub fn plan_model(
         n_memories: 0,
         id_rows: Vec::new(),
         n_emits: outputs.len(),
-        emit_widths: outputs.iter().map(|(_, d)| d.iter().product()).collect(),
+        emit_widths: outputs
+            .iter()
+            .zip(&output_ints)
+            .map(|((_, d), int)| d.iter().product::<usize>() * if *int { 2 } else { 1 })
+            .collect(),
         state_shapes: Vec::new(),
+        prologue: None,
         body: Program {
             steps: 1,
             instrs: b.instrs,
@@ -529,6 +570,7 @@ pub fn plan_model(
         inputs,
         ints,
         outputs,
+        output_ints,
     })
 }
 
@@ -578,6 +620,80 @@ impl Top<'_> {
         let v = View::contiguous(Slot::Const(k), 0, r, c);
         self.const_of.insert(id, v);
         Ok(v)
+    }
+
+    /// Plans decode loop `d` and calls it; returns the views of its tokens and
+    /// lengths (i64, two f32 units each) and scores, as values of the shapes its
+    /// results have. For a beam, each example's `width` rows start as copies of
+    /// its states and memories.
+    fn call_decode(
+        &mut self,
+        d: &Decode,
+        operands: &[View],
+        shapes: &[Vec<usize>],
+    ) -> Result<Vec<View>, Unsupported> {
+        let width = d.beam.unwrap_or(1);
+        let mut args = Vec::new();
+        let mut at_rows = Vec::new();
+        for (i, (v, od)) in operands.iter().zip(shapes).enumerate() {
+            let mut one = od.clone();
+            one.insert(1, 1);
+            let mut spread = od.clone();
+            spread.insert(1, width);
+            // A fresh copy of each state: the loop overwrites it.
+            let v = match (width, i < d.n_states) {
+                (1, true) => {
+                    let (r, c) = rows_cols(od);
+                    let buf = self.bufs.scratch_view(r, c);
+                    self.instrs.push(copy(*v, buf));
+                    buf
+                }
+                (1, false) => self.layout().contiguous(*v),
+                _ => self.layout().broadcast_copy(*v, &one, &spread)?,
+            };
+            let mut s = od.clone();
+            s[0] *= width;
+            args.push(v);
+            at_rows.push(s);
+        }
+        let p = crate::decode::plan_decode(d, &at_rows, self.weights, self.products)?;
+        let rows = self.batch * width;
+        let results = [
+            self.bufs.scratch_view(rows, 2 * d.max_len),
+            self.bufs.scratch_view(rows, 2),
+            self.bufs.scratch_view(rows, 1),
+        ];
+        args.extend(results);
+        let first = self.bufs.consts.len();
+        for (i, c) in p.consts.iter().enumerate() {
+            let k = self.bufs.constant(c.clone());
+            debug_assert_eq!(k, first + i);
+            args.push(View::contiguous(Slot::Const(k), 0, 1, c.len()));
+        }
+        args.push(self.bufs.scratch_view(1, p.scratch_len.max(1)));
+        debug_assert_eq!(args.len(), p.slots().len());
+        self.instrs.push(Instr::CallScan {
+            scan: self.scans.len(),
+            args,
+        });
+        self.scans.push(p);
+        // Tokens [B(, width), max_len], lengths and scores [B(, width)].
+        let lead = if width == 1 {
+            vec![self.batch]
+        } else {
+            vec![self.batch, width]
+        };
+        let mut tokens = lead.clone();
+        tokens.push(d.max_len);
+        Ok([tokens, lead.clone(), lead]
+            .iter()
+            .zip(results)
+            .zip([2, 2, 1])
+            .map(|((dims, buf), units)| {
+                let (r, c) = rows_cols(dims);
+                View::contiguous(buf.slot, buf.offset, r, c * units)
+            })
+            .collect())
     }
 
     /// Plans `scan` and calls it; returns the views of its results (emits

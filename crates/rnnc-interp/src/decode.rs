@@ -1,7 +1,8 @@
 //! Generation loops: greedy decoding and beam search over a decoder step, with the
 //! token each step chose fed back as the next step's input (see `rnnc_ir::op::Decode`).
-//! The loops ([`run_decode`]) take the step as a function, so that a backend that
-//! compiles the step runs the very same selection, stopping and reordering.
+//! The loops ([`run_decode`]) take the step as a function; the CPU backend's
+//! generated selection (`rnnc-backend-cpu`, `codegen/decode.rs`) follows them rule
+//! for rule.
 
 use crate::eval::{ArgLayout, Cx};
 use crate::kernels::{map_any, softmax};
@@ -14,7 +15,7 @@ use std::rc::Rc;
 /// One decoder step, `(previous tokens, states, memories) → (next states,
 /// logits [rows, V])`, for `rows` = the tokens given (B, or B·width in a beam
 /// search, whose memories are repeated to match).
-pub type Step<'a> = dyn FnMut(&[i64], &[Rc<Tensor>], &[Rc<Tensor>]) -> Result<(Vec<Rc<Tensor>>, ArrayD<f32>), RunError>
+pub(crate) type Step<'a> = dyn FnMut(&[i64], &[Rc<Tensor>], &[Rc<Tensor>]) -> Result<(Vec<Rc<Tensor>>, ArrayD<f32>), RunError>
     + 'a;
 
 impl Cx<'_> {
@@ -42,7 +43,7 @@ impl Cx<'_> {
 
 /// Runs decode loop `d` on its operands (initial states, then memories) with
 /// `step` computing each step; returns tokens, lengths and scores.
-pub fn run_decode(
+pub(crate) fn run_decode(
     d: &Decode,
     operands: &[Rc<Tensor>],
     step: &mut Step<'_>,

@@ -6,15 +6,13 @@ use crate::Tensor;
 use crate::{err, RunError};
 use ndarray::{ArrayD, Axis, IxDyn};
 use rnnc_ir::deps::{dependencies, Dep};
-use rnnc_ir::op::Decode;
 use rnnc_ir::{ArgKind, Graph, NodeId, Op, Scan, Value, Verified};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
 /// What a backend may take over while the interpreter walks the top-level graph:
-/// values it computed once at load time, and whole scans and decode loops it
-/// runs itself.
+/// values it computed once at load time, and whole scans it runs itself.
 pub trait Hooks {
     /// A top-level node's value when it is already known (folded weights).
     fn cached(&self, _node: NodeId) -> Option<Rc<Tensor>> {
@@ -37,17 +35,6 @@ pub trait Hooks {
         &self,
         _node: NodeId,
         _scan: &Scan,
-        _operands: &[Rc<Tensor>],
-    ) -> Option<Result<Vec<Tensor>, RunError>> {
-        None
-    }
-
-    /// Runs a top-level decode loop (greedy or beam search); `None` leaves it to
-    /// the interpreter.
-    fn decode(
-        &self,
-        _node: NodeId,
-        _decode: &Decode,
         _operands: &[Rc<Tensor>],
     ) -> Option<Result<Vec<Tensor>, RunError>> {
         None
@@ -163,19 +150,11 @@ impl Cx<'_> {
                     .map(Rc::new)
                     .collect()
                 }
-                Op::Decode(d) => {
-                    let ran = match top_level {
-                        true => self.hooks.decode(id, d, &operands),
-                        false => None,
-                    };
-                    match ran {
-                        Some(results) => results?,
-                        None => self.decode(d, &operands)?,
-                    }
+                Op::Decode(d) => self
+                    .decode(d, &operands)?
                     .into_iter()
                     .map(Rc::new)
-                    .collect()
-                }
+                    .collect(),
                 // A fused region computes exactly what its ops would one by one.
                 Op::Fused(fused) => self.eval(&fused.body, &operands)?,
                 op => {

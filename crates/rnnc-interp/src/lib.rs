@@ -11,7 +11,6 @@ mod eval;
 mod kernels;
 
 pub use backend::Interpreter;
-pub use decode::{run_decode, Step};
 pub use eval::{bind_sizes, load_time_values, run, run_with, Hooks, Sizes};
 pub use kernels::check_lengths;
 pub use rnnc_runtime::{Backend, RunError, Tensor, Weights};
