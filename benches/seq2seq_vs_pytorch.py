@@ -142,6 +142,9 @@ def median_ms(f, runs):
 
 
 def rnnc_ms(rnnc, weights, mode, threads):
+    # PyTorch's OpenMP threads spin for a while after its last call; let them
+    # sleep first, or they take the cores rnnc's threads run on.
+    time.sleep(1.0)
     cmd = [rnnc, "bench", os.path.join(ROOT, "models", "seq2seq_attention.rnn"),
            "--param", f"src_vocab={VOCAB}", "--param", f"tgt_vocab={VOCAB}",
            "--param", f"hidden_size={HIDDEN}", "--param", f"max_len={MAX_LEN}",

@@ -122,6 +122,73 @@ fn object_files_run_from_c_and_match() {
     assert_eq!(ran, 13);
 }
 
+/// Every model the GPU tests cover (each seed model, the equations LSTM, the test
+/// models with their custom cells and ops, the seq2seq model in its three modes)
+/// as an object file at -O0, -O2 and -O2 unrolled, random weights and inputs at
+/// B = 3, T = S = 5, run from C: none may be refused, each equal to the
+/// interpreter (token ids and lengths exactly).
+#[test]
+fn every_model_compiles_ahead_of_time_at_every_pipeline() {
+    let pipelines = [
+        rnnc_opt::Opt::Level(0),
+        rnnc_opt::Opt::Level(2),
+        rnnc_opt::Opt::Passes(
+            "canonicalize,split-concat-matmul,fuse-gates,fold-biases,hoist-input-projection,\
+             cse,dce,fuse-elementwise,unroll-time{factor=4}"
+                .into(),
+        ),
+    ];
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for (model, params) in common::gpu_cases() {
+        let args = ModelArgs {
+            model: model.clone(),
+            params: params.clone(),
+            config: None,
+        };
+        let lowered = rnnc_cli::compile(&args).unwrap();
+        let w = rnnc_cli::bench::random_weights(&lowered, 5);
+        for opt in &pipelines {
+            let label = format!("{} {params:?} {opt:?}", model.display());
+            let mut g = lowered.clone();
+            let passes = opt.build().unwrap();
+            rnnc_opt::run_pipeline(&mut g, &passes, &Default::default(), &mut String::new())
+                .unwrap();
+            let verified = rnnc_ir::verify(&g).unwrap();
+            let inputs = rnnc_cli::bench::random_inputs(&g, 3, 5, 9);
+            let obj = match rnnc_backend_cpu::aot::compile_object(&verified, &w, 3, 5, "test") {
+                Ok(o) => o,
+                Err(e) => {
+                    failures.push(format!("{label}: refused: {}", e.0));
+                    continue;
+                }
+            };
+            let dir = tempfile::tempdir().unwrap();
+            common::link_driver(dir.path(), &obj);
+            let outs = match common::run_driver_outputs(dir.path(), &obj, &inputs) {
+                Ok(o) => o,
+                Err(e) => {
+                    failures.push(format!("{label}: {e}"));
+                    continue;
+                }
+            };
+            let want: HashMap<String, Tensor> = rnnc_interp::run(&verified, &inputs, &w)
+                .unwrap()
+                .into_iter()
+                .collect();
+            for ((name, _), got) in obj.outputs.iter().zip(&outs) {
+                let d = common::max_diff(got, &want[name]);
+                if d > 1e-5 {
+                    failures.push(format!("{label} {name}: {d:e} from the interpreter"));
+                }
+            }
+            ran += 1;
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(ran >= 3 * 25, "{ran} runs");
+}
+
 /// The seq2seq model in each mode as an object file (memories, the source axis,
 /// token ids read in the step, and the decode loops with their int64 tokens and
 /// lengths), run from C on the PyTorch fixture's sources at S = T = 6: equal to
