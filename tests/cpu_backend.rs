@@ -5,7 +5,7 @@
 //! one row over), 17 (the portable path's GEMM, `GEMM_MIN_ROWS` = 16; the kernels'
 //! row blocks and their remainders) and lengths 1 and 6, at -O0, -O1, -O2 and -O2
 //! with time unrolling, on every kernel ISA this CPU has and the portable path.
-//! Every scan must compile.
+//! The whole model must compile, at every size.
 
 mod common;
 
@@ -16,10 +16,6 @@ use rnnc_opt::Opt;
 use std::collections::{BTreeSet, HashMap};
 
 const ATOL: f32 = 1e-5;
-
-/// Models whose top level the whole-model program cannot take yet: they run scan
-/// by scan (none today).
-const SCAN_BY_SCAN: [&str; 0] = [];
 
 fn pipelines() -> Vec<Opt> {
     vec![
@@ -108,27 +104,16 @@ fn cpu_backend_matches_the_interpreter() {
                 }
                 runs += 1;
             }
-            for r in cpu.report() {
-                if let Err(why) = r.outcome {
-                    failures.push(format!("{label} {opt:?}: scan not compiled: {}", why.0));
-                }
-            }
-            // The whole model is one compiled program, except where its top level
-            // has an op the program builder lacks: then every scan compiled alone.
+            // The whole model is one compiled program at every size it runs at.
             let programs: Vec<_> = cpu
                 .program_report()
                 .into_iter()
                 .filter(|r| !refused.contains(&(r.batch, r.time)))
                 .collect();
-            let whole = programs.iter().all(|r| r.outcome.is_ok());
-            let file = model.file_name().unwrap().to_str().unwrap();
-            if whole == SCAN_BY_SCAN.contains(&file) || programs.is_empty() {
+            if programs.is_empty() || programs.iter().any(|r| r.outcome.is_err()) {
                 failures.push(format!(
                     "{label} {opt:?}: whole-model program: {programs:?}"
                 ));
-            }
-            if !whole && cpu.report().is_empty() {
-                failures.push(format!("{label} {opt:?}: no scan compiled"));
             }
         }
     }
@@ -210,7 +195,8 @@ fn thread_count_does_not_change_results() {
                         &three.run(&inputs).unwrap(),
                     );
                 }
-                assert!(three.report().iter().all(|r| r.outcome.is_ok()), "{label}");
+                let programs = three.program_report();
+                assert!(programs.iter().all(|r| r.outcome.is_ok()), "{label}");
             }
         }
     }

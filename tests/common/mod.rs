@@ -104,8 +104,10 @@ pub fn rel(p: &Path) -> String {
 }
 
 /// (model file, params) the GPU tests cover: every seed-0 fixture's model, the
-/// equations LSTM, and the test models (ops the seed models leave out, custom cells,
-/// a fixed length, padded sequences with `lengths`).
+/// equations LSTM, and the test models (ops the seed models leave out, custom cells
+/// with `layer_norm`, `softmax`, memories and layout changes in their step, a fixed
+/// length, padded
+/// sequences with `lengths`).
 pub fn gpu_cases() -> std::collections::BTreeSet<(PathBuf, Vec<String>)> {
     let mut cases: std::collections::BTreeSet<_> = fixtures()
         .iter()
@@ -123,6 +125,10 @@ pub fn gpu_cases() -> std::collections::BTreeSet<(PathBuf, Vec<String>)> {
         ("mgu", small.clone()),
         ("input_only_state", small.clone()),
         ("per_example_scalar", small.clone()),
+        ("layer_norm_lstm", small.clone()),
+        ("softmax_step", small.clone()),
+        ("memory_cell", small.clone()),
+        ("layouts_in_step", small.clone()),
         ("packed_lstm", small),
     ] {
         cases.insert((root().join(format!("tests/models/{m}.rnn")), params));

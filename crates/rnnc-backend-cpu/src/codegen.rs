@@ -11,8 +11,8 @@ use crate::pack::row_block;
 use crate::parallel::{self, Part};
 use crate::plan::{EOp, Elementwise, Instr, Plan, Program, RowOp, Slot, View};
 use cranelift_codegen::ir::{
-    condcodes::IntCC, types, AbiParam, BlockArg, Function, InstBuilder, MemFlagsData, Signature,
-    StackSlotData, StackSlotKind, Type, UserFuncName, Value,
+    condcodes::FloatCC, condcodes::IntCC, types, AbiParam, BlockArg, Function, InstBuilder,
+    MemFlagsData, Signature, StackSlotData, StackSlotKind, Type, UserFuncName, Value,
 };
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -78,11 +78,17 @@ pub fn build(plan: &Plan, part: Part, sig: Signature, config: TargetFrontendConf
         let zero = e.b.ins().iconst(types::I64, 0);
         e.program(start, zero);
     }
-    e.counted(full, &[], |e, i, _| {
+    e.counted_while(full, |e, i| {
         let t = e.b.ins().imul_imm_s(i, k as i64);
         e.states_for_run(&homes, i);
         e.program(&plan.body, t);
-        vec![]
+        // Every thread reads the flag after the step's last barrier.
+        plan.stop.map(|v| {
+            let (base, off) = e.addr(&v, t);
+            let flag = e.b.ins().load(types::F32, flags(), base, off as i32);
+            let zero = e.b.ins().f32const(0.0);
+            e.b.ins().fcmp(FloatCC::Equal, flag, zero)
+        })
     });
     let mut runs = full;
     if let Some(tail) = &plan.tail {
@@ -100,7 +106,7 @@ pub fn build(plan: &Plan, part: Part, sig: Signature, config: TargetFrontendConf
     for (i, home) in homes.iter().enumerate() {
         e.bases.insert(Slot::State(i), *home);
         if runs % 2 == 1 {
-            let (r, c) = crate::plan::as_matrix(&plan.state_shapes[i]).expect("planned");
+            let (r, c) = crate::layout::rows_cols(&plan.state_shapes[i]);
             let from = View::contiguous(Slot::Scratch, plan.alt[i], r, c);
             let back = crate::plan::copy(from, View::contiguous(Slot::State(i), 0, r, c));
             let Instr::Elementwise(back) = back else {
@@ -177,6 +183,35 @@ impl Emitter<'_, '_> {
         self.b.ins().brif(more, header, &again, exit, &done);
         self.b.switch_to_block(exit);
         self.b.block_params(exit).to_vec()
+    }
+
+    /// `n` iterations of `body(i)`, which may return an i8 truth value: go on
+    /// (the loop stops after the first iteration that returns false).
+    fn counted_while(&mut self, n: usize, mut body: impl FnMut(&mut Self, Value) -> Option<Value>) {
+        if n == 0 {
+            return;
+        }
+        let header = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.append_block_param(header, types::I64);
+        let zero = self.b.ins().iconst(types::I64, 0);
+        self.b.ins().jump(header, &[BlockArg::Value(zero)]);
+        self.b.switch_to_block(header);
+        let i = self.b.block_params(header)[0];
+        let go_on = body(self, i);
+        let next = self.b.ins().iadd_imm_s(i, 1);
+        let more = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::UnsignedLessThan, next, n as i64);
+        let more = match go_on {
+            Some(g) => self.b.ins().band(more, g),
+            None => more,
+        };
+        self.b
+            .ins()
+            .brif(more, header, &[BlockArg::Value(next)], exit, &[]);
+        self.b.switch_to_block(exit);
     }
 
     /// Points `State(i)` and `NextState(i)` at the buffers run `run` reads and

@@ -3,7 +3,8 @@
 //! `max_len` runs of the decoder step at B rows (B·width for a beam), each
 //! followed by its log-softmax and the choice of tokens ([`Instr::GreedyPick`],
 //! [`Instr::BeamPick`]), all generated code, choosing the tokens the
-//! interpreter's loop (`rnnc_interp::run_decode`) chooses.
+//! interpreter's loop (`rnnc_interp::run_decode`) chooses, and stopping where it
+//! stops (once every sequence has ended).
 
 use crate::plan::{
     plan_with, unsupported, Buffers, Hyps, Instr, Plan, Products, RowOp, Slot, Unsupported, View,
@@ -64,6 +65,7 @@ pub(crate) fn plan_decode(
         tokens: units(Slot::Emit(0), 2 * d.max_len),
         lengths: units(Slot::Emit(1), 2),
         scores: units(Slot::Emit(2), 1),
+        finished: bufs.scratch_view(1, 1),
     };
     let body = &mut p.body.instrs;
     body.push(Instr::Rows {
@@ -109,6 +111,7 @@ pub(crate) fn plan_decode(
             width: d.beam.unwrap_or(1),
         }],
     });
+    p.stop = Some(hyps.finished);
     p.consts = bufs.consts;
     p.scratch_len = bufs.scratch_len;
     p.n_seqs = 0;

@@ -184,17 +184,6 @@ impl Builder {
     }
 }
 
-/// One scan's plan, one function per thread.
-pub fn compile(plan: &Plan, threads: usize) -> Result<Jitted, String> {
-    let mut b = Builder::new()?;
-    let mut entries = Vec::new();
-    for thread in 0..threads {
-        let part = Part { thread, threads };
-        entries.push(b.define(&format!("rnnc_scan_{thread}"), plan, part)?);
-    }
-    b.finish(&entries, &[])
-}
-
 /// A whole-model program and the scans it calls, one function of each per
 /// thread; the scans' addresses are the program's `Fn` slots, in order
 /// `scan · threads + thread`.

@@ -178,6 +178,69 @@ impl Layout<'_> {
         Ok(out)
     }
 
+    /// `v` (shape `od`) with axes `a` and `b` swapped: a new value of shape `dims`.
+    pub(crate) fn transpose(
+        &mut self,
+        v: View,
+        od: &[usize],
+        dims: &[usize],
+        (a, b): (usize, usize),
+    ) -> Result<View, Unsupported> {
+        let out_s = row_strides(dims);
+        // Source axis k lands on output axis k, with a and b swapped.
+        let land = |k: usize| {
+            if k == a {
+                b
+            } else if k == b {
+                a
+            } else {
+                k
+            }
+        };
+        let dst: Vec<isize> = (0..od.len()).map(|k| out_s[land(k)]).collect();
+        self.copy_into_new(v, od, dims, 0, &dst)
+    }
+
+    /// `v` (shape `od` = `dims`) reversed along `axis`: a new value.
+    pub(crate) fn flip(
+        &mut self,
+        v: View,
+        od: &[usize],
+        dims: &[usize],
+        axis: usize,
+    ) -> Result<View, Unsupported> {
+        let out_s = row_strides(dims);
+        let mut dst = out_s.clone();
+        dst[axis] = -out_s[axis];
+        let base = (od[axis] - 1) as isize * out_s[axis];
+        self.copy_into_new(v, od, dims, base, &dst)
+    }
+
+    /// `parts` (views and their shapes) joined along `axis` (with `stack`, along a
+    /// new axis there) into a new value of shape `dims`, each copied into its place.
+    pub(crate) fn join(
+        &mut self,
+        parts: &[(View, Vec<usize>)],
+        dims: &[usize],
+        axis: usize,
+        stack: bool,
+    ) -> Result<View, Unsupported> {
+        let (r, c) = rows_cols(dims);
+        let out = self.bufs.scratch_view(r, c);
+        let out_s = row_strides(dims);
+        let mut at = 0usize;
+        for (src, od) in parts {
+            // Stack: the operand's axes skip the new one.
+            let dst: Vec<isize> = (0..od.len())
+                .map(|k| out_s[if stack && k >= axis { k + 1 } else { k }])
+                .collect();
+            let base = out.offset as isize + at as isize * out_s[axis];
+            self.relayout_into(*src, od, out.slot, base, &dst)?;
+            at += if stack { 1 } else { od[axis] };
+        }
+        Ok(out)
+    }
+
     /// `v` (shape `od`) copied into a new workspace value of shape `dims`, its
     /// element at index `i` landing at `base + Σ i[k] · dst[k]`.
     pub(crate) fn copy_into_new(

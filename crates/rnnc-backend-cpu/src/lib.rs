@@ -7,11 +7,10 @@
 //! weight panels) and the fused gate arithmetic (vectorised `exp`/`sigmoid`/`tanh`)
 //! are generated code. Weight-only values are computed once, at load.
 //!
-//! A model whose top level uses an op the program builder has no code for
-//! (`transpose`, a softmax over time…) runs on the interpreter's walk of the
-//! graph instead, with each scan still compiled on its own; a scan the code
-//! generator cannot handle is left to the interpreter. [`CpuBackend::report`] and
-//! [`CpuBackend::program_report`] say which and why.
+//! A model with an op the program builder has no code for is refused: a run
+//! fails with a message naming the op (and `--backend interp`, the reference
+//! interpreter, runs it); nothing falls back to the interpreter.
+//! [`CpuBackend::program_report`] says what compiled, at which sizes.
 //!
 //! With several threads ([`CpuBackend::with_threads`]) each compiled scan splits
 //! every time step between them: each thread keeps its own slice of the recurrent
@@ -28,9 +27,8 @@ mod math;
 mod pack;
 mod parallel;
 mod plan;
-mod products;
 mod program;
-mod scan;
+mod run;
 mod stream;
 mod threads;
 mod whole;
@@ -42,29 +40,15 @@ pub use rnnc_kernels::{measure as measure_limits, Isa, Limits};
 pub use stream::Stream;
 
 use program::CompiledProgram;
-use rnnc_interp::{load_time_values, run_with, Hooks};
-use rnnc_ir::{NodeId, Op, Scan, Verified};
+use rnnc_interp::load_time_values;
+use rnnc_ir::{NodeId, Verified};
 use rnnc_runtime::{RunError, Tensor, Weights};
-use scan::CompiledScan;
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 use whole::Dims;
 use workers::Workers;
-
-/// What happened to one scan at one set of operand shapes.
-#[derive(Clone, Debug)]
-pub struct ScanReport {
-    pub node: NodeId,
-    pub shapes: Vec<Vec<usize>>,
-    /// Compile time and code size, or why the interpreter runs it.
-    pub outcome: Outcome,
-    /// The threads its code runs on (0 where it was not compiled).
-    pub threads: usize,
-}
-
-type Key = (NodeId, Vec<Vec<usize>>);
 
 /// Compile time and code size of what was compiled, or why it was not.
 pub type Outcome = Result<(Duration, usize), Unsupported>;
@@ -83,21 +67,18 @@ pub struct ProgramReport {
     pub time: usize,
     /// S, for a model with a source-length axis.
     pub source: Option<usize>,
-    /// Compile time and code size, or why the model runs scan by scan.
+    /// Compile time and code size, or why the model cannot be compiled.
     pub outcome: Outcome,
     /// The threads the program runs on (0 where it was not compiled).
     pub threads: usize,
 }
 
-/// A model loaded for the CPU: weights bound, load-time values folded, scans
-/// compiled on first use at each shape and kept.
+/// A model loaded for the CPU: weights bound, load-time values folded, the
+/// whole-model program compiled on first use at each (B, T, S) and kept.
 pub struct CpuBackend<'g> {
     graph: Verified<'g>,
     weights: &'g Weights,
     load_time: HashMap<NodeId, Rc<Tensor>>,
-    /// Top-level `linear`s whose matrix is a load-time value (see [`Hooks::op`]).
-    weight_products: HashSet<NodeId>,
-    scans: RefCell<HashMap<Key, Rc<Result<CompiledScan, Unsupported>>>>,
     /// Whole-model programs by (B, T, S).
     programs: RefCell<HashMap<Dims, Program>>,
     threads: usize,
@@ -158,17 +139,10 @@ impl<'g> CpuBackend<'g> {
         };
         let g = graph.graph();
         let load_time = load_time_values(g, weights)?;
-        let weight_products = g
-            .node_ids()
-            .filter(|id| matches!(g.node(*id).op, Op::Linear))
-            .filter(|id| load_time.contains_key(&g.operands(*id)[1].node))
-            .collect();
         Ok(CpuBackend {
             graph,
             weights,
             load_time,
-            weight_products,
-            scans: RefCell::new(HashMap::new()),
             programs: RefCell::new(HashMap::new()),
             threads,
             auto: false,
@@ -187,21 +161,24 @@ impl<'g> CpuBackend<'g> {
         self.threads
     }
 
-    /// Runs the model; same contract as [`rnnc_interp::run`].
+    /// Runs the model; same contract as [`rnnc_interp::run`]. A model the
+    /// program builder cannot compile is an error that says why.
     pub fn run(&self, inputs: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>, RunError> {
         let sizes = rnnc_interp::bind_sizes(&self.graph, inputs, self.weights)?;
-        if let Some(batch) = sizes.batch {
-            // A model without a time axis compiles the same at any T.
-            let dims = Dims {
-                batch,
-                time: sizes.time.unwrap_or(1),
-                source: sizes.source,
-            };
-            if let Ok(p) = &*self.program(dims) {
-                return p.run(inputs, self.pool.as_ref());
-            }
+        // A model without a batch or time axis compiles the same at any B or T.
+        let dims = Dims {
+            batch: sizes.batch.unwrap_or(1),
+            time: sizes.time.unwrap_or(1),
+            source: sizes.source,
+        };
+        match &*self.program(dims) {
+            Ok(p) => p.run(inputs, self.pool.as_ref()),
+            Err(why) => Err(RunError(format!(
+                "the CPU backend cannot compile this model: {}; the interpreter \
+                 (`--backend interp`) runs it",
+                why.0
+            ))),
         }
-        run_with(&self.graph, inputs, self.weights, self)
     }
 
     /// Compiles the whole-model program for (B, T) now, as a first run would
@@ -244,85 +221,6 @@ impl<'g> CpuBackend<'g> {
         out.sort_by_key(|r| (r.batch, r.time, r.source));
         out
     }
-
-    /// Every scan compiled (or declined) on its own so far (models that run as a
-    /// whole-model program have none).
-    pub fn report(&self) -> Vec<ScanReport> {
-        let mut out: Vec<ScanReport> = self
-            .scans
-            .borrow()
-            .iter()
-            .map(|((node, shapes), c)| ScanReport {
-                node: *node,
-                shapes: shapes.clone(),
-                outcome: outcome(c.as_ref().as_ref().map(|c| &c.code)),
-                threads: c.as_ref().as_ref().map_or(0, |c| c.threads),
-            })
-            .collect();
-        out.sort_by_key(|r| (r.node.index(), r.shapes.clone()));
-        out
-    }
-
-    fn compiled(
-        &self,
-        node: NodeId,
-        scan: &Scan,
-        operands: &[Rc<Tensor>],
-    ) -> Rc<Result<CompiledScan, Unsupported>> {
-        let shapes: Vec<Vec<usize>> = operands.iter().map(|t| t.shape().to_vec()).collect();
-        let key = (node, shapes);
-        if let Some(c) = self.scans.borrow().get(&key) {
-            return c.clone();
-        }
-        let c = Rc::new(CompiledScan::new(
-            scan,
-            &key.1,
-            self.weights,
-            (self.threads, self.auto),
-            self.isa,
-        ));
-        self.scans.borrow_mut().insert(key, c.clone());
-        c
-    }
-}
-
-impl Hooks for CpuBackend<'_> {
-    fn cached(&self, node: NodeId) -> Option<Rc<Tensor>> {
-        self.load_time.get(&node).cloned()
-    }
-
-    /// Products with a weight matrix: see `products.rs`.
-    fn op(
-        &self,
-        node: NodeId,
-        _op: &Op,
-        operands: &[Rc<Tensor>],
-    ) -> Option<Result<Tensor, RunError>> {
-        if !self.weight_products.contains(&node) {
-            return None;
-        }
-        products::linear(&operands[0], &operands[1], self.pool.as_ref()).map(Ok)
-    }
-
-    fn scan(
-        &self,
-        node: NodeId,
-        scan: &Scan,
-        operands: &[Rc<Tensor>],
-    ) -> Option<Result<Vec<Tensor>, RunError>> {
-        // Zero-sized operands (a feature axis of 0) are left to the interpreter;
-        // empty batches and sequences never get here: binding the inputs refuses them.
-        if operands[..scan.n_seqs]
-            .iter()
-            .any(|t| t.shape().contains(&0))
-        {
-            return None;
-        }
-        match &*self.compiled(node, scan, operands) {
-            Ok(c) => Some(c.run(operands, self.pool.as_ref())),
-            Err(_) => None,
-        }
-    }
 }
 
 impl rnnc_runtime::Backend for CpuBackend<'_> {
@@ -345,39 +243,11 @@ impl rnnc_runtime::Backend for CpuBackend<'_> {
 
     fn compile_ms(&self) -> Option<f64> {
         let ms = |o: &Outcome| o.as_ref().map_or(0.0, |(t, _)| t.as_secs_f64() * 1e3);
-        let programs: f64 = self.program_report().iter().map(|r| ms(&r.outcome)).sum();
-        let scans: f64 = self.report().iter().map(|r| ms(&r.outcome)).sum();
-        Some(programs + scans)
+        Some(self.program_report().iter().map(|r| ms(&r.outcome)).sum())
     }
 
     fn ran_on(&self) -> (usize, Option<&'static str>) {
-        // The whole-model program's threads, or the most any scan compiled alone
-        // runs on (the rest of such a model runs on the calling thread).
-        let program = self.program_report().iter().map(|r| r.threads).max();
-        let scans = self.report().iter().map(|r| r.threads).max();
-        let n = program.unwrap_or(0).max(scans.unwrap_or(0)).max(1);
-        (n, Some(self.isa.name()))
-    }
-
-    fn notes(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for r in self.program_report() {
-            if let Err(why) = &r.outcome {
-                out.push(format!(
-                    "the model runs scan by scan, its top level on the interpreter's kernels: {}",
-                    why.0
-                ));
-            }
-        }
-        for r in self.report() {
-            if let Err(why) = &r.outcome {
-                out.push(format!(
-                    "scan %{} runs on the interpreter: {}",
-                    r.node.index(),
-                    why.0
-                ));
-            }
-        }
-        out
+        let n = self.program_report().iter().map(|r| r.threads).max();
+        (n.unwrap_or(0).max(1), Some(self.isa.name()))
     }
 }

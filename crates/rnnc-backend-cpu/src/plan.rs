@@ -2,7 +2,7 @@
 //! becomes a view into a buffer (a sequence, a state, an emit, a load-time constant
 //! or scratch), every op an instruction over views. Slices and indexing cost
 //! nothing: they are views. Whatever has no instruction here is reported as
-//! [`Unsupported`], and the scan is left to the interpreter.
+//! [`Unsupported`], and the model is refused.
 
 use crate::layout::{broadcast, rows_cols, Layout};
 use crate::pack::{pack_panels, panel_width};
@@ -48,7 +48,7 @@ impl Products {
     }
 }
 
-/// Why a scan cannot be compiled; the interpreter runs it instead.
+/// Why a scan (or a model) cannot be compiled.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Unsupported(pub String);
 
@@ -207,11 +207,21 @@ pub struct Hyps {
     pub lengths: View,
     /// f32 `[rows]`: their summed log-probabilities.
     pub scores: View,
+    /// f32 `[1]`: 1 once every row has ended (the loop then stops, as the
+    /// interpreter's does).
+    pub finished: View,
 }
 
 impl Hyps {
-    pub(crate) fn all(&self) -> [View; 5] {
-        [self.prev, self.done, self.tokens, self.lengths, self.scores]
+    pub(crate) fn all(&self) -> [View; 6] {
+        [
+            self.prev,
+            self.done,
+            self.tokens,
+            self.lengths,
+            self.scores,
+            self.finished,
+        ]
     }
 }
 
@@ -351,6 +361,9 @@ pub struct Plan {
     pub state_shapes: Vec<Vec<usize>>,
     /// Run once before the first step (a decode loop's start).
     pub prologue: Option<Program>,
+    /// A flag (f32, 1 to stop) the loop reads after each step: a decode loop's
+    /// [`Hyps::finished`].
+    pub stop: Option<View>,
     pub body: Program,
     pub tail: Option<Program>,
     pub consts: Vec<Vec<f32>>,
@@ -440,11 +453,6 @@ pub(crate) fn plan_with(
         "a sequence's pitch is at least its width"
     );
     let state_shapes: Vec<Vec<usize>> = operand_shapes[n_seqs..n_seqs + n_states].to_vec();
-    for s in &state_shapes {
-        if s.len() > 2 {
-            return unsupported(format!("a state of rank {}", s.len()));
-        }
-    }
     let memory_shapes = &operand_shapes[n_seqs + n_states..];
     let sizes = Sizes {
         batch,
@@ -506,6 +514,7 @@ pub(crate) fn plan_with(
         emit_widths,
         state_shapes,
         prologue: None,
+        stop: None,
         body,
         tail,
         consts: b.bufs.consts,
@@ -572,16 +581,6 @@ fn source_len(scan: &Scan, memory_shapes: &[Vec<usize>]) -> Option<usize> {
             .position(|d| *d == Dim::Source)?;
         memory_shapes.get(index)?.get(axis).copied()
     })
-}
-
-/// (rows, cols) of a value of rank ≤ 2.
-pub(crate) fn as_matrix(dims: &[usize]) -> Result<(usize, usize), Unsupported> {
-    match dims {
-        [] => Ok((1, 1)),
-        [c] => Ok((1, *c)),
-        [r, c] => Ok((*r, *c)),
-        _ => unsupported(format!("a value of rank {}", dims.len())),
-    }
 }
 
 /// Where a planner keeps constants and scratch space.
@@ -722,7 +721,7 @@ impl Builder<'_> {
                     kind: ArgKind::State,
                     index,
                 } => {
-                    let (r, c) = as_matrix(&dims)?;
+                    let (r, c) = rows_cols(&dims);
                     View::contiguous(Slot::State(*index), 0, r, c)
                 }
                 Op::Arg {
@@ -874,7 +873,7 @@ impl Builder<'_> {
                 Op::Concat { axis }
                     if *axis + 1 == dims.len() || (*axis == 0 && dims.len() == 2) =>
                 {
-                    let (r, c) = as_matrix(&dims)?;
+                    let (r, c) = rows_cols(&dims);
                     let out = self.bufs.scratch_view(r, c);
                     let mut at = 0;
                     for v in &operands {
@@ -898,7 +897,7 @@ impl Builder<'_> {
                 }
                 Op::Softmax { .. } | Op::LogSoftmax { .. } | Op::LayerNorm { .. } => {
                     let x = lookup(self, &known, &mut const_of, &views, operands[0])?;
-                    let (r, c) = as_matrix(&dims)?;
+                    let (r, c) = rows_cols(&dims);
                     let out = self.bufs.scratch_view(r, c);
                     let op = match node.op {
                         Op::LayerNorm { eps } => RowOp::LayerNorm { eps },
@@ -907,6 +906,27 @@ impl Builder<'_> {
                     };
                     instrs.push(Instr::Rows { x, out, op });
                     out
+                }
+                Op::Transpose { a, b: bx } => {
+                    let v = lookup(self, &known, &mut const_of, &views, operands[0])?;
+                    let od = self.dims_of(g, &known, operands[0])?;
+                    self.layout(&mut instrs)
+                        .transpose(v, &od, &dims, (*a, *bx))?
+                }
+                Op::Flip { axis } => {
+                    let v = lookup(self, &known, &mut const_of, &views, operands[0])?;
+                    let od = self.dims_of(g, &known, operands[0])?;
+                    self.layout(&mut instrs).flip(v, &od, &dims, *axis)?
+                }
+                // Joins along a middle axis, stacks: each part copied into place.
+                Op::Concat { axis } | Op::Stack { axis } => {
+                    let mut parts = Vec::new();
+                    for v in &operands {
+                        let view = lookup(self, &known, &mut const_of, &views, *v)?;
+                        parts.push((view, self.dims_of(g, &known, *v)?));
+                    }
+                    let stack = matches!(node.op, Op::Stack { .. });
+                    self.layout(&mut instrs).join(&parts, &dims, *axis, stack)?
                 }
                 other => return unsupported(format!("`{}` inside a scan body", other.name())),
             };
@@ -968,7 +988,7 @@ impl Builder<'_> {
         let Tensor::F32(a) = &**t else {
             return unsupported("an integer constant inside a scan body");
         };
-        let (r, c) = as_matrix(a.shape())?;
+        let (r, c) = rows_cols(a.shape());
         let k = self.bufs.constant(row_major(a));
         Ok(View::contiguous(Slot::Const(k), 0, r, c))
     }

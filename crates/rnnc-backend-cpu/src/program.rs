@@ -6,7 +6,7 @@
 use crate::barrier::SpinBarrier;
 use crate::jit::{self, Jitted};
 use crate::plan::{Products, Slot, Unsupported};
-use crate::scan::{array, flat, run_entries};
+use crate::run::{array, flat, run_entries};
 use crate::whole::{plan_model, Dims, IntInput, WholePlan};
 use crate::workers::Workers;
 use rnnc_ir::{Graph, NodeId};
@@ -75,7 +75,7 @@ impl CompiledProgram {
             ins.push(match (inputs.get(name), int) {
                 (Some(Tensor::I64(ids)), Some(int)) => {
                     match *int {
-                        IntInput::Ids { rows } => crate::scan::check_ids(ids, rows)?,
+                        IntInput::Ids { rows } => crate::run::check_ids(ids, rows)?,
                         IntInput::Lengths { time } => rnnc_interp::check_lengths(ids, time)?,
                     }
                     Input::Ids(match ids.as_slice() {

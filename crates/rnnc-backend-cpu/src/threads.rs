@@ -59,13 +59,6 @@ pub fn choose(whole: &WholePlan, max: usize) -> usize {
     split_pays(total, meetings, max)
 }
 
-/// The same for one scan compiled on its own (a model whose top level runs on
-/// the interpreter's walk).
-pub fn choose_scan(scan: &Plan, max: usize) -> usize {
-    let (total, meetings) = scan_work(scan);
-    split_pays(total, meetings, max)
-}
-
 fn split_pays(total: f64, meetings: usize, max: usize) -> usize {
     if max <= 1 {
         return 1;

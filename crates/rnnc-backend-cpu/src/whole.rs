@@ -11,8 +11,8 @@
 
 use crate::layout::{broadcast, row_strides, rows_cols, Layout};
 use crate::plan::{
-    self, as_matrix, copy, elementwise_code, product, row_major, unsupported, Buffers, EOp,
-    Elementwise, Instr, Plan, Products, Program, RowOp, Slot, Unsupported, View,
+    self, copy, elementwise_code, product, row_major, unsupported, Buffers, EOp, Elementwise,
+    Instr, Plan, Products, Program, RowOp, Slot, Unsupported, View,
 };
 use rnnc_ir::op::Decode;
 use rnnc_ir::{DType, Dim, Graph, NodeId, Op, TensorTy, Value};
@@ -267,47 +267,21 @@ pub fn plan_model(
             }
             Op::Transpose { a, b: bx } => {
                 let (v, od) = arg(operands[0], &mut b)?;
-                let out_s = row_strides(&dims);
-                // Source axis k lands on output axis k, with a and b swapped.
-                let land = |k: usize| {
-                    if k == *a {
-                        *bx
-                    } else if k == *bx {
-                        *a
-                    } else {
-                        k
-                    }
-                };
-                let dst: Vec<isize> = (0..od.len()).map(|k| out_s[land(k)]).collect();
-                b.layout().copy_into_new(v, &od, &dims, 0, &dst)?
+                b.layout().transpose(v, &od, &dims, (*a, *bx))?
             }
             // Reversed along any axis (time included: a backward direction's input).
             Op::Flip { axis } => {
                 let (v, od) = arg(operands[0], &mut b)?;
-                let out_s = row_strides(&dims);
-                let mut dst = out_s.clone();
-                dst[*axis] = -out_s[*axis];
-                let base = (od[*axis] - 1) as isize * out_s[*axis];
-                b.layout().copy_into_new(v, &od, &dims, base, &dst)?
+                b.layout().flip(v, &od, &dims, *axis)?
             }
             // Joins along any other axis: each operand copied into its place.
             Op::Concat { axis } | Op::Stack { axis } if side_by_side(&node.op, &dims).is_none() => {
-                let (r, c) = rows_cols(&dims);
-                let out = b.bufs.scratch_view(r, c);
-                let out_s = row_strides(&dims);
-                let stack = matches!(node.op, Op::Stack { .. });
-                let mut at = 0usize;
+                let mut parts = Vec::new();
                 for v in &operands {
-                    let (src, od) = arg(*v, &mut b)?;
-                    // Stack: the operand's axes skip the new one.
-                    let dst: Vec<isize> = (0..od.len())
-                        .map(|k| out_s[if stack && k >= *axis { k + 1 } else { k }])
-                        .collect();
-                    let base = out.offset as isize + at as isize * out_s[*axis];
-                    b.layout().relayout_into(src, &od, out.slot, base, &dst)?;
-                    at += if stack { 1 } else { od[*axis] };
+                    parts.push(arg(*v, &mut b)?);
                 }
-                out
+                let stack = matches!(node.op, Op::Stack { .. });
+                b.layout().join(&parts, &dims, *axis, stack)?
             }
             // Copies side by side: row blocks or column blocks.
             Op::Stack { .. } | Op::Concat { .. } if side_by_side(&node.op, &dims).is_some() => {
@@ -549,6 +523,7 @@ pub fn plan_model(
             .collect(),
         state_shapes: Vec::new(),
         prologue: None,
+        stop: None,
         body: Program {
             steps: 1,
             instrs: b.instrs,
@@ -732,7 +707,7 @@ impl Top<'_> {
         // as a copy of the initial state in the workspace.
         let mut states = Vec::new();
         for (v, shape) in operands[p.n_seqs..].iter().zip(&p.state_shapes) {
-            let (r, c) = as_matrix(shape)?;
+            let (r, c) = rows_cols(shape);
             let buf = self.bufs.scratch_view(r, c);
             self.instrs.push(copy(*v, buf));
             args.push(buf);

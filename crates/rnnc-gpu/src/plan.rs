@@ -209,6 +209,14 @@ pub enum ExprKind {
         axis: usize,
         parts: Vec<usize>,
     },
+    /// Row reduction `op` (softmax, log-softmax, layer norm) of `src`, of this
+    /// shape, along its last axis (`len` long): each element computes its row's
+    /// reduction itself, reading `src` across the row, as the per-op kernels do.
+    Row {
+        op: RowOp,
+        src: usize,
+        len: usize,
+    },
 }
 
 /// One coordinate of an operand: `base + scale · c[axis]`, or `base` alone.

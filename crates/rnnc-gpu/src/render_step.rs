@@ -4,7 +4,7 @@
 //! hidden state both emitted and carried) is computed once: names are remembered
 //! per block, so what a loop or branch computes is not reused outside it.
 
-use crate::plan::{Access, Coord, Expr, ExprKind, SeqLoop, Stage};
+use crate::plan::{Access, Coord, Expr, ExprKind, RowOp, SeqLoop, Stage};
 use crate::render::{binary, coordinate, float, tau, times, unary, Writer};
 use std::collections::HashMap;
 
@@ -202,6 +202,78 @@ impl Emitter<'_> {
         accs[0].clone()
     }
 
+    /// `acc = update(acc, src(…, j))` over `j` in `from..len` of the row of
+    /// `coords`, from `init`; returns the accumulator's name.
+    fn fold_row(
+        &mut self,
+        w: &mut Writer<'_>,
+        (src, len): (usize, usize),
+        coords: &[String],
+        (from, init): (usize, &str),
+        update: &dyn Fn(&str, &str) -> String,
+    ) -> String {
+        let d = w.d;
+        let acc = self.fresh("acc");
+        w.line(d.var_float(&acc, init));
+        let j = self.fresh("j");
+        w.open(d.for_up(&j, &from.to_string(), &len.to_string(), "1"));
+        self.scopes.push(HashMap::new());
+        let mut at = coords.to_vec();
+        *at.last_mut().expect("a row has an axis") = j;
+        let x = self.eval(w, src, &at);
+        w.line(format!("{acc} = {};", update(&acc, &x)));
+        self.scopes.pop();
+        w.close();
+        acc
+    }
+
+    /// Element `coords` of row reduction `op` of `src`: the row's maximum and sum
+    /// of exponentials (softmax), or its mean and then the mean squared distance
+    /// from it (layer norm), each element computing them itself.
+    fn row(
+        &mut self,
+        w: &mut Writer<'_>,
+        op: RowOp,
+        (src, len): (usize, usize),
+        coords: &[String],
+    ) -> String {
+        let d = w.d;
+        let x = self.eval(w, src, coords);
+        let v = self.fresh("v");
+        match op {
+            RowOp::Softmax | RowOp::LogSoftmax => {
+                let mut first = coords.to_vec();
+                *first.last_mut().expect("a row has an axis") = "0".into();
+                let x0 = self.eval(w, src, &first);
+                let mx = self.fold_row(w, (src, len), coords, (1, &x0), &|a, x| {
+                    format!("rnnc_max({a}, {x})")
+                });
+                let sum = self.fold_row(w, (src, len), coords, (0, "0.0f"), &|a, x| {
+                    format!("{a} + rnnc_exp({x} - {mx})")
+                });
+                let value = match op {
+                    RowOp::Softmax => format!("rnnc_exp({x} - {mx}) / {sum}"),
+                    _ => format!("{x} - {mx} - rnnc_log({sum})"),
+                };
+                w.line(d.let_float(&v, &value));
+            }
+            RowOp::LayerNorm(eps) => {
+                let n = float(len as f32, d);
+                let sum = self.fold_row(w, (src, len), coords, (0, "0.0f"), &|a, x| {
+                    format!("{a} + {x}")
+                });
+                let mean = self.fresh("mean");
+                w.line(d.let_float(&mean, &format!("{sum} / {n}")));
+                let sq = self.fold_row(w, (src, len), coords, (0, "0.0f"), &|a, x| {
+                    format!("{a} + ({x} - {mean}) * ({x} - {mean})")
+                });
+                let inv = format!("1.0f / rnnc_sqrt({sq} / {n} + {})", float(eps, d));
+                w.line(d.let_float(&v, &format!("({x} - {mean}) * {inv}")));
+            }
+        }
+        v
+    }
+
     fn fresh(&mut self, what: &str) -> String {
         self.next += 1;
         format!("{what}{}", self.next)
@@ -250,6 +322,7 @@ impl Emitter<'_> {
                     self.dots_with(w, x, coords)
                 }
             }
+            ExprKind::Row { op, src, len } => self.row(w, *op, (*src, *len), coords),
             ExprKind::Concat { axis, parts } => {
                 let v = self.fresh("v");
                 w.line(d.var_float(&v, "0.0f"));

@@ -13,7 +13,7 @@
 
 use crate::lower::{unsupported, Builder, Layout, Site, Steps, Unsupported, Val};
 use crate::plan::{
-    Access, Body, Coord, Expr, ExprKind, ScanPlan, SeqLoop, Stage, Step, StoreGroup, TimeRef,
+    Access, Body, Coord, Expr, ExprKind, RowOp, ScanPlan, SeqLoop, Stage, Step, StoreGroup, TimeRef,
 };
 use rnnc_ir::deps::{dependencies, Dep};
 use rnnc_ir::{Graph, Op, Scan, Value};
@@ -45,6 +45,9 @@ impl Exprs {
             ExprKind::Unary(_, a) | ExprKind::View { src: a, .. } => self.has_dot[*a],
             ExprKind::Binary(_, a, b) => self.has_dot[*a] || self.has_dot[*b],
             ExprKind::Concat { parts, .. } => parts.iter().any(|p| self.has_dot[*p]),
+            // A row's reduction reads the whole row per element: as costly to
+            // re-evaluate per element of a consumer as a product.
+            ExprKind::Row { .. } => true,
         };
         self.list.push(Expr { shape, kind });
         self.has_dot.push(dot);
@@ -157,7 +160,7 @@ impl Exprs {
 const WHOLE_MAX: usize = 256;
 /// Most stage copies (each body's stages and its copy of the next states) in one
 /// whole-sequence kernel.
-const WHOLE_COPIES: usize = 4;
+const WHOLE_COPIES: usize = 5;
 /// Multiply-adds per step below which a scan that fits one workgroup runs in one.
 const WHOLE_MACS: usize = 32 * 1024;
 
@@ -568,6 +571,26 @@ impl Builder {
                     let b_coords = side(&x, b, [Coord::at(r), Coord::at(r - 1)]);
                     vec![dot(&mut x, shape, len, (a, a_coords), (b, b_coords))]
                 }
+                Op::Softmax { .. } | Op::LogSoftmax { .. } | Op::LayerNorm { .. }
+                    if last_axis(&node.op, shape.len()) =>
+                {
+                    let op = match node.op {
+                        Op::Softmax { .. } => RowOp::Softmax,
+                        Op::LogSoftmax { .. } => RowOp::LogSoftmax,
+                        Op::LayerNorm { eps } => RowOp::LayerNorm(eps),
+                        _ => unreachable!("matched above"),
+                    };
+                    // Each element reads its whole row: from memory, where
+                    // the row is itself a product or another reduction.
+                    let src = self.operand(&mut x, ops[0])?;
+                    let len = *shape.last().expect("a row has an axis");
+                    let kind = ExprKind::Row {
+                        op,
+                        src: src.expr,
+                        len,
+                    };
+                    vec![x.push(shape, kind, src.stage)]
+                }
                 other => return unsupported(format!("`{}` in the step", other.name())),
             };
             for (r, v) in results.into_iter().enumerate() {
@@ -698,6 +721,15 @@ impl Builder {
             at.insert(Value::new(id, 0), v);
         }
         Ok(body.outputs.iter().map(|(_, v)| at[v]).collect())
+    }
+}
+
+/// Whether row op `op` (of a result of rank `rank`) reduces along the last axis,
+/// which is what a fused step computes (layer norm always does).
+fn last_axis(op: &Op, rank: usize) -> bool {
+    match op {
+        Op::Softmax { axis } | Op::LogSoftmax { axis } => axis + 1 == rank,
+        _ => true,
     }
 }
 

@@ -48,8 +48,8 @@ pub trait Backend {
         self.name().to_string()
     }
 
-    /// What the runs so far did not compile, and why (the CPU backend's
-    /// interpreter fallbacks): one line each, none when everything compiled.
+    /// What the runs so far did not compile, and why: one line each, none when
+    /// everything compiled (a backend that cannot compile a model refuses it).
     fn notes(&self) -> Vec<String> {
         Vec::new()
     }

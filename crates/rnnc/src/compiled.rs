@@ -85,7 +85,8 @@ impl Compiled {
         self.bound.borrow_dependent().ran_on()
     }
 
-    /// What the runs so far left to the interpreter, one line each.
+    /// What the runs so far did not compile, one line each (none from the CPU
+    /// backend, which refuses what it cannot compile).
     pub fn notes(&self) -> Vec<String> {
         self.bound.borrow_dependent().notes()
     }

@@ -88,7 +88,7 @@ impl Model {
             })
             .collect();
         let v = verified(self.graph())?;
-        // Scans that run alone compile with the backend, the whole program on first use.
+        // The whole program compiles on first use (here, `prepare`).
         let (backend, mut listings) = rnnc_backend_cpu::capture_listings(|| {
             rnnc_backend_cpu::CpuBackend::with_threads(v, &zeros, threads)
         });
@@ -99,7 +99,7 @@ impl Model {
         for r in backend.program_report() {
             if let Err(why) = &r.outcome {
                 notes.push(format!(
-                    "the whole-model program was declined ({}): scans compiled alone",
+                    "the CPU backend cannot compile this model: {}",
                     why.0
                 ));
             }

@@ -62,6 +62,22 @@ impl Emitter<'_, '_> {
         });
     }
 
+    /// Stores in `finished` whether every one of `rows` rows has ended.
+    fn set_finished(&mut self, done: &Rows, finished: &Rows, rows: usize) {
+        let yes = self.b.ins().iconst(types::I8, 1);
+        let all = self.counted(rows, &[yes], |em, r, all| {
+            let p = em.row(done, r);
+            let d = em.b.ins().load(types::F32, flags(), p, 0);
+            let ended = em.fcmp_const(FloatCC::NotEqual, d, 0.0);
+            vec![em.b.ins().band(all[0], ended)]
+        });
+        let (one, zero) = (self.b.ins().f32const(1.0), self.b.ins().f32const(0.0));
+        let flag = self.b.ins().select(all[0], one, zero);
+        let zero_row = self.b.ins().iconst(types::I64, 0);
+        let p = self.row(finished, zero_row);
+        self.b.ins().store(flags(), flag, p, 0);
+    }
+
     /// Every row feeds `bos`, has no tokens and score 0; of each `width` rows only
     /// the first is live (the others score −∞ and count as ended).
     pub(super) fn decode_start(&mut self, h: &Hyps, (bos, pad, width): (i64, i64, usize)) {
@@ -69,7 +85,7 @@ impl Emitter<'_, '_> {
             return;
         }
         let t = self.b.ins().iconst(types::I64, 0);
-        let [prev, done, tokens, lengths, scores] = h.all().map(|v| self.rows_of(&v, t));
+        let [prev, done, tokens, lengths, scores, finished] = h.all().map(|v| self.rows_of(&v, t));
         let max_len = h.tokens.cols / 2;
         self.counted(h.prev.rows, &[], |em, r, _| {
             let first = em.b.ins().urem_imm_u(r, width as i64);
@@ -101,6 +117,10 @@ impl Emitter<'_, '_> {
             });
             vec![]
         });
+        let zero = self.b.ins().f32const(0.0);
+        let row0 = self.b.ins().iconst(types::I64, 0);
+        let p = self.row(&finished, row0);
+        self.b.ins().store(flags(), zero, p, 0);
     }
 
     /// Index and value of the largest of `n` f32 at `row` (the first among equals).
@@ -127,7 +147,7 @@ impl Emitter<'_, '_> {
             return;
         }
         let lp = self.rows_of(logp, t);
-        let [prev, done, tokens, lengths, scores] = h.all().map(|v| self.rows_of(&v, t));
+        let [prev, done, tokens, lengths, scores, finished] = h.all().map(|v| self.rows_of(&v, t));
         let vocab = logp.cols;
         self.counted(h.prev.rows, &[], |em, r, _| {
             let dp = em.row(&done, r);
@@ -156,6 +176,7 @@ impl Emitter<'_, '_> {
             });
             vec![]
         });
+        self.set_finished(&done, &finished, h.prev.rows);
     }
 
     /// Offers candidate (`c`, `pos`) to the `width` best so far of one example,
@@ -232,7 +253,7 @@ impl Emitter<'_, '_> {
             return;
         }
         let lp = self.rows_of(logp, t);
-        let [prev, done, tokens, lengths, scores] = h.all().map(|v| self.rows_of(&v, t));
+        let [prev, done, tokens, lengths, scores, finished] = h.all().map(|v| self.rows_of(&v, t));
         let spare = self.rows_of(spare_view, t);
         let state_rows: Vec<Rows> = states.iter().map(|v| self.rows_of(v, t)).collect();
         let (vocab, rows, max_len) = (logp.cols, h.prev.rows, h.tokens.cols / 2);
@@ -397,5 +418,6 @@ impl Emitter<'_, '_> {
             em.b.ins().store(flags(), next, p, 0);
             vec![]
         });
+        self.set_finished(&done, &finished, rows);
     }
 }
