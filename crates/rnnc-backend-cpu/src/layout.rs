@@ -346,6 +346,19 @@ impl Layout<'_> {
         Ok(())
     }
 
+    /// `v`'s elements seen as a value of shape `dims` (the same elements in the
+    /// same order: a new axis of length 1, one dropped, an index's result): `v`
+    /// itself where its rows and columns are already that shape's, else a
+    /// contiguous copy seen as it.
+    pub(crate) fn reshaped(&mut self, v: View, dims: &[usize]) -> View {
+        let (r, c) = rows_cols(dims);
+        if (v.rows, v.cols) == (r, c) {
+            return v;
+        }
+        let v = self.contiguous(v);
+        View::contiguous(v.slot, v.offset, r, c)
+    }
+
     /// A copy of `v` into the workspace unless it already is a whole contiguous
     /// `rows × cols` block at a fixed place (what a scan's sequence and state
     /// pointers and a strided copy's source must be; a sequence's time step

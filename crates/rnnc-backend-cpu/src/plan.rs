@@ -56,6 +56,22 @@ pub(crate) fn unsupported<T>(msg: impl Into<String>) -> Result<T, Unsupported> {
     Err(Unsupported(msg.into()))
 }
 
+/// Marks an [`Unsupported`] that the interpreter refuses too at these sizes.
+const RUN_ERROR: &str = "run error: ";
+
+/// Sizes the interpreter refuses as well (a value over its allocation limit, an
+/// index out of range): `msg` is the interpreter's message, which a run reports.
+pub(crate) fn run_error<T>(msg: impl Into<String>) -> Result<T, Unsupported> {
+    Err(Unsupported(format!("{RUN_ERROR}{}", msg.into())))
+}
+
+impl Unsupported {
+    /// The interpreter's message, where the interpreter refuses this run too.
+    pub fn as_run_error(&self) -> Option<&str> {
+        self.0.strip_prefix(RUN_ERROR)
+    }
+}
+
 /// The buffers a compiled scan reads and writes, in the order of its pointer table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Slot {
@@ -755,15 +771,18 @@ impl Builder<'_> {
                     let n = od[*axis] as i64;
                     let i = if *index < 0 { *index + n } else { *index };
                     if !(0..n).contains(&i) {
-                        return unsupported("an index out of range");
+                        return run_error(format!(
+                            "index {index} is out of range for an axis of length {n}"
+                        ));
                     }
                     let i = i as usize;
-                    match Layout::sub_view(v, &od, *axis, i, i + 1) {
+                    let mut layout = self.layout(&mut instrs);
+                    let one = match Layout::sub_view(v, &od, *axis, i, i + 1) {
                         Ok(view) => view,
-                        Err(_) => self
-                            .layout(&mut instrs)
-                            .sliced_copy(v, &od, *axis, i, i + 1)?,
-                    }
+                        Err(_) => layout.sliced_copy(v, &od, *axis, i, i + 1)?,
+                    };
+                    // Without the indexed axis (the last one: a column of rows).
+                    layout.reshaped(one, &dims)
                 }
                 // A new axis of length 1, or one dropped: the same elements, seen
                 // as the new shape (copied first where they are not one block).

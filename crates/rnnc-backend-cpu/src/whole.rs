@@ -11,8 +11,8 @@
 
 use crate::layout::{broadcast, row_strides, rows_cols, Layout};
 use crate::plan::{
-    self, copy, elementwise_code, product, row_major, unsupported, Buffers, EOp, Elementwise,
-    Instr, Plan, Products, Program, RowOp, Slot, Unsupported, View,
+    self, copy, elementwise_code, product, row_major, run_error, unsupported, Buffers, EOp,
+    Elementwise, Instr, Plan, Products, Program, RowOp, Slot, Unsupported, View,
 };
 use rnnc_ir::op::Decode;
 use rnnc_ir::{DType, Dim, Graph, NodeId, Op, TensorTy, Value};
@@ -49,8 +49,8 @@ pub enum IntInput {
     Lengths { time: usize },
 }
 
-/// The interpreter's allocation limit (1 GiB of f32): larger values are left to
-/// it, which reports them.
+/// The interpreter's allocation limit (1 GiB of f32): a larger value fails the
+/// run with the interpreter's message.
 const MAX_ELEMS: usize = 1 << 28;
 
 /// The sizes a program is compiled for: B, T, and S for a model with a
@@ -96,7 +96,9 @@ fn concrete(ty: &TensorTy, d: Dims) -> Result<Vec<usize>, Unsupported> {
         )?;
     match dims.iter().try_fold(1usize, |acc, n| acc.checked_mul(*n)) {
         Some(n) if n <= MAX_ELEMS => Ok(dims),
-        _ => unsupported(format!("a value of shape {dims:?} is too large")),
+        _ => run_error(format!(
+            "a tensor of shape {dims:?} is too large to allocate"
+        )),
     }
 }
 
@@ -229,9 +231,7 @@ pub fn plan_model(
             // A new axis of length 1: the same elements, seen as the new shape.
             Op::Unsqueeze { .. } | Op::Squeeze { .. } => {
                 let (v, _) = arg(operands[0], &mut b)?;
-                let v = b.layout().contiguous(v);
-                let (r, c) = rows_cols(&dims);
-                View::contiguous(v.slot, v.offset, r, c)
+                b.layout().reshaped(v, &dims)
             }
             Op::Zeros => {
                 let (r, c) = rows_cols(&dims);
@@ -243,14 +243,18 @@ pub fn plan_model(
                 let n = od[*axis] as i64;
                 let i = if *index < 0 { *index + n } else { *index };
                 if !(0..n).contains(&i) {
-                    // Left to the interpreter's walk, which reports it as a run error.
-                    return unsupported(format!("index {index} of an axis of length {n}"));
+                    // The interpreter's error: the run fails with it.
+                    return run_error(format!(
+                        "index {index} is out of range for an axis of length {n}"
+                    ));
                 }
                 let i = i as usize;
-                match Layout::sub_view(v, &od, *axis, i, i + 1) {
+                let one = match Layout::sub_view(v, &od, *axis, i, i + 1) {
                     Ok(view) => view,
                     Err(_) => b.layout().sliced_copy(v, &od, *axis, i, i + 1)?,
-                }
+                };
+                // Without the indexed axis (the last one: a column of rows).
+                b.layout().reshaped(one, &dims)
             }
             Op::Slice { axis, start, end } => {
                 let (v, od) = arg(operands[0], &mut b)?;

@@ -1336,3 +1336,55 @@ fn explore_writes_one_page_for_a_model_or_an_onnx_file() {
     ]);
     fails_with(&o, &["cannot write", "r.html"]);
 }
+
+/// A model the CPU backend has no code for is refused, never run on the
+/// interpreter behind the user's back: exit 1, the op named, the interpreter
+/// suggested (and it runs the model).
+#[test]
+fn the_cpu_backend_refuses_what_it_cannot_compile() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("leading_softmax.rnn");
+    std::fs::write(
+        &model,
+        "// A softmax over a leading axis of a step's value.\n\
+         cell C(n: int) {\n\
+         \x20   input x: [n]\n\
+         \x20   state m: [n, n]\n\
+         \x20   m' = softmax(m, dim = 0) * tanh(x)\n\
+         \x20   emit m'[0]\n\
+         }\n\
+         model M(n: int) {\n\
+         \x20   input input: [B, T, n]\n\
+         \x20   input m0: [B, n, n]\n\
+         \x20   ys, m_n = scan(C(n), input, init = (m0,))\n\
+         \x20   output ys\n\
+         }\n",
+    )
+    .unwrap();
+    let path = model.display().to_string();
+    let bench = |backend: &str| {
+        rnnc(&[
+            "bench",
+            &path,
+            "--param",
+            "n=3",
+            "--batch",
+            "2",
+            "--seq",
+            "4",
+            "--backend",
+            backend,
+        ])
+    };
+    fails_with(
+        &bench("cpu"),
+        &[
+            "leading_softmax.rnn",
+            "the CPU backend cannot compile this model",
+            "`softmax` over a leading axis",
+            "--backend interp",
+        ],
+    );
+    let o = bench("interp");
+    assert!(o.status.success(), "{}", stderr(&o));
+}
