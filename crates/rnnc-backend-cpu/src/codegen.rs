@@ -239,6 +239,18 @@ impl Emitter<'_, '_> {
         if parallel && self.part.thread == 0 && std::env::var_os("RNNC_SCHEDULE").is_some() {
             eprint!("{}", schedule.describe(p, self.plan.isa));
         }
+        // The bytes of weight panels this thread streams a step: where they
+        // cannot stay in its L2, the kernels prefetch them ahead.
+        let streamed: usize = (p.instrs.iter().enumerate())
+            .filter_map(|(i, instr)| match instr {
+                Instr::MatMul { k, nb, .. } => {
+                    let runs = schedule.panel_runs(i, self.part.thread);
+                    Some(runs.iter().map(|r| r.len()).sum::<usize>() * k * nb * 4)
+                }
+                _ => None,
+            })
+            .sum();
+        let stream = rnnc_kernels::stream_distance(streamed);
         for (i, instr) in p.instrs.iter().enumerate() {
             if schedule.barriers[i] {
                 self.wait();
@@ -273,6 +285,7 @@ impl Emitter<'_, '_> {
                             *panels_slot,
                             (*k, *nb, run),
                             (out, init),
+                            stream,
                             t,
                         );
                     }
@@ -481,6 +494,7 @@ impl Emitter<'_, '_> {
         panels: usize,
         (k, nb, mine): (usize, usize, Range<usize>),
         (out, init): (&View, &Option<View>),
+        stream: usize,
         t: Value,
     ) {
         if mine.is_empty() || x.rows == 0 {
@@ -491,7 +505,7 @@ impl Emitter<'_, '_> {
             .expect("plans name only kernels this CPU supports");
         let ptr = self.ptr;
         let mut sig = Signature::new(self.b.func.signature.call_conv);
-        for _ in 0..12 {
+        for _ in 0..13 {
             sig.params.push(AbiParam::new(ptr));
         }
         let sigref = self.b.import_signature(sig);
@@ -541,6 +555,7 @@ impl Emitter<'_, '_> {
             c(self, ldi),
             c(self, cols),
             self.b.ins().iconst(ptr, next as i64),
+            c(self, stream),
         ];
         self.b.ins().call_indirect(sigref, callee, &args);
     }

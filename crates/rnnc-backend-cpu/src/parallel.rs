@@ -114,8 +114,19 @@ impl Schedule {
             let kind = match instr {
                 Instr::MatMul { .. } => format!("product ({isa})"),
                 Instr::Gemm { .. } => "product (GEMM)".into(),
-                Instr::Elementwise(e) if e.code == [EOp::Input(0)] => "copy".into(),
-                Instr::Elementwise(e) => format!("elementwise ({} ops)", e.code.len()),
+                Instr::Elementwise(e) if e.code == [EOp::Input(0)] => format!(
+                    "copy {} to {}",
+                    views(e.inputs.iter()),
+                    views(e.outputs.iter().map(|(_, v)| v))
+                ),
+                Instr::Elementwise(e) => format!(
+                    "elementwise ({} ops) {}×{}, reads {}, writes {}",
+                    e.code.len(),
+                    e.rows,
+                    e.cols,
+                    views(e.inputs.iter()),
+                    views(e.outputs.iter().map(|(_, v)| v))
+                ),
                 Instr::CallScan { scan, .. } => format!("call scan {scan}"),
                 Instr::StepCopy { steps, .. } => format!("step copy ×{steps}"),
                 Instr::Rows { op, .. } => format!("rows: {op:?}"),
@@ -138,6 +149,14 @@ impl Schedule {
         }
         out + "  barrier (end of step)\n"
     }
+}
+
+/// Where each view lies, for [`Schedule::describe`]: slot, offset, rows × cols.
+fn views<'a>(vs: impl Iterator<Item = &'a View>) -> String {
+    let all: Vec<String> = vs
+        .map(|v| format!("{:?}+{} {}×{}", v.slot, v.offset, v.rows, v.cols))
+        .collect();
+    all.join(", ")
 }
 
 /// The schedule of `p` on `threads` threads.

@@ -979,6 +979,7 @@ impl Builder<'_> {
             let dst = View::contiguous(Slot::NextState(i), 0, src.rows, src.cols);
             write_also(&mut instrs, src, dst);
         }
+        drop_dead_scratch_writes(&mut instrs);
         Ok(Program { steps, instrs })
     }
 
@@ -1153,6 +1154,29 @@ fn write_also(instrs: &mut Vec<Instr>, src: View, dst: View) {
         }
     }
     instrs.push(copy(src, dst));
+}
+
+/// Drops an elementwise loop's writes to scratch that no later instruction of
+/// the step reads, where the loop writes something else too: a step's last loop
+/// typically writes its results to scratch and, through [`write_also`], to the
+/// next states and emits, which are all that is read. (Scratch holds nothing
+/// from one step to the next.) An LSTM step at B=64 writes 3 streams, not 5.
+fn drop_dead_scratch_writes(instrs: &mut [Instr]) {
+    for i in 0..instrs.len() {
+        let (done, later) = instrs.split_at_mut(i + 1);
+        let Instr::Elementwise(e) = &mut done[i] else {
+            continue;
+        };
+        let read = |v: &View| {
+            later
+                .iter()
+                .any(|l| views(l).1.iter().any(|r| overlap(r, v)))
+        };
+        let dead = |v: &View| v.slot == Slot::Scratch && !read(v);
+        if e.outputs.iter().any(|(_, v)| !dead(v)) {
+            e.outputs.retain(|(_, v)| !dead(v));
+        }
+    }
 }
 
 /// What `instr` writes, and what it only reads (a call: everything it is given, as

@@ -74,6 +74,7 @@ fn halves(isa: Isa, k: usize, m: usize) {
                             0,
                             0,
                             0,
+                            0,
                         )
                     };
                     arrived.fetch_add(1, std::sync::atomic::Ordering::AcqRel);

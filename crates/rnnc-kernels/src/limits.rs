@@ -48,7 +48,24 @@ pub fn time_product(isa: Isa, (rows, k, m): (usize, usize, usize), min_s: f64) -
     let null = std::ptr::null();
     // SAFETY: the buffers match the sizes; `kernel` exists only where the CPU
     // supports it.
-    let run = || unsafe { kernel(rows, k, xp, k, wp, panels, op, panels * nb, null, 0, 0, 0) };
+    let stream = crate::stream_distance(k * panels * nb * 4);
+    let run = || unsafe {
+        kernel(
+            rows,
+            k,
+            xp,
+            k,
+            wp,
+            panels,
+            op,
+            panels * nb,
+            null,
+            0,
+            0,
+            0,
+            stream,
+        )
+    };
     run();
     Some(best(min_s, run))
 }
@@ -243,7 +260,7 @@ unsafe fn fma_ymm(iters: u64) {
 }
 
 /// L2 per core from Linux's sysfs (`2048K`), if it is there.
-fn l2_size() -> Option<usize> {
+pub(crate) fn l2_size() -> Option<usize> {
     let s = std::fs::read_to_string("/sys/devices/system/cpu/cpu0/cache/index2/size").ok()?;
     let s = s.trim();
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));

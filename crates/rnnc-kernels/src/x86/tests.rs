@@ -52,6 +52,7 @@ fn check_init(isa: Isa, rows: usize, k: usize, m: usize, init: Option<(usize, us
             ldi,
             cols,
             1 << 20,
+            0,
         );
         reference_panels(
             nb,
@@ -62,6 +63,32 @@ fn check_init(isa: Isa, rows: usize, k: usize, m: usize, init: Option<(usize, us
             (ip, ldi, cols),
         );
     }
+    // Prefetching the weights ahead changes nothing but speed.
+    let mut streamed = vec![f32::NAN; rows * ldo];
+    // SAFETY: as above.
+    unsafe {
+        kernel(
+            rows,
+            k,
+            x.as_ptr(),
+            ldx,
+            w.as_ptr(),
+            panels,
+            streamed.as_mut_ptr(),
+            ldo,
+            ip,
+            ldi,
+            cols,
+            0,
+            512,
+        )
+    };
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    assert_eq!(
+        bits(&streamed),
+        bits(&got),
+        "{isa} rows={rows} k={k} m={m}: streamed"
+    );
     for r in 0..rows {
         for c in 0..ldo {
             let (g, e) = (got[r * ldo + c], want[r * ldo + c]);
