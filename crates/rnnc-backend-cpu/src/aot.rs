@@ -47,11 +47,11 @@ pub fn compile_object(
     source: &str,
 ) -> Result<CompiledObject, Unsupported> {
     let g = graph.graph();
-    let known = load_time_values(g, weights).map_err(|e| Unsupported(e.0))?;
+    let known = load_time_values(g, weights).map_err(|e| Unsupported::new(e.0))?;
     let sizes = Dims::at(g, batch, time);
     let plan = plan_model(g, weights, &known, sizes, 1, Products::standalone())?;
     let prefix = c_identifier(&g.name);
-    let fail = |e: String| Unsupported(format!("code generation failed: {e}"));
+    let fail = |e: String| Unsupported::new(format!("code generation failed: {e}"));
     let isa = host_isa(true).map_err(fail)?;
     let builder = ObjectBuilder::new(
         isa,

@@ -179,7 +179,7 @@ impl<'g> CpuBackend<'g> {
             Err(why) => Err(RunError(format!(
                 "the CPU backend cannot compile this model: {}; the interpreter \
                  (`--backend interp`) runs it",
-                why.0
+                why.message(self.graph.graph())
             ))),
         }
     }

@@ -8,7 +8,9 @@ use crate::layout::{broadcast, rows_cols, Layout};
 use crate::pack::{pack_panels, panel_width};
 use ndarray::ArrayD;
 use rnnc_interp::load_time_values;
-use rnnc_ir::{ArgKind, BinaryOp, DType, Dim, Graph, NodeId, Op, Scan, TensorTy, UnaryOp, Value};
+use rnnc_ir::{
+    ArgKind, BinaryOp, DType, Dim, Graph, NodeId, Op, Scan, Span, TensorTy, UnaryOp, Value,
+};
 use rnnc_kernels::Isa;
 use rnnc_runtime::{Tensor, Weights};
 use std::collections::HashMap;
@@ -48,12 +50,30 @@ impl Products {
     }
 }
 
-/// Why a scan (or a model) cannot be compiled.
+/// Why a scan (or a model) cannot be compiled, and the source span of the node
+/// being planned when it was found, where that node has one
+/// ([`rnnc_ir::compiling`]).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Unsupported(pub String);
+pub struct Unsupported(pub String, pub Option<Span>);
+
+impl Unsupported {
+    /// Why, with the place being planned.
+    pub(crate) fn new(why: impl Into<String>) -> Self {
+        Unsupported(why.into(), rnnc_ir::compiling::current())
+    }
+
+    /// The message for the person running `g`: why, and where in the source
+    /// (`file:line:column`) when `g` knows its sources.
+    pub fn message(&self, g: &Graph) -> String {
+        match self.1.and_then(|s| g.place(s)) {
+            Some(at) => format!("{} (at {at})", self.0),
+            None => self.0.clone(),
+        }
+    }
+}
 
 pub(crate) fn unsupported<T>(msg: impl Into<String>) -> Result<T, Unsupported> {
-    Err(Unsupported(msg.into()))
+    Err(Unsupported::new(msg))
 }
 
 /// Marks an [`Unsupported`] that the interpreter refuses too at these sizes.
@@ -62,7 +82,7 @@ const RUN_ERROR: &str = "run error: ";
 /// Sizes the interpreter refuses as well (a value over its allocation limit, an
 /// index out of range): `msg` is the interpreter's message, which a run reports.
 pub(crate) fn run_error<T>(msg: impl Into<String>) -> Result<T, Unsupported> {
-    Err(Unsupported(format!("{RUN_ERROR}{}", msg.into())))
+    Err(Unsupported::new(format!("{RUN_ERROR}{}", msg.into())))
 }
 
 impl Unsupported {
@@ -697,7 +717,7 @@ struct Builder<'a> {
 
 impl Builder<'_> {
     fn program(&mut self, g: &Graph, steps: usize) -> Result<Program, Unsupported> {
-        let known = load_time_values(g, self.weights).map_err(|e| Unsupported(e.0))?;
+        let known = load_time_values(g, self.weights).map_err(|e| Unsupported::new(e.0))?;
         let order = g.topo_order().expect("verified graphs are acyclic");
         let mut views: HashMap<Value, View> = HashMap::new();
         // Values holding a step's token ids (sequences of them).
@@ -707,6 +727,7 @@ impl Builder<'_> {
         let mut const_of: HashMap<NodeId, View> = HashMap::new();
         for id in order {
             let node = g.node(id);
+            let _at = rnnc_ir::compiling::node_at(node.span);
             if known.contains_key(&id) {
                 continue;
             }

@@ -46,7 +46,7 @@ impl CompiledProgram {
             threads
         };
         whole.top.callees = whole.scans.len() * threads;
-        let code = jit::compile_program(&whole, threads).map_err(Unsupported)?;
+        let code = jit::compile_program(&whole, threads).map_err(Unsupported::new)?;
         let scratch = RefCell::new(vec![0.0; whole.top.scratch_len]);
         let consts = aligned(&mut whole.top.consts);
         Ok(CompiledProgram {

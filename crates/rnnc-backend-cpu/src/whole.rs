@@ -132,6 +132,7 @@ pub fn plan_model(
     let mut shapes: HashMap<Value, Vec<usize>> = HashMap::new();
     for id in g.topo_order().expect("verified graphs are acyclic") {
         let node = g.node(id);
+        let _at = rnnc_ir::compiling::node_at(node.span);
         if known.contains_key(&id) {
             continue;
         }

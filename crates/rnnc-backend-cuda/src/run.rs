@@ -136,8 +136,12 @@ impl<'g> CudaBackend<'g> {
             return Ok(s.clone());
         }
         let name = &self.graph.graph().name;
-        let plan = rnnc_gpu::plan_with(&self.graph, name, dims, self.steps)
-            .map_err(|e| RunError(format!("the cuda backend cannot run this model: {}", e.0)))?;
+        let plan = rnnc_gpu::plan_with(&self.graph, name, dims, self.steps).map_err(|e| {
+            RunError(format!(
+                "the cuda backend cannot run this model: {}",
+                e.message(self.graph.graph())
+            ))
+        })?;
         let src = source(&plan);
         let ptx = compile_ptx_with_opts(&src, CompileOptions::default()).map_err(|e| {
             RunError(format!(

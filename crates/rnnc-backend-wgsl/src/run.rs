@@ -90,8 +90,12 @@ impl<'g> WgslBackend<'g> {
             return Ok(s.clone());
         }
         let name = &self.graph.graph().name;
-        let plan = rnnc_gpu::plan_with(&self.graph, name, dims, self.steps)
-            .map_err(|e| RunError(format!("the WGSL backend cannot run this model: {}", e.0)))?;
+        let plan = rnnc_gpu::plan_with(&self.graph, name, dims, self.steps).map_err(|e| {
+            RunError(format!(
+                "the WGSL backend cannot run this model: {}",
+                e.message(self.graph.graph())
+            ))
+        })?;
         let s = Rc::new(self.gpu.session(plan, self.weights)?);
         self.sessions.borrow_mut().insert(dims, s.clone());
         Ok(s)

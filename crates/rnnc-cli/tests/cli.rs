@@ -1382,9 +1382,76 @@ fn the_cpu_backend_refuses_what_it_cannot_compile() {
             "leading_softmax.rnn",
             "the CPU backend cannot compile this model",
             "`softmax` over a leading axis",
+            // The place of the op in the source: line 5, where `softmax(` starts.
+            "(at ",
+            "leading_softmax.rnn:5:10)",
             "--backend interp",
         ],
     );
     let o = bench("interp");
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Ahead of time, at every pipeline: the same op, the same place.
+    for level in ["-O0", "-O2"] {
+        let out = dir.path().join("m.o");
+        let o = rnnc(&[
+            "compile",
+            &path,
+            "--param",
+            "n=3",
+            level,
+            "--target",
+            "cpu",
+            "-o",
+            &out.display().to_string(),
+        ]);
+        fails_with(
+            &o,
+            &[
+                "cannot be compiled ahead of time",
+                "`softmax` over a leading axis (at ",
+                "leading_softmax.rnn:5:10)",
+            ],
+        );
+    }
+}
+
+#[test]
+fn the_gpu_plan_names_the_place_of_what_it_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("batched.rnn");
+    std::fs::write(
+        &model,
+        "// A product per time step: [B, T, 1, 2] @ [B, T, 2, 1].\n\
+         model M() {\n\
+         \x20   input a: [B, T, 1, 2]\n\
+         \x20   input b: [B, T, 2, 1]\n\
+         \x20   output y = a @ b\n\
+         }\n",
+    )
+    .unwrap();
+    let compile = |seq: &str| {
+        let out = dir.path().join("kernels");
+        rnnc(&[
+            "compile",
+            &model.display().to_string(),
+            "--target",
+            "wgsl",
+            "--seq",
+            seq,
+            "-o",
+            &out.display().to_string(),
+        ])
+    };
+    // B·T products are one dispatch's workgroups, at most 65535 of them.
+    fails_with(
+        &compile("70000"),
+        &[
+            "cannot be compiled for the GPU",
+            "70000 batches",
+            "(at ",
+            "batched.rnn:5:16)",
+        ],
+    );
+    let o = compile("7");
     assert!(o.status.success(), "{}", stderr(&o));
 }

@@ -11,16 +11,31 @@ use crate::plan::{
 use crate::step::StepIo;
 use rnnc_ir::deps::{dependencies, Dep};
 use rnnc_ir::{
-    ArgKind, BinaryOp, DType, Dim, Graph, NodeId, Op, TensorTy, UnaryOp, Value, Verified,
+    ArgKind, BinaryOp, DType, Dim, Graph, NodeId, Op, Span, TensorTy, UnaryOp, Value, Verified,
 };
 use std::collections::HashMap;
 
-/// Why a graph has no GPU plan (an op or shape the plan cannot express).
+/// Why a graph has no GPU plan (an op or shape the plan cannot express), and
+/// the source span of the node being planned ([`rnnc_ir::compiling`]).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Unsupported(pub String);
+pub struct Unsupported(pub String, pub Option<Span>);
+
+impl Unsupported {
+    pub(crate) fn new(why: impl Into<String>) -> Self {
+        Unsupported(why.into(), rnnc_ir::compiling::current())
+    }
+
+    /// Why, and where in `g`'s source (`file:line:column`) where it knows.
+    pub fn message(&self, g: &Graph) -> String {
+        match self.1.and_then(|s| g.place(s)) {
+            Some(at) => format!("{} (at {at})", self.0),
+            None => self.0.clone(),
+        }
+    }
+}
 
 pub(crate) fn unsupported<T>(msg: impl Into<String>) -> Result<T, Unsupported> {
-    Err(Unsupported(msg.into()))
+    Err(Unsupported::new(msg))
 }
 
 /// Products of at most this many rows (per batch) outside the prologue are planned
@@ -546,6 +561,7 @@ impl Builder {
             prefix,
         } = site;
         let node = g.node(id);
+        let _at = rnnc_ir::compiling::node_at(node.span);
         let out_shape = |b: &Builder, r: usize| b.shape(&node.results[r]);
         let name = name.to_string();
         let results: Vec<Val> = match &node.op {
@@ -1025,7 +1041,7 @@ impl Builder {
         };
         let saved = self.checkpoint();
         let fused = match self.steps {
-            Steps::PerOp => Err(Unsupported("the per-op plan was asked for".into())),
+            Steps::PerOp => Err(Unsupported::new("the per-op plan was asked for")),
             _ => self.fused_scan(&io, &states),
         };
         let why = match fused {
@@ -1034,7 +1050,7 @@ impl Builder {
                 self.plan.scans.push(plan);
                 return Ok(emits.into_iter().chain(states).collect());
             }
-            Err(Unsupported(why)) => why,
+            Err(Unsupported(why, _)) => why,
         };
         self.restore(saved);
         let first = sched.len();

@@ -47,6 +47,9 @@ pub struct Graph {
     nodes: StableDiGraph<Node, Use>,
     /// Named results. In a scan body: the next states, then the emits.
     pub outputs: Vec<(String, Value)>,
+    /// The source files the nodes' spans point into (a lowered model's top-level
+    /// graph), for messages that name a place; not part of equality.
+    pub sources: Option<std::sync::Arc<rnnc_syntax::SourceMap>>,
 }
 
 impl PartialEq for Graph {
@@ -62,6 +65,15 @@ impl Graph {
             name: name.into(),
             ..Default::default()
         }
+    }
+
+    /// `file:line:column` of `span` in [`Graph::sources`], if the graph has them.
+    pub fn place(&self, span: rnnc_syntax::Span) -> Option<String> {
+        let file = self.sources.as_ref()?.files().nth(span.file.0)?.1;
+        let before = file.text.get(..span.start)?;
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        Some(format!("{}:{line}:{column}", file.name))
     }
 
     /// Adds a node with the result types given (the verifier checks them).

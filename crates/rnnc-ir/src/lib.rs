@@ -8,6 +8,7 @@
 //! Architecture invariant: every graph handed to a later stage has passed
 //! [`verify::verify`]; lowering verifies before it returns.
 
+pub mod compiling;
 pub mod deps;
 mod dot;
 pub mod graph;
@@ -24,6 +25,7 @@ pub use dot::to_dot;
 pub use graph::{Graph, NodeId, Value};
 pub use op::{ArgKind, BinaryOp, Fused, Op, Scan, UnaryOp};
 pub use parse::{parse_graph, ParseError};
+pub use rnnc_syntax::Span;
 pub use svg::to_svg;
 pub use types::{DType, Dim, TensorTy};
 pub use verify::{verify, Verified};

@@ -68,7 +68,7 @@ impl Model {
                 Error::Message(format!(
                     "{}: cannot be compiled ahead of time: {}",
                     self.origin(),
-                    e.0
+                    e.message(g)
                 ))
             })
     }
@@ -88,7 +88,7 @@ impl Model {
             Error::Message(format!(
                 "{}: cannot be compiled for the GPU: {}",
                 self.origin(),
-                e.0
+                e.message(g)
             ))
         })?;
         let (ext, source) = match target {

@@ -100,7 +100,7 @@ impl Model {
             if let Err(why) = &r.outcome {
                 notes.push(format!(
                     "the CPU backend cannot compile this model: {}",
-                    why.0
+                    why.message(self.graph())
                 ));
             }
         }

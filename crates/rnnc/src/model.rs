@@ -197,8 +197,10 @@ fn front_end(
                 let program =
                     load(&mut sources).map_err(|d| Error::Rendered(render_all(&d, &sources)))?;
                 let hparams = params::collect(&program.entry, params)?;
-                let graph = lower::lower(&program, &hparams)
+                let mut graph = lower::lower(&program, &hparams)
                     .map_err(|d| Error::Rendered(render_all(&d, &sources)))?;
+                // Kept so that a backend's refusal can name the place in the source.
+                graph.sources = Some(std::sync::Arc::new(sources));
                 let declared = graph.weights();
                 Ok(Model {
                     graph,

@@ -118,6 +118,7 @@ fn fuse(g: &mut Graph) -> Result<bool, String> {
                 args.push(inner);
             }
             let out = body.add(g.node(id).op.clone(), &args)?;
+            body.node_mut(out[0].node).span = g.node(id).span;
             map.insert(Value::new(id, 0), out[0]);
         }
         body.outputs
@@ -128,6 +129,8 @@ fn fuse(g: &mut Graph) -> Result<bool, String> {
             }),
             &operands,
         )?;
+        // The region stands where its last operation was written.
+        g.node_mut(result[0].node).span = g.node(root).span;
         g.replace_uses(Value::new(root, 0), result[0]);
         changed = true;
     }
