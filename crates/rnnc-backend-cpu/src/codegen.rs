@@ -284,8 +284,7 @@ impl Emitter<'_, '_> {
                             x,
                             *panels_slot,
                             (*k, *nb, run),
-                            (out, init),
-                            stream,
+                            (out, init, stream),
                             t,
                         );
                     }
@@ -493,8 +492,7 @@ impl Emitter<'_, '_> {
         x: &View,
         panels: usize,
         (k, nb, mine): (usize, usize, Range<usize>),
-        (out, init): (&View, &Option<View>),
-        stream: usize,
+        (out, init, stream): (&View, &Option<View>, usize),
         t: Value,
     ) {
         if mine.is_empty() || x.rows == 0 {
