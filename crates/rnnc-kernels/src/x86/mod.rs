@@ -110,6 +110,52 @@ macro_rules! panel_kernels {
             (init, ldi, cols, next): (*const f32, usize, usize, isize),
         ) {
             let chunk = (CHUNK_BYTES / (4 * k.max(1))).max(CHUNK_MIN_ROWS) / $RMAX * $RMAX;
+            // Panels in groups that stay in L2 while every chunk of rows passes, where
+            // they do not all fit: otherwise each chunk streams all of them from L3
+            // again (LSTM H=1024: 16 MiB of panels, 17 chunks of the projection).
+            let panel_bytes = k * NB * 4;
+            let group = if rows > chunk && panels * panel_bytes > crate::l2_bytes() / 2 {
+                (crate::l2_bytes() / 2 / panel_bytes.max(1)).max(1)
+            } else {
+                panels
+            };
+            let mut p0 = 0;
+            while p0 < panels {
+                let pn = group.min(panels - p0);
+                let first = p0 * NB;
+                // SAFETY: panels p0 .. p0 + pn exist, and their columns of out.
+                let (w, out) = unsafe { (w.add(p0 * k * NB), out.add(first)) };
+                let (init, cols) = if init.is_null() || first >= cols {
+                    (std::ptr::null(), 0)
+                } else {
+                    // SAFETY: columns from `first` of init exist.
+                    (unsafe { init.add(first) }, cols - first)
+                };
+                // SAFETY: forwarded, for this group's panels.
+                unsafe {
+                    chunks(
+                        rows,
+                        (chunk, k),
+                        (x, ldx),
+                        (w, pn, stream),
+                        (out, ldo),
+                        (init, ldi, cols, next),
+                    )
+                };
+                p0 += pn;
+            }
+        }
+
+        /// The product in chunks of `chunk` rows, each across all the panels given.
+        #[target_feature(enable = $feat)]
+        unsafe fn chunks(
+            rows: usize,
+            (chunk, k): (usize, usize),
+            (x, ldx): (*const f32, usize),
+            (w, panels, stream): (*const f32, usize, usize),
+            (out, ldo): (*mut f32, usize),
+            (init, ldi, cols, next): (*const f32, usize, usize, isize),
+        ) {
             let mut r0 = 0;
             while r0 < rows {
                 let rc = chunk.min(rows - r0);

@@ -129,6 +129,23 @@ fn kernels_match_the_reference_on_awkward_shapes() {
     }
 }
 
+/// Panels that do not fit in half of L2, and more rows than a chunk: the kernel
+/// runs the panels in groups, each group's columns of `init` from their own start
+/// (a group past `init`'s columns starts from zeros).
+#[test]
+fn panels_beyond_l2_run_in_groups() {
+    let k = 1024;
+    for isa in kernels() {
+        let nb = isa.panel_width().unwrap();
+        let group = crate::l2_bytes() / 2 / (k * nb * 4);
+        let panels = group + 3;
+        let m = panels * nb - 5;
+        check_init(isa, 61, k, m, Some((m + 3, group * nb - 3)));
+        check_init(isa, 61, k, m, Some((m + 3, (group + 1) * nb + 5)));
+        check(isa, 50, k, m);
+    }
+}
+
 #[test]
 fn accumulators_start_from_init() {
     for isa in kernels() {
