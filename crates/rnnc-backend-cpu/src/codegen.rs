@@ -304,6 +304,11 @@ impl Emitter<'_, '_> {
                     out,
                     op: RowOp::LayerNorm { eps },
                 } => self.row_layer_norm(x, out, *eps, t),
+                Instr::Rows {
+                    x,
+                    out,
+                    op: RowOp::Dot { w },
+                } => self.row_dot(x, *w, out, t),
                 Instr::Rows { x, out, op } => self.row_softmax(x, out, *op == RowOp::LogSoftmax, t),
                 Instr::Gather {
                     table,
@@ -903,6 +908,42 @@ impl Emitter<'_, '_> {
             });
             vec![]
         });
+    }
+
+    /// A call of the kernels' one-column product ([`rnnc_kernels::DotKernel`])
+    /// for this thread's rows of `x` against constant `w`.
+    fn row_dot(&mut self, x: &View, w: usize, out: &View, t: Value) {
+        let mine = self.part.rows(x.rows);
+        if mine.is_empty() {
+            return;
+        }
+        let kernel = (self.plan.isa.dot()).expect("plans name only kernels this CPU supports");
+        let ptr = self.ptr;
+        let mut sig = Signature::new(self.b.func.signature.call_conv);
+        for _ in 0..7 {
+            sig.params.push(AbiParam::new(ptr));
+        }
+        let sigref = self.b.import_signature(sig);
+        let callee = self
+            .b
+            .ins()
+            .iconst(ptr, kernel as *const () as usize as i64);
+        let (xb, xo) = self.addr(x, t);
+        let (ob, oo) = self.addr(out, t);
+        let xp = (self.b.ins()).iadd_imm_s(xb, xo + (mine.start * x.row_stride * 4) as i64);
+        let op = (self.b.ins()).iadd_imm_s(ob, oo + (mine.start * out.row_stride * 4) as i64);
+        let wp = self.bases[&Slot::Const(w)];
+        let c = |e: &mut Self, v: usize| e.b.ins().iconst(ptr, v as i64);
+        let args = [
+            c(self, mine.len()),
+            c(self, x.cols),
+            xp,
+            c(self, x.row_stride),
+            wp,
+            op,
+            c(self, out.row_stride),
+        ];
+        self.b.ins().call_indirect(sigref, callee, &args);
     }
 
     /// `softmax`/`log_softmax` of each row: its maximum, the sum of `exp(x − max)`,

@@ -227,6 +227,12 @@ pub enum RowOp {
     LayerNorm {
         eps: f32,
     },
+    /// `Σ_k x[k] · w[k]` into the row's one result: a product with one result
+    /// column, on the kernels' [`Isa::dot`] (`w` is the constant buffer of its K
+    /// weights). A panel would compute 16 or 32 columns to keep one.
+    Dot {
+        w: usize,
+    },
 }
 
 /// A decode loop's sequences, one per row (an example, or one hypothesis of a
@@ -662,6 +668,19 @@ pub(crate) fn product(
     } else {
         (w.shape()[0], w.shape()[1])
     };
+    if m == 1 && products.isa.dot().is_some() {
+        // [K, 1] or linear's [1, K]: the K weights in order either way.
+        let w = bufs.constant(w.iter().copied().collect());
+        let out = bufs.scratch_view(x.rows, 1);
+        return (
+            Instr::Rows {
+                x,
+                out,
+                op: RowOp::Dot { w },
+            },
+            out,
+        );
+    }
     let nb = match products.isa.panel_width() {
         Some(nb) => nb,
         None if x.rows >= products.gemm_min_rows => {

@@ -2,7 +2,7 @@
 //! environment variable that forces a narrower path (to test every path a machine
 //! has, or to compare them).
 
-use crate::{ElementwiseKernel, PanelKernel};
+use crate::{DotKernel, ElementwiseKernel, PanelKernel};
 use std::fmt;
 
 /// An instruction set the products can run at.
@@ -111,6 +111,22 @@ impl Isa {
     /// CPU does not support (calling it would fault).
     pub fn kernel(self) -> Option<PanelKernel> {
         self.kernels().map(|k| k.0)
+    }
+
+    /// This path's one-column product kernel; None as for [`Isa::kernel`].
+    pub fn dot(self) -> Option<DotKernel> {
+        if !self.supported() {
+            return None;
+        }
+        match self {
+            Isa::Portable => None,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Some(crate::x86::avx2::dot),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Some(crate::x86::avx512::dot),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => None,
+        }
     }
 
     /// This path's elementwise kernel; None as for [`Isa::kernel`].

@@ -57,6 +57,24 @@ pub type PanelKernel = unsafe extern "C" fn(
     stream: usize,
 );
 
+/// `out[r] = Σ_k x[r, k] · w[k]` for `r < rows`, with row strides `ldx`, `ldo` in
+/// elements: a product with one result column (attention's `v · tanh(…)`, a
+/// regression head) at a vector's width, which a panel of [`PanelKernel`] would
+/// spend a whole panel's columns on.
+///
+/// # Safety
+/// The pointers must cover what the sizes and strides describe; the kernel must
+/// be one the running CPU supports (see [`Isa::dot`]).
+pub type DotKernel = unsafe extern "C" fn(
+    rows: usize,
+    k: usize,
+    x: *const f32,
+    ldx: usize,
+    w: *const f32,
+    out: *mut f32,
+    ldo: usize,
+);
+
 /// The `stream` argument of a [`PanelKernel`] for a caller that streams
 /// `bytes` of weight panels between two reads of the same panel (a thread's
 /// share of a time step's products): a prefetch distance where they cannot stay

@@ -73,6 +73,69 @@ macro_rules! panel_kernels {
             }
         }
 
+        /// The [`crate::DotKernel`] of this ISA.
+        ///
+        /// # Safety
+        /// As for [`crate::DotKernel`]; the CPU must have the ISA's features.
+        pub unsafe extern "C" fn dot(
+            rows: usize,
+            k: usize,
+            x: *const f32,
+            ldx: usize,
+            w: *const f32,
+            out: *mut f32,
+            ldo: usize,
+        ) {
+            // SAFETY: forwarded from the caller's contract.
+            unsafe { dot_here(rows, k, (x, ldx), w, (out, ldo)) }
+        }
+
+        /// Each row of x times w: four vector accumulators over K (four
+        /// independent FMA chains), the partial vector at the end, then the lanes
+        /// summed in order, so a row's result does not depend on the thread.
+        #[target_feature(enable = $feat)]
+        unsafe fn dot_here(
+            rows: usize,
+            k: usize,
+            (x, ldx): (*const f32, usize),
+            w: *const f32,
+            (out, ldo): (*mut f32, usize),
+        ) {
+            let whole = k / $L;
+            for r in 0..rows {
+                // SAFETY (every access below): row r of x has k elements, w has k.
+                let xr = unsafe { x.add(r * ldx) };
+                let mut acc = [$zero(); 4];
+                let mut v = 0;
+                while v + 4 <= whole {
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        let at = (v + j) * $L;
+                        *a = unsafe { $fma($load(xr.add(at)), $load(w.add(at)), *a) };
+                    }
+                    v += 4;
+                }
+                while v < whole {
+                    let at = v * $L;
+                    acc[0] = unsafe { $fma($load(xr.add(at)), $load(w.add(at)), acc[0]) };
+                    v += 1;
+                }
+                if whole * $L < k {
+                    let (at, n) = (whole * $L, k - whole * $L);
+                    let (xv, wv) = unsafe { (partial(xr.add(at), n), partial(w.add(at), n)) };
+                    acc[1] = $fma(xv, wv, acc[1]);
+                }
+                let mut lanes = [0.0f32; $L];
+                for a in acc {
+                    let mut part = [0.0f32; $L];
+                    unsafe { $store(part.as_mut_ptr(), a) };
+                    for (l, p) in lanes.iter_mut().zip(part) {
+                        *l += p;
+                    }
+                }
+                unsafe { *out.add(r * ldo) = lanes.iter().sum() };
+            }
+        }
+
         /// The [`crate::ElementwiseKernel`] of this ISA.
         ///
         /// # Safety

@@ -146,6 +146,36 @@ fn panels_beyond_l2_run_in_groups() {
     }
 }
 
+/// The one-column product against a plain sum, on every tail of the vector
+/// width and row strides wider than K.
+#[test]
+fn dot_matches_the_reference() {
+    for isa in kernels() {
+        let dot = isa.dot().unwrap();
+        for rows in [1, 2, 3, 17, 65] {
+            for k in [1, 3, 15, 16, 17, 63, 64, 65, 255, 256, 257] {
+                let ldx = k + 3;
+                let x: Vec<f32> = (0..rows * ldx).map(|i| value(i, 1)).collect();
+                let w: Vec<f32> = (0..k).map(|i| value(i, 2)).collect();
+                let ldo = 2;
+                let mut got = vec![f32::NAN; rows * ldo];
+                // SAFETY: the buffers are as large as the sizes and strides say.
+                unsafe { dot(rows, k, x.as_ptr(), ldx, w.as_ptr(), got.as_mut_ptr(), ldo) };
+                for r in 0..rows {
+                    let want: f32 = (0..k).map(|c| x[r * ldx + c] * w[c]).sum();
+                    let tol = 1e-6 * (k as f32 + 1.0);
+                    let g = got[r * ldo];
+                    assert!(
+                        (g - want).abs() <= tol,
+                        "{isa} rows={rows} k={k} row {r}: {g} vs {want}"
+                    );
+                    assert!(got[r * ldo + 1].is_nan(), "{isa}: wrote past a result");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn accumulators_start_from_init() {
     for isa in kernels() {
