@@ -374,15 +374,23 @@ impl Emitter<'_, '_> {
 
     /// A call to [`crate::barrier::rnnc_barrier_wait`] through its address.
     fn wait(&mut self) {
-        let mut sig = Signature::new(self.b.func.signature.call_conv);
-        sig.params.push(AbiParam::new(self.ptr));
-        let sigref = self.b.import_signature(sig);
-        let callee = self.b.ins().iconst(
-            self.ptr,
-            crate::barrier::rnnc_barrier_wait as *const () as usize as i64,
-        );
         let barrier = self.barrier;
-        self.b.ins().call_indirect(sigref, callee, &[barrier]);
+        self.call_address(
+            crate::barrier::rnnc_barrier_wait as *const () as usize,
+            &[barrier],
+        );
+    }
+
+    /// A call of the function at `addr` in this process (a kernel, the barrier)
+    /// with pointer-sized `args`.
+    fn call_address(&mut self, addr: usize, args: &[Value]) {
+        let mut sig = Signature::new(self.b.func.signature.call_conv);
+        for _ in args {
+            sig.params.push(AbiParam::new(self.ptr));
+        }
+        let sigref = self.b.import_signature(sig);
+        let callee = self.b.ins().iconst(self.ptr, addr as i64);
+        self.b.ins().call_indirect(sigref, callee, args);
     }
 
     /// Base pointer and constant byte offset of a view at step `t` of this program.
@@ -507,15 +515,7 @@ impl Emitter<'_, '_> {
             .kernel()
             .expect("plans name only kernels this CPU supports");
         let ptr = self.ptr;
-        let mut sig = Signature::new(self.b.func.signature.call_conv);
-        for _ in 0..13 {
-            sig.params.push(AbiParam::new(ptr));
-        }
-        let sigref = self.b.import_signature(sig);
-        let callee = self
-            .b
-            .ins()
-            .iconst(ptr, kernel as *const () as usize as i64);
+        let callee = kernel as *const () as usize;
         let (xb, xo) = self.addr(x, t);
         let (ob, oo) = self.addr(out, t);
         let xp = self.b.ins().iadd_imm_s(xb, xo);
@@ -560,7 +560,7 @@ impl Emitter<'_, '_> {
             self.b.ins().iconst(ptr, next as i64),
             c(self, stream),
         ];
-        self.b.ins().call_indirect(sigref, callee, &args);
+        self.call_address(callee, &args);
     }
 
     /// A call to [`crate::gemm::rnnc_sgemm`] through its address.
@@ -570,15 +570,7 @@ impl Emitter<'_, '_> {
             return;
         }
         let ptr = self.ptr;
-        let mut sig = Signature::new(self.b.func.signature.call_conv);
-        for _ in 0..9 {
-            sig.params.push(AbiParam::new(ptr));
-        }
-        let sigref = self.b.import_signature(sig);
-        let callee = self
-            .b
-            .ins()
-            .iconst(ptr, crate::gemm::rnnc_sgemm as *const () as usize as i64);
+        let callee = crate::gemm::rnnc_sgemm as *const () as usize;
         let (xb, xo) = self.addr(x, t);
         let (ob, oo) = self.addr(out, t);
         let xp = self.b.ins().iadd_imm_s(xb, xo);
@@ -597,7 +589,7 @@ impl Emitter<'_, '_> {
             op,
             c(self, out.row_stride),
         ];
-        self.b.ins().call_indirect(sigref, callee, &args);
+        self.call_address(callee, &args);
     }
 
     /// `rows` rows from `r0` times one panel: rows × nv accumulators through K.
@@ -719,15 +711,7 @@ impl Emitter<'_, '_> {
         let prog_addr = &*prog as *const ElementwiseProgram as usize;
         self.programs.push(prog);
         let ptr = self.ptr;
-        let mut sig = Signature::new(self.b.func.signature.call_conv);
-        for _ in 0..6 {
-            sig.params.push(AbiParam::new(ptr));
-        }
-        let sigref = self.b.import_signature(sig);
-        let callee = self
-            .b
-            .ins()
-            .iconst(ptr, kernel as *const () as usize as i64);
+        let callee = kernel as *const () as usize;
         let c = |em: &mut Self, v: usize| em.b.ins().iconst(ptr, v as i64);
         let args = [
             c(self, prog_addr),
@@ -737,7 +721,7 @@ impl Emitter<'_, '_> {
             c(self, cols.start),
             c(self, cols.end),
         ];
-        self.b.ins().call_indirect(sigref, callee, &args);
+        self.call_address(callee, &args);
     }
 
     /// `steps` copies of one time step each, step `i` of `src` to step
@@ -919,15 +903,7 @@ impl Emitter<'_, '_> {
         }
         let kernel = (self.plan.isa.dot()).expect("plans name only kernels this CPU supports");
         let ptr = self.ptr;
-        let mut sig = Signature::new(self.b.func.signature.call_conv);
-        for _ in 0..7 {
-            sig.params.push(AbiParam::new(ptr));
-        }
-        let sigref = self.b.import_signature(sig);
-        let callee = self
-            .b
-            .ins()
-            .iconst(ptr, kernel as *const () as usize as i64);
+        let callee = kernel as *const () as usize;
         let (xb, xo) = self.addr(x, t);
         let (ob, oo) = self.addr(out, t);
         let xp = (self.b.ins()).iadd_imm_s(xb, xo + (mine.start * x.row_stride * 4) as i64);
@@ -943,7 +919,7 @@ impl Emitter<'_, '_> {
             op,
             c(self, out.row_stride),
         ];
-        self.b.ins().call_indirect(sigref, callee, &args);
+        self.call_address(callee, &args);
     }
 
     /// `softmax`/`log_softmax` of each row: its maximum, the sum of `exp(x − max)`,

@@ -65,10 +65,7 @@ impl Unsupported {
     /// The message for the person running `g`: why, and where in the source
     /// (`file:line:column`) when `g` knows its sources.
     pub fn message(&self, g: &Graph) -> String {
-        match self.1.and_then(|s| g.place(s)) {
-            Some(at) => format!("{} (at {at})", self.0),
-            None => self.0.clone(),
-        }
+        g.with_place(&self.0, self.1)
     }
 }
 

@@ -27,10 +27,7 @@ impl Unsupported {
 
     /// Why, and where in `g`'s source (`file:line:column`) where it knows.
     pub fn message(&self, g: &Graph) -> String {
-        match self.1.and_then(|s| g.place(s)) {
-            Some(at) => format!("{} (at {at})", self.0),
-            None => self.0.clone(),
-        }
+        g.with_place(&self.0, self.1)
     }
 }
 

@@ -76,6 +76,15 @@ impl Graph {
         Some(format!("{}:{line}:{column}", file.name))
     }
 
+    /// `why`, followed by ` (at file:line:column)` where `at` is a place this
+    /// graph's sources know: how the backends word a refusal.
+    pub fn with_place(&self, why: &str, at: Option<rnnc_syntax::Span>) -> String {
+        match at.and_then(|s| self.place(s)) {
+            Some(place) => format!("{why} (at {place})"),
+            None => why.to_string(),
+        }
+    }
+
     /// Adds a node with the result types given (the verifier checks them).
     pub fn add_node(&mut self, op: Op, operands: &[Value], results: Vec<TensorTy>) -> NodeId {
         let id = self.nodes.add_node(Node {
