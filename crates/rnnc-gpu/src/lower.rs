@@ -45,7 +45,7 @@ const MAX_GROUPS: usize = 4096;
 /// WebGPU's (and CUDA's y/z) limit on workgroups per dispatch dimension.
 const MAX_DISPATCH: usize = 65535;
 /// Token ids are stored as f32 values, exact up to this.
-const MAX_VOCAB: usize = 1 << 24;
+pub(crate) const MAX_VOCAB: usize = 1 << 24;
 /// The arena is indexed with signed 32-bit integers.
 const MAX_WORDS: usize = (i32::MAX as usize) / 2;
 

@@ -217,6 +217,15 @@ pub enum ExprKind {
         src: usize,
         len: usize,
     },
+    /// Rows of a weight table (`[vocab, dim]`) picked by token ids: the element at
+    /// (…, e) is `table[id, e]` for `id` the value of expression `ids` at (…), an
+    /// f32 holding a whole number; zeros where it is out of range, as the per-op
+    /// [`Body::Gather`] (the host rejects such ids before it launches anything).
+    Gather {
+        table: Access,
+        vocab: usize,
+        ids: usize,
+    },
 }
 
 /// One coordinate of an operand: `base + scale · c[axis]`, or `base` alone.

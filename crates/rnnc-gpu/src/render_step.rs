@@ -323,6 +323,19 @@ impl Emitter<'_> {
                 }
             }
             ExprKind::Row { op, src, len } => self.row(w, *op, (*src, *len), coords),
+            ExprKind::Gather { table, vocab, ids } => {
+                let (lead, e) = coords.split_at(coords.len() - 1);
+                let token = self.eval(w, *ids, lead);
+                let id = self.fresh("id");
+                w.line(d.let_int(&id, &d.to_int(&token)));
+                let v = self.fresh("v");
+                w.line(d.var_float(&v, "0.0f"));
+                w.open(format!("if ({id} >= 0 && {id} < {vocab}) {{"));
+                let at = index(table, &[id.clone(), e[0].clone()], self.clock);
+                w.line(format!("{v} = arena[{at}];"));
+                w.close();
+                v
+            }
             ExprKind::Concat { axis, parts } => {
                 let v = self.fresh("v");
                 w.line(d.var_float(&v, "0.0f"));

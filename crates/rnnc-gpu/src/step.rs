@@ -11,7 +11,7 @@
 //! regions and the steps alternate between them: the loop runs pairs of steps, the
 //! second kernel of a pair reading what the first wrote.
 
-use crate::lower::{unsupported, Builder, Layout, Site, Steps, Unsupported, Val};
+use crate::lower::{unsupported, Builder, Layout, Site, Steps, Unsupported, Val, MAX_VOCAB};
 use crate::plan::{
     Access, Body, Coord, Expr, ExprKind, RowOp, ScanPlan, SeqLoop, Stage, Step, StoreGroup, TimeRef,
 };
@@ -48,6 +48,7 @@ impl Exprs {
             // A row's reduction reads the whole row per element: as costly to
             // re-evaluate per element of a consumer as a product.
             ExprKind::Row { .. } => true,
+            ExprKind::Gather { ids, .. } => self.has_dot[*ids],
         };
         self.list.push(Expr { shape, kind });
         self.has_dot.push(dot);
@@ -193,8 +194,8 @@ impl Builder {
         io: &StepIo<'_>,
         states: &[Val],
     ) -> Result<(Vec<Step>, ScanPlan), Unsupported> {
-        if io.seqs.iter().chain(states).any(|v| v.ids) {
-            return unsupported("token ids in the step");
+        if states.iter().any(|v| v.ids) {
+            return unsupported("token ids as a state");
         }
         let twins: Vec<Val> = states
             .iter()
@@ -466,8 +467,19 @@ impl Builder {
                 }
                 continue;
             }
-            let ops: Vec<Lazy> = operands.iter().map(|v| lazy[v]).collect();
+            let mut ops: Vec<Lazy> = operands.iter().map(|v| lazy[v]).collect();
             let shape = self.shape(&node.results[0]);
+            if matches!(node.op, Op::Binary(_) | Op::Fused(_)) {
+                // A product broadcast to more elements than it has (attention's
+                // query across the source positions) is stored first: evaluated
+                // per element it would be computed again at every one of them.
+                let n: usize = shape.iter().product();
+                for o in &mut ops {
+                    if x.has_dot[o.expr] && x.shape(*o).iter().product::<usize>() < n {
+                        *o = self.operand(&mut x, *o)?;
+                    }
+                }
+            }
             let results = match &node.op {
                 Op::Arg { kind, index } => vec![args[layout.index(*kind, *index)]],
                 Op::Const(c) => vec![x.push(vec![], ExprKind::Const(*c), 0)],
@@ -590,6 +602,31 @@ impl Builder {
                         len,
                     };
                     vec![x.push(shape, kind, src.stage)]
+                }
+                Op::Embedding => {
+                    // The table is a weight (planned in the prologue); the ids are
+                    // the step's tokens.
+                    let Some(table) = loaded.get(&operands[0]) else {
+                        return unsupported("an embedding table computed from step values");
+                    };
+                    if table.shape[0] > MAX_VOCAB {
+                        return unsupported(format!(
+                            "an embedding table of {} rows (token ids are f32 values on \
+                             the GPU, exact up to {MAX_VOCAB})",
+                            table.shape[0]
+                        ));
+                    }
+                    let ids = self.operand(&mut x, ops[1])?;
+                    let kind = ExprKind::Gather {
+                        table: Access {
+                            offset: table.offset,
+                            strides: table.strides.clone(),
+                            time: None,
+                        },
+                        vocab: table.shape[0],
+                        ids: ids.expr,
+                    };
+                    vec![x.push(shape, kind, ids.stage)]
                 }
                 other => return unsupported(format!("`{}` in the step", other.name())),
             };
