@@ -173,14 +173,14 @@ impl<'g> CpuBackend<'g> {
         };
         match &*self.program(dims) {
             Ok(p) => p.run(inputs, self.pool.as_ref()),
-            Err(why) if why.as_run_error().is_some() => {
-                Err(RunError(why.as_run_error().unwrap_or_default().to_string()))
-            }
-            Err(why) => Err(RunError(format!(
-                "the CPU backend cannot compile this model: {}; the interpreter \
-                 (`--backend interp`) runs it",
-                why.message(self.graph.graph())
-            ))),
+            Err(why) => Err(RunError(match plan::as_run_error(why) {
+                Some(interpreters) => interpreters.to_string(),
+                None => format!(
+                    "the CPU backend cannot compile this model: {}; the interpreter \
+                     (`--backend interp`) runs it",
+                    why.message(self.graph.graph())
+                ),
+            })),
         }
     }
 

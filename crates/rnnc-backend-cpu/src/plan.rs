@@ -8,9 +8,7 @@ use crate::layout::{broadcast, rows_cols, Layout};
 use crate::pack::{pack_panels, panel_width};
 use ndarray::ArrayD;
 use rnnc_interp::load_time_values;
-use rnnc_ir::{
-    ArgKind, BinaryOp, DType, Dim, Graph, NodeId, Op, Scan, Span, TensorTy, UnaryOp, Value,
-};
+use rnnc_ir::{ArgKind, BinaryOp, DType, Dim, Graph, NodeId, Op, Scan, TensorTy, UnaryOp, Value};
 use rnnc_kernels::Isa;
 use rnnc_runtime::{Tensor, Weights};
 use std::collections::HashMap;
@@ -50,24 +48,7 @@ impl Products {
     }
 }
 
-/// Why a scan (or a model) cannot be compiled, and the source span of the node
-/// being planned when it was found, where that node has one
-/// ([`rnnc_ir::compiling`]).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Unsupported(pub String, pub Option<Span>);
-
-impl Unsupported {
-    /// Why, with the place being planned.
-    pub(crate) fn new(why: impl Into<String>) -> Self {
-        Unsupported(why.into(), rnnc_ir::compiling::current())
-    }
-
-    /// The message for the person running `g`: why, and where in the source
-    /// (`file:line:column`) when `g` knows its sources.
-    pub fn message(&self, g: &Graph) -> String {
-        g.with_place(&self.0, self.1)
-    }
-}
+pub use rnnc_ir::compiling::Unsupported;
 
 pub(crate) fn unsupported<T>(msg: impl Into<String>) -> Result<T, Unsupported> {
     Err(Unsupported::new(msg))
@@ -82,11 +63,9 @@ pub(crate) fn run_error<T>(msg: impl Into<String>) -> Result<T, Unsupported> {
     Err(Unsupported::new(format!("{RUN_ERROR}{}", msg.into())))
 }
 
-impl Unsupported {
-    /// The interpreter's message, where the interpreter refuses this run too.
-    pub fn as_run_error(&self) -> Option<&str> {
-        self.0.strip_prefix(RUN_ERROR)
-    }
+/// The interpreter's message, where the interpreter refuses this run too.
+pub fn as_run_error(why: &Unsupported) -> Option<&str> {
+    why.0.strip_prefix(RUN_ERROR)
 }
 
 /// The buffers a compiled scan reads and writes, in the order of its pointer table.

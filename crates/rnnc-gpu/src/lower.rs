@@ -11,25 +11,11 @@ use crate::plan::{
 use crate::step::StepIo;
 use rnnc_ir::deps::{dependencies, Dep};
 use rnnc_ir::{
-    ArgKind, BinaryOp, DType, Dim, Graph, NodeId, Op, Span, TensorTy, UnaryOp, Value, Verified,
+    ArgKind, BinaryOp, DType, Dim, Graph, NodeId, Op, TensorTy, UnaryOp, Value, Verified,
 };
 use std::collections::HashMap;
 
-/// Why a graph has no GPU plan (an op or shape the plan cannot express), and
-/// the source span of the node being planned ([`rnnc_ir::compiling`]).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Unsupported(pub String, pub Option<Span>);
-
-impl Unsupported {
-    pub(crate) fn new(why: impl Into<String>) -> Self {
-        Unsupported(why.into(), rnnc_ir::compiling::current())
-    }
-
-    /// Why, and where in `g`'s source (`file:line:column`) where it knows.
-    pub fn message(&self, g: &Graph) -> String {
-        g.with_place(&self.0, self.1)
-    }
-}
+pub use rnnc_ir::compiling::Unsupported;
 
 pub(crate) fn unsupported<T>(msg: impl Into<String>) -> Result<T, Unsupported> {
     Err(Unsupported::new(msg))

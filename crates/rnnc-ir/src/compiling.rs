@@ -29,6 +29,24 @@ pub fn current() -> Option<Span> {
     PLACE.with(|p| p.get())
 }
 
+/// Why a backend cannot compile a graph (an op or a shape its plan cannot
+/// express), and the span of the node being planned when it found out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unsupported(pub String, pub Option<Span>);
+
+impl Unsupported {
+    /// Why, at the place being planned ([`current`]).
+    pub fn new(why: impl Into<String>) -> Self {
+        Unsupported(why.into(), current())
+    }
+
+    /// The message for the person running `g`: why, then ` (at file:line:column)`
+    /// where `g` knows its sources.
+    pub fn message(&self, g: &crate::Graph) -> String {
+        g.with_place(&self.0, self.1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -115,18 +115,7 @@ impl Isa {
 
     /// This path's one-column product kernel; None as for [`Isa::kernel`].
     pub fn dot(self) -> Option<DotKernel> {
-        if !self.supported() {
-            return None;
-        }
-        match self {
-            Isa::Portable => None,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => Some(crate::x86::avx2::dot),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => Some(crate::x86::avx512::dot),
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => None,
-        }
+        self.kernels().map(|k| k.2)
     }
 
     /// This path's elementwise kernel; None as for [`Isa::kernel`].
@@ -134,17 +123,23 @@ impl Isa {
         self.kernels().map(|k| k.1)
     }
 
-    /// Both kernels of a path the CPU supports.
-    fn kernels(self) -> Option<(PanelKernel, ElementwiseKernel)> {
+    /// The kernels of a path the CPU supports.
+    fn kernels(self) -> Option<(PanelKernel, ElementwiseKernel, DotKernel)> {
         if !self.supported() {
             return None;
         }
         match self {
             Isa::Portable => None,
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => Some((crate::x86::avx2::panels, crate::x86::avx2::elementwise)),
+            Isa::Avx2 => {
+                use crate::x86::avx2::{dot, elementwise, panels};
+                Some((panels, elementwise, dot))
+            }
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => Some((crate::x86::avx512::panels, crate::x86::avx512::elementwise)),
+            Isa::Avx512 => {
+                use crate::x86::avx512::{dot, elementwise, panels};
+                Some((panels, elementwise, dot))
+            }
             #[cfg(not(target_arch = "x86_64"))]
             _ => None,
         }

@@ -26,8 +26,7 @@ fn check_init(isa: Isa, rows: usize, k: usize, m: usize, init: Option<(usize, us
     let x: Vec<f32> = (0..rows * ldx).map(|i| value(i, 1)).collect();
     let b: Vec<f32> = (0..k * m).map(|i| value(i, 2)).collect();
     let w = AlignedF32::from_slice(&pack_panels(&b, (k, m), false, nb));
-    let mut got = vec![f32::NAN; rows * ldo];
-    let mut want = got.clone();
+    let mut want = vec![f32::NAN; rows * ldo];
     let (ldi, cols) = init.unwrap_or((0, 0));
     let start: Vec<f32> = (0..rows.max(1) * ldi.max(cols))
         .map(|i| value(i, 6))
@@ -37,23 +36,33 @@ fn check_init(isa: Isa, rows: usize, k: usize, m: usize, init: Option<(usize, us
     } else {
         std::ptr::null()
     };
-    // SAFETY: the buffers are exactly as large as the sizes and strides say.
+    // `next` (prefetching init's next rows) and `stream` (the weights ahead) change
+    // nothing but speed.
+    let run = |next: isize, stream: usize| {
+        let mut out = vec![f32::NAN; rows * ldo];
+        // SAFETY: the buffers are exactly as large as the sizes and strides say.
+        unsafe {
+            kernel(
+                rows,
+                k,
+                x.as_ptr(),
+                ldx,
+                w.as_ptr(),
+                panels,
+                out.as_mut_ptr(),
+                ldo,
+                ip,
+                ldi,
+                cols,
+                next,
+                stream,
+            )
+        };
+        out
+    };
+    let (got, streamed) = (run(1 << 20, 0), run(0, 512));
+    // SAFETY: as above.
     unsafe {
-        kernel(
-            rows,
-            k,
-            x.as_ptr(),
-            ldx,
-            w.as_ptr(),
-            panels,
-            got.as_mut_ptr(),
-            ldo,
-            ip,
-            ldi,
-            cols,
-            1 << 20,
-            0,
-        );
         reference_panels(
             nb,
             (rows, k),
@@ -61,26 +70,6 @@ fn check_init(isa: Isa, rows: usize, k: usize, m: usize, init: Option<(usize, us
             (w.as_ptr(), panels),
             (want.as_mut_ptr(), ldo),
             (ip, ldi, cols),
-        );
-    }
-    // Prefetching the weights ahead changes nothing but speed.
-    let mut streamed = vec![f32::NAN; rows * ldo];
-    // SAFETY: as above.
-    unsafe {
-        kernel(
-            rows,
-            k,
-            x.as_ptr(),
-            ldx,
-            w.as_ptr(),
-            panels,
-            streamed.as_mut_ptr(),
-            ldo,
-            ip,
-            ldi,
-            cols,
-            0,
-            512,
         )
     };
     let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
