@@ -13,55 +13,62 @@ const SPINS: u32 = 1 << 12;
 #[repr(align(64))]
 struct Line<T>(T);
 
-/// A reusable barrier for a fixed number of threads. The two counters sit on
-/// lines of their own, so that arriving threads do not steal the line the waiting
-/// ones read.
+/// A reusable barrier for a fixed number of threads, each of which knows its
+/// index. Every thread counts its own arrivals on a line of its own and waits
+/// until every other thread's count has caught up: the last thread to arrive
+/// writes only its own line, and a waiter sees that one write, so the critical
+/// path is one cache line's trip between cores. A shared arrival counter and a
+/// generation (what this replaced) took three trips: 300 ns a barrier between the
+/// two cores of an Intel Xeon (KVM) against 150 ns with a line per thread.
 #[derive(Debug)]
 pub struct SpinBarrier {
-    threads: usize,
-    arrived: Line<AtomicUsize>,
-    /// Counts the times every thread has arrived; waiters watch it change.
-    generation: Line<AtomicUsize>,
+    /// Per thread, the number of times it has arrived.
+    arrivals: Box<[Line<AtomicUsize>]>,
 }
 
 impl SpinBarrier {
     pub fn new(threads: usize) -> Self {
         SpinBarrier {
-            threads,
-            arrived: Line(AtomicUsize::new(0)),
-            generation: Line(AtomicUsize::new(0)),
+            arrivals: (0..threads).map(|_| Line(AtomicUsize::new(0))).collect(),
         }
     }
 
-    /// Returns once all `threads` threads have called it; every write made before
-    /// the call, by any of them, is visible to all after it.
-    pub fn wait(&self) {
-        let generation = self.generation.0.load(Ordering::Acquire);
-        if self.arrived.0.fetch_add(1, Ordering::AcqRel) + 1 == self.threads {
-            // Reset before releasing: a thread released below may arrive at the
-            // next barrier at once, and must count from zero.
-            self.arrived.0.store(0, Ordering::Relaxed);
-            self.generation.0.fetch_add(1, Ordering::Release);
-            return;
-        }
-        let mut spins = 0;
-        while self.generation.0.load(Ordering::Acquire) == generation {
-            if spins < SPINS {
-                spins += 1;
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
+    /// Returns once all the threads have called it, thread `me` being this one;
+    /// every write made before the call, by any of them, is visible to all after
+    /// it. Each thread must call it with its own index, the same number of times.
+    pub fn wait(&self, me: usize) {
+        let mine = &self.arrivals[me].0;
+        // Only this thread writes its line, so a relaxed read of it is its own.
+        let round = mine.load(Ordering::Relaxed).wrapping_add(1);
+        mine.store(round, Ordering::Release);
+        // Another thread is at most one round behind (it cannot pass this round
+        // without this thread) or one ahead (waiting for this thread's next one):
+        // it has arrived unless its count is still the round before.
+        let before = round.wrapping_sub(1);
+        for (i, other) in self.arrivals.iter().enumerate() {
+            if i == me {
+                continue;
+            }
+            let mut spins = 0;
+            while other.0.load(Ordering::Acquire) == before {
+                if spins < SPINS {
+                    spins += 1;
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
             }
         }
     }
 }
 
-/// What generated code calls at a barrier.
+/// What generated code calls at a barrier, `thread` being the caller's index.
 /// # Safety
-/// `b` points to a live barrier shared by exactly its number of threads.
-pub unsafe extern "C" fn rnnc_barrier_wait(b: *const SpinBarrier) {
+/// `b` points to a live barrier shared by exactly its number of threads, and
+/// `thread` is below that number and no other thread's.
+pub unsafe extern "C" fn rnnc_barrier_wait(b: *const SpinBarrier, thread: usize) {
     // SAFETY: forwarded from the caller's contract.
-    unsafe { (*b).wait() }
+    unsafe { (*b).wait(thread) }
 }
 
 #[cfg(test)]
@@ -77,13 +84,14 @@ mod tests {
         let barrier = SpinBarrier::new(threads);
         let sum = AtomicU64::new(0);
         std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| {
+            for me in 0..threads {
+                let (barrier, sum) = (&barrier, &sum);
+                s.spawn(move || {
                     for round in 1..=200u64 {
                         sum.fetch_add(1, Ordering::Relaxed);
-                        barrier.wait();
+                        barrier.wait(me);
                         assert_eq!(sum.load(Ordering::Relaxed), round * threads as u64);
-                        barrier.wait();
+                        barrier.wait(me);
                     }
                 });
             }

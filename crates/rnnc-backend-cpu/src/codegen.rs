@@ -375,9 +375,10 @@ impl Emitter<'_, '_> {
     /// A call to [`crate::barrier::rnnc_barrier_wait`] through its address.
     fn wait(&mut self) {
         let barrier = self.barrier;
+        let thread = self.b.ins().iconst(self.ptr, self.part.thread as i64);
         self.call_address(
             crate::barrier::rnnc_barrier_wait as *const () as usize,
-            &[barrier],
+            &[barrier, thread],
         );
     }
 

@@ -5,7 +5,7 @@
 use crate::barrier::SpinBarrier;
 use crate::jit::ScanFn;
 use crate::workers::Workers;
-use ndarray::{ArrayD, IxDyn};
+use ndarray::ArrayD;
 use rnnc_runtime::{RunError, Tensor};
 
 /// The interpreter's error for the first id outside a table of `rows` rows.
@@ -20,10 +20,6 @@ pub(crate) fn check_ids(ids: &ArrayD<i64>, rows: usize) -> Result<(), RunError> 
 
 pub(crate) fn flat(t: &Tensor) -> Vec<f32> {
     t.f32().iter().copied().collect()
-}
-
-pub(crate) fn array(shape: &[usize], data: Vec<f32>) -> ArrayD<f32> {
-    ArrayD::from_shape_vec(IxDyn(shape), data).expect("sizes agree")
 }
 
 /// The pointer table and barrier, handed to the pool's threads.

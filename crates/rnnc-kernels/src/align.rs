@@ -25,12 +25,28 @@ impl AlignedF32 {
         }
     }
 
+    /// `len` zeros.
+    pub fn zeros(len: usize) -> Self {
+        let mut a = AlignedF32 {
+            data: vec![0.0f32; len + ALIGN_FLOATS],
+            start: 0,
+            len,
+        };
+        let misaligned = (a.data.as_ptr() as usize / 4) % ALIGN_FLOATS;
+        a.start = (ALIGN_FLOATS - misaligned) % ALIGN_FLOATS;
+        a
+    }
+
     pub fn as_slice(&self) -> &[f32] {
         &self.data[self.start..self.start + self.len]
     }
 
     pub fn as_ptr(&self) -> *const f32 {
         self.as_slice().as_ptr()
+    }
+
+    pub fn as_mut_ptr(&mut self) -> *mut f32 {
+        self.data[self.start..self.start + self.len].as_mut_ptr()
     }
 
     pub fn len(&self) -> usize {
@@ -53,6 +69,9 @@ mod tests {
             let a = AlignedF32::from_slice(&v);
             assert_eq!(a.as_ptr() as usize % 64, 0);
             assert_eq!(a.as_slice(), &v[..]);
+            let mut z = AlignedF32::zeros(n);
+            assert_eq!(z.as_mut_ptr() as usize % 64, 0);
+            assert_eq!(z.as_slice(), &vec![0.0; n][..]);
         }
     }
 }
