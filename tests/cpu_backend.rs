@@ -202,6 +202,67 @@ fn thread_count_does_not_change_results() {
     }
 }
 
+/// `run_into` writes into the buffers of an earlier run's f32 outputs, whatever
+/// they hold, and leaves what `run` returns; outputs of other sizes or names are
+/// replaced. The LSTM (f32 outputs only), greedy seq2seq (token ids too) and a
+/// packed LSTM (its outputs past each sequence's length are zeros).
+#[test]
+fn run_into_reuses_the_outputs_of_an_earlier_run() {
+    let lstm = (
+        common::root().join("models/lstm.rnn"),
+        vec!["input_size=4".to_string(), "hidden_size=6".to_string()],
+    );
+    let seq2seq = (
+        common::root().join("models/seq2seq_attention.rnn"),
+        common::seq2seq_params("greedy"),
+    );
+    let packed = (
+        common::root().join("tests/models/packed_lstm.rnn"),
+        vec!["input_size=4".to_string(), "hidden_size=6".to_string()],
+    );
+    for (model, params) in [lstm, seq2seq, packed] {
+        let label = common::rel(&model);
+        let args = ModelArgs {
+            model,
+            params,
+            config: None,
+        };
+        let g = rnnc_cli::compile(&args).unwrap();
+        let w = rnnc_cli::bench::random_weights(&g, 1);
+        let cpu = rnnc_backend_cpu::CpuBackend::new(rnnc_ir::verify(&g).unwrap(), &w).unwrap();
+        let inputs = rnnc_cli::bench::random_inputs(&g, 3, 5, 2);
+        let want = cpu.run(&inputs).unwrap();
+        let mut outs = cpu.run(&inputs).unwrap();
+        let mut kept = Vec::new();
+        for (_, t) in outs.iter_mut() {
+            if let Tensor::F32(a) = t {
+                a.fill(f32::NAN);
+                kept.push(a.as_ptr());
+            }
+        }
+        cpu.run_into(&inputs, &mut outs).unwrap();
+        assert_same(&format!("{label} into its outputs"), &want, &outs);
+        let again: Vec<_> = (outs.iter())
+            .filter_map(|(_, t)| match t {
+                Tensor::F32(a) => Some(a.as_ptr()),
+                Tensor::I64(_) => None,
+            })
+            .collect();
+        assert_eq!(kept, again, "{label}: the f32 outputs' buffers were reused");
+        let other = rnnc_cli::bench::random_inputs(&g, 2, 5, 2);
+        cpu.run_into(&other, &mut outs).unwrap();
+        assert_same(
+            &format!("{label} at another batch"),
+            &cpu.run(&other).unwrap(),
+            &outs,
+        );
+        let one = ndarray::ArrayD::zeros(ndarray::IxDyn(&[1]));
+        let mut junk = vec![("nope".to_string(), Tensor::F32(one))];
+        cpu.run_into(&inputs, &mut junk).unwrap();
+        assert_same(&format!("{label} into other outputs"), &want, &junk);
+    }
+}
+
 #[test]
 fn empty_batches_and_sequences_are_rejected() {
     let args = ModelArgs {

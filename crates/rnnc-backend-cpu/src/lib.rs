@@ -164,6 +164,19 @@ impl<'g> CpuBackend<'g> {
     /// Runs the model; same contract as [`rnnc_interp::run`]. A model the
     /// program builder cannot compile is an error that says why.
     pub fn run(&self, inputs: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>, RunError> {
+        let mut outputs = Vec::new();
+        self.run_into(inputs, &mut outputs)?;
+        Ok(outputs)
+    }
+
+    /// As [`CpuBackend::run`], reusing the buffers of the f32 outputs `outputs`
+    /// already holds where their names and shapes match (see
+    /// [`rnnc_runtime::Backend::run_into`]).
+    pub fn run_into(
+        &self,
+        inputs: &HashMap<String, Tensor>,
+        outputs: &mut Vec<(String, Tensor)>,
+    ) -> Result<(), RunError> {
         let sizes = rnnc_interp::bind_sizes(&self.graph, inputs, self.weights)?;
         // A model without a batch or time axis compiles the same at any B or T.
         let dims = Dims {
@@ -172,7 +185,7 @@ impl<'g> CpuBackend<'g> {
             source: sizes.source,
         };
         match &*self.program(dims) {
-            Ok(p) => p.run(inputs, self.pool.as_ref()),
+            Ok(p) => p.run_into(inputs, self.pool.as_ref(), outputs),
             Err(why) => Err(RunError(match plan::as_run_error(why) {
                 Some(interpreters) => interpreters.to_string(),
                 None => format!(
@@ -233,6 +246,14 @@ impl rnnc_runtime::Backend for CpuBackend<'_> {
 
     fn run(&self, inputs: &rnnc_runtime::Inputs) -> Result<rnnc_runtime::Outputs, RunError> {
         CpuBackend::run(self, inputs)
+    }
+
+    fn run_into(
+        &self,
+        inputs: &rnnc_runtime::Inputs,
+        outputs: &mut rnnc_runtime::Outputs,
+    ) -> Result<(), RunError> {
+        CpuBackend::run_into(self, inputs, outputs)
     }
 
     fn describe(&self) -> String {

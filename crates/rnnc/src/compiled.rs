@@ -60,6 +60,17 @@ impl Compiled {
             .map_err(|e| Error::Message(format!("{}: {e}", self.origin)))
     }
 
+    /// As [`Compiled::run`], into `outputs`: outputs of an earlier run at the same
+    /// sizes have their buffers reused where the backend can (the CPU's), which
+    /// spares a run the page faults of fresh memory. Afterwards `outputs` holds
+    /// what `run` would have returned.
+    pub fn run_into(&self, inputs: &Inputs, outputs: &mut Outputs) -> Result<(), Error> {
+        self.bound
+            .borrow_dependent()
+            .run_into(inputs, outputs)
+            .map_err(|e| Error::Message(format!("{}: {e}", self.origin)))
+    }
+
     /// The graph it runs (after the pipeline).
     pub fn graph(&self) -> &Graph {
         &self.bound.borrow_owner().graph
