@@ -23,10 +23,11 @@ pub struct CompiledProgram {
     consts: Vec<AlignedF32>,
     pub code: Jitted,
     /// The workspace: it starts on a cache line, as every buffer the plan places
-    /// in it (`Buffers::scratch`) starts 16 floats apart, so no vector of a step
-    /// straddles two lines and threads writing neighbouring columns do not share
-    /// one (on a 16-byte boundary, as a large `Vec` is, it cost an LSTM at B=1,
-    /// T=1000, H=128 about 20 % on 2 threads and 6 % on 1, on an Intel Xeon).
+    /// in it (`Buffers::scratch`) starts at a multiple of 16 floats, so no vector
+    /// of a step straddles two lines and threads writing neighbouring columns do
+    /// not share one (on a 16-byte boundary, as a large `Vec` is, it cost an LSTM
+    /// at B=1, T=1000, H=128 about 20 % on 2 threads and 6 % on 1, on an Intel
+    /// Xeon).
     scratch: RefCell<AlignedF32>,
     barrier: SpinBarrier,
     /// How many threads the code runs on.
