@@ -243,6 +243,19 @@ macro_rules! panel_kernels {
                     next,
                     stream,
                 };
+                if rc <= 3 {
+                    // A row or three of x is read one element after another through
+                    // every panel; where another core wrote it (the state from the
+                    // step before, a streamed step's input), each of its lines
+                    // would be a miss waited for in turn. Asked for all at once.
+                    for r in 0..rc {
+                        for line in 0..(k * 4).div_ceil(64) {
+                            let at = x.wrapping_add(r * ldx + line * 16) as *const i8;
+                            // A prefetch reads nothing and cannot fault.
+                            _mm_prefetch::<_MM_HINT_T0>(at);
+                        }
+                    }
+                }
                 // SAFETY: the tiles stay inside rows 0..rc and the given panels.
                 unsafe {
                     match rc {
