@@ -338,28 +338,61 @@ macro_rules! panel_kernels {
             #[target_feature(enable = $feat)]
             unsafe fn by_rows(self, rows: usize, panels: usize) {
                 let per = rows.div_ceil(rows.div_ceil($RMAX));
+                // Each tile asks for the next one's init (below) instead of its own
+                // for the next call: a step ahead, those lines were gone again.
+                let this = Mat { next: 0, ..self };
                 for p in 0..panels {
                     let mut r = 0;
                     while r < rows {
                         let n = per.min(rows - r);
+                        if !this.init.is_null() {
+                            // The next tile's accumulators start from init rows a
+                            // hoisted projection wrote long before (a whole sequence
+                            // apart in memory): asked for now, they arrive while this
+                            // tile computes instead of stalling the next one's start
+                            // (64 rows, K=256, init from a projection 100 steps long:
+                            // 0.205-0.228 ms a product with the step-ahead prefetch
+                            // alone, 0.190-0.196 with this; 0.17-0.19 without init).
+                            let (nr, np) = if r + n < rows { (r + n, p) } else { (0, p + 1) };
+                            this.prefetch_init(nr, np, per.min(rows - nr));
+                        }
+                        // The first tile's init nothing before it asked for: it asks
+                        // for the next call's, as a tile by panels does.
+                        let this = if r == 0 && p == 0 { self } else { this };
                         // SAFETY: the rows r .. r + n exist.
                         unsafe {
                             match n {
-                                1 => self.tile::<1, 1>(r, p),
-                                2 => self.tile::<2, 1>(r, p),
-                                3 => self.tile::<3, 1>(r, p),
-                                4 => self.tile::<4, 1>(r, p),
-                                5 => self.tile::<5, 1>(r, p),
-                                6 => self.tile::<6, 1>(r, p),
-                                7 => self.tile::<7, 1>(r, p),
-                                8 => self.tile::<8, 1>(r, p),
-                                9 => self.tile::<9, 1>(r, p),
-                                10 => self.tile::<10, 1>(r, p),
-                                11 => self.tile::<11, 1>(r, p),
-                                _ => self.tile::<12, 1>(r, p),
+                                1 => this.tile::<1, 1>(r, p),
+                                2 => this.tile::<2, 1>(r, p),
+                                3 => this.tile::<3, 1>(r, p),
+                                4 => this.tile::<4, 1>(r, p),
+                                5 => this.tile::<5, 1>(r, p),
+                                6 => this.tile::<6, 1>(r, p),
+                                7 => this.tile::<7, 1>(r, p),
+                                8 => this.tile::<8, 1>(r, p),
+                                9 => this.tile::<9, 1>(r, p),
+                                10 => this.tile::<10, 1>(r, p),
+                                11 => this.tile::<11, 1>(r, p),
+                                _ => this.tile::<12, 1>(r, p),
                             }
                         }
                         r += n;
+                    }
+                }
+            }
+
+            /// Asks for the `init` of rows `r0 .. r0 + n`, panel `p` (a tile's
+            /// starting accumulators) to be brought to L1. Past the last panel
+            /// it asks for lines it will not use; a prefetch cannot fault.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn prefetch_init(self, r0: usize, p: usize, n: usize) {
+                for r in r0..r0 + n {
+                    let row = self.init.wrapping_add(r * self.ldi + p * NB);
+                    for line in 0..(NB * 4).div_ceil(64) {
+                        let at = row.wrapping_add(line * 16) as *const i8;
+                        // A prefetch reads nothing and cannot fault.
+                        _mm_prefetch::<_MM_HINT_T0>(at);
                     }
                 }
             }
