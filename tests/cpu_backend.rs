@@ -263,6 +263,35 @@ fn run_into_reuses_the_outputs_of_an_earlier_run() {
     }
 }
 
+/// The weights are checked against the graph once per size, not once per run, and
+/// a run whose weights do not match fails every time, not only the first.
+#[test]
+fn a_weight_of_the_wrong_shape_fails_every_run() {
+    let args = ModelArgs {
+        model: common::root().join("models/gru.rnn"),
+        params: vec!["input_size=4".into(), "hidden_size=6".into()],
+        config: None,
+    };
+    let g = rnnc_cli::compile(&args).unwrap();
+    let mut w = rnnc_cli::bench::random_weights(&g, 1);
+    let (key, shape) = {
+        let (k, a) = w.iter().next().unwrap();
+        (k.clone(), a.shape().to_vec())
+    };
+    let mut wrong = shape.clone();
+    wrong[0] += 1;
+    w.insert(key.clone(), ndarray::ArrayD::zeros(ndarray::IxDyn(&wrong)));
+    let inputs = rnnc_cli::bench::random_inputs(&g, 2, 3, 1);
+    let cpu = rnnc_backend_cpu::CpuBackend::new(rnnc_ir::verify(&g).unwrap(), &w).unwrap();
+    for _ in 0..2 {
+        let e = cpu.run(&inputs).unwrap_err().0;
+        assert_eq!(
+            e,
+            format!("weight `{key}` must have shape {shape:?}, found {wrong:?}")
+        );
+    }
+}
+
 #[test]
 fn empty_batches_and_sequences_are_rejected() {
     let args = ModelArgs {

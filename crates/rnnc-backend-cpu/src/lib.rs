@@ -88,6 +88,8 @@ pub struct CpuBackend<'g> {
     pool: Option<Workers>,
     /// The instruction set the products' kernels use.
     isa: Isa,
+    /// The checks of each run's inputs (and, once per size, the weights).
+    check: rnnc_interp::RunCheck,
 }
 
 impl<'g> CpuBackend<'g> {
@@ -139,6 +141,7 @@ impl<'g> CpuBackend<'g> {
         };
         let g = graph.graph();
         let load_time = load_time_values(g, weights)?;
+        let check = rnnc_interp::RunCheck::new(&graph);
         Ok(CpuBackend {
             graph,
             weights,
@@ -148,6 +151,7 @@ impl<'g> CpuBackend<'g> {
             auto: false,
             pool,
             isa,
+            check,
         })
     }
 
@@ -177,7 +181,7 @@ impl<'g> CpuBackend<'g> {
         inputs: &HashMap<String, Tensor>,
         outputs: &mut Vec<(String, Tensor)>,
     ) -> Result<(), RunError> {
-        let sizes = rnnc_interp::bind_sizes(&self.graph, inputs, self.weights)?;
+        let sizes = self.check.sizes(inputs, self.weights)?;
         // A model without a batch or time axis compiles the same at any B or T.
         let dims = Dims {
             batch: sizes.batch.unwrap_or(1),

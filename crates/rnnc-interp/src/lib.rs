@@ -11,7 +11,7 @@ mod eval;
 mod kernels;
 
 pub use backend::Interpreter;
-pub use eval::{bind_sizes, load_time_values, run, run_with, Hooks, Sizes};
+pub use eval::{bind_sizes, load_time_values, run, run_with, Hooks, RunCheck, Sizes};
 pub use kernels::check_lengths;
 pub use rnnc_runtime::{Backend, RunError, Tensor, Weights};
 
