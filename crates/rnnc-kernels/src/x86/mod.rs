@@ -334,10 +334,19 @@ macro_rules! panel_kernels {
 
             /// Panel by panel, the rows in blocks of at most `RMAX`, as even as
             /// possible (16 rows are two blocks of 8, not 12 and 4: a block of few
-            /// rows has too few accumulators to keep the FMA units busy).
+            /// rows has too few accumulators to keep the FMA units busy) where the
+            /// weights stay in L2. Where they stream from beyond it, the first
+            /// block is as large as it can be: only the first block's pass waits
+            /// on the stream, which hides its arithmetic, while the blocks after it
+            /// compute from L2 with nothing in flight (16 rows at K = 1024, 16 MiB
+            /// of weights: 1.006 ms a product as 8 + 8, 0.884 as 12 + 4).
             #[target_feature(enable = $feat)]
             unsafe fn by_rows(self, rows: usize, panels: usize) {
-                let per = rows.div_ceil(rows.div_ceil($RMAX));
+                let per = if self.stream != 0 {
+                    $RMAX
+                } else {
+                    rows.div_ceil(rows.div_ceil($RMAX))
+                };
                 // Each tile asks for the next one's init (below) instead of its own
                 // for the next call: a step ahead, those lines were gone again.
                 let this = Mat { next: 0, ..self };
