@@ -343,7 +343,9 @@ macro_rules! panel_kernels {
             #[target_feature(enable = $feat)]
             unsafe fn by_rows(self, rows: usize, panels: usize) {
                 let left = rows % $RMAX;
-                if self.stream != 0 && rows > $RMAX && (1..=6).contains(&left) {
+                // Two panels of the rows left over hold no more accumulators than a
+                // whole block of one (6 rows with AVX-512, 3 with AVX2).
+                if self.stream != 0 && rows > $RMAX && left >= 1 && 2 * left <= $RMAX {
                     // SAFETY: forwarded.
                     return unsafe { self.streamed_by_rows(rows, panels) };
                 }
@@ -395,12 +397,12 @@ macro_rules! panel_kernels {
                 }
             }
 
-            /// Weights from beyond L2, `rows` = whole blocks of `RMAX` and 1 to 6
-            /// left over: the panels in pairs, the whole blocks on each panel of
-            /// the pair (the first streams it), then the rows left over across
-            /// both panels at once from L2, twice the accumulators of one panel
-            /// (16 rows at K = 1024, 16 MiB of weights: 0.88-0.92 ms a product with
-            /// the 4 rows a panel at a time, 0.79-0.87 in pairs).
+            /// Weights from beyond L2, `rows` = whole blocks of `RMAX` and at most
+            /// `RMAX / 2` left over: the panels in pairs, the whole blocks on each
+            /// panel of the pair (the first streams it), then the rows left over
+            /// across both panels at once from L2, twice the accumulators of one
+            /// panel (16 rows at K = 1024, 16 MiB of weights: 0.87-0.92 ms a
+            /// product with the 4 rows a panel at a time, 0.79-0.89 in pairs).
             #[target_feature(enable = $feat)]
             unsafe fn streamed_by_rows(self, rows: usize, panels: usize) {
                 let left = rows % $RMAX;
