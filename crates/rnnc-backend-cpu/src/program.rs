@@ -131,8 +131,8 @@ impl CompiledProgram {
             .map(|(((name, dims), int), out)| {
                 let t = match out {
                     Buffer::Kept(a) => Tensor::F32(a),
-                    Buffer::Fresh(out) if *int => Tensor::I64(ints(dims, out.values())),
-                    Buffer::Fresh(out) => Tensor::F32(out.into_array(dims)),
+                    Buffer::Fresh(out) if *int => Tensor::I64(ints(dims, out.as_slice())),
+                    Buffer::Fresh(out) => Tensor::F32(into_array(out, dims)),
                 };
                 (name.clone(), t)
             })
@@ -172,7 +172,7 @@ impl CompiledProgram {
             .zip(&w.top.emit_widths)
             .map(|(kept, n)| match kept {
                 Some(a) => Buffer::Kept(a),
-                None => Buffer::Fresh(Output::new(*n)),
+                None => Buffer::Fresh(AlignedF32::zeros(*n)),
             })
             .collect()
     }
@@ -182,7 +182,7 @@ impl CompiledProgram {
 enum Buffer {
     /// The array of an earlier run, written again.
     Kept(ndarray::ArrayD<f32>),
-    Fresh(Output),
+    Fresh(AlignedF32),
 }
 
 impl Buffer {
@@ -206,40 +206,17 @@ fn ints(dims: &[usize], data: &[f32]) -> ndarray::ArrayD<i64> {
     ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(dims), v).expect("sizes agree")
 }
 
-/// An output's buffer: its first value on a cache line, as the workspace's, so
-/// that the threads writing neighbouring columns of a step's output row do not
-/// share a line; handed out as an array without a copy.
-struct Output {
-    data: Vec<f32>,
-    start: usize,
-    len: usize,
-}
-
-impl Output {
-    fn new(len: usize) -> Self {
-        const LINE: usize = 16;
-        let data = vec![0.0f32; len + LINE];
-        let start = (LINE - (data.as_ptr() as usize / 4) % LINE) % LINE;
-        Output { data, start, len }
-    }
-
-    fn as_mut_ptr(&mut self) -> *mut f32 {
-        self.data[self.start..].as_mut_ptr()
-    }
-
-    fn values(&self) -> &[f32] {
-        &self.data[self.start..self.start + self.len]
-    }
-
-    /// The values as an array of `dims` (a view into the same allocation).
-    fn into_array(self, dims: &[usize]) -> ndarray::ArrayD<f32> {
-        let (start, len) = (self.start, self.len);
-        ndarray::Array1::from_vec(self.data)
-            .slice_move(ndarray::s![start..start + len])
-            .into_shape_with_order(ndarray::IxDyn(dims))
-            .expect("sizes agree")
-            .into_dyn()
-    }
+/// An output's values as an array of `dims`, in the same allocation (its first
+/// value on a cache line, as the workspace's, so that the threads writing
+/// neighbouring columns of a step's output row do not share a line).
+fn into_array(out: AlignedF32, dims: &[usize]) -> ndarray::ArrayD<f32> {
+    let len = out.len();
+    let (data, start) = out.into_parts();
+    ndarray::Array1::from_vec(data)
+        .slice_move(ndarray::s![start..start + len])
+        .into_shape_with_order(ndarray::IxDyn(dims))
+        .expect("sizes agree")
+        .into_dyn()
 }
 
 /// One input's data: f32 values, or i64 token ids.

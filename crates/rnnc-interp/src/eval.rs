@@ -269,12 +269,7 @@ pub fn bind_sizes(
     inputs: &HashMap<String, Tensor>,
     weights: &Weights,
 ) -> Result<Sizes, RunError> {
-    let env = check_inputs(graph, inputs, weights)?;
-    Ok(Sizes {
-        batch: env.batch,
-        time: env.time,
-        source: env.source,
-    })
+    RunCheck::new(graph).sizes(inputs, weights)
 }
 
 /// The sizes of the named axes a run's inputs set.

@@ -14,27 +14,17 @@ const ALIGN_FLOATS: usize = 16;
 
 impl AlignedF32 {
     pub fn from_slice(values: &[f32]) -> Self {
-        let mut data = vec![0.0f32; values.len() + ALIGN_FLOATS];
-        let misaligned = (data.as_ptr() as usize / 4) % ALIGN_FLOATS;
-        let start = (ALIGN_FLOATS - misaligned) % ALIGN_FLOATS;
-        data[start..start + values.len()].copy_from_slice(values);
-        AlignedF32 {
-            data,
-            start,
-            len: values.len(),
-        }
+        let mut a = Self::zeros(values.len());
+        a.data[a.start..a.start + a.len].copy_from_slice(values);
+        a
     }
 
     /// `len` zeros.
     pub fn zeros(len: usize) -> Self {
-        let mut a = AlignedF32 {
-            data: vec![0.0f32; len + ALIGN_FLOATS],
-            start: 0,
-            len,
-        };
-        let misaligned = (a.data.as_ptr() as usize / 4) % ALIGN_FLOATS;
-        a.start = (ALIGN_FLOATS - misaligned) % ALIGN_FLOATS;
-        a
+        let data = vec![0.0f32; len + ALIGN_FLOATS];
+        let misaligned = (data.as_ptr() as usize / 4) % ALIGN_FLOATS;
+        let start = (ALIGN_FLOATS - misaligned) % ALIGN_FLOATS;
+        AlignedF32 { data, start, len }
     }
 
     pub fn as_slice(&self) -> &[f32] {
@@ -55,6 +45,13 @@ impl AlignedF32 {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The whole allocation and where the values start in it (they are the
+    /// `len()` elements from there), for a caller that hands the memory on
+    /// without copying it.
+    pub fn into_parts(self) -> (Vec<f32>, usize) {
+        (self.data, self.start)
     }
 }
 
